@@ -1,0 +1,1 @@
+"""The HTTP surface: discovery, OpenAPI, health, metric values, Status errors."""

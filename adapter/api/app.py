@@ -1,0 +1,135 @@
+"""The ASGI application: authentication, authorization, and the metric GET hot path.
+
+Every request but a health probe is authenticated first (a 401 otherwise). A metric GET
+(`/apis/external.metrics.k8s.io/v1beta1/namespaces/<ns>/<metric>?labelSelector=...`) is then
+answered here without a framework: authorize, parse (cached) the selector, find the
+ScaledObject by the requirement the HPA sends, find the trigger by case-insensitive metric name,
+and send the bytes the metric store rendered when the value last changed. Everything else goes
+to the FastAPI routes in `routes`.
+
+This module knows the catalog and the store through small interfaces; it never talks to a
+scaler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from functools import lru_cache
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from ..auth.authn import Authenticator
+from ..auth.authz import Authorizer, NonResourceAttributes, ResourceAttributes
+from ..catalog.models import LEGACY_ROUTE_LABEL, SCALED_OBJECT_LABEL, ObjectRef
+from ..catalog.resolve import MetricKey, ResolvedScaledObject
+from .discovery import GROUP_VERSION
+from .selectors import SelectorError, parse_selector
+from .status import ApiError, internal_error
+
+log = logging.getLogger("eventscale.api")
+
+ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+Send = Callable[[Any], Awaitable[None]]
+
+METRICS_PREFIX = f"/apis/{GROUP_VERSION}/namespaces/"
+HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
+
+
+class CatalogView(Protocol):
+    def route(self, namespace: str, label: str, value: str) -> ResolvedScaledObject | None: ...
+
+    def problem(self, ref: ObjectRef) -> str | None: ...
+
+
+class StoreView(Protocol):
+    async def read(self, key: MetricKey) -> Any: ...
+
+
+@lru_cache(maxsize=4096)
+def route_of(query_string: bytes) -> tuple[str, str]:
+    """(label, value) naming the ScaledObject, from the raw query string; cached per string."""
+    values = parse_qs(query_string.decode("latin-1"), keep_blank_values=True).get("labelSelector", [""])
+    try:
+        selector = parse_selector(values[0])
+    except SelectorError as exc:
+        raise ApiError(400, f"invalid labelSelector {values[0]!r}: {exc}") from None
+    for label in (SCALED_OBJECT_LABEL, LEGACY_ROUTE_LABEL):
+        value = selector.exact_match(label)
+        if value is not None:
+            return label, value
+    raise ApiError(
+        400,
+        f"labelSelector {values[0]!r} does not name a ScaledObject: "
+        f"expected {SCALED_OBJECT_LABEL}=<name> (or {LEGACY_ROUTE_LABEL}=<deployment> for keda.k8s.io objects)",
+    )
+
+
+class AdapterApp:
+    def __init__(self, routes: ASGIApp, catalog: CatalogView, store: StoreView,
+                 authenticator: Authenticator, authorizer: Authorizer) -> None:
+        self.routes = routes
+        self.catalog = catalog
+        self.store = store
+        self.authenticator = authenticator
+        self.authorizer = authorizer
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.routes(scope, receive, send)
+        path: str = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            scope["path"] = path = path.rstrip("/") or "/"
+        if path.startswith(HEALTH_PATHS):
+            return await self.routes(scope, receive, send)
+        try:
+            user = await self.authenticator.authenticate(scope)
+            if path.startswith(METRICS_PREFIX) and path.count("/") == 6:
+                _, _, _, _, _, namespace, metric = path.split("/")
+                if scope["method"] != "GET":
+                    raise ApiError(405, f"method {scope['method']} is not allowed on external metrics")
+                await self.authorizer.authorize(user, ResourceAttributes(namespace, metric))
+                status, body = await self.metric(namespace, metric, scope["query_string"])
+            else:
+                await self.authorizer.authorize(user, NonResourceAttributes(path))
+                return await self.routes(scope, receive, send)
+        except ApiError as exc:
+            status, body = exc.code, exc.body()
+            if exc.code >= 500:
+                log.warning("path=%s status=%d message=%r", path, exc.code, exc.message)
+        await send_json(send, status, body)
+
+    async def metric(self, namespace: str, metric: str, query_string: bytes) -> tuple[int, bytes]:
+        label, value = route_of(query_string)
+        resolved = self.catalog.route(namespace, label, value)
+        if resolved is None:
+            raise self._missing_scaled_object(namespace, label, value)
+        trigger = resolved.by_metric.get(metric.lower())
+        if trigger is None:
+            errors = "; ".join(resolved.trigger_errors)
+            raise ApiError(404, f'external metric "{metric}" not found for ScaledObject {namespace}/{resolved.so.name}'
+                           + (f" (trigger errors: {errors})" if errors else ""))
+        entry = await self.store.read(trigger.key)
+        if entry is None:  # the catalog changed while we waited
+            raise ApiError(404, f'external metric "{metric}" not found for ScaledObject {namespace}/{resolved.so.name}')
+        return entry.status, entry.body
+
+    def _missing_scaled_object(self, namespace: str, label: str, value: str) -> ApiError:
+        if label == SCALED_OBJECT_LABEL:
+            problem = self.catalog.problem(ObjectRef("ScaledObject", namespace, value))
+            if problem is not None:
+                return internal_error(f"ScaledObject {namespace}/{value} is not valid: {problem}")
+            return ApiError(404, f'ScaledObject "{value}" not found in namespace "{namespace}"')
+        return ApiError(404, f'no keda.k8s.io ScaledObject for deployment "{value}" in namespace "{namespace}"')
+
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: Mapping[bytes, bytes] | None = None) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()), *(headers or {}).items()],
+    })
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,87 @@
+"""The FastAPI part of the API: discovery, OpenAPI and health. Everything but metric values.
+
+These answers are static bytes; FastAPI gives us routing, method handling and a single place
+to turn every HTTP error into a metav1.Status. The metric GET, the hot path, is served before
+FastAPI by `app.AdapterApp`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+from starlette.exceptions import HTTPException
+
+from . import discovery, openapi
+from .health import Health, run_checks, run_one
+from .status import ApiError, status_body
+
+JSON = "application/json"
+
+
+def _json(body: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, media_type=JSON, headers=headers)
+
+
+def build_routes(health: Health) -> FastAPI:
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> Response:
+        message = {404: "the server could not find the requested resource",
+                   405: "the server does not allow this method on the requested resource"}
+        return _json(status_body(exc.status_code, message.get(exc.status_code, str(exc.detail))))
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        return Response(exc.body(), status_code=exc.code, media_type=JSON)
+
+    @app.get("/apis")
+    async def apis(request: Request) -> Response:
+        document = discovery.negotiate_apis(request.headers.get("accept"))
+        if document is None:
+            raise ApiError(406, "only application/json and aggregated discovery (apidiscovery.k8s.io v2, "
+                                "v2beta1) are served")
+        headers = {"ETag": document.etag, "Vary": "Accept"}
+        if request.headers.get("if-none-match") == document.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(document.body, media_type=document.content_type, headers=headers)
+
+    @app.get(f"/apis/{discovery.GROUP}")
+    async def api_group() -> Response:
+        return _json(discovery.API_GROUP)
+
+    @app.get(f"/apis/{discovery.GROUP_VERSION}")
+    async def api_resources() -> Response:
+        return _json(discovery.API_RESOURCE_LIST)
+
+    @app.get("/openapi/v2")
+    async def openapi_v2() -> Response:
+        return _json(openapi.V2, {"ETag": openapi.V2_ETAG})
+
+    @app.get("/openapi/v3")
+    async def openapi_v3_index() -> Response:
+        return _json(openapi.V3_INDEX)
+
+    @app.get(openapi.V3_GROUP_PATH)
+    async def openapi_v3_group() -> Response:
+        return _json(openapi.V3_GROUP, {"ETag": f'"{openapi.V3_HASH}"'})
+
+    for endpoint in ("healthz", "livez", "readyz"):
+        _add_health(app, health, endpoint)
+    return app
+
+
+def _add_health(app: FastAPI, health: Health, endpoint: str) -> None:
+    async def all_checks(request: Request) -> Response:
+        excluded = set(request.query_params.getlist("exclude"))
+        code, text = run_checks(endpoint, health.checks(endpoint), "verbose" in request.query_params, excluded)
+        return PlainTextResponse(text, status_code=code)
+
+    async def one_check(check: str) -> Response:
+        result = run_one(health.checks(endpoint), check)
+        if result is None:
+            raise HTTPException(404)
+        return PlainTextResponse(result[1], status_code=result[0])
+
+    app.add_api_route(f"/{endpoint}", all_checks, methods=["GET"])
+    app.add_api_route(f"/{endpoint}/{{check}}", one_check, methods=["GET"])

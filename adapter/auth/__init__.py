@@ -1,0 +1,1 @@
+"""Authentication (TLS peer certificates, front proxy headers, tokens) and authorization."""

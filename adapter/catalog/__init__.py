@@ -1,0 +1,1 @@
+"""The catalog: ScaledObjects and what they depend on, parsed, validated and resolved."""

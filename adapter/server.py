@@ -1,0 +1,123 @@
+"""Wiring: build the catalog, store, authentication and app, and serve them over TLS.
+
+The one place that knows every part. Background work (directory polling, metric polling) is
+started here and cancelled on shutdown; clients are closed through the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import uvicorn
+
+from scalers.registry import REGISTRY
+
+from .api.app import AdapterApp
+from .api.health import Health
+from .api.routes import build_routes
+from .auth.authn import AuthConfig, Authenticator, RequestHeaderConfig
+from .auth.authz import AllowAuthenticated
+from .auth.tls import PeerCertificateProtocol, server_context
+from .catalog.catalog import Catalog
+from .catalog.directory import DirectorySource
+from .catalog.models import SCALED_OBJECT_LABEL
+from .certs import FRONT_PROXY_CLIENT_CN, CertLayout
+from .store.store import MetricStore
+
+log = logging.getLogger("eventscale.server")
+
+
+@dataclass
+class ServeOptions:
+    cert_dir: Path
+    local_dir: Path | None = None
+    secure_port: int = 6443
+    bind_address: str = "127.0.0.1"
+    metric_max_age: float = 2.0
+    scaler_timeout: float = 5.0
+    poll_tick: float = 1.0
+    reload_interval: float = 1.0
+    cluster_namespace: str = "eventscale"
+    requestheader_allowed_names: tuple[str, ...] = (FRONT_PROXY_CLIENT_CN,)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Adapter:
+    """Everything a running adapter is made of; tests and benchmarks build it in-process."""
+
+    catalog: Catalog
+    store: MetricStore
+    health: Health
+    app: AdapterApp
+    background: list[Callable[[], Coroutine[Any, Any, None]]]
+
+
+def local_auth_config(layout: CertLayout, allowed_names: tuple[str, ...]) -> AuthConfig:
+    client_ca = layout.paths("ca")[0].read_bytes()
+    proxy_ca = layout.paths("front_proxy_ca")[0].read_bytes()
+    return AuthConfig(client_ca=client_ca, requestheader=RequestHeaderConfig(proxy_ca, allowed_names))
+
+
+def build_local(options: ServeOptions) -> Adapter:
+    """Standalone mode: objects from a directory, identities from the certificate directory."""
+    if options.local_dir is None or not options.local_dir.is_dir():
+        raise SystemExit(f"--local-dir {options.local_dir}: not a directory")
+    catalog = Catalog(REGISTRY, options.cluster_namespace)
+    store = MetricStore(max_age=options.metric_max_age, timeout=options.scaler_timeout, tick=options.poll_tick)
+    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    source = DirectorySource(options.local_dir, catalog, options.reload_interval)
+    source.load()
+    health = Health(ready={"catalog-loaded": lambda: catalog.generation > 0})
+    auth = local_auth_config(CertLayout(options.cert_dir), options.requestheader_allowed_names)
+    app = AdapterApp(build_routes(health), catalog, store, Authenticator(auth), AllowAuthenticated())
+    return Adapter(catalog, store, health, app, [source.run, store.poll_forever])
+
+
+def tls_context(options: ServeOptions, auth: AuthConfig) -> ssl.SSLContext:
+    cert, key = CertLayout(options.cert_dir).paths("serving")
+    return server_context(cert, key, auth.trusted_cas())
+
+
+async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext) -> None:
+    config = uvicorn.Config(
+        adapter.app,
+        host=options.bind_address,
+        port=options.secure_port,
+        http=PeerCertificateProtocol,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        ssl_context_factory=lambda _config, _default: context,
+        timeout_keep_alive=60,
+    )
+    server = uvicorn.Server(config)
+    tasks = [asyncio.create_task(work(), name=work.__qualname__) for work in adapter.background]
+    try:
+        log.info("serving=https://%s:%d", options.bind_address, options.secure_port)
+        _print_example(adapter, options)
+        await server.serve()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await adapter.store.aclose()
+
+
+def _print_example(adapter: Adapter, options: ServeOptions) -> None:
+    for trigger in adapter.catalog.triggers():
+        selector = quote(f"{SCALED_OBJECT_LABEL}={trigger.scaled_object}", safe="")
+        path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{trigger.namespace}/{trigger.metric_name}"
+        print(f"try: kubectl --kubeconfig {options.cert_dir / 'kubeconfig'} get --raw "
+              f"'{path}?labelSelector={selector}'", flush=True)
+        return

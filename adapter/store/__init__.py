@@ -1,0 +1,1 @@
+"""The metric store: cached, single-flight, batched reads of scaler values."""

@@ -1,0 +1,244 @@
+"""Metric store: the one place the API and the controller read values from.
+
+Each served trigger has an entry holding its last value (or error), when it was read, and the
+response body already rendered, so a metric GET that hits the cache is a dictionary lookup and
+bytes. Values are refreshed in two ways, both through the same per-server batch:
+
+* a background poll every tick takes each trigger whose `pollingInterval` has passed;
+* a request finding a value older than its trigger allows (the `pollingInterval` with
+  `useCachedMetrics`, else the store's short `max_age`) asks for a refresh and waits for it.
+
+Concurrent requests for one trigger share one refresh (single flight). Refreshes of triggers on
+the same server are gathered into one `ScalerClient.read` call, one call in flight per server
+at a time, so load on a broker is bounded whatever the request rate. Every read has a timeout;
+a failed read closes the server's client so the next one starts from a fresh connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable, Coroutine, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalers import ScalerClient, ScalerError
+
+from ..api.quantity import format_quantity
+from ..api.status import internal_error
+from ..catalog.resolve import MetricKey, ResolvedTrigger
+
+log = logging.getLogger("eventscale.store")
+
+Clock = Callable[[], float]
+
+
+@dataclass(eq=False)
+class MetricEntry:
+    trigger: ResolvedTrigger
+    value: float | None = None
+    error: str | None = None
+    read_at: float = float("-inf")  # monotonic
+    consecutive_failures: int = 0
+    status: int = 503
+    body: bytes = b""
+    inflight: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    @property
+    def active(self) -> bool:
+        metric = self.trigger.metric
+        return self.value is not None and metric is not None and self.value > metric.activation
+
+    def record(self, result: float | ScalerError, now: float) -> None:
+        self.read_at = now
+        trigger = self.trigger
+        if isinstance(result, ScalerError):
+            self.error = str(result)
+            self.consecutive_failures += 1
+            message = f"unable to get external metric {trigger.metric_name} of {trigger.describe()}: {self.error}"
+            self.status, self.body = 500, internal_error(message).body()
+            return
+        self.value, self.error, self.consecutive_failures = result, None, 0
+        self.status, self.body = 200, render_value_list(trigger.metric_name, result, time.time())
+
+
+def rfc3339(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_value_list(metric_name: str, value: float, epoch: float) -> bytes:
+    item = {
+        "metricName": metric_name,
+        "metricLabels": {},
+        "timestamp": rfc3339(epoch),
+        "value": format_quantity(value),
+    }
+    return json.dumps(
+        {"kind": "ExternalMetricValueList", "apiVersion": "external.metrics.k8s.io/v1beta1",
+         "metadata": {}, "items": [item]},
+        separators=(",", ":"),
+    ).encode()
+
+
+class _Server:
+    """One server (scaler type + server key): its client and its queue of pending reads."""
+
+    def __init__(self, store: MetricStore, trigger: ResolvedTrigger) -> None:
+        assert trigger.scaler is not None
+        self.store = store
+        self.scaler = trigger.scaler
+        self.sample_config = trigger.config
+        self.name = trigger.scaler.types[0]
+        self.client: ScalerClient[Any] | None = None
+        self.pending: dict[MetricKey, MetricEntry] = {}
+        self.worker: asyncio.Task[None] | None = None
+        self.reads = 0
+
+    def request(self, entry: MetricEntry) -> asyncio.Future[None]:
+        if entry.inflight is None:
+            entry.inflight = asyncio.get_running_loop().create_future()
+            self.pending[entry.trigger.key] = entry
+            if self.worker is None or self.worker.done():
+                self.worker = asyncio.create_task(self._drain(), name=f"read-{self.name}")
+        return entry.inflight
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(0)  # let requests arriving in this loop turn join the batch
+        while self.pending:
+            batch = list(self.pending.values())
+            self.pending.clear()
+            await self._read(batch)
+
+    async def _read(self, batch: list[MetricEntry]) -> None:
+        self.reads += 1
+        try:
+            if self.client is None:
+                self.client = self.scaler.open_client(self.sample_config)
+            async with asyncio.timeout(self.store.timeout):
+                results: list[float | ScalerError] = await self.client.read([e.trigger.config for e in batch])
+        except (ScalerError, TimeoutError, OSError, Exception) as exc:  # noqa: BLE001 - a scaler must never kill the loop
+            error = _as_scaler_error(exc, self.store.timeout)
+            log.warning("scaler=%s triggers=%d error=%r", self.name, len(batch), str(error))
+            results = [error] * len(batch)
+            await self.close()
+        now = self.store.clock()
+        for entry, result in zip(batch, results, strict=True):
+            entry.record(result, now)
+            if entry.inflight is not None and not entry.inflight.done():
+                entry.inflight.set_result(None)
+            entry.inflight = None
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                await client.aclose()
+            except Exception:  # noqa: BLE001 - closing a broken client may fail too
+                log.debug("scaler=%s close failed", self.name, exc_info=True)
+
+
+def _as_scaler_error(exc: BaseException, timeout: float) -> ScalerError:
+    if isinstance(exc, ScalerError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return ScalerError(f"no answer within {timeout:g}s")
+    return ScalerError(f"{type(exc).__name__}: {exc}")
+
+
+class MetricStore:
+    def __init__(self, *, max_age: float = 2.0, timeout: float = 5.0, tick: float = 1.0,
+                 clock: Clock = time.monotonic) -> None:
+        self.max_age = max_age
+        self.timeout = timeout
+        self.tick = tick
+        self.clock = clock
+        self._entries: dict[MetricKey, MetricEntry] = {}
+        self._servers: dict[tuple[str, Hashable], _Server] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # closes and polls in flight, owned here
+
+    # -- what the catalog tells us -------------------------------------------------------------
+
+    def sync(self, triggers: Iterable[ResolvedTrigger]) -> None:
+        """Make the entries match the catalog's triggers; release servers nobody uses."""
+        entries: dict[MetricKey, MetricEntry] = {}
+        for trigger in triggers:
+            old = self._entries.get(trigger.key)
+            entries[trigger.key] = old if old is not None and old.trigger == trigger else MetricEntry(trigger)
+        self._entries = entries
+        used = {e.trigger.server for e in entries.values()}
+        for key in [k for k in self._servers if k not in used]:
+            server = self._servers.pop(key)
+            if server.client is not None:
+                self._spawn(server.close())
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def entry(self, key: MetricKey) -> MetricEntry | None:
+        return self._entries.get(key)
+
+    def entries(self) -> Iterable[MetricEntry]:
+        return self._entries.values()
+
+    def max_age_of(self, trigger: ResolvedTrigger) -> float:
+        return float(trigger.polling_interval) if trigger.spec.use_cached_metrics else self.max_age
+
+    async def read(self, key: MetricKey) -> MetricEntry | None:
+        """The entry for `key`, refreshed first when older than its trigger allows."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if self.clock() - entry.read_at > self.max_age_of(entry.trigger) or entry.status == 503:
+            await asyncio.shield(self._server(entry.trigger).request(entry))
+        return entry
+
+    async def refresh(self, entries: Iterable[MetricEntry]) -> None:
+        """Read these entries now, batched per server."""
+        futures = [self._server(e.trigger).request(e) for e in entries]
+        if futures:
+            await asyncio.gather(*futures)
+
+    def _server(self, trigger: ResolvedTrigger) -> _Server:
+        key = trigger.server
+        server = self._servers.get(key)
+        if server is None:
+            server = self._servers[key] = _Server(self, trigger)
+        return server
+
+    # -- background polling ----------------------------------------------------------------
+
+    def due(self) -> list[MetricEntry]:
+        now = self.clock()
+        return [e for e in self._entries.values()
+                if e.inflight is None and now - e.read_at >= e.trigger.polling_interval]
+
+    async def poll_forever(self) -> None:
+        while True:
+            due = self.due()
+            if due:
+                self._spawn(self.refresh(due))
+            await asyncio.sleep(self.tick)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "entries": len(self._entries),
+            "servers": len(self._servers),
+            "clients": sum(1 for s in self._servers.values() if s.client is not None),
+            "reads": sum(s.reads for s in self._servers.values()),
+        }
+
+    async def aclose(self) -> None:
+        servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            if server.worker is not None:
+                server.worker.cancel()
+            await server.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

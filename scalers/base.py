@@ -1,0 +1,237 @@
+"""The scaler interface: what every trigger type implements, and the typed-config machinery.
+
+A scaler turns one trigger's parameters into a frozen, typed config and knows how to read the
+metric value for many configs of one server at once. It never sees Kubernetes objects: the
+catalog resolves TriggerAuthentications, Secrets and container env first and hands over a
+`TriggerParams`. It never imports `adapter`.
+
+Sharing and batching are the point of the shape:
+
+* `Scaler.server_key(config)` names the server a config talks to (address, credentials, TLS).
+  All configs with equal keys share one `ScalerClient`, so 1,000 ScaledObjects on one Redis hold
+  one connection pool, not 1,000.
+* `ScalerClient.read(configs)` answers a whole batch in as few round trips as the server allows
+  (one pipeline, one management API call, one listing).
+
+Values are plain floats; a trigger is active when its value is strictly above its activation
+target. Errors are `ScalerError`s whose message names what failed and never carries a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+
+class ParameterError(ValueError):
+    """Trigger metadata that cannot be turned into a config; the message names the key."""
+
+
+class ScalerError(Exception):
+    """A failure to read a metric (unreachable, refused, missing entity). Never holds secrets."""
+
+
+class Source(Enum):
+    """Where a parameter may come from, in KEDA's fixed order of precedence."""
+
+    METADATA = "metadata"
+    AUTH = "authParams"
+    ENV = "env"
+
+
+ALL_SOURCES = (Source.METADATA, Source.AUTH, Source.ENV)
+SECRET_SOURCES = (Source.AUTH, Source.ENV)
+
+
+@dataclass(frozen=True)
+class TriggerParams:
+    """Everything a scaler may read for one trigger, already resolved by the catalog.
+
+    `env` is the scale target container's environment with `valueFrom` references resolved;
+    `<key>FromEnv` in the metadata names a variable there.
+    """
+
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    auth: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, key: str, sources: Sequence[Source] = ALL_SOURCES) -> str | None:
+        """The first non-empty, trimmed value of `key` from `sources`, or None."""
+        for source in sources:
+            if source is Source.METADATA:
+                value = self.metadata.get(key)
+            elif source is Source.AUTH:
+                value = self.auth.get(key)
+            else:
+                env_name = (self.metadata.get(f"{key}FromEnv") or "").strip()
+                value = self.env.get(env_name) if env_name else None
+            if value is not None and str(value).strip():
+                return str(value).strip()
+        return None
+
+
+_MISSING: Any = dataclasses.MISSING
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    key: str
+    sources: tuple[Source, ...]
+    required: bool
+
+
+def param(
+    key: str,
+    *,
+    default: Any = _MISSING,
+    required: bool = False,
+    sources: Sequence[Source] = ALL_SOURCES,
+    secret: bool = False,
+) -> Any:
+    """Declare a config field read from trigger parameter `key`.
+
+    Without a default and not required, an absent parameter leaves the field None (so its type
+    should be `X | None`). Field types drive conversion: str, int, float, bool, Literal[...].
+    A `secret` field (password, key, connection string) is left out of the config's repr.
+    """
+    meta = {"param": ParamSpec(key, tuple(sources), required)}
+    if default is _MISSING and not required:
+        default = None
+    if default is _MISSING:
+        return field(metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+C = TypeVar("C")
+
+
+def parse_params(config_type: type[C], params: TriggerParams, **overrides: Any) -> C:
+    """Build `config_type` (a kw_only dataclass of `param` fields) from `params`.
+
+    `overrides` set fields that are not trigger parameters (or replace parsed ones).
+    """
+    hints = typing.get_type_hints(config_type)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(config_type):  # type: ignore[arg-type]
+        spec: ParamSpec | None = f.metadata.get("param")
+        if spec is None or f.name in overrides:
+            continue
+        raw = params.get(spec.key, spec.sources)
+        if raw is None:
+            if spec.required:
+                raise ParameterError(f'missing required parameter "{spec.key}"')
+            continue
+        values[f.name] = convert(spec.key, raw, hints[f.name])
+    values.update(overrides)
+    return config_type(**values)
+
+
+def convert(key: str, raw: str, hint: Any) -> Any:
+    """Convert one raw parameter to the field type, with KEDA-style errors naming the key."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        hint = args[0]
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        for choice in choices:
+            if raw.lower() == str(choice).lower():
+                return choice
+        listed = ", ".join(str(c) for c in choices)
+        raise ParameterError(f'parameter "{key}" value "{raw}" must be one of [{listed}]')
+    if hint is bool:
+        return parse_bool(key, raw)
+    if hint is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ParameterError(f'parameter "{key}" value "{raw}" must be an integer') from None
+    if hint is float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ParameterError(f'parameter "{key}" value "{raw}" must be a number') from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ParameterError(f'parameter "{key}" value "{raw}" must be a finite number')
+        return value
+    return raw
+
+
+_TRUE = {"1", "t", "true", "yes", "y"}
+_FALSE = {"0", "f", "false", "no", "n"}
+
+
+def parse_bool(key: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ParameterError(f'parameter "{key}" value "{raw}" must be a boolean')
+
+
+def normalize_metric_part(text: str) -> str:
+    """KEDA's NormalizeString: characters an HPA metric name cannot carry become '-'."""
+    for char in "/.:%()":
+        text = text.replace(char, "-")
+    return text
+
+
+def metric_name(index: int, part: str) -> str:
+    """The served metric name, `s<index>-<normalised scaler part>`."""
+    return f"s{index}-{normalize_metric_part(part)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricSpec:
+    """What the HPA and the activation loop need to know of one trigger's metric."""
+
+    name: str  # the scaler part, before `s<index>-` and normalisation
+    target: float  # HPA target (per pod for AverageValue)
+    activation: float = 0.0  # active when value > activation
+
+
+ConfigT = TypeVar("ConfigT", bound=Hashable)
+
+
+class ScalerClient(ABC, Generic[ConfigT]):
+    """A connection (or pool) to one server, shared by every config with the same server key."""
+
+    @abstractmethod
+    async def read(self, configs: Sequence[ConfigT]) -> list[float | ScalerError]:
+        """Values for `configs`, in order, in as few round trips as possible.
+
+        A per-config failure (missing queue) is a `ScalerError` in its slot; a failure of the
+        whole server (unreachable, bad password) raises `ScalerError`, after which the owner
+        closes this client and opens a new one for the next read.
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most clients have something to close
+        """Release connections. Called once, when no trigger uses this server any more."""
+
+
+class Scaler(ABC, Generic[ConfigT]):
+    """One trigger type (or a family of them, such as redis, redis-cluster and redis-sentinel)."""
+
+    types: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def parse(self, trigger_type: str, params: TriggerParams) -> ConfigT:
+        """A typed, validated, hashable config, or `ParameterError`."""
+
+    @abstractmethod
+    def metric(self, config: ConfigT) -> MetricSpec:
+        """The metric name part and targets for this config."""
+
+    def server_key(self, config: ConfigT) -> Hashable:
+        """What identifies the server (address, credentials, TLS): equal keys share a client."""
+        return config
+
+    @abstractmethod
+    def open_client(self, config: ConfigT) -> ScalerClient[ConfigT]:
+        """A client for the server of `config`; no I/O may happen before the first read."""
