@@ -7,8 +7,12 @@ from typing import Any
 from .azure_servicebus import AzureServiceBusScaler
 from .base import Scaler
 from .cron import CronScaler
+from .redis import RedisScaler
+from .redis_streams import RedisStreamsScaler
 
-SCALERS: tuple[Scaler[Any], ...] = (CronScaler(), AzureServiceBusScaler())
+SCALERS: tuple[Scaler[Any], ...] = (
+    CronScaler(), AzureServiceBusScaler(), RedisScaler(), RedisStreamsScaler()
+)
 
 
 def build_registry(scalers: tuple[Scaler[Any], ...] = SCALERS) -> dict[str, Scaler[Any]]:
