@@ -18,8 +18,8 @@ from .status import ApiError, status_body
 JSON = "application/json"
 
 
-def _json(body: bytes, headers: dict[str, str] | None = None) -> Response:
-    return Response(body, media_type=JSON, headers=headers)
+def _json(body: bytes, headers: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    return Response(body, status_code=status_code, media_type=JSON, headers=headers)
 
 
 def build_routes(health: Health) -> FastAPI:
@@ -29,11 +29,12 @@ def build_routes(health: Health) -> FastAPI:
     async def http_error(_: Request, exc: HTTPException) -> Response:
         message = {404: "the server could not find the requested resource",
                    405: "the server does not allow this method on the requested resource"}
-        return _json(status_body(exc.status_code, message.get(exc.status_code, str(exc.detail))))
+        body = status_body(exc.status_code, message.get(exc.status_code, str(exc.detail)))
+        return _json(body, status_code=exc.status_code)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
-        return Response(exc.body(), status_code=exc.code, media_type=JSON)
+        return _json(exc.body(), status_code=exc.code)
 
     @app.get("/apis")
     async def apis(request: Request) -> Response:

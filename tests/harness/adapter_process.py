@@ -1,0 +1,101 @@
+"""Run `python -m adapter serve` as a user would, and talk to it over real HTTPS.
+
+`AdapterProcess` generates certificates with the CLI, starts the server on a free loopback
+port, waits for `/readyz`, and keeps its log in a file so tests can assert on what it said.
+`Identity` builds httpx clients that present one of the generated client certificates.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "adapter", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+@dataclass
+class AdapterProcess:
+    local_dir: Path
+    cert_dir: Path
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        result = run_cli("certs", "--cert-dir", str(self.cert_dir), "--port", str(self.port))
+        if result.returncode != 0:
+            raise RuntimeError(f"certs failed: {result.stderr}")
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "adapter", "serve", "--local-dir", str(self.local_dir), "--cert-dir",
+             str(self.cert_dir), "--secure-port", str(self.port), *self.extra_args],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        with httpx.Client(verify=self.tls(None), timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"adapter exited with {self.process.returncode}:\n{self.log()}")
+                try:
+                    if client.get(f"{self.base_url}/readyz").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        raise RuntimeError(f"adapter not ready within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def client(self, identity: str | None = "admin", **kwargs: object) -> httpx.Client:
+        """An HTTPS client presenting `<identity>.crt` from the cert dir (None: no certificate)."""
+        return httpx.Client(base_url=self.base_url, verify=self.tls(identity), timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def tls(self, identity: str | None = "admin") -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))
+        if identity:
+            context.load_cert_chain(self.cert_dir / f"{identity}.crt", self.cert_dir / f"{identity}.key")
+        return context
+
+
+@contextmanager
+def running_adapter(local_dir: Path, cert_dir: Path, log_path: Path, *extra: str) -> Iterator[AdapterProcess]:
+    adapter = AdapterProcess(local_dir, cert_dir, log_path, extra_args=extra)
+    try:
+        adapter.start()
+        yield adapter
+    finally:
+        adapter.stop()
