@@ -101,9 +101,8 @@ async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext
     )
     server = uvicorn.Server(config)
     tasks = [asyncio.create_task(work(), name=work.__qualname__) for work in adapter.background]
+    tasks.append(asyncio.create_task(_announce(server, adapter, options)))
     try:
-        log.info("serving=https://%s:%d", options.bind_address, options.secure_port)
-        _print_example(adapter, options)
         await server.serve()
     finally:
         for task in tasks:
@@ -114,7 +113,11 @@ async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext
         await adapter.store.aclose()
 
 
-def _print_example(adapter: Adapter, options: ServeOptions) -> None:
+async def _announce(server: uvicorn.Server, adapter: Adapter, options: ServeOptions) -> None:
+    """Once listening, say where, and print a kubectl command for the first metric served."""
+    while not server.started:
+        await asyncio.sleep(0.05)
+    log.info("serving=https://%s:%d", options.bind_address, options.secure_port)
     for trigger in adapter.catalog.triggers():
         selector = quote(f"{SCALED_OBJECT_LABEL}={trigger.scaled_object}", safe="")
         path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{trigger.namespace}/{trigger.metric_name}"

@@ -57,7 +57,8 @@ def _schemas(ref: str) -> dict[str, Any]:
 
 
 _PARAMETERS_V2 = [
-    {"name": "namespace", "in": "path", "required": True, "type": "string", "description": "object name and auth scope"},
+    {"name": "namespace", "in": "path", "required": True, "type": "string",
+     "description": "object name and auth scope"},
     {"name": "metric", "in": "path", "required": True, "type": "string", "description": "the external metric name"},
     {"name": "labelSelector", "in": "query", "type": "string", "uniqueItems": True,
      "description": "selects the ScaledObject: scaledobject.keda.sh/name=<name>"},

@@ -30,5 +30,7 @@ def format_quantity(value: float) -> str:
 
 
 def _to_milli(value: float) -> int:
+    if value >= MAX_MILLI / 1000:
+        return MAX_MILLI
     milli = int((Decimal(repr(value)) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
     return min(milli, MAX_MILLI)

@@ -218,9 +218,8 @@ def _require_int64(value: str) -> None:
 
 def validate_key(key: str) -> None:
     prefix, slash, name = key.rpartition("/")
-    if slash:
-        if not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix):
-            raise SelectorError(f"invalid label key \"{key}\": prefix must be a DNS-1123 subdomain")
+    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        raise SelectorError(f"invalid label key \"{key}\": prefix must be a DNS-1123 subdomain")
     if not name or len(name) > 63 or not _NAME.fullmatch(name):
         raise SelectorError(
             f"invalid label key \"{key}\": name part must consist of alphanumeric characters, '-', '_' "

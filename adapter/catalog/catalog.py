@@ -97,7 +97,7 @@ class Catalog:
             self._objects.pop(key, None)
         else:
             self._objects[key] = obj
-        kind, namespace, name = key
+        kind, namespace, _ = key
         if kind == SCALED_OBJECT:
             affected = [key]
             if deleted:  # an object that lost a route conflict may now own the route

@@ -54,7 +54,8 @@ def read_directory(directory: Path) -> tuple[list[tuple[RawObject, str]], list[P
             continue
         for i, doc in enumerate(docs):
             if not isinstance(doc, Mapping) or not isinstance(doc.get("metadata"), Mapping):
-                problems.append(Problem(ObjectRef("File", "", name), f"document {i} is not a Kubernetes object", f"file:{name}"))
+                message = f"document {i} is not a Kubernetes object"
+                problems.append(Problem(ObjectRef("File", "", name), message, f"file:{name}"))
             elif doc.get("kind") in KINDS:
                 objects.append((doc, f"file:{name}"))
     return objects, problems

@@ -250,9 +250,10 @@ def _parse_trigger(index: int, raw: Mapping[str, Any], legacy: bool) -> TriggerS
     metadata = _strings(raw.get("metadata"), f"{where}.metadata")
     if legacy:
         metadata = {(f"{k}FromEnv" if k in LEGACY_ENV_KEYS else k): v for k, v in metadata.items()}
-    metric_type = raw.get("metricType") or "AverageValue"
-    if metric_type not in ("AverageValue", "Value"):
-        raise InvalidObject(f'{where}.metricType "{metric_type}" must be one of [AverageValue, Value]')
+    raw_type = raw.get("metricType") or "AverageValue"
+    if raw_type not in ("AverageValue", "Value"):
+        raise InvalidObject(f'{where}.metricType "{raw_type}" must be one of [AverageValue, Value]')
+    metric_type: MetricType = "Value" if raw_type == "Value" else "AverageValue"
     auth = _mapping(raw.get("authenticationRef"), f"{where}.authenticationRef")
     auth_ref = None
     if auth:

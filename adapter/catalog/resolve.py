@@ -16,7 +16,14 @@ from typing import Any, Protocol
 
 from scalers import MetricSpec, ParameterError, Scaler, TriggerParams, metric_name
 
-from .models import AuthRef, InvalidObject, ScaledObject, TriggerAuthentication, TriggerSpec, parse_trigger_authentication
+from .models import (
+    AuthRef,
+    InvalidObject,
+    ScaledObject,
+    TriggerAuthentication,
+    TriggerSpec,
+    parse_trigger_authentication,
+)
 
 MetricKey = tuple[str, str, str]  # namespace, ScaledObject name, lowercase metric name
 
@@ -164,7 +171,8 @@ class Resolver:
         for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
             ref = value_from.get(key)
             if ref:
-                return self._lookup(kind, namespace, str(ref.get("name")), str(ref.get("key")), bool(ref.get("optional")))
+                name, key = str(ref.get("name")), str(ref.get("key"))
+                return self._lookup(kind, namespace, name, key, bool(ref.get("optional")))
         return None
 
     def _lookup(self, kind: str, namespace: str, name: str, key: str, optional: bool = False) -> str | None:

@@ -119,7 +119,7 @@ class _Server:
                 self.client = self.scaler.open_client(self.sample_config)
             async with asyncio.timeout(self.store.timeout):
                 results: list[float | ScalerError] = await self.client.read([e.trigger.config for e in batch])
-        except (ScalerError, TimeoutError, OSError, Exception) as exc:  # noqa: BLE001 - a scaler must never kill the loop
+        except (ScalerError, TimeoutError, OSError, Exception) as exc:
             error = _as_scaler_error(exc, self.store.timeout)
             log.warning("scaler=%s triggers=%d error=%r", self.name, len(batch), str(error))
             results = [error] * len(batch)
@@ -136,7 +136,7 @@ class _Server:
         if client is not None:
             try:
                 await client.aclose()
-            except Exception:  # noqa: BLE001 - closing a broken client may fail too
+            except Exception:
                 log.debug("scaler=%s close failed", self.name, exc_info=True)
 
 

@@ -1,0 +1,85 @@
+"""The command line as a user runs it: `certs`, `serve`, and `make run` answered by kubectl."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+from cryptography import x509
+
+from adapter.certs import CertLayout
+from tests.cluster.build import ensure_binaries
+from tests.harness.adapter_process import ROOT, run_cli
+from tests.harness.ports import free_port
+
+
+def test_help_lists_commands() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0 and "certs" in result.stdout and "serve" in result.stdout
+
+
+def test_certs_writes_private_keys_0600_and_reuses_material(tmp_path: Path) -> None:
+    result = run_cli("certs", "--cert-dir", str(tmp_path), "--service", "adapter", "--namespace", "ops",
+                     "--host", "metrics.example.com")
+    assert result.returncode == 0, result.stderr
+    for key in tmp_path.glob("*.key"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+    assert stat.S_IMODE((tmp_path / "kubeconfig").stat().st_mode) == 0o600
+    layout = CertLayout(tmp_path)
+    serving = layout.load("serving").cert
+    sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = set(sans.get_values_for_type(x509.DNSName)) | {str(i) for i in sans.get_values_for_type(x509.IPAddress)}
+    assert {"localhost", "127.0.0.1", "::1", "adapter", "adapter.ops", "adapter.ops.svc",
+            "adapter.ops.svc.cluster.local", "metrics.example.com"} <= names
+    admin = layout.load("admin").cert
+    assert admin.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
+    proxy = layout.load("front_proxy_client").cert
+    assert proxy.issuer == layout.load("front_proxy_ca").cert.subject
+    before = (tmp_path / "ca.crt").read_bytes()
+    again = run_cli("certs", "--cert-dir", str(tmp_path))
+    assert "reused" in again.stdout and (tmp_path / "ca.crt").read_bytes() == before
+    forced = run_cli("certs", "--cert-dir", str(tmp_path), "--force")
+    assert forced.returncode == 0 and (tmp_path / "ca.crt").read_bytes() != before
+
+
+def test_serve_without_certificates_explains(tmp_path: Path) -> None:
+    result = run_cli("serve", "--local-dir", str(tmp_path), "--cert-dir", str(tmp_path / "none"))
+    assert result.returncode == 2 and "python -m adapter certs" in result.stderr
+
+
+def test_make_run_prints_a_kubectl_command_that_works(tmp_path: Path) -> None:
+    kubectl = ensure_binaries() / "kubectl"
+    port = free_port()
+    certs = tmp_path / "certs"
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "run", f"PORT={port}", f"CERTS={certs}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        command = _wait_for_line(process, r"^try: (kubectl .*)$")
+        command = command.replace("kubectl ", f"{kubectl} ", 1)
+        result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert '"kind":"ExternalMetricValueList"' in result.stdout
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(15)
+
+
+def _wait_for_line(process: subprocess.Popen[str], pattern: str, timeout: float = 120) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        match = re.match(pattern, line.strip())
+        if match:
+            return match.group(1)
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError("no kubectl command printed:\n" + "".join(seen))

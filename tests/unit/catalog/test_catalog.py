@@ -1,0 +1,142 @@
+"""Resolution through the catalog: auth params, container env, routes, problems."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from adapter.catalog.catalog import Catalog
+from scalers.registry import REGISTRY
+
+CRON_META = {"timezone": "UTC", "start": "0 6 * * *", "end": "0 20 * * *"}
+
+
+def obj(kind: str, name: str, namespace: str = "default", **body: Any) -> dict[str, Any]:
+    return {"kind": kind, "metadata": {"name": name, "namespace": namespace}, **body}
+
+
+def scaled_object(name: str, trigger: dict[str, Any], namespace: str = "default", api: str = "keda.sh/v1alpha1",
+                  target: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"apiVersion": api, **obj("ScaledObject", name, namespace),
+            "spec": {"scaleTargetRef": target or {"name": "web"}, "triggers": [trigger]}}
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    return obj("Secret", name, data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()})
+
+
+def deployment(env: list[dict[str, Any]], name: str = "web") -> dict[str, Any]:
+    return obj("Deployment", name, spec={"template": {"spec": {"containers": [{"name": "main", "env": env}]}}})
+
+
+def load(*objects: dict[str, Any]) -> Catalog:
+    catalog = Catalog(REGISTRY)
+    catalog.replace_all([(o, "test") for o in objects])
+    return catalog
+
+
+def desired(catalog: Catalog, name: str = "so") -> Any:
+    resolved = catalog.scaled_object("default", name)
+    assert resolved is not None, catalog.problems
+    (trigger,) = resolved.triggers
+    assert trigger.error is None, trigger.error
+    return trigger.config.desired_replicas
+
+
+def test_value_from_trigger_authentication_secret() -> None:
+    catalog = load(
+        scaled_object("so", {"type": "cron", "metadata": CRON_META, "authenticationRef": {"name": "auth"}}),
+        obj("TriggerAuthentication", "auth", spec={"secretTargetRef": [
+            {"parameter": "desiredReplicas", "name": "s", "key": "n"}]}),
+        secret("s", n="7"),
+    )
+    assert desired(catalog) == 7
+
+
+def test_from_env_with_secret_and_config_map_refs() -> None:
+    catalog = load(
+        scaled_object("so", {"type": "cron", "metadata": {**CRON_META, "desiredReplicasFromEnv": "N"}}),
+        deployment([{"name": "N", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "count"}}}]),
+        obj("ConfigMap", "cm", data={"count": "4"}),
+    )
+    assert desired(catalog) == 4
+
+
+def test_metadata_wins_over_auth_and_env() -> None:
+    catalog = load(
+        scaled_object("so", {"type": "cron", "metadata": {**CRON_META, "desiredReplicas": "1",
+                                                          "desiredReplicasFromEnv": "N"},
+                             "authenticationRef": {"name": "auth"}}),
+        obj("TriggerAuthentication", "auth", spec={"env": [{"parameter": "desiredReplicas", "name": "N"}]}),
+        deployment([{"name": "N", "value": "9"}]),
+    )
+    assert desired(catalog) == 1
+
+
+def test_cluster_trigger_authentication_reads_the_cluster_namespace() -> None:
+    catalog = Catalog(REGISTRY, cluster_namespace="ops")
+    catalog.replace_all([(o, "t") for o in (
+        scaled_object("so", {"type": "cron", "metadata": CRON_META,
+                             "authenticationRef": {"name": "shared", "kind": "ClusterTriggerAuthentication"}}),
+        {"kind": "ClusterTriggerAuthentication", "metadata": {"name": "shared"},
+         "spec": {"secretTargetRef": [{"parameter": "desiredReplicas", "name": "s", "key": "n"}]}},
+        {**secret("s", n="5"), "metadata": {"name": "s", "namespace": "ops"}},
+    )])
+    assert desired(catalog) == 5
+
+
+@pytest.mark.parametrize("objects, problem", [
+    ([scaled_object("so", {"type": "cron", "metadata": CRON_META, "authenticationRef": {"name": "nope"}})],
+     "TriggerAuthentication default/nope not found"),
+    ([scaled_object("so", {"type": "cron", "metadata": CRON_META, "authenticationRef": {"name": "a"}}),
+      obj("TriggerAuthentication", "a", spec={"secretTargetRef": [{"parameter": "desiredReplicas", "name": "s",
+                                                                   "key": "missing"}]}),
+      secret("s", n="5")],
+     'key "missing" not found in Secret default/s'),
+    ([scaled_object("so", {"type": "kafka", "metadata": {}})], 'unknown trigger type "kafka"'),
+    ([scaled_object("so", {"type": "cron", "metadata": CRON_META})], 'missing required parameter "desiredReplicas"'),
+    ([scaled_object("so", {"type": "cron", "metadata": CRON_META},
+                    target={"name": "web", "envSourceContainerName": "sidecar"}), deployment([])],
+     'container "sidecar" not found'),
+])
+def test_problems_are_reported_and_name_no_values(objects: list[dict[str, Any]], problem: str) -> None:
+    catalog = load(*objects, scaled_object("fine", {"type": "cron", "metadata": {**CRON_META, "desiredReplicas": "3"}}))
+    (found,) = catalog.problems
+    assert problem in found.message and "5" not in found.message.replace("default/s", "")
+    assert desired(catalog, "fine") == 3
+
+
+def test_legacy_env_names_and_route() -> None:
+    catalog = load(
+        scaled_object("old", {"type": "cron", "metadata": CRON_META | {"desiredReplicas": "2"}},
+                      api="keda.k8s.io/v1alpha1", target={"deploymentName": "worker"}),
+    )
+    resolved = catalog.route("default", "deploymentName", "worker")
+    assert resolved is not None and resolved.so.name == "old"
+
+
+def test_route_conflict_and_recovery_on_delete() -> None:
+    first = scaled_object("a", {"type": "cron", "metadata": CRON_META | {"desiredReplicas": "1"}},
+                          api="keda.k8s.io/v1alpha1", target={"deploymentName": "w"})
+    second = scaled_object("b", {"type": "cron", "metadata": CRON_META | {"desiredReplicas": "2"}},
+                           api="keda.k8s.io/v1alpha1", target={"deploymentName": "w"})
+    catalog = load(first, second)
+    assert [p.message for p in catalog.problems] == ["selector deploymentName=w is already used by a"]
+    catalog.apply(first, deleted=True)
+    resolved = catalog.route("default", "deploymentName", "w")
+    assert resolved is not None and resolved.so.name == "b" and not catalog.problems
+
+
+def test_apply_re_resolves_dependents_and_notifies() -> None:
+    catalog = load(
+        scaled_object("so", {"type": "cron", "metadata": CRON_META, "authenticationRef": {"name": "a"}}),
+        obj("TriggerAuthentication", "a", spec={"secretTargetRef": [{"parameter": "desiredReplicas", "name": "s",
+                                                                     "key": "n"}]}),
+    )
+    calls: list[int] = []
+    catalog.subscribe(lambda: calls.append(catalog.generation))
+    assert catalog.problems
+    catalog.apply(secret("s", n="6"))
+    assert desired(catalog) == 6 and not catalog.problems and calls

@@ -1,0 +1,168 @@
+"""The metric store: single flight, batching per server, timeouts, client lifecycle, polling.
+
+The scaler here is a real implementation of the interface, injected through the registry the
+catalog is built with (no patching): it reads values from a dict and records every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapter.catalog.catalog import Catalog
+from adapter.store.store import MetricStore
+from scalers import MetricSpec, Scaler, ScalerClient, ScalerError, TriggerParams, param, parse_params
+
+
+@dataclass(frozen=True, kw_only=True)
+class CounterConfig:
+    server: str = param("server", required=True)
+    key: str = param("key", required=True)
+
+
+@dataclass
+class World:
+    values: dict[str, float] = field(default_factory=dict)
+    reads: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    delay: float = 0.0
+    fail: bool = False
+    opened: int = 0
+    closed: int = 0
+
+
+class CounterClient(ScalerClient[CounterConfig]):
+    def __init__(self, world: World, server: str) -> None:
+        self.world, self.server = world, server
+        world.opened += 1
+
+    async def read(self, configs: Sequence[CounterConfig]) -> list[float | ScalerError]:
+        self.world.reads.append((self.server, tuple(c.key for c in configs)))
+        await asyncio.sleep(self.world.delay)
+        if self.world.fail:
+            raise ScalerError(f"server {self.server} refused")
+        return [self.world.values.get(c.key, ScalerError(f"no key {c.key}")) for c in configs]
+
+    async def aclose(self) -> None:
+        self.world.closed += 1
+
+
+class CounterScaler(Scaler[CounterConfig]):
+    types = ("counter",)
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def parse(self, trigger_type: str, params: TriggerParams) -> CounterConfig:
+        return parse_params(CounterConfig, params)
+
+    def metric(self, config: CounterConfig) -> MetricSpec:
+        return MetricSpec(name=f"counter-{config.key}", target=5, activation=1)
+
+    def server_key(self, config: CounterConfig) -> str:
+        return config.server
+
+    def open_client(self, config: CounterConfig) -> CounterClient:
+        return CounterClient(self.world, config.server)
+
+
+def scaled_object(name: str, server: str, key: str, cached: bool = False, interval: int = 30) -> dict[str, Any]:
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name},
+            "spec": {"scaleTargetRef": {"name": name}, "pollingInterval": interval,
+                     "triggers": [{"type": "counter", "useCachedMetrics": cached,
+                                   "metadata": {"server": server, "key": key}}]}}
+
+
+def setup(world: World, *objects: dict[str, Any], **store_args: Any) -> tuple[Catalog, MetricStore]:
+    catalog = Catalog({"counter": CounterScaler(world)})
+    store = MetricStore(**store_args)
+    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    catalog.replace_all([(o, "t") for o in objects])
+    return catalog, store
+
+
+def key(name: str, metric: str) -> tuple[str, str, str]:
+    return ("default", name, f"s0-counter-{metric}")
+
+
+async def test_concurrent_reads_share_one_call() -> None:
+    world = World(values={"a": 3}, delay=0.05)
+    _, store = setup(world, scaled_object("x", "s1", "a"))
+    entries = await asyncio.gather(*(store.read(key("x", "a")) for _ in range(50)))
+    assert world.reads == [("s1", ("a",))]
+    assert all(e is entries[0] for e in entries)
+    body = json.loads(entries[0].body)  # type: ignore[union-attr]
+    assert body["items"][0]["value"] == "3" and body["items"][0]["metricName"] == "s0-counter-a"
+
+
+async def test_keys_of_one_server_are_batched_and_servers_are_separate() -> None:
+    world = World(values={"a": 1, "b": 2, "c": 3})
+    _, store = setup(world, scaled_object("x", "s1", "a"), scaled_object("y", "s1", "b"),
+                     scaled_object("z", "s2", "c"))
+    await asyncio.gather(store.read(key("x", "a")), store.read(key("y", "b")), store.read(key("z", "c")))
+    assert sorted(world.reads) == [("s1", ("a", "b")), ("s2", ("c",))]
+    assert world.opened == 2
+
+
+async def test_fresh_values_are_reused_and_stale_ones_refreshed() -> None:
+    now = [100.0]
+    world = World(values={"a": 1})
+    _, store = setup(world, scaled_object("x", "s1", "a"), scaled_object("c", "s1", "a", cached=True, interval=30),
+                     max_age=2.0, clock=lambda: now[0])
+    await store.read(key("x", "a"))
+    await store.read(key("c", "a"))
+    now[0] += 1.5
+    await store.read(key("x", "a"))
+    assert len(world.reads) == 2
+    now[0] += 1.0  # 2.5 s: past max_age, within the cached trigger's 30 s polling interval
+    await store.read(key("x", "a"))
+    await store.read(key("c", "a"))
+    assert [r[1] for r in world.reads] == [("a",), ("a",), ("a",)]
+
+
+async def test_timeout_is_an_error_naming_the_trigger_and_the_client_is_rebuilt() -> None:
+    world = World(values={"a": 1}, delay=0.5)
+    _, store = setup(world, scaled_object("x", "s1", "a"), max_age=0, timeout=0.1)
+    entry = await store.read(key("x", "a"))
+    assert entry is not None and entry.status == 500 and entry.consecutive_failures == 1
+    message = json.loads(entry.body)["message"]
+    assert "ScaledObject default/x trigger 0 (counter)" in message and "no answer within 0.1s" in message
+    assert world.closed == 1
+    world.delay = 0
+    entry = await store.read(key("x", "a"))
+    assert entry is not None and entry.status == 200 and entry.consecutive_failures == 0 and world.opened == 2
+
+
+async def test_server_failure_fails_every_trigger_of_the_batch_and_missing_key_only_its_own() -> None:
+    world = World(values={"a": 1}, fail=True)
+    _, store = setup(world, scaled_object("x", "s1", "a"), scaled_object("y", "s1", "b"), max_age=0)
+    x, y = await asyncio.gather(store.read(key("x", "a")), store.read(key("y", "b")))
+    assert x.status == y.status == 500  # type: ignore[union-attr]
+    world.fail = False
+    x, y = await asyncio.gather(store.read(key("x", "a")), store.read(key("y", "b")))
+    assert x.status == 200 and y.status == 500 and "no key b" in json.loads(y.body)["message"]  # type: ignore[union-attr]
+
+
+async def test_removed_triggers_release_their_client() -> None:
+    world = World(values={"a": 1, "b": 1})
+    catalog, store = setup(world, scaled_object("x", "s1", "a"), scaled_object("y", "s2", "b"))
+    await asyncio.gather(store.read(key("x", "a")), store.read(key("y", "b")))
+    catalog.replace_all([(scaled_object("x", "s1", "a"), "t")])
+    await asyncio.sleep(0.01)
+    assert world.closed == 1 and store.stats()["clients"] == 1
+    await store.aclose()
+    assert world.closed == 2
+
+
+async def test_poll_reads_due_entries_in_one_batch_and_tracks_activity() -> None:
+    now = [0.0]
+    world = World(values={"a": 0, "b": 4})
+    _, store = setup(world, scaled_object("x", "s1", "a", interval=10), scaled_object("y", "s1", "b", interval=30),
+                     clock=lambda: now[0])
+    await store.refresh(store.due())
+    assert world.reads == [("s1", ("a", "b"))]
+    now[0] = 15
+    assert [e.trigger.scaled_object for e in store.due()] == ["x"]
+    assert [e.active for e in store.entries()] == [False, True]  # value > activation (1)
