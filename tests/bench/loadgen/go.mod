@@ -1,0 +1,3 @@
+module eventscale.local/loadgen
+
+go 1.22

@@ -1,0 +1,165 @@
+// loadgen: an HTTPS keep-alive load generator for `make bench`.
+//
+// It presents a client certificate, keeps one connection per worker, and either runs
+// closed-loop (as fast as the server answers) or open-loop at a fixed total rate, cycling
+// through the URLs given on standard input. It prints one JSON object: requests, errors,
+// seconds, throughput and latency percentiles in milliseconds. Written in Go so that the load
+// generator is not the bottleneck when measuring a Python server on the same machine.
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+)
+
+type result struct {
+	Requests    int     `json:"requests"`
+	Errors      int     `json:"errors"`
+	Seconds     float64 `json:"seconds"`
+	PerSecond   float64 `json:"per_second"`
+	P50         float64 `json:"p50_ms"`
+	P99         float64 `json:"p99_ms"`
+	Max         float64 `json:"max_ms"`
+	Concurrency int     `json:"concurrency"`
+	Rate        float64 `json:"rate"`
+}
+
+func main() {
+	ca := flag.String("ca", "", "CA bundle (PEM)")
+	cert := flag.String("cert", "", "client certificate (PEM)")
+	key := flag.String("key", "", "client key (PEM)")
+	concurrency := flag.Int("c", 1, "workers, one keep-alive connection each")
+	duration := flag.Duration("d", 5*time.Second, "how long to run")
+	rate := flag.Float64("rate", 0, "total requests per second (0: as fast as possible)")
+	warmup := flag.Duration("warmup", time.Second, "time before measuring")
+	flag.Parse()
+
+	urls := readURLs()
+	client := newClient(*ca, *cert, *key, *concurrency)
+	run(client, urls, *concurrency, *warmup, 0, false)
+	latencies, errors, elapsed := run(client, urls, *concurrency, *duration, *rate, true)
+	report(latencies, errors, elapsed, *concurrency, *rate)
+}
+
+func readURLs() []string {
+	var urls []string
+	scanner := bufio.NewScanner(os.Stdin)
+	for scanner.Scan() {
+		if line := scanner.Text(); line != "" {
+			urls = append(urls, line)
+		}
+	}
+	if len(urls) == 0 {
+		fail("no URLs on standard input")
+	}
+	return urls
+}
+
+func newClient(caPath, certPath, keyPath string, conns int) *http.Client {
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(caPath)
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		fail("cannot read CA " + caPath)
+	}
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		fail(err.Error())
+	}
+	transport := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}},
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		ForceAttemptHTTP2:   false,
+	}
+	return &http.Client{Transport: transport, Timeout: 10 * time.Second}
+}
+
+func run(client *http.Client, urls []string, workers int, duration time.Duration, rate float64, measure bool) ([]time.Duration, int, time.Duration) {
+	var mu sync.Mutex
+	var latencies []time.Duration
+	errors := 0
+	start := time.Now()
+	deadline := start.Add(duration)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var local []time.Duration
+			localErrors := 0
+			interval := time.Duration(0)
+			if rate > 0 {
+				interval = time.Duration(float64(time.Second) * float64(workers) / rate)
+			}
+			next := start.Add(time.Duration(w) * interval / time.Duration(workers))
+			for i := w; ; i += workers {
+				if rate > 0 {
+					if wait := time.Until(next); wait > 0 {
+						time.Sleep(wait)
+					}
+				}
+				now := time.Now()
+				if now.After(deadline) {
+					break
+				}
+				sent := now
+				if rate > 0 {
+					sent = next // open loop: latency counts from the scheduled time
+					next = next.Add(interval)
+				}
+				if !get(client, urls[i%len(urls)]) {
+					localErrors++
+				}
+				local = append(local, time.Since(sent))
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			errors += localErrors
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	return latencies, errors, time.Since(start)
+}
+
+func get(client *http.Client, url string) bool {
+	response, err := client.Get(url)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, response.Body)
+	response.Body.Close()
+	return response.StatusCode == http.StatusOK
+}
+
+func report(latencies []time.Duration, errors int, elapsed time.Duration, concurrency int, rate float64) {
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	pick := func(q float64) float64 {
+		if len(latencies) == 0 {
+			return 0
+		}
+		index := int(q * float64(len(latencies)-1))
+		return float64(latencies[index].Microseconds()) / 1000
+	}
+	out := result{
+		Requests: len(latencies), Errors: errors, Seconds: elapsed.Seconds(),
+		PerSecond: float64(len(latencies)) / elapsed.Seconds(),
+		P50: pick(0.50), P99: pick(0.99), Max: pick(1.0), Concurrency: concurrency, Rate: rate,
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(out)
+}
+
+func fail(message string) {
+	fmt.Fprintln(os.Stderr, "loadgen:", message)
+	os.Exit(2)
+}
