@@ -113,7 +113,7 @@ def summarize(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, 
                 "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 2),
                 "errors": sum(r["errors"] for r in runs),
             }
-    for key, pair in summary.items():
+    for pair in summary.values():
         pair["throughput_ratio"] = round(pair["adapter"]["per_second"] / max(pair["floor"]["per_second"], 1), 2)
     return summary
 
