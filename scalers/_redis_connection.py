@@ -38,6 +38,9 @@ POOL_SIZE = 4
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 10.0
 CLIENT_NAME = "eventscale"
+# RESP2: every Redis version speaks it, and with it the pool checks an idle connection before use
+# (redis-py skips that check on RESP3 connections that may carry maintenance notifications).
+PROTOCOL = 2
 
 METADATA_ONLY = (Source.METADATA,)
 _ADDRESS_SOURCES = (Source.METADATA, Source.AUTH, Source.ENV)
@@ -203,9 +206,16 @@ def _tls_settings(raw: _ConnectionParams) -> TLSSettings | None:
     )
 
 
+class TLSMaterialError(Exception):
+    """The `ca`, `cert` or `key` given cannot be used (bad PEM text or wrong `keyPassword`)."""
+
+
 def build_tls_context(settings: TLSSettings) -> ssl.SSLContext:
     """One context for all connections; the client key touches disk only inside `load_cert_chain`."""
-    context = ssl.create_default_context(cadata=settings.ca)
+    try:
+        context = ssl.create_default_context(cadata=settings.ca)
+    except ssl.SSLError as error:
+        raise TLSMaterialError(f"ca is not a usable PEM certificate ({error})") from None
     if settings.unsafe_ssl:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -214,7 +224,10 @@ def build_tls_context(settings: TLSSettings) -> ssl.SSLContext:
             cert_path, key_path = Path(directory, "cert.pem"), Path(directory, "key.pem")
             _write_private(cert_path, settings.cert)
             _write_private(key_path, settings.key)
-            context.load_cert_chain(cert_path, key_path, password=settings.key_password)
+            try:
+                context.load_cert_chain(cert_path, key_path, password=settings.key_password)
+            except ssl.SSLError:
+                raise TLSMaterialError("cert and key cannot be loaded (bad PEM or keyPassword)") from None
     return context
 
 
@@ -290,7 +303,8 @@ def _options(username: str | None, password: str | None, context: ssl.SSLContext
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": SOCKET_TIMEOUT,
         "client_name": CLIENT_NAME,
-        "retry": Retry(NoBackoff(), 1),
+        "protocol": PROTOCOL,
+        "retry": Retry(NoBackoff(), 0),  # a failed read is reported; the pool re-checks idle connections
     }
     if context is not None:
         options.update(connection_class=TLSConnection, tls_context=context)
@@ -312,7 +326,8 @@ def _cluster_client(connection: RedisConnection, context: ssl.SSLContext | None)
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_timeout=SOCKET_TIMEOUT,
         client_name=CLIENT_NAME,
-        retry=Retry(NoBackoff(), 1),
+        protocol=PROTOCOL,
+        retry=Retry(NoBackoff(), 1),  # one more try after a failover or resharding refreshed the slots
     )
     if context is not None:
         # RedisCluster takes no connection class; every node it creates (startup nodes now,

@@ -233,7 +233,7 @@ class Traffic:
         self._reads, self._calls = self._snapshot()
 
     def _snapshot(self) -> tuple[int, dict[str, int]]:
-        info = self._server.admin().execute_command("INFO", "stats", "commandstats")
+        info: dict[str, Any] = self._server.admin().info("everything")
         calls = {
             name.removeprefix("cmdstat_"): int(stats["calls"])
             for name, stats in info.items()
