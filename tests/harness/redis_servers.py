@@ -304,30 +304,37 @@ class RedisClusterServers:
 
 
 class RedisSentinelSetup:
-    """A master with an ACL user, watched by one sentinel that requires SENTINEL_PASSWORD."""
+    """A master with an ACL user, watched by one sentinel that requires SENTINEL_PASSWORD.
 
-    def __init__(self) -> None:
-        self.master = RedisServer()
+    With `tls`, the sentinel watches the master's TLS port over TLS and listens on a TLS port
+    itself, so a client talks TLS to both.
+    """
+
+    def __init__(self, tls: TLSMaterial | None = None) -> None:
+        self.master = RedisServer(tls=tls)
         self.sentinel: RedisServer | None = None
+        self.tls = tls
         self._stack = ExitStack()
 
     @property
     def sentinel_address(self) -> str:
         assert self.sentinel is not None
-        return self.sentinel.address
+        return self.sentinel.tls_address if self.tls else self.sentinel.address
 
     def __enter__(self) -> RedisSentinelSetup:
         with ExitStack() as stack:
             stack.enter_context(self.master)
             self.master.add_user()
+            port = self.master.tls_port if self.tls else self.master.port
             config = (
-                f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {self.master.port} 1\n"
+                f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {port} 1\n"
                 f"sentinel auth-user {SENTINEL_MASTER} {ACL_USER}\n"
                 f"sentinel auth-pass {SENTINEL_MASTER} {ACL_PASSWORD}\n"
                 f"sentinel down-after-milliseconds {SENTINEL_MASTER} 60000\n"
                 f"requirepass {SENTINEL_PASSWORD}\n"
+                + ("tls-replication yes\n" if self.tls else "")
             )
-            self.sentinel = RedisServer(sentinel_config=config, admin_password=SENTINEL_PASSWORD)
+            self.sentinel = RedisServer(tls=self.tls, sentinel_config=config, admin_password=SENTINEL_PASSWORD)
             stack.enter_context(self.sentinel)
             self._stack = stack.pop_all()
         return self

@@ -1,7 +1,7 @@
 """Fixtures for the Redis scalers: real servers, started once per session, and config helpers.
 
 One standalone server (plain and TLS ports, an ACL user), one 3-master cluster (plain and TLS)
-and one sentinel setup serve every test; each test uses its own key prefix, and every client a
+and two sentinel setups (plain, TLS) serve every test; each test uses its own key prefix, and every client a
 test opens is closed after it, so tests do not see each other's data or connections.
 """
 
@@ -53,6 +53,12 @@ def redis_cluster(tls_material: TLSMaterial) -> Iterator[RedisClusterServers]:
 @pytest.fixture(scope="session")
 def redis_sentinel() -> Iterator[RedisSentinelSetup]:
     with RedisSentinelSetup() as setup:
+        yield setup
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_tls(tls_material: TLSMaterial) -> Iterator[RedisSentinelSetup]:
+    with RedisSentinelSetup(tls=tls_material) as setup:
         yield setup
 
 

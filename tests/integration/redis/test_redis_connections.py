@@ -155,3 +155,20 @@ async def test_reads_survive_a_killed_connection_and_a_flushed_script_cache(
     assert traffic.since().commands["script|load"] == 1
     assert await client.read([config]) == [2.0]
     assert "script|load" not in traffic.since().commands
+
+
+async def test_a_read_cancelled_by_the_owner_timeout_leaves_nothing_behind(
+        redis_server: RedisServer, prefix: str, parse: Parse) -> None:
+    config = parse("redis", {"listName": prefix + "q", "address": redis_server.address})
+    client = LISTS.open_client(config)
+    assert await client.read([config]) == [0.0]
+    redis_server.admin().client_pause(300)  # the server holds every client's next command
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await client.read([config])
+    await client.aclose()
+    await asyncio.sleep(0.4)
+    assert await wait_for_clients(redis_server, 0) == []
+    fresh = LISTS.open_client(config)
+    assert await fresh.read([config]) == [0.0]
+    await fresh.aclose()

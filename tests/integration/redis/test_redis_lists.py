@@ -98,9 +98,12 @@ async def test_wrong_password_names_the_server_and_hides_the_password(
     assert "AuthenticationError" in message or "WRONGPASS" in message
 
 
-async def test_unreachable_server_fails_fast_naming_host_and_port(parse: Parse, open_client: Open) -> None:
+@pytest.mark.parametrize("trigger_type", ["redis", "redis-cluster", "redis-sentinel"])
+async def test_unreachable_server_fails_fast_naming_host_and_port(trigger_type: str, parse: Parse,
+                                                                  open_client: Open) -> None:
     address = f"127.0.0.1:{free_port()}"
-    config = parse("redis", {"listName": "q", "address": address, "password": "Unused-s3cret"})
+    config = parse(trigger_type, {"listName": "q", "address": address, "password": "Unused-s3cret",
+                                  "sentinelMaster": SENTINEL_MASTER, "sentinelPassword": "Unused-s3cret"})
     started = time.monotonic()
     with pytest.raises(ScalerError) as raised:
         await open_client(config).read([config])
@@ -210,6 +213,16 @@ async def test_sentinel_finds_the_master(redis_sentinel: RedisSentinelSetup, pre
         "listName": prefix + "s", "addresses": redis_sentinel.sentinel_address, "sentinelMaster": SENTINEL_MASTER,
         "username": ACL_USER}, {"password": ACL_PASSWORD, "sentinelPassword": SENTINEL_PASSWORD})
     assert await open_client(config).read([config]) == [4.0]
+
+
+async def test_sentinel_over_tls(redis_sentinel_tls: RedisSentinelSetup, tls_material: TLSMaterial, prefix: str,
+                                 parse: Parse, open_client: Open) -> None:
+    redis_sentinel_tls.master.admin().hset(prefix + "h", mapping={"a": 1, "b": 2})
+    config = parse("redis-sentinel", {
+        "listName": prefix + "h", "addresses": redis_sentinel_tls.sentinel_address, "sentinelMaster": SENTINEL_MASTER,
+        "username": ACL_USER}, {"password": ACL_PASSWORD, "sentinelPassword": SENTINEL_PASSWORD,
+                                "tls": "enable", "ca": tls_material.ca_pem})
+    assert await open_client(config).read([config]) == [2.0]
 
 
 async def test_sentinel_wrong_password_is_refused_without_the_password(
