@@ -62,7 +62,7 @@ async def bench(count: int, reads: int) -> None:
         await client.aclose()
         print(f"reads of all {count} triggers: {reads}")
         print(f"connections held by the client: {held}")
-        print(f"server read events (round trips) per read: {statistics.median(trips):.0f} (max {max(trips)})")
+        print(f"server socket reads per read (one pipeline): {statistics.median(trips):.0f} (max {max(trips)})")
         print(f"EVALSHA calls per read: {statistics.median(commands):.0f}")
         print(f"CPU per read: median {statistics.median(cpu) * 1000:.1f} ms, max {max(cpu) * 1000:.1f} ms")
         print(f"wall per read: median {statistics.median(wall) * 1000:.1f} ms, max {max(wall) * 1000:.1f} ms")
