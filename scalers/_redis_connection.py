@@ -277,6 +277,7 @@ class RedisHandle:
             return _redis(host, port, connection.database_index, options)
         node_options = _options(connection.sentinel_username, connection.sentinel_password, context)
         self._sentinel_nodes = [_redis(host, port, 0, node_options) for host, port in connection.addresses]
+        # Sentinel() takes no connection class for its nodes: give it nodes built with our options.
         sentinel = Sentinel([])  # type: ignore[no-untyped-call]
         sentinel.sentinels = self._sentinel_nodes
         if context is not None:
