@@ -20,6 +20,7 @@ target. Errors are `ScalerError`s whose message names what failed and never carr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -116,20 +117,29 @@ def parse_params(config_type: type[C], params: TriggerParams, **overrides: Any) 
 
     `overrides` set fields that are not trigger parameters (or replace parsed ones).
     """
-    hints = typing.get_type_hints(config_type)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(config_type):  # type: ignore[arg-type]
-        spec: ParamSpec | None = f.metadata.get("param")
-        if spec is None or f.name in overrides:
+    for name, spec, hint in _param_fields(config_type):
+        if name in overrides:
             continue
         raw = params.get(spec.key, spec.sources)
         if raw is None:
             if spec.required:
                 raise ParameterError(f'missing required parameter "{spec.key}"')
             continue
-        values[f.name] = convert(spec.key, raw, hints[f.name])
+        values[name] = convert(spec.key, raw, hint)
     values.update(overrides)
     return config_type(**values)
+
+
+@functools.cache
+def _param_fields(config_type: type[Any]) -> tuple[tuple[str, ParamSpec, Any], ...]:
+    """(field name, spec, type) of the `param` fields; resolving type hints is slow, so once per type."""
+    hints = typing.get_type_hints(config_type)
+    return tuple(
+        (f.name, f.metadata["param"], hints[f.name])
+        for f in dataclasses.fields(config_type)
+        if "param" in f.metadata
+    )
 
 
 def convert(key: str, raw: str, hint: Any) -> Any:
@@ -211,7 +221,7 @@ class ScalerClient(ABC, Generic[ConfigT]):
         closes this client and opens a new one for the next read.
         """
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, most clients have something to close
+    async def aclose(self) -> None:
         """Release connections. Called once, when no trigger uses this server any more."""
 
 
