@@ -118,7 +118,7 @@ def parse_params(config_type: type[C], params: TriggerParams, **overrides: Any) 
     `overrides` set fields that are not trigger parameters (or replace parsed ones).
     """
     values: dict[str, Any] = {}
-    for name, spec, hint in _param_fields(config_type):
+    for name, spec, hint in _param_fields(config_type):  # type: ignore[arg-type]
         if name in overrides:
             continue
         raw = params.get(spec.key, spec.sources)
