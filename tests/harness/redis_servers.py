@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,18 +28,13 @@ import redis
 from cryptography.hazmat.primitives import serialization
 
 from adapter.certs import issue, new_ca
+from tests.harness.ports import free_port
 
 START_TIMEOUT = 20.0
 SENTINEL_MASTER = "mymaster"
 ACL_USER, ACL_PASSWORD = "scaler", "Redis-Pa55word-s3cret"
 SENTINEL_PASSWORD = "Sentinel-Pa55word-s3cret"
 KEY_PASSWORD = "Key-Pa55phrase-s3cret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ensure_installed() -> None:
