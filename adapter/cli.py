@@ -1,7 +1,12 @@
-"""Command line: `certs` makes the PKI, `serve` runs the adapter.
+"""Command line: `certs` makes the PKI, `serve` runs the adapter, `manifests` registers our CA.
 
     python -m adapter certs --cert-dir certs
     python -m adapter serve --local-dir manifests/examples/local --cert-dir certs --secure-port 6443
+    python -m adapter serve --kubeconfig ~/.kube/config --cert-dir certs     # cluster mode
+    python -m adapter serve --self-signed-certs --cert-dir /certs --bind-address 0.0.0.0   # in a pod
+    python -m adapter manifests --cert-dir certs --out manifests
+
+`serve` without `--local-dir` is cluster mode.
 """
 
 from __future__ import annotations
@@ -12,8 +17,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import certs
+
+if TYPE_CHECKING:
+    from .server import ServeOptions
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -35,7 +44,8 @@ def _certs(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import ServeOptions, build_local, local_auth_config, serve, tls_context
+    from .cluster.client import pod_namespace
+    from .server import ServeOptions
 
     options = ServeOptions(
         cert_dir=Path(args.cert_dir),
@@ -44,19 +54,44 @@ def _serve(args: argparse.Namespace) -> int:
         bind_address=args.bind_address,
         metric_max_age=args.metric_max_age,
         scaler_timeout=args.scaler_timeout,
+        cluster_namespace=args.cluster_object_namespace or pod_namespace("eventscale"),
+        kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
+        self_signed_certs=args.self_signed_certs,
+        service_name=args.service_name,
+        resync_period=args.resync_period,
     )
-    if not certs.CertLayout(options.cert_dir).exists("serving"):
-        print(f"no certificates in {options.cert_dir}: run `python -m adapter certs --cert-dir {options.cert_dir}`",
-              file=sys.stderr)
+    if options.local_dir is not None and (options.self_signed_certs or options.kubeconfig):
+        print("--local-dir (standalone mode) does not go with --kubeconfig or --self-signed-certs", file=sys.stderr)
         return 2
+    if not options.self_signed_certs and not certs.CertLayout(options.cert_dir).exists("serving"):
+        print(f"no certificates in {options.cert_dir}: run `python -m adapter certs --cert-dir {options.cert_dir}`"
+              " (or, in a cluster, use --self-signed-certs)", file=sys.stderr)
+        return 2
+    asyncio.run(_serve_local(options) if options.local_dir is not None else _serve_cluster(options))
+    return 0
 
-    async def main() -> None:
-        adapter = build_local(options)
-        context = tls_context(options, local_auth_config(certs.CertLayout(options.cert_dir),
-                                                          options.requestheader_allowed_names))
-        await serve(adapter, options, context)
 
-    asyncio.run(main())
+async def _serve_local(options: ServeOptions) -> None:
+    from .server import build_local, local_auth_config, serve, tls_context
+
+    adapter = build_local(options)
+    context = tls_context(options, local_auth_config(certs.CertLayout(options.cert_dir),
+                                                      options.requestheader_allowed_names))
+    await serve(adapter, options, context)
+
+
+async def _serve_cluster(options: ServeOptions) -> None:
+    from .server import build_cluster, serve
+
+    adapter, context = await build_cluster(options)
+    await serve(adapter, options, context)
+
+
+def _manifests(args: argparse.Namespace) -> int:
+    from .manifests import write_ca_bundle
+
+    path = write_ca_bundle(Path(args.cert_dir), Path(args.out))
+    print(f"wrote the caBundle of {certs.CertLayout(Path(args.cert_dir)).paths('ca')[0]} into {path}")
     return 0
 
 
@@ -83,12 +118,29 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metric-max-age", type=float, default=2.0,
                    help="seconds a value is reused for triggers without useCachedMetrics (default 2)")
     s.add_argument("--scaler-timeout", type=float, default=5.0, help="seconds a scaler read may take (default 5)")
+    k = s.add_argument_group("cluster mode (without --local-dir)")
+    k.add_argument("--kubeconfig", help="kubeconfig to reach kube-apiserver (default: in-cluster service "
+                   "account when in a pod, else $KUBECONFIG or ~/.kube/config)")
+    k.add_argument("--cluster-object-namespace", help="namespace of ClusterTriggerAuthentication Secrets and "
+                   "of the Service (default: the pod's namespace, else eventscale)")
+    k.add_argument("--self-signed-certs", action="store_true", help="make a CA and serving certificate in "
+                   "--cert-dir at start and register the CA in the APIService caBundle")
+    k.add_argument("--service-name", default="eventscale-adapter",
+                   help="Service the APIService points at, for the serving certificate (default eventscale-adapter)")
+    k.add_argument("--resync-period", type=float, default=1800.0,
+                   help="seconds between full relists of every watched resource (default 1800)")
     s.set_defaults(func=_serve)
+
+    m = commands.add_parser("manifests", help="write the CA of --cert-dir into the APIService manifest")
+    m.add_argument("--cert-dir", default="certs", help="certificate directory (from `certs`)")
+    m.add_argument("--out", default="manifests", help="manifests directory (default: manifests)")
+    m.set_defaults(func=_manifests)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per kube-apiserver call is noise
     result: int = args.func(args)
     return result

@@ -1,7 +1,12 @@
 """Wiring: build the catalog, store, authentication and app, and serve them over TLS.
 
-The one place that knows every part. Background work (directory polling, metric polling) is
-started here and cancelled on shutdown; clients are closed through the store.
+The one place that knows every part. Background work (directory polling or Kubernetes watches,
+metric polling) is started here and cancelled on shutdown; clients are closed through the store
+and the adapter's `cleanup` list.
+
+Standalone mode (`build_local`) reads objects from a directory and trusts the certificate
+directory's CAs. Cluster mode (`build_cluster`) watches objects in the cluster and delegates
+authentication and authorization to kube-apiserver (see `adapter.cluster`).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,11 @@ from .catalog.catalog import Catalog
 from .catalog.directory import DirectorySource
 from .catalog.models import SCALED_OBJECT_LABEL
 from .certs import FRONT_PROXY_CLIENT_CN, CertLayout
+from .cluster.apiservice import CABundleRegistration, write_self_signed
+from .cluster.authn import AuthConfigWatch, TokenReviewer
+from .cluster.authz import SubjectAccessReviewAuthorizer
+from .cluster.client import KubeApi
+from .cluster.source import KubernetesSource
 from .store.store import MetricStore
 
 log = logging.getLogger("eventscale.server")
@@ -47,6 +57,10 @@ class ServeOptions:
     reload_interval: float = 1.0
     cluster_namespace: str = "eventscale"
     requestheader_allowed_names: tuple[str, ...] = (FRONT_PROXY_CLIENT_CN,)
+    kubeconfig: Path | None = None  # cluster mode: None means in-cluster (or $KUBECONFIG)
+    self_signed_certs: bool = False
+    service_name: str = "eventscale-adapter"
+    resync_period: float = 1800.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -59,6 +73,7 @@ class Adapter:
     health: Health
     app: AdapterApp
     background: list[Callable[[], Coroutine[Any, Any, None]]]
+    cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def local_auth_config(layout: CertLayout, allowed_names: tuple[str, ...]) -> AuthConfig:
@@ -71,15 +86,44 @@ def build_local(options: ServeOptions) -> Adapter:
     """Standalone mode: objects from a directory, identities from the certificate directory."""
     if options.local_dir is None or not options.local_dir.is_dir():
         raise SystemExit(f"--local-dir {options.local_dir}: not a directory")
-    catalog = Catalog(REGISTRY, options.cluster_namespace)
-    store = MetricStore(max_age=options.metric_max_age, timeout=options.scaler_timeout, tick=options.poll_tick)
-    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    catalog, store = _catalog_and_store(options)
     source = DirectorySource(options.local_dir, catalog, options.reload_interval)
     source.load()
     health = Health(ready={"catalog-loaded": lambda: catalog.generation > 0})
     auth = local_auth_config(CertLayout(options.cert_dir), options.requestheader_allowed_names)
     app = AdapterApp(build_routes(health), catalog, store, Authenticator(auth), AllowAuthenticated())
     return Adapter(catalog, store, health, app, [source.run, store.poll_forever])
+
+
+def _catalog_and_store(options: ServeOptions) -> tuple[Catalog, MetricStore]:
+    catalog = Catalog(REGISTRY, options.cluster_namespace)
+    store = MetricStore(max_age=options.metric_max_age, timeout=options.scaler_timeout, tick=options.poll_tick)
+    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    return catalog, store
+
+
+async def build_cluster(options: ServeOptions) -> tuple[Adapter, ssl.SSLContext]:
+    """Cluster mode: objects from watches; authentication and authorization by kube-apiserver.
+
+    Serving starts before the watches have listed everything; /readyz says "informers-synced"
+    only then, so a pod takes traffic once it knows every object.
+    """
+    api = KubeApi.connect(options.kubeconfig)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    if options.self_signed_certs:
+        ca_pem = write_self_signed(options.cert_dir, options.service_name, options.cluster_namespace)
+        background.append(CABundleRegistration(api, ca_pem).run)
+    auth_watch = AuthConfigWatch(api)
+    auth = await auth_watch.load()
+    catalog, store = _catalog_and_store(options)
+    source = KubernetesSource(api, catalog, resync=options.resync_period)
+    health = Health(ready={"informers-synced": lambda: source.synced})
+    authenticator = Authenticator(auth, TokenReviewer(api))
+    context = tls_context(options, auth)
+    auth_watch.follow(authenticator, context)
+    app = AdapterApp(build_routes(health), catalog, store, authenticator, SubjectAccessReviewAuthorizer(api))
+    background += [source.run, auth_watch.run, store.poll_forever]
+    return Adapter(catalog, store, health, app, background, cleanup=[api.aclose]), context
 
 
 def tls_context(options: ServeOptions, auth: AuthConfig) -> ssl.SSLContext:
@@ -111,6 +155,8 @@ async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await adapter.store.aclose()
+        for close in adapter.cleanup:
+            await close()
 
 
 async def _announce(server: uvicorn.Server, adapter: Adapter, options: ServeOptions) -> None:

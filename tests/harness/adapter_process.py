@@ -2,6 +2,7 @@
 
 `AdapterProcess` generates certificates with the CLI, starts the server on a free loopback
 port, waits for `/readyz`, and keeps its log in a file so tests can assert on what it said.
+Without a `local_dir` it runs in cluster mode (pass `--kubeconfig` in `extra_args`).
 `Identity` builds httpx clients that present one of the generated client certificates.
 """
 
@@ -32,11 +33,12 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 @dataclass
 class AdapterProcess:
-    local_dir: Path
+    local_dir: Path | None
     cert_dir: Path
     log_path: Path
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
+    certs_args: tuple[str, ...] = ()  # e.g. ("--service", name, "--namespace", ns)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,12 +46,13 @@ class AdapterProcess:
         return f"https://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        result = run_cli("certs", "--cert-dir", str(self.cert_dir), "--port", str(self.port))
+        result = run_cli("certs", "--cert-dir", str(self.cert_dir), "--port", str(self.port), *self.certs_args)
         if result.returncode != 0:
             raise RuntimeError(f"certs failed: {result.stderr}")
         self._log = self.log_path.open("ab")
+        source = ["--local-dir", str(self.local_dir)] if self.local_dir is not None else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "adapter", "serve", "--local-dir", str(self.local_dir), "--cert-dir",
+            [sys.executable, "-m", "adapter", "serve", *source, "--cert-dir",
              str(self.cert_dir), "--secure-port", str(self.port), *self.extra_args],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

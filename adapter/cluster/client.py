@@ -1,0 +1,152 @@
+"""One async HTTP client for everything the adapter asks kube-apiserver.
+
+Why an async client (httpx) and not the official `kubernetes` client in worker threads:
+
+* Nine watches stay open for the life of the process. In threads each pins a thread of a
+  pool (asyncio's default pool has 6 threads on 2 cores, shared with `to_thread` users), and
+  a thread blocked in a socket read cannot be cancelled: shutdown would wait for the watch's
+  server-side timeout. A cancelled task closes its stream at once.
+* The official client turns every object into generated model classes (typed APIs) before we
+  could strip it; at 10,000 Secrets and ConfigMaps that is CPU and memory for fields we drop.
+  Here each event is a plain dict, stripped to what the catalog reads as soon as it arrives.
+* TokenReviews and SubjectAccessReviews are made on the request path; awaiting them keeps the
+  event loop free without a thread hop per request.
+
+The official package is still used for what it does well: reading a kubeconfig (client
+certificates, tokens, exec plugins) or the in-cluster service account, and refreshing that
+token, through `kubernetes.client.Configuration`. Every call has a timeout; large JSON bodies
+(list pages) are parsed off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+log = logging.getLogger("eventscale.kube")
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+Object = dict[str, Any]
+
+
+class ApiStatusError(Exception):
+    """kube-apiserver answered with an error status (the metav1.Status message is kept)."""
+
+    def __init__(self, code: int, message: str, reason: str = "") -> None:
+        super().__init__(f"{code} {reason}: {message}" if reason else f"{code}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+def in_cluster() -> bool:
+    return "KUBERNETES_SERVICE_HOST" in os.environ and (SERVICE_ACCOUNT_DIR / "token").exists()
+
+
+def pod_namespace(default: str) -> str:
+    """The namespace this pod runs in, from the service account mount (or `default` outside)."""
+    try:
+        return (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip() or default
+    except OSError:
+        return default
+
+
+def load_configuration(kubeconfig: Path | None) -> k8s_client.Configuration:
+    """Client settings from `kubeconfig`, else in-cluster, else $KUBECONFIG / ~/.kube/config."""
+    configuration = k8s_client.Configuration()
+    if kubeconfig is None and in_cluster():
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig) if kubeconfig else None, client_configuration=configuration)
+    return configuration
+
+
+def _ssl_context(configuration: k8s_client.Configuration) -> ssl.SSLContext | bool:
+    if not configuration.verify_ssl:
+        return False
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
+
+
+def _status_error(response: httpx.Response) -> ApiStatusError:
+    try:
+        status = response.json()
+        return ApiStatusError(response.status_code, str(status.get("message", "")), str(status.get("reason", "")))
+    except ValueError:
+        return ApiStatusError(response.status_code, response.text[:200])
+
+
+class KubeApi:
+    """GET, POST, merge-PATCH and watch against kube-apiserver, with the loaded credentials."""
+
+    def __init__(self, configuration: k8s_client.Configuration, *, timeout: float = 30.0) -> None:
+        self._configuration = configuration
+        self.host = configuration.host.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self.host, verify=_ssl_context(configuration),
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            headers={"Accept": JSON, "User-Agent": "eventscale-adapter"},
+        )
+
+    @classmethod
+    def connect(cls, kubeconfig: Path | None = None) -> KubeApi:
+        return cls(load_configuration(kubeconfig))
+
+    def _headers(self) -> dict[str, str]:
+        token = self._configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+        return {"Authorization": token} if token else {}
+
+    async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                      body: Object | None = None, content_type: str = JSON) -> Object:
+        headers = self._headers()
+        content = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            content = json.dumps(body, separators=(",", ":")).encode()
+        response = await self._client.request(method, path, params=params, content=content, headers=headers)
+        if response.status_code >= 400:
+            raise _status_error(response)
+        if len(response.content) > 64 * 1024:  # a list page: parse it off the event loop
+            parsed: Object = await asyncio.to_thread(json.loads, response.content)
+            return parsed
+        return dict(response.json())
+
+    async def get(self, path: str, params: Mapping[str, str] | None = None) -> Object:
+        return await self.request("GET", path, params=params)
+
+    async def post(self, path: str, body: Object) -> Object:
+        return await self.request("POST", path, body=body)
+
+    async def merge_patch(self, path: str, body: Object) -> Object:
+        return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    async def watch(self, path: str, params: Mapping[str, str], timeout: float) -> AsyncIterator[Object]:
+        """The events of one watch request, until the server ends it (after `timeoutSeconds`)."""
+        request_timeout = httpx.Timeout(10.0, read=timeout + 30.0)
+        async with self._client.stream("GET", path, params={**params, "watch": "true"}, headers=self._headers(),
+                                       timeout=request_timeout) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise _status_error(response)
+            async for line in response.aiter_lines():
+                if line.strip():
+                    yield json.loads(line)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
