@@ -7,11 +7,12 @@ from typing import Any
 from .azure_servicebus import AzureServiceBusScaler
 from .base import Scaler
 from .cron import CronScaler
+from .rabbitmq import RabbitMQScaler
 from .redis import RedisScaler
 from .redis_streams import RedisStreamsScaler
 
 SCALERS: tuple[Scaler[Any], ...] = (
-    CronScaler(), AzureServiceBusScaler(), RedisScaler(), RedisStreamsScaler()
+    CronScaler(), AzureServiceBusScaler(), RedisScaler(), RedisStreamsScaler(), RabbitMQScaler()
 )
 
 

@@ -1,0 +1,379 @@
+"""A real RabbitMQ broker for tests and benchmarks, private to one process.
+
+`RabbitMQServer` starts `rabbitmq-server` (installing the Debian package when the binary is
+missing) as its own node on free loopback ports in a temporary directory: its own epmd port,
+AMQP, AMQPS (with a generated CA) and management listeners, statistics collected every second
+so message rates show up within seconds. Nothing is shared with a system broker, and stopping
+it removes the node, its epmd daemon and the directory.
+
+Start-up takes several seconds, so a test session starts one broker and shares it; helpers
+here create vhosts and queues, publish, and read the management API (connections, channels).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pika
+import pika.exceptions
+
+from adapter.certs import issue, new_ca, write_private
+from tests.harness.ports import free_port
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+START_TIMEOUT = 90.0
+USER = "scaler"
+PASSWORD = "s3cret-Pa55word"
+OTHER_VHOST = "other"  # a second vhost tests and benchmarks may create with `create_vhost`
+# One-second samples (the default is five) so queue counts and rates reach the management API in
+# about two seconds; collect_statistics_interval in rabbitmq.conf sets how often they are taken.
+_SAMPLES = "[{global, [{605, 1}]}, {basic, [{605, 1}]}, {detailed, [{605, 1}]}]"
+ADVANCED_CONFIG = (
+    f"[{{rabbitmq_management_agent, [{{sample_retention_policies, {_SAMPLES}}}]}},\n"
+    f" {{rabbitmq_management, [{{sample_retention_policies, {_SAMPLES}}}]}}].\n"
+)
+
+
+def ensure_installed() -> None:
+    """Install the Debian package when the broker binary is missing (a fresh CI machine)."""
+    if (RABBITMQ_BIN / "rabbitmq-server").exists():
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends",
+                                             "rabbitmq-server"]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr[-2000:]}")
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """PEM text: a CA, the broker's certificate (127.0.0.1, localhost) and a client certificate."""
+
+    ca_pem: str
+    server_cert_pem: str
+    server_key_pem: str
+    client_cert_pem: str
+    client_key_pem: str
+
+
+def make_tls_material() -> TlsMaterial:
+    ca = new_ca("rabbitmq-test-ca")
+    server = issue(ca, "localhost", hosts=["127.0.0.1", "localhost"], server=True)
+    client = issue(ca, "scaler-client", client=True)
+    pems = (ca.cert_pem, server.cert_pem, server.key_pem, client.cert_pem, client.key_pem)
+    return TlsMaterial(*(pem.decode() for pem in pems))
+
+
+class RabbitMQServer:
+    """One broker node; use as a context manager. Credentials are `USER` / `PASSWORD`."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="rabbitmq-"))
+        self.node = f"es{uuid.uuid4().hex[:10]}@localhost"
+        self.amqp_port, self.amqps_port, self.http_port = free_port(), free_port(), free_port()
+        self.dist_port, self.epmd_port = free_port(), free_port()
+        self.user, self.password = USER, PASSWORD
+        self.tls = make_tls_material()
+        self._write_certs()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._api = httpx.Client(  # no keep-alive: tests count the connections clients hold
+            base_url=f"http://127.0.0.1:{self.http_port}", auth=(USER, PASSWORD), timeout=10.0,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> RabbitMQServer:
+        ensure_installed()
+        self._write_config()
+        log = (self.directory / "server.out").open("wb")
+        self._process = subprocess.Popen(
+            [str(RABBITMQ_BIN / "rabbitmq-server")], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def env(self) -> dict[str, str]:
+        d = self.directory
+        return {
+            **os.environ,
+            "HOME": str(d),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(d / "log"),
+            "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+            "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
+            "RABBITMQ_PID_FILE": str(d / "rabbitmq.pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_EPMD_PORT": str(self.epmd_port),
+        }
+
+    def _write_certs(self) -> None:
+        d = self.directory
+        (d / "ca.pem").write_text(self.tls.ca_pem)
+        (d / "server.pem").write_text(self.tls.server_cert_pem)
+        write_private(d / "server.key", self.tls.server_key_pem.encode())
+
+    def _write_config(self) -> None:
+        d = self.directory
+        (d / "rabbitmq-env.conf").write_text("")
+        (d / "advanced.config").write_text(ADVANCED_CONFIG)
+        (d / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        (d / "rabbitmq.conf").write_text(
+            f"""\
+listeners.tcp.1 = 127.0.0.1:{self.amqp_port}
+listeners.ssl.1 = 127.0.0.1:{self.amqps_port}
+ssl_options.cacertfile = {d / "ca.pem"}
+ssl_options.certfile = {d / "server.pem"}
+ssl_options.keyfile = {d / "server.key"}
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+management.tcp.port = {self.http_port}
+management.tcp.ip = 127.0.0.1
+collect_statistics_interval = 1000
+default_user = {USER}
+default_pass = {PASSWORD}
+loopback_users = none
+log.console = false
+log.file.level = warning
+"""
+        )
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited: {self.log_tail()}")
+            if self._answers():
+                return
+            time.sleep(0.25)
+        raise RuntimeError(f"rabbitmq-server not ready after {START_TIMEOUT}s: {self.log_tail()}")
+
+    def _answers(self) -> bool:
+        """The management API answers and the AMQP listener (started last) takes a login."""
+        try:
+            if self._api.get("/api/overview", timeout=2.0).status_code != 200:
+                return False
+            with self.amqp():
+                return True
+        except (httpx.HTTPError, pika.exceptions.AMQPError, OSError):
+            return False
+
+    def log_tail(self) -> str:
+        path = self.directory / "server.out"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        self._api.close()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        subprocess.run(["epmd", "-kill"], env=self.env, capture_output=True, check=False, timeout=10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    def amqp_url(self, vhost: str = "/", *, password: str | None = None, tls: bool = False) -> str:
+        port = self.amqps_port if tls else self.amqp_port
+        scheme = "amqps" if tls else "amqp"
+        secret = PASSWORD if password is None else password
+        return f"{scheme}://{USER}:{quote(secret, safe='')}@127.0.0.1:{port}/{quote(vhost, safe='')}"
+
+    def http_url(self, vhost: str | None = None, *, password: str | None = None) -> str:
+        secret = PASSWORD if password is None else password
+        base = f"http://{USER}:{quote(secret, safe='')}@127.0.0.1:{self.http_port}"
+        return base if vhost is None else f"{base}/{quote(vhost, safe='')}"
+
+    # -- management API ----------------------------------------------------------------------
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._api.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def create_vhost(self, vhost: str) -> None:
+        name = quote(vhost, safe="")
+        self.api("PUT", f"/api/vhosts/{name}")
+        self.api("PUT", f"/api/permissions/{name}/{USER}",
+                 json={"configure": ".*", "write": ".*", "read": ".*"})
+
+    def connections(self, name: str | None = None) -> list[dict[str, Any]]:
+        """AMQP connections the broker holds, optionally only those with this connection_name.
+
+        The statistics database may keep a short-lived connection's record, in state `closed`,
+        until its garbage collection runs minutes later; such a connection is not held.
+        """
+        listed: list[dict[str, Any]] = self.api("GET", "/api/connections")
+        found = [c for c in listed if c.get("state") != "closed"]
+        if name is None:
+            return found
+        return [c for c in found if (c.get("client_properties") or {}).get("connection_name") == name]
+
+    def churn(self, counter: str) -> int:
+        """A broker-wide total such as `connection_created` or `connection_closed`."""
+        return int(self.api("GET", "/api/overview").get("churn_rates", {}).get(counter, 0))
+
+    def channels(self, connection_name: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for connection in self.connections(connection_name):
+            found += self.api("GET", f"/api/connections/{quote(connection['name'], safe='')}/channels")
+        return found
+
+    def wait_connections(self, name: str, count: int, timeout: float = 15.0) -> int:
+        """Poll until the broker lists `count` connections named `name`; return the last count."""
+        deadline = time.monotonic() + timeout
+        seen = len(self.connections(name))
+        while seen != count and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = len(self.connections(name))
+        return seen
+
+    @contextmanager
+    def amqp(self, vhost: str = "/") -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+        """A pika channel for setting up queues and traffic."""
+        credentials = pika.PlainCredentials(USER, PASSWORD)
+        params = pika.ConnectionParameters("127.0.0.1", self.amqp_port, vhost, credentials,
+                                           client_properties={"connection_name": "test-harness"},
+                                           connection_attempts=1, socket_timeout=5, stack_timeout=10)
+        connection = pika.BlockingConnection(params)
+        try:
+            yield connection.channel()
+        finally:
+            connection.close()
+
+    def fill(self, vhost: str, queues: dict[str, int]) -> None:
+        """Declare each queue (purged) and publish the given number of messages into it."""
+        with self.amqp(vhost) as channel:
+            for queue, count in queues.items():
+                channel.queue_declare(queue)
+                channel.queue_purge(queue)
+                for i in range(count):
+                    channel.basic_publish("", queue, str(i).encode())
+
+    def hold_unacked(self, vhost: str, queue: str, count: int) -> pika.BlockingConnection:
+        """Fetch `count` messages without acking them; they stay unacked until the connection closes."""
+        credentials = pika.PlainCredentials(USER, PASSWORD)
+        connection = pika.BlockingConnection(pika.ConnectionParameters(
+            "127.0.0.1", self.amqp_port, vhost, credentials,
+            client_properties={"connection_name": "test-harness"}))
+        channel = connection.channel()
+        for _ in range(count):
+            channel.basic_get(queue, auto_ack=False)
+        return connection
+
+    def wait_queue(self, vhost: str, queue: str, field: str, value: int, timeout: float = 15.0) -> None:
+        """Wait until the management API's statistics show `field == value` for the queue."""
+        deadline = time.monotonic() + timeout
+        path = f"/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
+        while True:
+            seen = self.api("GET", path).get(field)
+            if seen == value:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"queue {queue}: {field} is {seen}, expected {value}")
+            time.sleep(0.2)
+
+
+def tcp_connections_to(port: int) -> int:
+    """Established TCP connections on this machine whose remote end is 127.0.0.1:`port`."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            remote, state = fields[2], fields[3]
+            if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+class RequestLog:
+    """An httpx request hook (for `RabbitMQScaler(http_request_hooks=...)`) that keeps every path."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def __call__(self, request: httpx.Request) -> None:
+        self.paths.append(request.url.raw_path.decode().split("?", 1)[0])
+
+
+class Traffic:
+    """Steady traffic so the broker reports rates: `busy` gets `publish_rate` messages a second and
+    loses `consume_rate` of them to basic.get; `idle` gets published to and is never consumed.
+    """
+
+    def __init__(self, server: RabbitMQServer, vhost: str, busy: str, idle: str,
+                 publish_rate: float = 40.0, consume_rate: float = 20.0) -> None:
+        self.server, self.vhost, self.busy, self.idle = server, vhost, busy, idle
+        self.publish_rate, self.consume_rate = publish_rate, consume_rate
+        self.published = 0
+        self.started = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rabbitmq-traffic", daemon=True)
+
+    def __enter__(self) -> Traffic:
+        with self.server.amqp(self.vhost) as channel:
+            for queue in (self.busy, self.idle):
+                channel.queue_declare(queue)
+                channel.queue_purge(queue)
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.published / max(time.monotonic() - self.started, 1e-3)
+
+    def _run(self) -> None:
+        with self.server.amqp(self.vhost) as channel:
+            tick, consumed = 1.0 / self.publish_rate, 0.0
+            while not self._stop.wait(tick):
+                channel.basic_publish("", self.busy, b"m")
+                channel.basic_publish("", self.idle, b"m")
+                self.published += 1
+                consumed += self.consume_rate / self.publish_rate
+                while consumed >= 1.0:
+                    channel.basic_get(self.busy, auto_ack=True)
+                    consumed -= 1.0

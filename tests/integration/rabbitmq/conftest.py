@@ -1,0 +1,81 @@
+"""Fixtures for the rabbitmq scaler: one real broker per session, config and client helpers.
+
+The broker (AMQP, AMQPS and the management API on free loopback ports) starts once, because
+start-up costs seconds; vhosts `/` and `other` exist. Each test uses queue names of its own, and
+every client a test opens is closed after it, so tests see neither each other's queues nor their
+connections. `requests` records every management API request the scaler's clients send.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from scalers.base import ScalerClient, TriggerParams  # noqa: E402 - after the path fix above
+from scalers.rabbitmq import RabbitMQConfig, RabbitMQScaler  # noqa: E402
+from tests.harness.rabbitmq_server import OTHER_VHOST, RabbitMQServer, RequestLog, Traffic  # noqa: E402
+
+Parse = Callable[..., RabbitMQConfig]
+Open = Callable[[RabbitMQConfig], ScalerClient[RabbitMQConfig]]
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQServer]:
+    with RabbitMQServer() as server:
+        server.create_vhost(OTHER_VHOST)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def traffic(rabbitmq: RabbitMQServer) -> Iterator[Traffic]:
+    """Steady publish and consume traffic, started on first use and running to the session's end."""
+    with Traffic(rabbitmq, "/", busy="rates-busy", idle="rates-idle") as running:
+        yield running
+
+
+@pytest.fixture
+def requests() -> RequestLog:
+    return RequestLog()
+
+
+@pytest.fixture
+def scaler(requests: RequestLog) -> RabbitMQScaler:
+    return RabbitMQScaler(http_request_hooks=[requests])
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A queue-name prefix of this test's own."""
+    return f"t{uuid.uuid4().hex[:8]}-"
+
+
+@pytest.fixture
+def parse(scaler: RabbitMQScaler) -> Parse:
+    def parse_trigger(metadata: dict[str, str], auth: dict[str, str] | None = None) -> RabbitMQConfig:
+        return scaler.parse("rabbitmq", TriggerParams(metadata=metadata, auth=auth or {}))
+
+    return parse_trigger
+
+
+@pytest.fixture
+async def open_client(scaler: RabbitMQScaler) -> AsyncIterator[Open]:
+    """Open a client the way the metric store does; every one is closed after the test."""
+    opened: list[ScalerClient[Any]] = []
+
+    def open_for(config: RabbitMQConfig) -> ScalerClient[RabbitMQConfig]:
+        client = scaler.open_client(config)
+        opened.append(client)
+        return client
+
+    yield open_for
+    for client in opened:
+        await client.aclose()
