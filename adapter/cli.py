@@ -59,6 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
         self_signed_certs=args.self_signed_certs,
         service_name=args.service_name,
         resync_period=args.resync_period,
+        internal_port=args.internal_port,
     )
     if options.local_dir is not None and (options.self_signed_certs or options.kubeconfig):
         print("--local-dir (standalone mode) does not go with --kubeconfig or --self-signed-certs", file=sys.stderr)
@@ -118,6 +119,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metric-max-age", type=float, default=2.0,
                    help="seconds a value is reused for triggers without useCachedMetrics (default 2)")
     s.add_argument("--scaler-timeout", type=float, default=5.0, help="seconds a scaler read may take (default 5)")
+    s.add_argument("--internal-port", type=int, default=9022,
+                   help="plain-HTTP port on 127.0.0.1 where the controller sidecar reads activity (default 9022; "
+                   "0 turns it off)")
     k = s.add_argument_group("cluster mode (without --local-dir)")
     k.add_argument("--kubeconfig", help="kubeconfig to reach kube-apiserver (default: in-cluster service "
                    "account when in a pod, else $KUBECONFIG or ~/.kube/config)")

@@ -27,6 +27,7 @@ from scalers.registry import REGISTRY
 
 from .api.app import AdapterApp
 from .api.health import Health
+from .api.internal import ActivityFeed, InternalListener
 from .api.routes import build_routes
 from .auth.authn import AuthConfig, Authenticator, RequestHeaderConfig
 from .auth.authz import AllowAuthenticated
@@ -61,6 +62,7 @@ class ServeOptions:
     self_signed_certs: bool = False
     service_name: str = "eventscale-adapter"
     resync_period: float = 1800.0
+    internal_port: int = 9022  # the controller sidecar's loopback listener (activity); 0 turns it off
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -146,9 +148,13 @@ async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext
     server = uvicorn.Server(config)
     tasks = [asyncio.create_task(work(), name=work.__qualname__) for work in adapter.background]
     tasks.append(asyncio.create_task(_announce(server, adapter, options)))
+    internal = InternalListener(ActivityFeed(adapter.catalog, adapter.store), options.internal_port)
+    if options.internal_port:
+        internal.start()
     try:
         await server.serve()
     finally:
+        await internal.stop()
         for task in tasks:
             task.cancel()
         for task in tasks:

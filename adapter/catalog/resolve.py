@@ -18,6 +18,7 @@ from scalers import MetricSpec, ParameterError, Scaler, TriggerParams, metric_na
 
 from .models import (
     AuthRef,
+    Fallback,
     InvalidObject,
     ScaledObject,
     TriggerAuthentication,
@@ -51,6 +52,7 @@ class ResolvedTrigger:
     config: Hashable | None = None
     metric: MetricSpec | None = None
     error: str | None = None
+    fallback: Fallback | None = None  # the ScaledObject's, applied per metric by the store
 
     @property
     def key(self) -> MetricKey:
@@ -114,7 +116,8 @@ class Resolver:
         return ResolvedScaledObject(so, triggers, by_metric, error)
 
     def _trigger(self, so: ScaledObject, spec: TriggerSpec, containers: list[Mapping[str, Any]]) -> ResolvedTrigger:
-        base = ResolvedTrigger(so.namespace, so.name, spec, f"s{spec.index}-{spec.type}", so.polling_interval)
+        base = ResolvedTrigger(so.namespace, so.name, spec, f"s{spec.index}-{spec.type}", so.polling_interval,
+                               fallback=so.fallback)
         scaler = self._registry.get(spec.type)
         if scaler is None:
             return _failed(base, f'unknown trigger type "{spec.type}"')
@@ -127,7 +130,7 @@ class Resolver:
             return _failed(base, str(exc), scaler)
         return ResolvedTrigger(
             so.namespace, so.name, spec, metric_name(spec.index, metric.name), so.polling_interval,
-            scaler, config, metric,
+            scaler, config, metric, fallback=so.fallback,
         )
 
     def _containers(self, so: ScaledObject) -> list[Mapping[str, Any]]:
@@ -218,5 +221,5 @@ class Resolver:
 def _failed(base: ResolvedTrigger, error: str, scaler: Scaler[Any] | None = None) -> ResolvedTrigger:
     return ResolvedTrigger(
         base.namespace, base.scaled_object, base.spec, base.metric_name, base.polling_interval,
-        scaler, None, None, error,
+        scaler, None, None, error, base.fallback,
     )

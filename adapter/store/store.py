@@ -12,6 +12,12 @@ Concurrent requests for one trigger share one refresh (single flight). Refreshes
 the same server are gathered into one `ScalerClient.read` call, one call in flight per server
 at a time, so load on a broker is bounded whatever the request rate. Every read has a timeout;
 a failed read closes the server's client so the next one starts from a fresh connection.
+
+The poller sleeps until the next entry is due (entries due within `batch_window` join the
+batch), so a trigger is read every `pollingInterval`, not at the next whole tick after it.
+Listeners (the controller's activity feed) are told when a read changed a value, an error or
+a failure count. Past `fallback.failureThreshold` consecutive failures the rendered answer is
+the fallback value (see `fallback`) instead of the error.
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ from scalers import ScalerClient, ScalerError
 from ..api.quantity import format_quantity
 from ..api.status import internal_error
 from ..catalog.resolve import MetricKey, ResolvedTrigger
+from .fallback import fallback_value, in_fallback
 
 log = logging.getLogger("eventscale.store")
 
 Clock = Callable[[], float]
+Listener = Callable[[], None]
 
 
 @dataclass(eq=False)
@@ -49,20 +57,36 @@ class MetricEntry:
 
     @property
     def active(self) -> bool:
+        """value > activation threshold on the last read; a failed read is never active."""
         metric = self.trigger.metric
-        return self.value is not None and metric is not None and self.value > metric.activation
+        return self.error is None and self.value is not None and metric is not None and self.value > metric.activation
 
-    def record(self, result: float | ScalerError, now: float) -> None:
+    @property
+    def in_fallback(self) -> bool:
+        return in_fallback(self.trigger.fallback, self.consecutive_failures)
+
+    def record(self, result: float | ScalerError, now: float) -> bool:
+        """Keep one read's outcome; True when the value, the error or the failure count changed."""
+        before = (self.value, self.error, self.consecutive_failures)
         self.read_at = now
-        trigger = self.trigger
         if isinstance(result, ScalerError):
             self.error = str(result)
             self.consecutive_failures += 1
+        else:
+            self.value, self.error, self.consecutive_failures = result, None, 0
+        return before != (self.value, self.error, self.consecutive_failures)
+
+    def render(self, current_replicas: int | None) -> None:
+        """The bytes a metric GET answers: the value, the fallback value, or the error."""
+        trigger = self.trigger
+        if self.error is None and self.value is not None:
+            self.status, self.body = 200, render_value_list(trigger.metric_name, self.value, time.time())
+        elif self.in_fallback and trigger.fallback is not None and trigger.metric is not None:
+            value = fallback_value(trigger.fallback, trigger.metric.target, current_replicas)
+            self.status, self.body = 200, render_value_list(trigger.metric_name, value, time.time())
+        elif self.error is not None:
             message = f"unable to get external metric {trigger.metric_name} of {trigger.describe()}: {self.error}"
             self.status, self.body = 500, internal_error(message).body()
-            return
-        self.value, self.error, self.consecutive_failures = result, None, 0
-        self.status, self.body = 200, render_value_list(trigger.metric_name, result, time.time())
 
 
 def rfc3339(epoch: float) -> str:
@@ -125,11 +149,15 @@ class _Server:
             results = [error] * len(batch)
             await self.close()
         now = self.store.clock()
+        changed = False
         for entry, result in zip(batch, results, strict=True):
-            entry.record(result, now)
+            changed |= entry.record(result, now)
+            entry.render(self.store.current_replicas(entry.trigger))
             if entry.inflight is not None and not entry.inflight.done():
                 entry.inflight.set_result(None)
             entry.inflight = None
+        if changed:
+            self.store.notify()
 
     async def close(self) -> None:
         client, self.client = self.client, None
@@ -150,14 +178,42 @@ def _as_scaler_error(exc: BaseException, timeout: float) -> ScalerError:
 
 class MetricStore:
     def __init__(self, *, max_age: float = 2.0, timeout: float = 5.0, tick: float = 1.0,
-                 clock: Clock = time.monotonic) -> None:
+                 batch_window: float = 0.25, clock: Clock = time.monotonic) -> None:
         self.max_age = max_age
         self.timeout = timeout
-        self.tick = tick
+        self.tick = tick  # longest sleep of the poller
+        self.batch_window = batch_window  # entries due this soon join the current batch
         self.clock = clock
         self._entries: dict[MetricKey, MetricEntry] = {}
         self._servers: dict[tuple[str, Hashable], _Server] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # closes and polls in flight, owned here
+        self._listeners: list[Listener] = []
+        self._replicas: dict[tuple[str, str], int] = {}  # (namespace, ScaledObject): current replicas
+
+    # -- who is told about changes ---------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` after a read changed a value, an error or a failure count."""
+        self._listeners.append(listener)
+
+    def notify(self) -> None:
+        for listener in self._listeners:
+            listener()
+
+    # -- current replicas, for the currentReplicas* fallback behaviours ----------------------
+
+    def current_replicas(self, trigger: ResolvedTrigger) -> int | None:
+        return self._replicas.get((trigger.namespace, trigger.scaled_object))
+
+    def set_current_replicas(self, namespace: str, name: str, replicas: int) -> None:
+        """What the controller saw; re-renders the answers of that object's metrics in fallback."""
+        if self._replicas.get((namespace, name)) == replicas:
+            return
+        self._replicas[(namespace, name)] = replicas
+        for entry in self._entries.values():
+            trigger = entry.trigger
+            if (trigger.namespace, trigger.scaled_object) == (namespace, name) and entry.in_fallback:
+                entry.render(replicas)
 
     # -- what the catalog tells us -------------------------------------------------------------
 
@@ -168,6 +224,8 @@ class MetricStore:
             old = self._entries.get(trigger.key)
             entries[trigger.key] = old if old is not None and old.trigger == trigger else MetricEntry(trigger)
         self._entries = entries
+        objects = {(e.trigger.namespace, e.trigger.scaled_object) for e in entries.values()}
+        self._replicas = {k: v for k, v in self._replicas.items() if k in objects}
         used = {e.trigger.server for e in entries.values()}
         for key in [k for k in self._servers if k not in used]:
             server = self._servers.pop(key)
@@ -210,16 +268,23 @@ class MetricStore:
     # -- background polling ----------------------------------------------------------------
 
     def due(self) -> list[MetricEntry]:
-        now = self.clock()
+        """Entries whose pollingInterval has passed, or will within the batch window."""
+        soon = self.clock() + self.batch_window
         return [e for e in self._entries.values()
-                if e.inflight is None and now - e.read_at >= e.trigger.polling_interval]
+                if e.inflight is None and e.read_at + e.trigger.polling_interval <= soon]
+
+    def next_poll_in(self) -> float:
+        """Seconds until the next entry is due (at most `tick`), so polls keep their interval."""
+        now = self.clock()
+        next_due = min(((now if e.inflight is not None else e.read_at) + e.trigger.polling_interval
+                        for e in self._entries.values()), default=float("inf"))
+        return min(self.tick, max(0.01, next_due - now))
 
     async def poll_forever(self) -> None:
         while True:
-            due = self.due()
-            if due:
-                self._spawn(self.refresh(due))
-            await asyncio.sleep(self.tick)
+            for entry in self.due():  # requested now, so they are in flight before the next look
+                self._server(entry.trigger).request(entry)
+            await asyncio.sleep(self.next_poll_in())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

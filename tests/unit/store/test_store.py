@@ -166,3 +166,58 @@ async def test_poll_reads_due_entries_in_one_batch_and_tracks_activity() -> None
     now[0] = 15
     assert [e.trigger.scaled_object for e in store.due()] == ["x"]
     assert [e.active for e in store.entries()] == [False, True]  # value > activation (1)
+
+
+def with_fallback(obj: dict[str, Any], threshold: int, replicas: int, behavior: str = "static") -> dict[str, Any]:
+    obj["spec"]["fallback"] = {"failureThreshold": threshold, "replicas": replicas, "behavior": behavior}
+    return obj
+
+
+async def test_failures_past_the_threshold_answer_the_fallback_value() -> None:
+    world = World(values={"a": 2}, fail=True)
+    _, store = setup(world, with_fallback(scaled_object("x", "s1", "a"), threshold=2, replicas=3), max_age=0)
+    statuses = []
+    for _ in range(3):
+        entry = await store.read(key("x", "a"))
+        assert entry is not None
+        statuses.append((entry.status, entry.in_fallback, entry.active))
+    assert statuses == [(500, False, False), (500, False, False), (200, True, False)]  # 3 > failureThreshold 2
+    assert json.loads(entry.body)["items"][0]["value"] == "15"  # target 5 x 3 replicas
+    world.fail = False
+    entry = await store.read(key("x", "a"))
+    assert entry is not None and (entry.status, entry.in_fallback, entry.consecutive_failures) == (200, False, 0)
+    assert json.loads(entry.body)["items"][0]["value"] == "2"
+
+
+async def test_current_replicas_reach_answers_already_in_fallback() -> None:
+    world = World(fail=True)
+    _, store = setup(world, with_fallback(scaled_object("x", "s1", "a"), 0, 2, "currentReplicasIfHigher"), max_age=0)
+    entry = await store.read(key("x", "a"))
+    assert entry is not None and json.loads(entry.body)["items"][0]["value"] == "10"  # unknown current: 2 x 5
+    store.set_current_replicas("default", "x", 7)
+    assert json.loads(entry.body)["items"][0]["value"] == "35"  # max(7, 2) x 5, without a new read
+
+
+async def test_listeners_hear_of_changed_reads_only() -> None:
+    now = [0.0]
+    world = World(values={"a": 3})
+    _, store = setup(world, scaled_object("x", "s1", "a", interval=1), clock=lambda: now[0])
+    heard: list[int] = []
+    store.subscribe(lambda: heard.append(1))
+    await store.refresh(store.due())
+    now[0] = 2
+    await store.refresh(store.due())  # same value: nothing to tell
+    world.values["a"] = 4
+    now[0] = 4
+    await store.refresh(store.due())
+    assert len(heard) == 2 and len(world.reads) == 3
+
+
+async def test_poller_keeps_the_polling_interval_between_ticks() -> None:
+    world = World(values={"a": 1})
+    _, store = setup(world, scaled_object("x", "s1", "a", interval=1), tick=5.0)
+    poller = asyncio.create_task(store.poll_forever())
+    await asyncio.sleep(2.6)
+    poller.cancel()
+    await store.aclose()
+    assert len(world.reads) == 3  # at 0, 1 and 2 s although the tick is 5 s
