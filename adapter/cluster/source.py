@@ -164,7 +164,11 @@ class KubernetesSource:
             for reflector in self.reflectors:
                 group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
             await asyncio.gather(*(r.listed.wait() for r in self.reflectors))
-            self.catalog.replace_all(self.objects())
-            self.synced = True
+            self.sync()
             counts = " ".join(f"{r}={len(o)}" for r, o in self._cache.items())
             log.info("informers synced in %.2fs %s", time.monotonic() - started, counts)
+
+    def sync(self) -> None:
+        """Every resource is listed: hand the catalog everything at once, then apply events one by one."""
+        self.catalog.replace_all(self.objects())
+        self.synced = True

@@ -85,14 +85,14 @@ class Backoff:
 class Reflector:
     def __init__(self, api: KubeApi, resource: Resource, sink: Sink, transform: Transform, *,
                  page_size: int = 500, watch_timeout: tuple[int, int] = (300, 600),
-                 resync: float = 1800.0, absent_retry: float = 30.0) -> None:
+                 resync: float = 1800.0, absent_retry: float = 30.0, resume_from: str | None = None) -> None:
         self.api, self.resource, self.sink, self.transform = api, resource, sink, transform
         self.page_size, self.watch_timeout = page_size, watch_timeout
         self.resync, self.absent_retry = resync, absent_retry
         self.listed = asyncio.Event()  # set after the first complete list
-        self.resource_version: str | None = None
+        self.resource_version = resume_from  # watch from here first, without listing (410: list)
         self.lists = 0
-        self._listed_at = 0.0
+        self._listed_at = time.monotonic() if resume_from else 0.0
         self._absent = False
         self._backoff = Backoff()
 
