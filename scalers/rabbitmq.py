@@ -9,7 +9,8 @@ Two ways in, as in KEDA, chosen by `protocol` or the host URL's scheme:
 * HTTP (`http://`, `https://`, the management API): ONE `GET /api/queues/<vhost>` per vhost per
   read, with only the columns needed, answers every config of that vhost, exact names by lookup
   and `useRegex` patterns (matched like the API does: case-insensitive search) aggregated with
-  `operation`. KEDA's `pageSize` limit (more matches than one page is an error) is kept.
+  `operation`. KEDA asks the API for one page of `pageSize` matches and fails when there are
+  more; the listing gives the same answer without a call per pattern.
 
 Configs that share a broker (scheme, address, credentials, TLS; for AMQP also the vhost) have
 equal `Broker`s, the server key, and so share one client. Every message names the broker as a
@@ -19,6 +20,9 @@ KEDA decides activity separately for a few modes (PublishedToDeliveredRatio and
 ExpectedQueueConsumptionTime report `activationValue` but count as active when messages are
 published or waiting and nothing is delivered). Here activity is always value > activation, so
 those cases report one milli-unit above `activationValue`, the smallest step the metric carries.
+An empty queue's ExpectedQueueConsumptionTime is 0 (KEDA's fix for idle queues that never
+scaled to zero). MessageRate is the publish rate alone: KEDA's extra "or messages waiting"
+activity has no value to carry it.
 """
 
 from __future__ import annotations
@@ -492,16 +496,17 @@ class AmqpClient(ScalerClient[RabbitMQConfig]):
         return [_amqp_value(c, counts[c.queue_name]) for c in configs]
 
     def _declare_all(self, names: list[str]) -> dict[str, int | ScalerError]:
-        """Runs in the worker thread. A reused connection may have gone stale: retry once."""
-        for attempt in (1, 2):
-            reused = self._connection is not None
+        """Runs in the worker thread. A reused connection may have gone stale (idle past its
+        heartbeat, closed by the broker): then one fresh connection gets a second try."""
+        may_retry = self._connection is not None
+        while True:
             try:
                 return self._declare_batch(names)
             except _CONNECTION_ERRORS as exc:
                 self._close_connection()
-                if not reused or attempt == 2:
+                if not may_retry:
                     raise self._broker.error(_amqp_failure(exc)) from None
-        raise AssertionError("unreachable")
+                may_retry = False
 
     def _declare_batch(self, names: list[str]) -> dict[str, int | ScalerError]:
         if self._connection is None:
