@@ -7,22 +7,12 @@ One stand-in serves the session; every test starts from an empty namespace and r
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from scalers.azure_servicebus import (  # noqa: E402 - after the path fix above
-    AzureServiceBusClient,
-    AzureServiceBusConfig,
-    AzureServiceBusScaler,
-)
-from tests.harness.servicebus_standin import ServiceBusStandIn  # noqa: E402
+from scalers.azure_servicebus import AzureServiceBusClient, AzureServiceBusConfig, AzureServiceBusScaler
+from tests.harness.servicebus_standin import ServiceBusStandIn
 
 MakeConfig = Callable[..., AzureServiceBusConfig]
 

@@ -8,31 +8,18 @@ connections. `requests` records every management API request the scaler's client
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from scalers.base import ScalerClient, TriggerParams  # noqa: E402 - after the path fix above
-from scalers.rabbitmq import RabbitMQConfig, RabbitMQScaler  # noqa: E402
-from tests.harness.rabbitmq_server import OTHER_VHOST, RabbitMQServer, RequestLog, Traffic  # noqa: E402
+from scalers.base import ScalerClient, TriggerParams
+from scalers.rabbitmq import RabbitMQConfig, RabbitMQScaler
+from tests.harness.rabbitmq_server import RabbitMQServer, RequestLog, Traffic
 
 Parse = Callable[..., RabbitMQConfig]
 Open = Callable[[RabbitMQConfig], ScalerClient[RabbitMQConfig]]
-
-
-@pytest.fixture(scope="session")
-def rabbitmq() -> Iterator[RabbitMQServer]:
-    with RabbitMQServer() as server:
-        server.create_vhost(OTHER_VHOST)
-        yield server
 
 
 @pytest.fixture(scope="session")

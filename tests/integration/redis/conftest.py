@@ -20,7 +20,6 @@ from scalers.redis_streams import RedisStreamsConfig, RedisStreamsScaler
 from tests.harness.redis_servers import (
     RedisClusterServers,
     RedisSentinelSetup,
-    RedisServer,
     TLSMaterial,
 )
 
@@ -30,18 +29,6 @@ SCALER_OF: dict[type, Any] = {RedisListConfig: LISTS, RedisStreamsConfig: STREAM
 
 Parse = Callable[..., Any]
 Open = Callable[[Any], RedisClient[Any]]
-
-
-@pytest.fixture(scope="session")
-def tls_material() -> TLSMaterial:
-    return TLSMaterial.generate()
-
-
-@pytest.fixture(scope="session")
-def redis_server(tls_material: TLSMaterial) -> Iterator[RedisServer]:
-    with RedisServer(tls=tls_material) as server:
-        server.add_user()
-        yield server
 
 
 @pytest.fixture(scope="session")
