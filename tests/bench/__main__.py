@@ -1,7 +1,7 @@
 """`make bench`: print the project's performance figures.
 
     python -m tests.bench            # everything
-    python -m tests.bench api        # one part
+    python -m tests.bench api        # one part: api, brokers
 
 Figures are ratios against a baseline measured in the same command where one exists; the
 machine is shared and noisy, so read them as such.
@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import sys
 
-from . import api
+from . import api, brokers
+
+PARTS = {"api": api, "brokers": brokers}
 
 
 def main(argv: list[str]) -> int:
-    parts = argv or ["api"]
-    if "api" in parts:
-        api.print_report(api.run())
+    for name in argv or list(PARTS):
+        part = PARTS[name]
+        part.print_report(part.run())
+        print(flush=True)
     return 0
 
 
