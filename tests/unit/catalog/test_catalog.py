@@ -140,3 +140,17 @@ def test_apply_re_resolves_dependents_and_notifies() -> None:
     assert catalog.problems
     catalog.apply(secret("s", n="6"))
     assert desired(catalog) == 6 and not catalog.problems and calls
+
+
+def test_shipped_examples_resolve_without_problems() -> None:
+    from pathlib import Path
+
+    from adapter.catalog.directory import read_directory
+
+    root = Path(__file__).resolve().parents[3] / "manifests" / "examples"
+    for directory in (root / "local", root / "brokers"):
+        found, problems = read_directory(directory)
+        catalog = Catalog(REGISTRY)
+        catalog.replace_all(found, problems)
+        assert not catalog.problems, (directory, catalog.problems)
+        assert list(catalog.triggers()), directory
