@@ -9,18 +9,16 @@ server key, so equal connections share one `RedisHandle`.
 
 A handle owns a small connection pool (at most `POOL_SIZE` connections per server node), sets
 connect and socket timeouts so no call can hang, builds one `ssl.SSLContext` from the PEM text
-in memory, and closes everything in `aclose`. Constructing one does no I/O.
+(`_tls.client_context`) for all its connections, and closes everything in `aclose`.
+Constructing one does no I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
@@ -30,6 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import NoBackoff
 
+from ._tls import TLSSettings, client_context
 from .base import ParameterError, Source, TriggerParams, param, parse_params
 
 Kind = Literal["standalone", "cluster", "sentinel"]
@@ -79,17 +78,6 @@ class _ConnectionParams:
     cert: str | None = param("cert", sources=_AUTH_ONLY)
     key: str | None = param("key", sources=_AUTH_ONLY, secret=True)
     key_password: str | None = param("keyPassword", sources=_AUTH_ONLY, secret=True)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TLSSettings:
-    """TLS for every connection of a server: CA and client certificate as PEM text."""
-
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = field(default=None, repr=False)
-    key_password: str | None = field(default=None, repr=False)
-    unsafe_ssl: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,37 +194,6 @@ def _tls_settings(raw: _ConnectionParams) -> TLSSettings | None:
     )
 
 
-class TLSMaterialError(Exception):
-    """The `ca`, `cert` or `key` given cannot be used (bad PEM text or wrong `keyPassword`)."""
-
-
-def build_tls_context(settings: TLSSettings) -> ssl.SSLContext:
-    """One context for all connections; the client key touches disk only inside `load_cert_chain`."""
-    try:
-        context = ssl.create_default_context(cadata=settings.ca)
-    except ssl.SSLError as error:
-        raise TLSMaterialError(f"ca is not a usable PEM certificate ({error})") from None
-    if settings.unsafe_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if settings.cert and settings.key:
-        with tempfile.TemporaryDirectory(prefix="eventscale-tls-") as directory:
-            cert_path, key_path = Path(directory, "cert.pem"), Path(directory, "key.pem")
-            _write_private(cert_path, settings.cert)
-            _write_private(key_path, settings.key)
-            try:
-                context.load_cert_chain(cert_path, key_path, password=settings.key_password)
-            except ssl.SSLError:
-                raise TLSMaterialError("cert and key cannot be loaded (bad PEM or keyPassword)") from None
-    return context
-
-
-def _write_private(path: Path, text: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(text)
-
-
 class TLSConnection(Connection):
     """A connection that uses a prepared `ssl.SSLContext` instead of building one per socket."""
 
@@ -263,7 +220,7 @@ class RedisHandle:
     async def client(self) -> Redis | RedisCluster:
         if self._client is None:
             settings = self.connection.tls
-            context = await asyncio.to_thread(build_tls_context, settings) if settings else None
+            context = await asyncio.to_thread(client_context, settings) if settings else None
             self._client = self._build(context)
         return self._client
 

@@ -24,7 +24,8 @@ from redis.asyncio.sentinel import MasterNotFoundError
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
-from ._redis_connection import RedisConnection, RedisHandle, TLSMaterialError
+from ._redis_connection import RedisConnection, RedisHandle
+from ._tls import TLSMaterialError
 from .base import ScalerClient, ScalerError
 
 Measure = Literal["length", "stream-length", "pending", "lag"]

@@ -52,6 +52,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.servicebus.aio._base_handler_async import ServiceBusSharedKeyCredential
 from azure.servicebus.aio.management import ServiceBusAdministrationClient
 
+from ._tls import TLSMaterialError, TLSSettings, client_context
 from .base import (
     SECRET_SOURCES,
     MetricSpec,
@@ -190,8 +191,8 @@ def _check_ca(ca: str | None) -> None:
     if ca is None:
         return
     try:
-        ssl.create_default_context(cadata=ca)
-    except (ssl.SSLError, ValueError):
+        _ssl_context(ca)
+    except TLSMaterialError:
         raise ParameterError('parameter "ca" is not a PEM certificate') from None
 
 
@@ -401,7 +402,7 @@ def _active(properties: Any) -> int:
 
 def _ssl_context(ca: str | None) -> ssl.SSLContext:
     """The system trust store, or only `ca` when given; verification stays on either way."""
-    return ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
+    return client_context(TLSSettings(ca=ca or None))
 
 
 def _detail(exc: HttpResponseError) -> str:

@@ -1,16 +1,14 @@
 """rabbitmq: queue length and message rates of RabbitMQ queues (KEDA's `rabbitmq` trigger).
 
-Two ways in, as in KEDA, chosen by `protocol` or the host URL's scheme:
+This module is the scaler's public surface: the trigger's keys and KEDA's rules for them, the
+typed config and server key, the metric, and each mode's value from a queue's statistics. The
+two ways in, chosen as in KEDA by `protocol` or the host URL's scheme, are private clients:
 
-* AMQP (`amqp://`, `amqps://`): the ready-message count from a passive queue declare. pika is
-  synchronous, so each broker gets one worker thread holding ONE connection and ONE channel;
-  a batch is one passive declare per distinct queue on that channel. A missing queue closes the
-  channel (404): its slot gets an error and a new channel carries on with the rest.
-* HTTP (`http://`, `https://`, the management API): ONE `GET /api/queues/<vhost>` per vhost per
-  read, with only the columns needed, answers every config of that vhost, exact names by lookup
-  and `useRegex` patterns (matched like the API does: case-insensitive search) aggregated with
-  `operation`. KEDA asks the API for one page of `pageSize` matches and fails when there are
-  more; the listing gives the same answer without a call per pattern.
+* AMQP (`amqp://`, `amqps://`; `_rabbitmq_amqp`): the ready-message count from a passive queue
+  declare, over one connection and one channel per broker.
+* HTTP (`http://`, `https://`; `_rabbitmq_http`): ONE management API queue listing per vhost per
+  read answers every config of that vhost, exact names by lookup and `useRegex` patterns
+  (matched like the API does: case-insensitive search) aggregated with `operation`.
 
 Configs that share a broker (scheme, address, credentials, TLS; for AMQP also the vhost) have
 equal `Broker`s, the server key, and so share one client. Every message names the broker as a
@@ -27,24 +25,16 @@ activity has no value to carry it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import os
 import re
-import ssl
-import tempfile
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 from urllib.parse import SplitResult, quote, quote_plus, unquote, urlsplit
 
 import httpx
-import pika
-import pika.exceptions
 
+from ._tls import TLSMaterialError, TLSSettings, client_context
 from .base import (
     ALL_SOURCES,
     SECRET_SOURCES,
@@ -65,18 +55,13 @@ Mode = Literal[
 ]
 Operation = Literal["sum", "avg", "max"]
 Protocol = Literal["amqp", "http"]
+RequestHook = Callable[[httpx.Request], Awaitable[None]]
 
 DEFAULT_VALUE = 20.0
 DEFAULT_HTTP_TIMEOUT_MS = 3000
 AMQP_TIMEOUT = 5.0
-AMQP_HEARTBEAT = 30
 ACTIVE_STEP = 0.001
-CONNECTION_NAME = "eventscale"
-HTTP_MAX_CONNECTIONS = 4
-LISTING_COLUMNS = (
-    "name,messages,messages_ready,"
-    "message_stats.publish_details.rate,message_stats.deliver_get_details.rate"
-)
+CONNECTION_NAME = "eventscale"  # how the broker lists the AMQP client's connections
 _METADATA = (Source.METADATA,)
 _METADATA_AUTH = (Source.METADATA, Source.AUTH)
 _AUTH = (Source.AUTH,)
@@ -112,17 +97,6 @@ class _RawParams:
     cert: str | None = param("cert", sources=_AUTH, secret=True)
     key: str | None = param("key", sources=_AUTH, secret=True)
     key_password: str | None = param("keyPassword", sources=_AUTH, secret=True)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TLSSettings:
-    """TLS for an amqps:// or https:// broker; PEM material only with the `tls: enable` auth param."""
-
-    ca: str | None = field(default=None, repr=False)
-    cert: str | None = field(default=None, repr=False)
-    key: str | None = field(default=None, repr=False)
-    key_password: str | None = field(default=None, repr=False)
-    unsafe_ssl: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,7 +227,7 @@ def _check_protocol_rules(raw: _RawParams, mode: Mode, protocol: Protocol) -> No
 
 def _check_regex(pattern: str) -> None:
     try:
-        _compiled(pattern)
+        queue_pattern(pattern)
     except re.error as exc:
         raise ParameterError(f'parameter "queueName" is not a valid regular expression: {exc}') from None
 
@@ -294,33 +268,17 @@ def _broker(raw: _RawParams, url: SplitResult, protocol: Protocol, vhost: str) -
     )
 
 
-def tls_context(settings: TLSSettings) -> ssl.SSLContext:
-    """An SSL context from PEM text; the client key touches disk only inside `load_cert_chain`."""
-    context = ssl.create_default_context(cadata=settings.ca)
-    if settings.unsafe_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if settings.cert and settings.key:
-        with tempfile.TemporaryDirectory(prefix="eventscale-tls-") as directory:
-            cert_path, key_path = Path(directory, "cert.pem"), Path(directory, "key.pem")
-            for path, text in ((cert_path, settings.cert), (key_path, settings.key)):
-                with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-                    out.write(text)
-            context.load_cert_chain(cert_path, key_path, password=settings.key_password)
-    return context
-
-
 @functools.lru_cache(maxsize=256)
 def _check_tls(settings: TLSSettings) -> None:
     """Fail at parse time on PEM material that does not load; once per distinct material."""
     try:
-        tls_context(settings)
-    except (ssl.SSLError, ValueError) as exc:
+        client_context(settings)
+    except TLSMaterialError as exc:
         raise ParameterError(f'TLS parameters "ca", "cert", "key" cannot be loaded: {exc}') from None
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(pattern: str) -> re.Pattern[str]:
+def queue_pattern(pattern: str) -> re.Pattern[str]:
     """The management API filters names with a case-insensitive regex search; so do we."""
     return re.compile(pattern, re.IGNORECASE)
 
@@ -371,203 +329,10 @@ def metric_value(config: RabbitMQConfig, stats: QueueStats) -> float:
     return (publish - deliver) / deliver + messages / deliver
 
 
-# -- HTTP: the management API ---------------------------------------------------------------
-
-RequestHook = Callable[[httpx.Request], Awaitable[None]]
-Listing = dict[str, QueueStats]
-
-
-class ManagementClient(ScalerClient[RabbitMQConfig]):
-    """One httpx pool per broker; one queue listing per vhost per read."""
-
-    def __init__(self, broker: Broker, request_hooks: Sequence[RequestHook] = ()) -> None:
-        self._broker = broker
-        self._hooks = list(request_hooks)
-        self._http: httpx.AsyncClient | None = None
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            b = self._broker
-            host = f"[{b.host}]" if ":" in b.host else b.host
-            self._http = httpx.AsyncClient(
-                base_url=f"{b.scheme}://{host}:{b.port}{b.path}",
-                auth=(b.username, b.password or "") if b.username else None,
-                timeout=b.timeout,
-                verify=tls_context(b.tls) if b.tls else False,  # plain http: nothing to verify
-                limits=httpx.Limits(max_connections=HTTP_MAX_CONNECTIONS),
-                event_hooks={"request": self._hooks},
-                trust_env=False,
-            )
-        return self._http
-
-    async def read(self, configs: Sequence[RabbitMQConfig]) -> list[float | ScalerError]:
-        vhosts = list(dict.fromkeys(c.vhost for c in configs))
-        listings = dict(zip(vhosts, await asyncio.gather(*(self._list(v) for v in vhosts)), strict=True))
-        matches: dict[tuple[str, str], list[QueueStats]] = {}
-        return [self._answer(c, listings[c.vhost], matches) for c in configs]
-
-    async def _list(self, vhost: str) -> Listing | ScalerError:
-        try:
-            response = await self._client().get(
-                f"/api/queues/{quote(vhost, safe='')}", params={"columns": LISTING_COLUMNS}
-            )
-        except httpx.HTTPError as exc:
-            raise self._broker.error(_describe(exc)) from None
-        if response.status_code == 200:
-            try:
-                return _listing(response.json())
-            except (ValueError, TypeError, KeyError, AttributeError):
-                raise self._broker.error("the queue listing is not JSON from RabbitMQ") from None
-        reason = response.text[:200].strip()
-        error = self._broker.error(f'listing vhost "{vhost}" answered HTTP {response.status_code}: {reason}')
-        if response.status_code == 401:
-            raise error
-        return error
-
-    def _answer(
-        self, config: RabbitMQConfig, listing: Listing | ScalerError,
-        matches: dict[tuple[str, str], list[QueueStats]],
-    ) -> float | ScalerError:
-        if isinstance(listing, ScalerError):
-            return listing
-        if not config.use_regex:
-            stats = listing.get(config.queue_name)
-            if stats is None:
-                return self._broker.error(f'queue "{config.queue_name}" not found in vhost "{config.vhost}"')
-            return metric_value(config, stats)
-        key = (config.vhost, config.queue_name)
-        if key not in matches:
-            pattern = _compiled(config.queue_name)
-            matches[key] = [s for name, s in listing.items() if pattern.search(name)]
-        found = matches[key]
-        if len(found) > config.page_size:
-            return self._broker.error(
-                f'queue regex "{config.queue_name}" matches {len(found)} queues in vhost "{config.vhost}", '
-                f"more than pageSize {config.page_size}"
-            )
-        return metric_value(config, aggregate(found, config.operation))
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
-
-def _listing(items: list[dict[str, Any]]) -> Listing:
-    listing: Listing = {}
-    for item in items:
-        stats = item.get("message_stats") or {}
-        listing[item["name"]] = QueueStats(
-            messages=int(item.get("messages") or 0),
-            ready=int(item.get("messages_ready") or 0),
-            publish_rate=float((stats.get("publish_details") or {}).get("rate") or 0.0),
-            deliver_rate=float((stats.get("deliver_get_details") or {}).get("rate") or 0.0),
-        )
-    return listing
-
-
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     """`Type: detail`; pika's connection errors carry their cause in args, not in str()."""
     text = str(exc).strip() or ", ".join(repr(arg) for arg in exc.args)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-# -- AMQP: passive declares -----------------------------------------------------------------
-
-# Anything else pika or the socket raises outside a queue's own channel close ends the connection.
-_CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError)
-
-
-class AmqpClient(ScalerClient[RabbitMQConfig]):
-    """One pika connection and channel per broker, used only from this client's worker thread."""
-
-    def __init__(self, broker: Broker) -> None:
-        self._broker = broker
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rabbitmq-amqp")
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: Any = None
-        self._closed = False
-
-    async def read(self, configs: Sequence[RabbitMQConfig]) -> list[float | ScalerError]:
-        if self._closed:
-            raise ScalerError(f"rabbitmq {self._broker}: client is closed")
-        names = list(dict.fromkeys(c.queue_name for c in configs))
-        counts = await asyncio.get_running_loop().run_in_executor(self._executor, self._declare_all, names)
-        return [_amqp_value(c, counts[c.queue_name]) for c in configs]
-
-    def _declare_all(self, names: list[str]) -> dict[str, int | ScalerError]:
-        """Runs in the worker thread. A reused connection may have gone stale (idle past its
-        heartbeat, closed by the broker): then one fresh connection gets a second try."""
-        may_retry = self._connection is not None
-        while True:
-            try:
-                return self._declare_batch(names)
-            except _CONNECTION_ERRORS as exc:
-                self._close_connection()
-                if not may_retry:
-                    raise self._broker.error(_amqp_failure(exc)) from None
-                may_retry = False
-
-    def _declare_batch(self, names: list[str]) -> dict[str, int | ScalerError]:
-        if self._connection is None:
-            self._connection = pika.BlockingConnection(self._parameters())
-        if self._channel is None:
-            self._channel = self._connection.channel()
-        counts: dict[str, int | ScalerError] = {}
-        for name in names:
-            try:
-                counts[name] = int(self._channel.queue_declare(name, passive=True).method.message_count)
-            except pika.exceptions.ChannelClosedByBroker as exc:
-                counts[name] = self._queue_error(name, exc)
-                self._channel = self._connection.channel()
-        return counts
-
-    def _queue_error(self, name: str, exc: pika.exceptions.ChannelClosedByBroker) -> ScalerError:
-        if exc.reply_code == 404:
-            return self._broker.error(f'queue "{name}" not found in vhost "{self._broker.vhost}"')
-        return self._broker.error(f'queue "{name}": broker refused ({exc.reply_code}) {exc.reply_text}')
-
-    def _parameters(self) -> pika.ConnectionParameters:
-        b = self._broker
-        ssl_options = pika.SSLOptions(tls_context(b.tls), server_hostname=b.host) if b.tls else None
-        return pika.ConnectionParameters(
-            host=b.host, port=b.port, virtual_host=b.vhost or "/",
-            credentials=pika.PlainCredentials(b.username or "guest", b.password or "guest"),
-            ssl_options=ssl_options, connection_attempts=1, retry_delay=0,
-            socket_timeout=b.timeout, stack_timeout=2 * b.timeout, blocked_connection_timeout=2 * b.timeout,
-            heartbeat=AMQP_HEARTBEAT, client_properties={"connection_name": CONNECTION_NAME},
-        )
-
-    def _close_connection(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
-                connection.close()
-
-    async def aclose(self) -> None:
-        """Close in the worker thread, but never wait on it longer than a connect could take."""
-        if self._closed:
-            return
-        self._closed = True
-        closing = asyncio.get_running_loop().run_in_executor(self._executor, self._close_connection)
-        try:
-            await asyncio.wait_for(asyncio.shield(closing), timeout=2 * self._broker.timeout)
-        except TimeoutError:
-            pass
-        finally:
-            self._executor.shutdown(wait=False)
-
-
-def _amqp_value(config: RabbitMQConfig, count: int | ScalerError) -> float | ScalerError:
-    return count if isinstance(count, ScalerError) else metric_value(config, QueueStats(count, count))
-
-
-def _amqp_failure(exc: BaseException) -> str:
-    if isinstance(exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError):
-        return "login refused (check username and password)"
-    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
-        return "access to the vhost refused"
-    return f"cannot connect: {_describe(exc)}"
 
 
 # -- the scaler -----------------------------------------------------------------------------
@@ -595,6 +360,11 @@ class RabbitMQScaler(Scaler[RabbitMQConfig]):
         return config.broker
 
     def open_client(self, config: RabbitMQConfig) -> ScalerClient[RabbitMQConfig]:
+        # Imported here: the clients import this module's config, broker and values.
         if config.broker.protocol == "amqp":
+            from ._rabbitmq_amqp import AmqpClient
+
             return AmqpClient(config.broker)
+        from ._rabbitmq_http import ManagementClient
+
         return ManagementClient(config.broker, self._hooks)

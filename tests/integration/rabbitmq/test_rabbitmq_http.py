@@ -15,8 +15,9 @@ from urllib.parse import quote
 
 import pytest
 
+from scalers._rabbitmq_http import HTTP_MAX_CONNECTIONS
 from scalers.base import ScalerClient, ScalerError
-from scalers.rabbitmq import HTTP_MAX_CONNECTIONS, RabbitMQConfig, RabbitMQScaler
+from scalers.rabbitmq import RabbitMQConfig, RabbitMQScaler
 from tests.harness.ports import free_port
 from tests.harness.rabbitmq_server import (
     OTHER_VHOST,

@@ -1,0 +1,127 @@
+"""The rabbitmq scaler's HTTP client: one management API queue listing per vhost per read.
+
+KEDA asks the API for one page of `pageSize` matches per config and fails when there are more.
+Here ONE `GET /api/queues/<vhost>` per vhost, with only the columns needed, answers every config
+of that vhost: exact names by lookup, `useRegex` patterns by matching the listing (and failing,
+like KEDA, past `pageSize` matches), so a poll costs one request per vhost, not one per trigger.
+Each broker gets one httpx pool of at most `HTTP_MAX_CONNECTIONS` connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ._tls import client_context
+from .base import ScalerClient, ScalerError
+from .rabbitmq import (
+    Broker,
+    QueueStats,
+    RabbitMQConfig,
+    RequestHook,
+    aggregate,
+    describe,
+    metric_value,
+    queue_pattern,
+)
+
+HTTP_MAX_CONNECTIONS = 4
+LISTING_COLUMNS = (
+    "name,messages,messages_ready,"
+    "message_stats.publish_details.rate,message_stats.deliver_get_details.rate"
+)
+
+Listing = dict[str, QueueStats]
+
+
+class ManagementClient(ScalerClient[RabbitMQConfig]):
+    """One httpx pool per broker; one queue listing per vhost per read."""
+
+    def __init__(self, broker: Broker, request_hooks: Sequence[RequestHook] = ()) -> None:
+        self._broker = broker
+        self._hooks = list(request_hooks)
+        self._http: httpx.AsyncClient | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            b = self._broker
+            host = f"[{b.host}]" if ":" in b.host else b.host
+            self._http = httpx.AsyncClient(
+                base_url=f"{b.scheme}://{host}:{b.port}{b.path}",
+                auth=(b.username, b.password or "") if b.username else None,
+                timeout=b.timeout,
+                verify=client_context(b.tls) if b.tls else False,  # plain http: nothing to verify
+                limits=httpx.Limits(max_connections=HTTP_MAX_CONNECTIONS),
+                event_hooks={"request": self._hooks},
+                trust_env=False,
+            )
+        return self._http
+
+    async def read(self, configs: Sequence[RabbitMQConfig]) -> list[float | ScalerError]:
+        vhosts = list(dict.fromkeys(c.vhost for c in configs))
+        listings = dict(zip(vhosts, await asyncio.gather(*(self._list(v) for v in vhosts)), strict=True))
+        matches: dict[tuple[str, str], list[QueueStats]] = {}
+        return [self._answer(c, listings[c.vhost], matches) for c in configs]
+
+    async def _list(self, vhost: str) -> Listing | ScalerError:
+        try:
+            response = await self._client().get(
+                f"/api/queues/{quote(vhost, safe='')}", params={"columns": LISTING_COLUMNS}
+            )
+        except httpx.HTTPError as exc:
+            raise self._broker.error(describe(exc)) from None
+        if response.status_code == 200:
+            try:
+                return _listing(response.json())
+            except (ValueError, TypeError, KeyError, AttributeError):
+                raise self._broker.error("the queue listing is not JSON from RabbitMQ") from None
+        reason = response.text[:200].strip()
+        error = self._broker.error(f'listing vhost "{vhost}" answered HTTP {response.status_code}: {reason}')
+        if response.status_code == 401:
+            raise error
+        return error
+
+    def _answer(
+        self, config: RabbitMQConfig, listing: Listing | ScalerError,
+        matches: dict[tuple[str, str], list[QueueStats]],
+    ) -> float | ScalerError:
+        if isinstance(listing, ScalerError):
+            return listing
+        if not config.use_regex:
+            stats = listing.get(config.queue_name)
+            if stats is None:
+                return self._broker.error(f'queue "{config.queue_name}" not found in vhost "{config.vhost}"')
+            return metric_value(config, stats)
+        key = (config.vhost, config.queue_name)
+        if key not in matches:
+            pattern = queue_pattern(config.queue_name)
+            matches[key] = [s for name, s in listing.items() if pattern.search(name)]
+        found = matches[key]
+        if len(found) > config.page_size:
+            return self._broker.error(
+                f'queue regex "{config.queue_name}" matches {len(found)} queues in vhost "{config.vhost}", '
+                f"more than pageSize {config.page_size}"
+            )
+        return metric_value(config, aggregate(found, config.operation))
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+def _listing(items: list[dict[str, Any]]) -> Listing:
+    listing: Listing = {}
+    for item in items:
+        stats = item.get("message_stats") or {}
+        listing[item["name"]] = QueueStats(
+            messages=int(item.get("messages") or 0),
+            ready=int(item.get("messages_ready") or 0),
+            publish_rate=float((stats.get("publish_details") or {}).get("rate") or 0.0),
+            deliver_rate=float((stats.get("deliver_get_details") or {}).get("rate") or 0.0),
+        )
+    return listing
