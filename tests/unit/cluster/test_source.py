@@ -118,3 +118,15 @@ def test_a_scaled_object_of_the_other_group_takes_the_name_back(source: Kubernet
     source.changed(LEGACY_SCALED_OBJECTS, legacy, deleted=True)
     resolved = source.catalog.scaled_object("default", "web")
     assert resolved is not None and not resolved.so.legacy
+
+
+def test_only_the_scaled_objects_that_read_an_object_are_resolved_again(source: KubernetesSource) -> None:
+    source.listed(SCALED_OBJECTS, [strip_scaled_object(scaled_object())])
+    source.listed(TRIGGER_AUTHENTICATIONS, [AUTH])
+    source.sync()
+    before = source.catalog.scaled_object("default", "web")
+    unrelated = {**secret("x"), "metadata": {"name": "unrelated", "namespace": "default"}}
+    source.changed(SECRETS, unrelated, deleted=False)
+    assert source.catalog.scaled_object("default", "web") is before  # not resolved again
+    source.changed(SECRETS, secret("s3cret"), deleted=False)  # the one it missed before
+    assert source.catalog.scaled_object("default", "web") is not before and errors(source) == []
