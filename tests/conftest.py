@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness.rabbitmq_server import OTHER_VHOST, RabbitMQServer
-from tests.harness.redis_servers import RedisServer, TLSMaterial
+from tests.harness.redis_servers import RedisServer
+from tests.harness.tls import TLSMaterial
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -22,7 +21,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,8 +29,10 @@ import httpx
 import pika
 import pika.exceptions
 
-from adapter.certs import issue, new_ca, write_private
+from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
+from tests.harness.server_process import ServerContext, ServerProcess
+from tests.harness.tls import TLSMaterial
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 90.0
@@ -48,38 +48,7 @@ ADVANCED_CONFIG = (
 )
 
 
-def ensure_installed() -> None:
-    """Install the Debian package when the broker binary is missing (a fresh CI machine)."""
-    if (RABBITMQ_BIN / "rabbitmq-server").exists():
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends",
-                                             "rabbitmq-server"]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr[-2000:]}")
-
-
-@dataclass(frozen=True)
-class TlsMaterial:
-    """PEM text: a CA, the broker's certificate (127.0.0.1, localhost) and a client certificate."""
-
-    ca_pem: str
-    server_cert_pem: str
-    server_key_pem: str
-    client_cert_pem: str
-    client_key_pem: str
-
-
-def make_tls_material() -> TlsMaterial:
-    ca = new_ca("rabbitmq-test-ca")
-    server = issue(ca, "localhost", hosts=["127.0.0.1", "localhost"], server=True)
-    client = issue(ca, "scaler-client", client=True)
-    pems = (ca.cert_pem, server.cert_pem, server.key_pem, client.cert_pem, client.key_pem)
-    return TlsMaterial(*(pem.decode() for pem in pems))
-
-
-class RabbitMQServer:
+class RabbitMQServer(ServerContext):
     """One broker node; use as a context manager. Credentials are `USER` / `PASSWORD`."""
 
     def __init__(self) -> None:
@@ -88,9 +57,9 @@ class RabbitMQServer:
         self.amqp_port, self.amqps_port, self.http_port = free_port(), free_port(), free_port()
         self.dist_port, self.epmd_port = free_port(), free_port()
         self.user, self.password = USER, PASSWORD
-        self.tls = make_tls_material()
-        self._write_certs()
-        self._process: subprocess.Popen[bytes] | None = None
+        self.tls = TLSMaterial.generate("rabbitmq-test-ca")
+        self._tls_files = self.tls.write_server_files(self.directory)
+        self._server = ServerProcess("rabbitmq-server", self.directory)
         self._api = httpx.Client(  # no keep-alive: tests count the connections clients hold
             base_url=f"http://127.0.0.1:{self.http_port}", auth=(USER, PASSWORD), timeout=10.0,
             limits=httpx.Limits(max_keepalive_connections=0),
@@ -98,24 +67,11 @@ class RabbitMQServer:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def __enter__(self) -> RabbitMQServer:
-        ensure_installed()
+    def start(self) -> None:
+        ensure_packages(RABBITMQ_BIN / "rabbitmq-server", ["rabbitmq-server"])
         self._write_config()
-        log = (self.directory / "server.out").open("wb")
-        self._process = subprocess.Popen(
-            [str(RABBITMQ_BIN / "rabbitmq-server")], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._server.start([str(RABBITMQ_BIN / "rabbitmq-server")], env=self.env)
+        self._server.wait_ready(self._answers, timeout=START_TIMEOUT, interval=0.25)
 
     @property
     def env(self) -> dict[str, str]:
@@ -137,12 +93,6 @@ class RabbitMQServer:
             "ERL_EPMD_PORT": str(self.epmd_port),
         }
 
-    def _write_certs(self) -> None:
-        d = self.directory
-        (d / "ca.pem").write_text(self.tls.ca_pem)
-        (d / "server.pem").write_text(self.tls.server_cert_pem)
-        write_private(d / "server.key", self.tls.server_key_pem.encode())
-
     def _write_config(self) -> None:
         d = self.directory
         (d / "rabbitmq-env.conf").write_text("")
@@ -152,9 +102,9 @@ class RabbitMQServer:
             f"""\
 listeners.tcp.1 = 127.0.0.1:{self.amqp_port}
 listeners.ssl.1 = 127.0.0.1:{self.amqps_port}
-ssl_options.cacertfile = {d / "ca.pem"}
-ssl_options.certfile = {d / "server.pem"}
-ssl_options.keyfile = {d / "server.key"}
+ssl_options.cacertfile = {self._tls_files.ca}
+ssl_options.certfile = {self._tls_files.cert}
+ssl_options.keyfile = {self._tls_files.key}
 ssl_options.verify = verify_peer
 ssl_options.fail_if_no_peer_cert = false
 management.tcp.port = {self.http_port}
@@ -168,17 +118,6 @@ log.file.level = warning
 """
         )
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"rabbitmq-server exited: {self.log_tail()}")
-            if self._answers():
-                return
-            time.sleep(0.25)
-        raise RuntimeError(f"rabbitmq-server not ready after {START_TIMEOUT}s: {self.log_tail()}")
-
     def _answers(self) -> bool:
         """The management API answers and the AMQP listener (started last) takes a login."""
         try:
@@ -189,20 +128,9 @@ log.file.level = warning
         except (httpx.HTTPError, pika.exceptions.AMQPError, OSError):
             return False
 
-    def log_tail(self) -> str:
-        path = self.directory / "server.out"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
     def stop(self) -> None:
         self._api.close()
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        self._server.stop(grace=30)
         subprocess.run(["epmd", "-kill"], env=self.env, capture_output=True, check=False, timeout=10)
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -307,6 +235,13 @@ log.file.level = warning
             if time.monotonic() > deadline:
                 raise AssertionError(f"queue {queue}: {field} is {seen}, expected {value}")
             time.sleep(0.2)
+
+
+def no_secret(error: object) -> str:
+    """`str(error)`, after asserting that it holds the broker's password in no spelling."""
+    text = str(error)
+    assert PASSWORD not in text and quote(PASSWORD, safe="") not in text
+    return text
 
 
 def tcp_connections_to(port: int) -> int:

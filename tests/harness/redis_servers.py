@@ -1,9 +1,10 @@
 """Real Redis servers for tests and benchmarks: standalone, TLS, a 3-master cluster, a sentinel.
 
 Each server is a `redis-server` process on free loopback ports in its own temporary directory,
-without persistence; the Debian package is installed when the binary is missing (a fresh CI
-machine). Every server listens on a plain port and, when given `TLSMaterial`, on a TLS port too,
-so tests talk TLS to one port and observe the server over the other through `admin()`.
+without persistence; the Debian packages are installed when the binaries are missing (a fresh CI
+machine). Every server listens on a plain port and, when given `TLSMaterial` (tests/harness/tls),
+on a TLS port too, so tests talk TLS to one port and observe the server over the other through
+`admin()`.
 
 Observations are server-side, so a test can fail: `clients()` reads CLIENT LIST (connections a
 client really holds), `Traffic` diffs INFO stats and commandstats (read events = round trips,
@@ -12,9 +13,7 @@ and commands) around a block of code.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -25,77 +24,30 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from cryptography.hazmat.primitives import serialization
 
-from adapter.certs import issue, new_ca
+from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
+from tests.harness.server_process import ServerContext, ServerProcess
+from tests.harness.tls import TLSMaterial
 
 START_TIMEOUT = 20.0
 SENTINEL_MASTER = "mymaster"
 ACL_USER, ACL_PASSWORD = "scaler", "Redis-Pa55word-s3cret"
 SENTINEL_PASSWORD = "Sentinel-Pa55word-s3cret"
-KEY_PASSWORD = "Key-Pa55phrase-s3cret"
 
 
-def ensure_installed() -> None:
-    """Install redis-server (and redis-cli with it) when missing."""
-    if shutil.which("redis-server") and shutil.which("redis-cli"):
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=300", "redis-server", "redis-tools"],
-    ):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr[-2000:]}")
+def _tls_args(tls: TLSMaterial, directory: Path, *, require_client_certs: bool = False) -> list[str]:
+    """redis-server options for a TLS port with `tls`'s server files, written into `directory`."""
+    files = tls.write_server_files(directory)
+    return [
+        "--tls-cert-file", str(files.cert),
+        "--tls-key-file", str(files.key),
+        "--tls-ca-cert-file", str(files.ca),
+        "--tls-auth-clients", "yes" if require_client_certs else "optional",
+    ]
 
 
-@dataclass(frozen=True)
-class TLSMaterial:
-    """A CA, a server certificate for 127.0.0.1/localhost and client certificates, as PEM text."""
-
-    ca_pem: str
-    server_cert_pem: str
-    server_key_pem: str
-    client_cert_pem: str
-    client_key_pem: str
-    client_key_encrypted_pem: str  # the same key, encrypted with KEY_PASSWORD
-
-    @classmethod
-    def generate(cls, name: str = "redis-test-ca") -> TLSMaterial:
-        ca = new_ca(name)
-        server = issue(ca, "localhost", hosts=["127.0.0.1", "localhost"], server=True, client=True)
-        client = issue(ca, "scaler-client", client=True)
-        encrypted = client.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(KEY_PASSWORD.encode()),
-        )
-        return cls(
-            ca_pem=ca.cert_pem.decode(),
-            server_cert_pem=server.cert_pem.decode(),
-            server_key_pem=server.key_pem.decode(),
-            client_cert_pem=client.cert_pem.decode(),
-            client_key_pem=client.key_pem.decode(),
-            client_key_encrypted_pem=encrypted.decode(),
-        )
-
-    def server_args(self, directory: Path, *, require_client_certs: bool = False) -> list[str]:
-        (directory / "ca.pem").write_text(self.ca_pem)
-        (directory / "server.pem").write_text(self.server_cert_pem)
-        key_path = directory / "server.key"
-        key_path.write_text(self.server_key_pem)
-        key_path.chmod(0o600)
-        return [
-            "--tls-cert-file", str(directory / "server.pem"),
-            "--tls-key-file", str(key_path),
-            "--tls-ca-cert-file", str(directory / "ca.pem"),
-            "--tls-auth-clients", "yes" if require_client_certs else "optional",
-        ]
-
-
-class RedisServer:
+class RedisServer(ServerContext):
     """One `redis-server` (or sentinel) process; use as a context manager."""
 
     def __init__(
@@ -115,7 +67,7 @@ class RedisServer:
         self._extra_args = list(extra_args)
         self._sentinel_config = sentinel_config
         self._admin_password = admin_password
-        self._process: subprocess.Popen[bytes] | None = None
+        self._server = ServerProcess("redis-server", self.directory)
         self._admin: redis.Redis | None = None
 
     @property
@@ -126,51 +78,29 @@ class RedisServer:
     def tls_address(self) -> str:
         return f"127.0.0.1:{self.tls_port}"
 
-    def __enter__(self) -> RedisServer:
-        ensure_installed()
-        log = (self.directory / "server.out").open("wb")
-        self._process = subprocess.Popen(
-            self._command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, start_new_session=True
-        )
-        log.close()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def start(self) -> None:
+        ensure_packages("redis-server", ["redis-server"])
+        ensure_packages("redis-cli", ["redis-tools"])
+        self._server.start(self._command(), cwd=self.directory)
+        self._server.wait_ready(self._answers, timeout=START_TIMEOUT, interval=0.05)
 
     def _command(self) -> list[str]:
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
         args += ["--save", "", "--appendonly", "no", "--protected-mode", "no"]
         if self.tls is not None:
             args += ["--tls-port", str(self.tls_port)]
-            args += self.tls.server_args(self.directory, require_client_certs=self._require_client_certs)
+            args += _tls_args(self.tls, self.directory, require_client_certs=self._require_client_certs)
         if self._sentinel_config is None:
             return ["redis-server", *args, *self._extra_args]
         config = self.directory / "sentinel.conf"
         config.write_text(self._sentinel_config)
         return ["redis-server", str(config), "--sentinel", *args, *self._extra_args]
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {self.log_tail()}")
-            try:
-                if self.admin().ping():
-                    return
-            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server not ready after {START_TIMEOUT}s: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        path = self.directory / "server.out"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+    def _answers(self) -> bool:
+        try:
+            return bool(self.admin().ping())
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            return False
 
     def admin(self) -> redis.Redis:
         """A plain-port client for setting up data and observing the server."""
@@ -188,14 +118,7 @@ class RedisServer:
         if self._admin is not None:
             self._admin.close()
             self._admin = None
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        self._server.stop(grace=10)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

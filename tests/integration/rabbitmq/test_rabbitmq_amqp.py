@@ -16,16 +16,10 @@ import pytest
 from scalers.base import ScalerClient, ScalerError
 from scalers.rabbitmq import CONNECTION_NAME, RabbitMQConfig, RabbitMQScaler
 from tests.harness.ports import free_port
-from tests.harness.rabbitmq_server import OTHER_VHOST, PASSWORD, RabbitMQServer, tcp_connections_to
+from tests.harness.rabbitmq_server import OTHER_VHOST, PASSWORD, RabbitMQServer, no_secret, tcp_connections_to
 
 Parse = Callable[..., RabbitMQConfig]
 Open = Callable[[RabbitMQConfig], ScalerClient[RabbitMQConfig]]
-
-
-def no_secret(error: object) -> str:
-    text = str(error)
-    assert PASSWORD not in text and quote(PASSWORD, safe="") not in text
-    return text
 
 
 async def test_queue_length_is_the_ready_count(rabbitmq: RabbitMQServer, prefix: str, parse: Parse,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from urllib.parse import quote
 
 import pytest
 
@@ -25,6 +24,7 @@ from tests.harness.rabbitmq_server import (
     RabbitMQServer,
     RequestLog,
     Traffic,
+    no_secret,
     tcp_connections_to,
 )
 
@@ -32,12 +32,6 @@ Parse = Callable[..., RabbitMQConfig]
 Open = Callable[[RabbitMQConfig], ScalerClient[RabbitMQConfig]]
 MODES = ("QueueLength", "MessageRate", "DeliverGetRate", "PublishedToDeliveredRatio",
          "ExpectedQueueConsumptionTime")
-
-
-def no_secret(error: object) -> str:
-    text = str(error)
-    assert PASSWORD not in text and quote(PASSWORD, safe="") not in text
-    return text
 
 
 def floats(values: list[float | ScalerError]) -> list[float]:

@@ -17,11 +17,8 @@ from scalers._redis_read import RedisClient
 from scalers.base import TriggerParams
 from scalers.redis import RedisListConfig, RedisScaler
 from scalers.redis_streams import RedisStreamsConfig, RedisStreamsScaler
-from tests.harness.redis_servers import (
-    RedisClusterServers,
-    RedisSentinelSetup,
-    TLSMaterial,
-)
+from tests.harness.redis_servers import RedisClusterServers, RedisSentinelSetup
+from tests.harness.tls import TLSMaterial
 
 LISTS, STREAMS = RedisScaler(), RedisStreamsScaler()
 SCALERS: dict[str, Any] = {kind: scaler for scaler in (LISTS, STREAMS) for kind in scaler.types}

@@ -18,16 +18,15 @@ from scalers.base import ScalerError
 from tests.harness.redis_servers import (
     ACL_PASSWORD,
     ACL_USER,
-    KEY_PASSWORD,
     SENTINEL_MASTER,
     SENTINEL_PASSWORD,
     RedisClusterServers,
     RedisSentinelSetup,
     RedisServer,
-    TLSMaterial,
     Traffic,
     free_port,
 )
+from tests.harness.tls import KEY_PASSWORD, TLSMaterial
 
 pytestmark = pytest.mark.brokers
 

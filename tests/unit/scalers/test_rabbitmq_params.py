@@ -16,14 +16,14 @@ import pytest
 
 from scalers.base import ParameterError, TriggerParams
 from scalers.rabbitmq import QueueStats, RabbitMQConfig, RabbitMQScaler, aggregate, metric_value
-from tests.harness.rabbitmq_server import TlsMaterial, make_tls_material
+from tests.harness.tls import TLSMaterial
 
 SCALER = RabbitMQScaler()
 AMQP = "amqp://user:Secr3t@rabbit:5672/vh"
 HTTP = "http://user:Secr3t@rabbit:15672/vh"
 Q = {"queueName": "jobs", "host": AMQP}
 QH = {"queueName": "jobs", "host": HTTP}
-TLS: TlsMaterial = make_tls_material()
+TLS = TLSMaterial.generate()
 
 
 def parse(metadata: dict[str, str], auth: dict[str, str] | None = None,
