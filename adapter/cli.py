@@ -1,10 +1,12 @@
-"""Command line: `certs` makes the PKI, `serve` runs the adapter, `manifests` registers our CA.
+"""Command line: `certs` makes the PKI, `serve` runs the adapter, `manifests` registers our CA,
+`controller` runs the sidecar (adapter/controller/cli.py).
 
     python -m adapter certs --cert-dir certs
     python -m adapter serve --local-dir manifests/examples/local --cert-dir certs --secure-port 6443
     python -m adapter serve --kubeconfig ~/.kube/config --cert-dir certs     # cluster mode
     python -m adapter serve --self-signed-certs --cert-dir /certs --bind-address 0.0.0.0   # in a pod
     python -m adapter manifests --cert-dir certs --out manifests
+    python -m adapter controller --kubeconfig ~/.kube/config --adapter-url http://127.0.0.1:9022
 
 `serve` without `--local-dir` is cluster mode.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import certs
+from .controller import cli as controller_cli
 
 if TYPE_CHECKING:
     from .server import ServeOptions
@@ -139,6 +142,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--cert-dir", default="certs", help="certificate directory (from `certs`)")
     m.add_argument("--out", default="manifests", help="manifests directory (default: manifests)")
     m.set_defaults(func=_manifests)
+
+    controller_cli.add_parser(commands)
     return root
 
 

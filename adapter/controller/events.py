@@ -1,0 +1,86 @@
+"""Kubernetes Events on ScaledObjects, with KEDA's reasons, counted instead of repeated.
+
+Like client-go's recorder, the same (object, type, reason, message) within ten minutes bumps
+`count` and `lastTimestamp` of the Event already written rather than creating another. An Event
+is best effort: a failure is logged and never fails the reconcile that recorded it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..cluster.client import ApiStatusError
+from .kube import ControllerKube
+
+log = logging.getLogger("eventscale.events")
+
+COMPONENT = "eventscale-controller"
+REPEAT_WINDOW = 600.0
+
+ACTIVATED = "KEDAScaleTargetActivated"
+DEACTIVATED = "KEDAScaleTargetDeactivated"
+ACTIVATION_FAILED = "KEDAScaleTargetActivationFailed"
+DEACTIVATION_FAILED = "KEDAScaleTargetDeactivationFailed"
+SCALER_FAILED = "KEDAScalerFailed"
+READY = "ScaledObjectReady"
+CHECK_FAILED = "ScaledObjectCheckFailed"
+DELETED = "ScaledObjectDeleted"
+
+
+def _timestamp(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+@dataclass
+class _Written:
+    name: str
+    count: int
+    at: float
+
+
+class EventRecorder:
+    def __init__(self, kube: ControllerKube, instance: str, wall: Callable[[], float] = time.time) -> None:
+        self.kube, self.instance, self.wall = kube, instance, wall
+        self._written: dict[tuple[str, str, str, str], _Written] = {}
+
+    async def record(self, obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+        meta = obj.get("metadata") or {}
+        namespace, uid = str(meta.get("namespace")), str(meta.get("uid"))
+        key, now = (uid, kind, reason, message), self.wall()
+        try:
+            seen = self._written.get(key)
+            if seen is not None and now - seen.at < REPEAT_WINDOW:
+                seen.count, seen.at = seen.count + 1, now
+                patch = {"count": seen.count, "lastTimestamp": _timestamp(now)}
+                await self.kube.patch_event(namespace, seen.name, patch)
+                return
+            event = self._event(obj, kind, reason, message, now)
+            await self.kube.create_event(namespace, event)
+            self._written[key] = _Written(event["metadata"]["name"], 1, now)
+            self._forget_old(now)
+        except (ApiStatusError, httpx.HTTPError, ValueError) as exc:
+            log.warning("event reason=%s object=%s/%s not recorded: %s", reason, namespace, meta.get("name"), exc)
+
+    def _event(self, obj: Mapping[str, Any], kind: str, reason: str, message: str, now: float) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        return {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta.get('name')}.{secrets.token_hex(8)}", "namespace": meta.get("namespace")},
+            "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": "ScaledObject", "name": meta.get("name"),
+                               "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                               "resourceVersion": meta.get("resourceVersion")},
+            "reason": reason, "message": message, "type": kind, "count": 1,
+            "firstTimestamp": _timestamp(now), "lastTimestamp": _timestamp(now),
+            "source": {"component": COMPONENT, "host": self.instance},
+        }
+
+    def _forget_old(self, now: float) -> None:
+        if len(self._written) > 10_000:
+            self._written = {k: v for k, v in self._written.items() if now - v.at < REPEAT_WINDOW}

@@ -1,0 +1,133 @@
+"""The HPA a ScaledObject asks for, and whether the one in the cluster already matches it.
+
+Built as KEDA builds it: name `keda-hpa-<name>` (or `advanced.horizontalPodAutoscalerConfig.name`),
+minReplicas max(1, min), maxReplicas, one External metric per trigger selected by the label the
+adapter routes on (`scaledobject.keda.sh/name=<name>`, or `deploymentName=<deployment>` for the
+2019 format), the trigger's target as AverageValue or Value, `behavior` copied (with the paused
+direction's selectPolicy set to Disabled), the ScaledObject's labels and annotations copied, and
+the ScaledObject as controlling owner so the garbage collector removes the HPA with it.
+
+The server fills defaults into what we send (behavior policies, selectPolicy, ...), so "up to
+date" is KEDA's DeepDerivative: every field we set has our value; fields we leave out may hold
+anything. That alone misses removals (a behavior deleted from the ScaledObject, a pause lifted:
+KEDA's 2.18.2 fix), so the HPA also carries a hash of what we asked for, and a different hash
+means an update.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.quantity import format_quantity
+from ..catalog.models import SCALED_OBJECT_LABEL, ScaledObject
+
+MANAGED_BY = "eventscale"
+VERSION = "0.1.0"
+SPEC_HASH = "eventscale.io/hpa-spec-hash"
+
+
+@dataclass(frozen=True)
+class HpaMetric:
+    name: str
+    metric_type: str  # AverageValue | Value
+    target: float
+
+
+@dataclass(frozen=True)
+class TargetKind:
+    """The scale target as the HPA names it (group/version and kind)."""
+
+    api_version: str
+    kind: str
+
+
+def owner_reference(so: ScaledObject) -> dict[str, Any]:
+    return {"apiVersion": so.api_version, "kind": "ScaledObject", "name": so.name, "uid": so.uid,
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def behavior(so: ScaledObject, pause_scale_in: bool, pause_scale_out: bool) -> dict[str, Any] | None:
+    found = copy.deepcopy(dict(so.hpa_behavior)) if so.hpa_behavior else {}
+    if pause_scale_in:
+        found.setdefault("scaleDown", {})["selectPolicy"] = "Disabled"
+    if pause_scale_out:
+        found.setdefault("scaleUp", {})["selectPolicy"] = "Disabled"
+    return found or None
+
+
+def external_metric(so: ScaledObject, metric: HpaMetric) -> dict[str, Any]:
+    label, value = so.route
+    quantity = format_quantity(metric.target)
+    target = ({"type": "Value", "value": quantity} if metric.metric_type == "Value"
+              else {"type": "AverageValue", "averageValue": quantity})
+    return {"type": "External", "external": {
+        "metric": {"name": metric.name, "selector": {"matchLabels": {label: value}}}, "target": target}}
+
+
+def desired_hpa(so: ScaledObject, target: TargetKind, metrics: Sequence[HpaMetric], *,
+                pause_scale_in: bool = False, pause_scale_out: bool = False) -> dict[str, Any]:
+    labels = {
+        "app.kubernetes.io/name": so.hpa_name, "app.kubernetes.io/version": VERSION,
+        "app.kubernetes.io/part-of": so.name, "app.kubernetes.io/managed-by": MANAGED_BY,
+        SCALED_OBJECT_LABEL: so.name, **so.labels,
+    }
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": target.api_version, "kind": target.kind, "name": so.target.name},
+        "minReplicas": max(1, so.min_replica_count),
+        "maxReplicas": so.max_replica_count,
+        "metrics": [external_metric(so, m) for m in metrics],
+    }
+    wanted_behavior = behavior(so, pause_scale_in, pause_scale_out)
+    if wanted_behavior:
+        spec["behavior"] = wanted_behavior
+    metadata: dict[str, Any] = {"name": so.hpa_name, "namespace": so.namespace, "labels": labels,
+                                "ownerReferences": [owner_reference(so)]}
+    fingerprint = hashlib.sha256(json.dumps([spec, labels, dict(so.annotations)], sort_keys=True).encode())
+    metadata["annotations"] = {**so.annotations, SPEC_HASH: fingerprint.hexdigest()[:16]}
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata, "spec": spec}
+
+
+def derivative(wanted: Any, found: Any) -> bool:
+    """True when every field set in `wanted` has the same value in `found` (KEDA's DeepDerivative)."""
+    if isinstance(wanted, Mapping):
+        return isinstance(found, Mapping) and all(derivative(v, found.get(k)) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return (isinstance(found, list) and len(wanted) == len(found)
+                and all(derivative(w, f) for w, f in zip(wanted, found, strict=True)))
+    return bool(wanted == found)
+
+
+def owned_by(hpa: Mapping[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid and ref.get("controller")
+               for ref in (hpa.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def up_to_date(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> bool:
+    meta, found_meta = wanted["metadata"], found.get("metadata") or {}
+    return (derivative(wanted["spec"], found.get("spec"))
+            and derivative(meta["labels"], found_meta.get("labels") or {})
+            and derivative(meta["annotations"], found_meta.get("annotations") or {})
+            and owned_by(found, meta["ownerReferences"][0]["uid"]))
+
+
+def updated(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> dict[str, Any]:
+    """`found` with our spec, labels, annotations and owner: the body of an update (PUT)."""
+    body = copy.deepcopy(dict(found))
+    meta = body.setdefault("metadata", {})
+    meta["labels"] = {**(meta.get("labels") or {}), **wanted["metadata"]["labels"]}
+    meta["annotations"] = {**(meta.get("annotations") or {}), **wanted["metadata"]["annotations"]}
+    others = [r for r in meta.get("ownerReferences") or [] if not r.get("controller")]
+    meta["ownerReferences"] = [*wanted["metadata"]["ownerReferences"], *others]
+    body["spec"] = copy.deepcopy(wanted["spec"])
+    body.pop("status", None)
+    return body
+
+
+def targets(hpa: Mapping[str, Any], kind: str, name: str) -> bool:
+    ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+    return bool(ref.get("kind") == kind and ref.get("name") == name)

@@ -1,0 +1,68 @@
+"""The ScaledObject status the controller writes, and the smallest merge patch that gets it there.
+
+Fields are KEDA's: `scaleTargetKind`, `scaleTargetGVKR`, `originalReplicaCount`,
+`lastActiveTime`, `externalMetricNames`, `hpaName`, `health` (per metric: numberOfFailures and
+Happy/Failing), `triggersActivity` (per metric: isActive), `pausedReplicaCount`, `conditions`.
+A write happens only when something differs, so an idle object costs no writes; an active one
+costs one per pollingInterval (its lastActiveTime), as with KEDA.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .activity import TriggerActivity
+
+
+def timestamp(epoch: float) -> str:
+    """metav1.Time: RFC 3339, whole seconds, UTC."""
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def health(triggers: Sequence[TriggerActivity]) -> dict[str, dict[str, Any]]:
+    return {t.metric_name: {"numberOfFailures": t.failures, "status": "Failing" if t.error else "Happy"}
+            for t in triggers if t.resolved and t.read}
+
+
+def triggers_activity(triggers: Sequence[TriggerActivity]) -> dict[str, dict[str, bool]]:
+    return {t.metric_name: {"isActive": t.active} for t in triggers if t.resolved}
+
+
+def newly_failing(triggers: Sequence[TriggerActivity], status: Mapping[str, Any]) -> list[TriggerActivity]:
+    """Triggers failing now that the written status still shows as happy (or not at all)."""
+    written = status.get("health") or {}
+    return [t for t in triggers if t.resolved and t.error and (written.get(t.metric_name) or {}).get("status")
+            != "Failing"]
+
+
+def merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386 patch turning `current` into `current` updated with `wanted`.
+
+    A None in `wanted` removes the field; nested objects are patched key by key (keys gone
+    from a wanted object are set to null); lists and scalars are replaced when they differ.
+    """
+    patch: dict[str, Any] = {}
+    for key, value in wanted.items():
+        old = current.get(key)
+        if value is None:
+            if key in current:
+                patch[key] = None
+        elif isinstance(value, Mapping) and isinstance(old, Mapping):
+            inner = merge_patch(old, value)
+            inner.update({k: None for k in old if k not in value})
+            if inner:
+                patch[key] = inner
+        elif old != value:
+            patch[key] = value
+    return patch

@@ -1,0 +1,323 @@
+"""The controller end to end: real kube-apiserver, real HPA controller, real Redis and RabbitMQ.
+
+Two adapter + controller pairs run as local processes (see `controller_stack`). There is no
+kubelet, so Pods stay Pending; the HPA still counts them (`status.replicas`) for AverageValue
+metrics, which is all its arithmetic needs: replicas = ceil(length / target). Polling is 1 s,
+cooldowns a few seconds, and the HPAs' behavior has no stabilization window, so each story
+takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pika
+import pytest
+from cluster_adapter import apply
+from controller_stack import (
+    FAST_HPA,
+    LEASE_SECONDS,
+    ReplicaLog,
+    Stack,
+    condition,
+    deployment,
+    events,
+    get,
+    reasons,
+    replicas,
+    scaled_object,
+    status,
+    wait_condition,
+    wait_replicas,
+)
+from controlplane import ControlPlane, wait_for
+
+from adapter.controller.status import epoch
+from tests.harness.rabbitmq_server import PASSWORD, USER, RabbitMQServer
+from tests.harness.redis_servers import RedisServer
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(control_plane, tmp_path_factory.mktemp("controller-stack"))
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def rabbitmq() -> Iterator[RabbitMQServer]:
+    with RabbitMQServer() as server:
+        yield server
+
+
+def redis_trigger(server: RedisServer, key: str, **metadata: str) -> dict[str, Any]:
+    return {"type": "redis", "metadata": {"address": server.address, "listName": key, "listLength": "5", **metadata}}
+
+
+def hpa_of(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
+    return get(cp, "hpa", namespace, name)
+
+
+def desired(cp: ControlPlane, namespace: str, name: str) -> int | None:
+    found = hpa_of(cp, namespace, name)
+    return None if found is None else (found.get("status") or {}).get("desiredReplicas")
+
+
+def assert_story(cp: ControlPlane, ns: str, name: str, metric: str, fill: Any, drain: Any, items: int,
+                 target: int) -> None:
+    """0 -> 1 (controller) -> ceil(items/target) (HPA) -> 1 (HPA) -> 0 (controller, after cooldown)."""
+    log = ReplicaLog(cp, ns, name)
+    try:
+        ready = wait_condition(cp, ns, name, "Ready", ("True", "ScaledObjectReady"))
+        assert condition(wait_condition(cp, ns, name, "Active", ("False", "ScalerNotActive")), "Paused")[0] == "Unknown"
+        assert ready["hpaName"] == f"keda-hpa-{name}" and ready["externalMetricNames"] == [metric]
+        assert ready["originalReplicaCount"] == 0 and ready["scaleTargetKind"] == "apps/v1.Deployment"
+        assert (get(cp, "scaledobject.keda.sh", ns, name) or {})["metadata"]["labels"] == {
+            "scaledobject.keda.sh/name": name}
+
+        filled_at = time.time()
+        fill()
+        log.seen(1, after=filled_at, timeout=10)
+        active = wait_condition(cp, ns, name, "Active", ("True", "ScalerActive"))
+        assert active["triggersActivity"] == {metric: {"isActive": True}}
+        assert active["health"] == {metric: {"numberOfFailures": 0, "status": "Happy"}}
+        expected = math.ceil(items / target)
+        wait_replicas(cp, ns, name, expected, timeout=30)
+        assert desired(cp, ns, f"keda-hpa-{name}") == expected
+        assert log.values[:3] == [0, 1, expected]  # the controller takes 0 -> 1, the HPA 1 -> N
+
+        drained_at = time.time()
+        drain()
+        log.seen(1, after=drained_at, timeout=30)  # the HPA, down to its minReplicas
+        cooling = wait_condition(cp, ns, name, "Active", ("False", "ScalerCooldown"))
+        zero_at = log.seen(0, after=drained_at, timeout=30)
+        last_active = epoch(cooling["lastActiveTime"])
+        assert last_active is not None and zero_at >= last_active + 6 - 1  # cooldownPeriod 6, whole seconds
+        wait_condition(cp, ns, name, "Active", ("False", "ScalerNotActive"))
+        assert log.values == [0, 1, expected, 1, 0]
+        assert [r for r in reasons(cp, ns, name) if r.startswith("KEDA")] == [
+            "KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated"]
+        messages = [m for _, _, m, _ in events(cp, ns, name)]
+        assert f"Scaled apps/v1.Deployment {ns}/{name} from 0 to 1, triggered by {metric}" in messages
+        assert f"Deactivated apps/v1.Deployment {ns}/{name} from 1 to 0" in messages
+    finally:
+        log.stop()
+
+
+def test_redis_list_story(stack: Stack, redis: RedisServer, namespace: str) -> None:
+    cp, ns = stack.cp, namespace
+    apply(cp, ns, deployment("worker", 0), scaled_object("worker", [redis_trigger(redis, f"{ns}-jobs")]))
+    wait_for(lambda: hpa_of(cp, ns, "keda-hpa-worker"), what="the HPA")
+    spec = hpa_of(cp, ns, "keda-hpa-worker")["spec"]  # type: ignore[index]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 10)
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"}
+    assert spec["metrics"] == [{"type": "External", "external": {
+        "metric": {"name": f"s0-redis-{ns}-jobs", "selector": {"matchLabels": {"scaledobject.keda.sh/name": "worker"}}},
+        "target": {"type": "AverageValue", "averageValue": "5"}}}]
+    assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 0
+    owner = hpa_of(cp, ns, "keda-hpa-worker")["metadata"]["ownerReferences"][0]  # type: ignore[index]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("ScaledObject", "worker", True)
+    admin = redis.admin()
+    assert_story(cp, ns, "worker", f"s0-redis-{ns}-jobs", lambda: admin.rpush(f"{ns}-jobs", *range(23)),
+                 lambda: admin.delete(f"{ns}-jobs"), items=23, target=5)
+
+
+def test_rabbitmq_queue_story(stack: Stack, rabbitmq: RabbitMQServer, namespace: str) -> None:
+    cp, ns, queue = stack.cp, namespace, f"{namespace}-orders"
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "broker"},
+              "stringData": {"host": f"amqp://{USER}:{PASSWORD}@127.0.0.1:{rabbitmq.amqp_port}/"}}
+    auth = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "broker"},
+            "spec": {"secretTargetRef": [{"parameter": "host", "name": "broker", "key": "host"}]}}
+    trigger = {"type": "rabbitmq", "metadata": {"queueName": queue, "mode": "QueueLength", "value": "5"},
+               "authenticationRef": {"name": "broker"}}
+    rabbitmq.fill("/", {queue: 0})
+    apply(cp, ns, secret, auth, deployment("orders", 0), scaled_object("orders", [trigger]))
+
+    def purge() -> None:
+        with rabbitmq.amqp() as channel:
+            channel.queue_purge(queue)
+
+    def publish() -> None:  # in one transaction, so no read sees part of them
+        with rabbitmq.amqp() as channel:
+            channel.tx_select()
+            for i in range(12):
+                channel.basic_publish("", queue, str(i).encode(), pika.BasicProperties())
+            channel.tx_commit()
+
+    assert_story(cp, ns, "orders", f"s0-rabbitmq-{queue}", publish, purge, items=12, target=5)
+    assert "s3cret" not in json.dumps(status(cp, ns, "orders"))
+
+
+def test_killed_leader_during_cooldown_no_early_scale_down(stack: Stack, redis: RedisServer, namespace: str) -> None:
+    cp, ns, admin = stack.cp, namespace, redis.admin()
+    apply(cp, ns, deployment("batch", 0),
+          scaled_object("batch", [redis_trigger(redis, f"{ns}-batch")], cooldownPeriod=8))
+    wait_condition(cp, ns, "batch", "Ready", ("True", "ScaledObjectReady"))
+    log = ReplicaLog(cp, ns, "batch")
+    try:
+        admin.rpush(f"{ns}-batch", 1, 2, 3)
+        log.seen(1)
+        time.sleep(1.5)
+        admin.delete(f"{ns}-batch")
+        cooling = wait_condition(cp, ns, "batch", "Active", ("False", "ScalerCooldown"))
+        leader = stack.leader()
+        leader.kill()
+        killed_at = time.time()
+        survivor = stack.leader(timeout=LEASE_SECONDS + 3)
+        assert survivor is not leader and time.time() - killed_at < LEASE_SECONDS + 2
+        zero_at = log.seen(0, after=killed_at, timeout=20)
+        last_active = epoch(cooling["lastActiveTime"])
+        assert last_active is not None and zero_at >= last_active + 8 - 1  # not before the cooldown ends
+        assert zero_at <= last_active + 8 + LEASE_SECONDS + 3
+        assert log.values == [0, 1, 0]  # no flapping
+        assert reasons(cp, ns, "batch").count("KEDAScaleTargetDeactivated") == 1
+    finally:
+        log.stop()
+        stack.restart_stopped()
+
+
+def test_killed_leader_during_activation_survivor_activates_once(stack: Stack, redis: RedisServer,
+                                                                   namespace: str) -> None:
+    cp, ns, admin = stack.cp, namespace, redis.admin()
+    apply(cp, ns, deployment("burst", 0), scaled_object("burst", [redis_trigger(redis, f"{ns}-burst")]))
+    wait_condition(cp, ns, "burst", "Active", ("False", "ScalerNotActive"))
+    stack.leader(timeout=LEASE_SECONDS + 10)  # the controller restarted by the last test may still follow
+    log = ReplicaLog(cp, ns, "burst")
+    try:
+        leader = stack.leader()
+        admin.rpush(f"{ns}-burst", *range(12))
+        pushed_at = time.time()
+        time.sleep(0.3)
+        leader.kill()
+        one_at = log.seen(1, timeout=LEASE_SECONDS + 15)
+        assert one_at - pushed_at < LEASE_SECONDS + 0.5 + 3  # a takeover, then a poll
+        log.seen(3, timeout=20)  # 12 / 5, by the HPA
+        time.sleep(2)
+        assert log.values == [0, 1, 3]  # activated once, never back to 0 while messages wait
+        assert reasons(cp, ns, "burst").count("KEDAScaleTargetActivated") <= 1
+        assert stack.leader() is not leader
+    finally:
+        log.stop()
+        admin.delete(f"{ns}-burst")
+        stack.restart_stopped()
+
+
+def test_paused_objects_are_not_touched_and_delete_restores(stack: Stack, redis: RedisServer,
+                                                            namespace: str) -> None:
+    cp, ns, admin, key = stack.cp, namespace, redis.admin(), f"{namespace}-paused"
+    advanced = {"restoreToOriginalReplicaCount": True, "horizontalPodAutoscalerConfig": {"behavior": FAST_HPA}}
+    apply(cp, ns, deployment("api", 3), scaled_object("api", [redis_trigger(redis, key)], cooldownPeriod=2,
+                                                      advanced=advanced))
+    wait_replicas(cp, ns, "api", 0, timeout=20)  # never active, no initialCooldownPeriod: straight to 0
+    found = get(cp, "scaledobject.keda.sh", ns, "api") or {}
+    assert found["status"]["originalReplicaCount"] == 3 and "finalizer.keda.sh" in found["metadata"]["finalizers"]
+
+    cp.kubectl("annotate", "so", "api", "-n", ns, "autoscaling.keda.sh/paused-replicas=2")
+    wait_replicas(cp, ns, "api", 2)
+    paused = wait_condition(cp, ns, "api", "Paused", ("True", "ScaledObjectPaused"))
+    assert paused["pausedReplicaCount"] == 2
+    wait_for(lambda: hpa_of(cp, ns, "keda-hpa-api") is None, what="the HPA deleted on pause")
+    admin.rpush(key, *range(30))
+    cp.kubectl("annotate", "so", "api", "-n", ns, "autoscaling.keda.sh/paused=true",
+               "autoscaling.keda.sh/paused-replicas-")
+    time.sleep(4)
+    assert replicas(cp, ns, "api") == 2 and hpa_of(cp, ns, "keda-hpa-api") is None  # kept as it was
+    assert condition(status(cp, ns, "api"), "Paused") == ("True", "ScaledObjectPaused")
+
+    cp.kubectl("annotate", "so", "api", "-n", ns, "autoscaling.keda.sh/paused-")
+    unpaused = wait_condition(cp, ns, "api", "Paused", ("False", "ScaledObjectUnpaused"))
+    assert "pausedReplicaCount" not in unpaused
+    wait_replicas(cp, ns, "api", 6, timeout=20)  # 30 / 5, by the HPA made again
+    admin.delete(key)
+    wait_replicas(cp, ns, "api", 0, timeout=30)
+
+    cp.kubectl("delete", "so", "api", "-n", ns, "--wait=true", "--timeout=30s")
+    assert replicas(cp, ns, "api") == 3  # restoreToOriginalReplicaCount
+    wait_for(lambda: hpa_of(cp, ns, "keda-hpa-api") is None, what="the HPA gone with its ScaledObject")
+
+
+def test_2019_format_end_to_end(stack: Stack, redis: RedisServer, namespace: str) -> None:
+    cp, ns, admin, key = stack.cp, namespace, redis.admin(), f"{namespace}-legacy"
+    legacy = {"apiVersion": "keda.k8s.io/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "legacy-so"},
+              "spec": {"scaleTargetRef": {"deploymentName": "legacy", "containerName": "worker"},
+                       "pollingInterval": 1, "cooldownPeriod": 3, "maxReplicaCount": 10,
+                       "triggers": [{"type": "redis", "metadata": {"address": "REDIS_ADDRESS", "listName": key,
+                                                                   "listLength": "5"}}]}}
+    apply(cp, ns, deployment("legacy", 0, env={"REDIS_ADDRESS": redis.address}), legacy)
+    wait_for(lambda: hpa_of(cp, ns, "keda-hpa-legacy"), what="keda-hpa-<deployment>")
+    metric = hpa_of(cp, ns, "keda-hpa-legacy")["spec"]["metrics"][0]["external"]["metric"]  # type: ignore[index]
+    assert metric == {"name": f"s0-redis-{key}", "selector": {"matchLabels": {"deploymentName": "legacy"}}}
+    admin.rpush(key, *range(12))
+    wait_replicas(cp, ns, "legacy", 3, timeout=20)
+    ready = wait_condition(cp, ns, "legacy-so", "Active", ("True", "ScalerActive"), resource="scaledobject.keda.k8s.io")
+    assert condition(ready, "Ready") == ("True", "ScaledObjectReady")
+    admin.delete(key)
+    wait_replicas(cp, ns, "legacy", 0, timeout=30)
+
+
+def test_invalid_objects_are_reported_and_others_unaffected(stack: Stack, redis: RedisServer,
+                                                            namespace: str) -> None:
+    cp, ns = stack.cp, namespace
+    trigger = redis_trigger(redis, f"{ns}-v")
+    foreign = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "theirs"},
+               "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "taken"},
+                        "minReplicas": 1, "maxReplicas": 2,
+                        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                            "type": "Utilization", "averageUtilization": 50}}}]}}
+    cases = {
+        "dup": (scaled_object("dup", [{**trigger, "name": "a"}, {**trigger, "name": "a"}]),
+                "triggers must have unique names, duplicated: a"),
+        "idle": (scaled_object("idle", [trigger], idleReplicaCount=2, minReplicaCount=2),
+                 "idleReplicaCount (2) must be less than minReplicaCount (2)"),
+        "bounds": (scaled_object("bounds", [trigger], minReplicaCount=5, maxReplicaCount=2),
+                   "minReplicaCount (5) must be less than or equal to maxReplicaCount (2)"),
+        "unknown": (scaled_object("unknown", [{"type": "nosuch", "metadata": {}}]),
+                    'unknown trigger type "nosuch"'),
+        "taken": (scaled_object("taken", [trigger]),
+                  "the workload 'taken' of type 'apps/v1.Deployment' is already managed by the hpa 'theirs'"),
+    }
+    apply(cp, ns, *(deployment(n, 0) for n in [*cases, "good"]), foreign)
+    apply(cp, ns, scaled_object("good", [trigger]), *(so for so, _ in cases.values()))
+    wait_condition(cp, ns, "good", "Ready", ("True", "ScaledObjectReady"))
+    assert hpa_of(cp, ns, "keda-hpa-good") is not None
+    apply(cp, ns, scaled_object("second", [trigger], target="good"))
+    messages = {name: message for name, (_, message) in cases.items()}
+    messages["second"] = ("the workload 'good' of type 'apps/v1.Deployment' is already managed by the "
+                          "ScaledObject 'good'")
+    for name, message in messages.items():
+        failed = wait_condition(cp, ns, name, "Ready", ("False", "ScaledObjectCheckFailed"))
+        assert message in next(c["message"] for c in failed["conditions"] if c["type"] == "Ready"), name
+        assert condition(failed, "Active") == ("Unknown", "UnknownState")
+        assert ("Warning", "ScaledObjectCheckFailed") in [(t, r) for t, r, _, _ in events(cp, ns, name)], name
+        assert hpa_of(cp, ns, f"keda-hpa-{name}") is None
+    cp.kubectl("delete", "hpa", "theirs", "-n", ns)  # the target is free now
+    wait_condition(cp, ns, "taken", "Ready", ("True", "ScaledObjectReady"))
+
+
+def test_fallback_replicas_when_the_scaler_keeps_failing(stack: Stack, namespace: str) -> None:
+    cp, ns = stack.cp, namespace
+    dead = {"type": "redis", "metadata": {"address": "127.0.0.1:1", "listName": "x", "listLength": "5"}}
+    apply(cp, ns, deployment("fb", 1), scaled_object(
+        "fb", [dead], minReplicaCount=1, fallback={"failureThreshold": 2, "replicas": 4}))
+    wait_replicas(cp, ns, "fb", 4, timeout=40)  # the HPA computes fallback.replicas from the answer
+    found = wait_condition(cp, ns, "fb", "Fallback", ("True", "FallbackExists"))
+    health = found["health"]["s0-redis-x"]
+    assert health["status"] == "Failing" and health["numberOfFailures"] > 2
+    assert condition(found, "Ready") == ("True", "ScaledObjectReady")  # a fallback is in place
+    assert "KEDAScalerFailed" in reasons(cp, ns, "fb")
+    time.sleep(3)
+    assert replicas(cp, ns, "fb") == 4  # an error never scales down

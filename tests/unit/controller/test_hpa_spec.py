@@ -1,0 +1,129 @@
+"""The HPA generated from a ScaledObject, and when one in the cluster counts as up to date."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from adapter.catalog.models import parse_scaled_object
+from adapter.controller.hpa import SPEC_HASH, HpaMetric, TargetKind, derivative, desired_hpa, up_to_date, updated
+
+DEPLOYMENT = TargetKind("apps/v1", "Deployment")
+METRICS = [HpaMetric("s0-redis-jobs", "AverageValue", 5), HpaMetric("s1-rabbitmq-orders", "Value", 1.5)]
+
+
+def scaled_object(api_version: str = "keda.sh/v1alpha1", **spec: Any) -> Any:
+    target = {"deploymentName": "worker"} if api_version.startswith("keda.k8s.io") else {"name": "worker"}
+    return parse_scaled_object({
+        "apiVersion": api_version, "kind": "ScaledObject",
+        "metadata": {"name": "jobs", "namespace": "ns", "uid": "u-1", "labels": {"team": "a"},
+                     "annotations": {"note": "x"}},
+        "spec": {"scaleTargetRef": target, "triggers": [{"type": "redis", "metadata": {}}], **spec}})
+
+
+def test_keda_shape() -> None:
+    hpa = desired_hpa(scaled_object(minReplicaCount=0, maxReplicaCount=7), DEPLOYMENT, METRICS)
+    assert hpa["metadata"]["name"] == "keda-hpa-jobs"
+    assert hpa["metadata"]["labels"]["scaledobject.keda.sh/name"] == "jobs" and hpa["metadata"]["labels"]["team"] == "a"
+    assert hpa["metadata"]["annotations"]["note"] == "x"
+    assert hpa["metadata"]["ownerReferences"] == [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                                                   "name": "jobs", "uid": "u-1", "controller": True,
+                                                   "blockOwnerDeletion": True}]
+    spec = hpa["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 7)
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"}
+    assert spec["metrics"] == [
+        {"type": "External", "external": {
+            "metric": {"name": "s0-redis-jobs", "selector": {"matchLabels": {"scaledobject.keda.sh/name": "jobs"}}},
+            "target": {"type": "AverageValue", "averageValue": "5"}}},
+        {"type": "External", "external": {
+            "metric": {"name": "s1-rabbitmq-orders",
+                       "selector": {"matchLabels": {"scaledobject.keda.sh/name": "jobs"}}},
+            "target": {"type": "Value", "value": "1500m"}}},
+    ]
+    assert "behavior" not in spec
+
+
+def test_min_above_one_and_configured_name_and_behavior() -> None:
+    behavior = {"scaleDown": {"stabilizationWindowSeconds": 0}}
+    so = scaled_object(minReplicaCount=3, advanced={"horizontalPodAutoscalerConfig": {"name": "mine",
+                                                                                       "behavior": behavior}})
+    hpa = desired_hpa(so, DEPLOYMENT, METRICS)
+    assert hpa["metadata"]["name"] == "mine" and hpa["spec"]["minReplicas"] == 3
+    assert hpa["spec"]["behavior"] == behavior
+
+
+def test_2019_format_is_named_after_the_deployment_and_routed_by_it() -> None:
+    hpa = desired_hpa(scaled_object("keda.k8s.io/v1alpha1"), DEPLOYMENT, METRICS[:1])
+    assert hpa["metadata"]["name"] == "keda-hpa-worker"
+    selector = hpa["spec"]["metrics"][0]["external"]["metric"]["selector"]
+    assert selector == {"matchLabels": {"deploymentName": "worker"}}
+
+
+@pytest.mark.parametrize("scale_in, scale_out, expected", [
+    (True, False, {"scaleDown": {"selectPolicy": "Disabled", "stabilizationWindowSeconds": 0}}),
+    (False, True, {"scaleDown": {"stabilizationWindowSeconds": 0}, "scaleUp": {"selectPolicy": "Disabled"}}),
+])
+def test_a_paused_direction_is_disabled(scale_in: bool, scale_out: bool, expected: dict[str, Any]) -> None:
+    so = scaled_object(advanced={"horizontalPodAutoscalerConfig": {"behavior": {
+        "scaleDown": {"stabilizationWindowSeconds": 0}}}})
+    hpa = desired_hpa(so, DEPLOYMENT, METRICS, pause_scale_in=scale_in, pause_scale_out=scale_out)
+    assert hpa["spec"]["behavior"] == expected
+    assert so.hpa_behavior == {"scaleDown": {"stabilizationWindowSeconds": 0}}  # not changed in place
+
+
+def server_view(hpa: dict[str, Any]) -> dict[str, Any]:
+    """What kube-apiserver stores: defaults filled in, its own metadata added."""
+    found = copy.deepcopy(hpa)
+    found["metadata"].update(resourceVersion="7", uid="h-1", creationTimestamp="2026-01-01T00:00:00Z")
+    found["spec"]["behavior"] = {"scaleUp": {"selectPolicy": "Max", "stabilizationWindowSeconds": 0},
+                                 "scaleDown": {"selectPolicy": "Max", "stabilizationWindowSeconds": 300}}
+    found["status"] = {"currentReplicas": 2}
+    return found
+
+
+def test_defaults_filled_by_the_server_still_count_as_up_to_date() -> None:
+    wanted = desired_hpa(scaled_object(), DEPLOYMENT, METRICS)
+    assert up_to_date(wanted, server_view(wanted))
+
+
+@pytest.mark.parametrize("change", ["target", "max", "owner", "lifted-pause", "edited"])
+def test_what_needs_an_update(change: str) -> None:
+    wanted = desired_hpa(scaled_object(), DEPLOYMENT, METRICS)
+    found = server_view(wanted)
+    if change == "target":
+        doubled = [HpaMetric("s0-redis-jobs", "AverageValue", 10), *METRICS[1:]]
+        wanted = desired_hpa(scaled_object(), DEPLOYMENT, doubled)
+    elif change == "max":
+        wanted = desired_hpa(scaled_object(maxReplicaCount=3), DEPLOYMENT, METRICS)
+    elif change == "owner":
+        found["metadata"]["ownerReferences"] = []
+    elif change == "lifted-pause":  # the pause's Disabled is not in what we ask any more: only the hash tells
+        found = server_view(desired_hpa(scaled_object(), DEPLOYMENT, METRICS, pause_scale_in=True))
+    else:
+        found["spec"]["maxReplicas"] = 50  # someone edited the HPA
+    assert not up_to_date(wanted, found)
+
+
+def test_update_body_keeps_foreign_metadata_and_drops_status() -> None:
+    wanted = desired_hpa(scaled_object(), DEPLOYMENT, METRICS)
+    found = server_view(wanted)
+    found["metadata"]["labels"]["extra"] = "kept"
+    found["metadata"]["annotations"][SPEC_HASH] = "old"
+    body = updated(wanted, found)
+    assert body["metadata"]["labels"]["extra"] == "kept" and body["metadata"]["resourceVersion"] == "7"
+    assert body["metadata"]["annotations"][SPEC_HASH] == wanted["metadata"]["annotations"][SPEC_HASH]
+    assert "status" not in body and body["spec"] == wanted["spec"]
+
+
+@pytest.mark.parametrize("wanted, found, same", [
+    ({"a": 1}, {"a": 1, "b": 2}, True),
+    ({"a": {"b": 1}}, {"a": {"b": 1, "c": 3}}, True),
+    ({"a": [1, 2]}, {"a": [1, 2, 3]}, False),
+    ({"a": [{"x": 1}]}, {"a": [{"x": 1, "y": 2}]}, True),
+    ({"a": 1}, {}, False),
+])
+def test_derivative(wanted: Any, found: Any, same: bool) -> None:
+    assert derivative(wanted, found) is same

@@ -1,0 +1,55 @@
+"""The work queue (one holder per key, urgent lane, delayed adds) and the token bucket."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from adapter.controller.queue import RateLimiter, WorkQueue
+
+
+async def test_urgent_keys_go_first_and_duplicates_collapse() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("a", "b", "c", "a"):
+        queue.add(key)
+    queue.add("c", urgent=True)
+    queue.add("d", urgent=True)
+    assert len(queue) == 4
+    assert [await queue.get() for _ in range(4)] == ["c", "d", "a", "b"]
+
+
+async def test_a_key_added_while_held_comes_back_once_after_done() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("a")
+    held = await queue.get()
+    queue.add("a", urgent=True)
+    queue.add("a")
+    assert len(queue) == 0  # not handed to a second worker meanwhile
+    queue.done(held)
+    assert len(queue) == 1 and await queue.get() == "a"
+
+
+async def test_delayed_add_replaces_the_earlier_timer() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add_after("a", 0.05)
+    queue.add_after("a", 0.15)
+    await asyncio.sleep(0.1)
+    assert len(queue) == 0
+    started = time.monotonic()
+    assert await asyncio.wait_for(queue.get(), 1) == "a"
+    assert time.monotonic() - started < 0.1
+    queue.add_after("b", 0.01)
+    queue.forget("b")
+    await asyncio.sleep(0.05)
+    assert len(queue) == 0
+
+
+async def test_rate_limiter_allows_burst_then_qps() -> None:
+    limiter = RateLimiter(qps=50, burst=5)
+    started = time.monotonic()
+    for _ in range(5):
+        await limiter.acquire()
+    assert time.monotonic() - started < 0.05
+    for _ in range(10):
+        await limiter.acquire()
+    assert 0.17 < time.monotonic() - started < 0.4  # 10 more at 50/s
