@@ -67,13 +67,19 @@ class ManagementClient(ScalerClient[RabbitMQConfig]):
         matches: dict[tuple[str, str], list[QueueStats]] = {}
         return [self._answer(c, listings[c.vhost], matches) for c in configs]
 
-    async def _list(self, vhost: str) -> Listing | ScalerError:
+    async def _get_listing(self, vhost: str) -> httpx.Response:
+        """GET the vhost's queues; a 5xx (the management database busy) is retried once."""
+        path = f"/api/queues/{quote(vhost, safe='')}"
         try:
-            response = await self._client().get(
-                f"/api/queues/{quote(vhost, safe='')}", params={"columns": LISTING_COLUMNS}
-            )
+            response = await self._client().get(path, params={"columns": LISTING_COLUMNS})
+            if response.status_code >= 500:
+                response = await self._client().get(path, params={"columns": LISTING_COLUMNS})
         except httpx.HTTPError as exc:
             raise self._broker.error(describe(exc)) from None
+        return response
+
+    async def _list(self, vhost: str) -> Listing | ScalerError:
+        response = await self._get_listing(vhost)
         if response.status_code == 200:
             try:
                 return _listing(response.json())

@@ -109,6 +109,7 @@ async def test_a_thousand_scaled_objects_share_a_few_connections(
     for poll in range(3):
         entries = list(store.entries())
         traffic.since()  # forget what the observer itself sent since the last poll
+        calls_before = len(requests.paths)
         await store.refresh(entries)
         redis_traffic = traffic.since()
         assert len(entries) == REDIS_OBJECTS + AMQP_OBJECTS + HTTP_OBJECTS
@@ -121,8 +122,8 @@ async def test_a_thousand_scaled_objects_share_a_few_connections(
             assert redis_traffic.reads <= 2, redis_traffic  # one pipelined round trip
         assert len(clients(redis_server, "eventscale")) - redis_before <= 1
         assert rabbitmq.wait_connections(CONNECTION_NAME, 1) == 1  # one AMQP connection for 300 objects
-        http_calls = requests.paths
-        assert len(http_calls) == 2 * (poll + 1), http_calls  # one listing per vhost and poll
+        calls_this_poll = len(requests.paths) - calls_before
+        assert 2 <= calls_this_poll <= 4, requests.paths  # one listing per vhost (a 5xx is retried once)
     assert store.stats()["clients"] == 3  # redis, rabbitmq amqp, rabbitmq http
 
 
