@@ -1,10 +1,12 @@
 """The controller process: watches, the adapter's activity, leader election, and the workers.
 
-Every replica keeps the same state warm: ScaledObjects of both API groups and HPAs by watch,
-the adapter's activity by long poll (with when each object was last seen active). Only the
-leader runs workers. What wakes an object, and how:
+Every replica keeps the same state warm: ScaledObjects of both API groups, HPAs, and the
+replica counts of Deployments and StatefulSets by watch, the adapter's activity by long poll
+(with when each object was last seen active). Only the leader runs workers. What wakes an
+object, and how:
 
 * a ScaledObject or HPA change other than status, an activity change: urgent (front of queue);
+* its target's replica count changing: routine;
 * leadership gained: every object (active ones urgent);
 * its own schedule: routine, after its pollingInterval (or when its cooldown ends).
 
@@ -28,12 +30,22 @@ from ..catalog.models import LEGACY_GROUP
 from ..cluster.client import ApiStatusError, KubeApi, Object
 from ..cluster.watch import Reflector, Resource
 from .activity import ActivityClient
-from .cache import HPAS, LEGACY_SCALED_OBJECTS, SCALED_OBJECTS, ObjectCache, interesting, transform
+from .cache import (
+    DEPLOYMENTS,
+    HPAS,
+    LEGACY_SCALED_OBJECTS,
+    SCALED_OBJECTS,
+    STATEFUL_SETS,
+    ObjectCache,
+    interesting,
+    transform,
+    workload,
+)
 from .events import EventRecorder
 from .kube import ControllerKube, NotLeading, SoKey, so_key
 from .leader import LeaderElector
 from .queue import RateLimiter, WorkQueue
-from .reconciler import Reconciler
+from .reconciler import Reconciler, target_of
 
 log = logging.getLogger("eventscale.controller")
 
@@ -79,6 +91,8 @@ class Controller:
         self.queue: WorkQueue[SoKey] = WorkQueue()
         self.reflectors = [Reflector(api, r, self.cache, transform, resync=options.resync_period)
                            for r in (SCALED_OBJECTS, LEGACY_SCALED_OBJECTS, HPAS)]
+        self.reflectors += [Reflector(api, r, self.cache, workload, resync=options.resync_period)
+                            for r in (DEPLOYMENTS, STATEFUL_SETS)]
         self.reconciles = 0
         self._failures: dict[SoKey, int] = {}
         self._workers: list[asyncio.Task[None]] = []
@@ -151,6 +165,9 @@ class Controller:
         if resource is HPAS:
             self._on_hpa(old, new)
             return
+        if resource in (DEPLOYMENTS, STATEFUL_SETS):
+            self._on_workload(resource, old, new)
+            return
         key = so_key(new or old or {})
         if new is None:
             self.queue.forget(key)
@@ -171,6 +188,18 @@ class Controller:
             self.queue.add(owner, urgent=True)
         if new is not None:
             self._note_replicas(owner, new)
+
+    def _on_workload(self, resource: Resource, old: Object | None, new: Object | None) -> None:
+        """A target scaled (by the HPA, by hand) or created: its ScaledObjects look again."""
+        if old is not None and new is not None and old.get("spec") == new.get("spec"):
+            return
+        meta = (new or old or {}).get("metadata") or {}
+        target = (resource.kind, str(meta.get("name")))
+        for so_resource in (SCALED_OBJECTS, LEGACY_SCALED_OBJECTS):
+            for obj in self.cache.items(so_resource):
+                if (obj.get("metadata") or {}).get("namespace") == meta.get("namespace") and \
+                        target_of(obj) == target:
+                    self.queue.add(so_key(obj))
 
     def _on_activity(self, changed: set[tuple[str, str]]) -> None:
         for namespace, name in changed:

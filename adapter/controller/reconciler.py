@@ -1,7 +1,8 @@
 """One ScaledObject, brought in line: labels and finalizer, checks, HPA, activation, status.
 
-`reconcile(key)` is idempotent and reads only caches (ScaledObjects, HPAs, the adapter's
-activity) plus one GET of the target's `/scale`; it writes only what differs. In order:
+`reconcile(key)` is idempotent and reads only caches (ScaledObjects, HPAs, Deployments and
+StatefulSets, the adapter's activity; a GET of `/scale` only for other target kinds); it writes
+only what differs. In order:
 
 1. Deleted (our finalizer): restore `originalReplicaCount` when asked, drop the HPA and the
    finalizer.
@@ -43,7 +44,7 @@ from ..store.fallback import in_fallback
 from . import conditions as c
 from . import events
 from .activity import ActivityClient, ObjectActivity
-from .cache import HPAS, LEGACY_SCALED_OBJECTS, SCALED_OBJECTS, ObjectCache
+from .cache import HPAS, LEGACY_SCALED_OBJECTS, SCALED_OBJECTS, WORKLOADS, ObjectCache, as_scale
 from .decide import (
     FORCE_ACTIVATION,
     TRANSFER_HPA_OWNERSHIP,
@@ -73,7 +74,7 @@ def resource_of(key: SoKey) -> Resource:
     return LEGACY_SCALED_OBJECTS if key[0] == LEGACY_GROUP else SCALED_OBJECTS
 
 
-def _target_of(raw: Object) -> tuple[str, str]:
+def target_of(raw: Object) -> tuple[str, str]:
     """(kind, name) of a raw ScaledObject's target, without a full parse."""
     spec = raw.get("spec") or {}
     ref = spec.get("scaleTargetRef") or {}
@@ -155,7 +156,7 @@ class Reconciler:
     async def _target(self, so: ScaledObject) -> tuple[GroupVersionKindResource, Object]:
         try:
             target = await self.kube.targets.resolve(so.target.api_version, so.target.kind)
-            return target, await self.kube.get_scale(target, so.namespace, so.target.name)
+            return target, await self._read_scale(target, so.namespace, so.target.name)
         except TargetError as exc:
             raise CheckFailed(f"ScaledObject doesn't have correct scaleTargetRef specification: {exc}") from None
         except ApiStatusError as exc:
@@ -163,6 +164,26 @@ class Reconciler:
                 raise CheckFailed(f"Target resource doesn't exist: {so.target.kind} {so.namespace}/"
                                   f"{so.target.name}") from None
             raise
+
+    async def _read_scale(self, target: GroupVersionKindResource, namespace: str, name: str) -> Object:
+        """The target's Scale: from the workload cache for Deployments and StatefulSets, else GET."""
+        resource = WORKLOADS.get((target.api_version, target.kind))
+        if resource is None or resource not in self.cache.synced:
+            return await self.kube.get_scale(target, namespace, name)
+        found = self.cache.get(resource, namespace, name)
+        if found is None:
+            raise ApiStatusError(404, f"{target.kind} {namespace}/{name} not found", "NotFound")
+        return as_scale(found)
+
+    async def _write_scale(self, target: GroupVersionKindResource, scale: Object, replicas: int) -> None:
+        written = await self.kube.put_scale(target, scale, replicas)
+        resource = WORKLOADS.get((target.api_version, target.kind))
+        meta = scale.get("metadata") or {}
+        cached = self.cache.get(resource, meta.get("namespace", ""), meta.get("name", "")) if resource else None
+        if resource is not None and cached is not None:
+            version = (written.get("metadata") or {}).get("resourceVersion")
+            self.cache.put(resource, {**cached, "metadata": {**cached["metadata"], "resourceVersion": version},
+                                      "spec": {"replicas": replicas}})
 
     def _check_conflicts(self, so: ScaledObject, target: GroupVersionKindResource) -> None:
         workload = f"the workload '{so.target.name}' of type '{target.kind_string}'"
@@ -191,7 +212,7 @@ class Reconciler:
                 if meta.get("namespace") != so.namespace or meta.get("uid") == so.uid or meta.get("deletionTimestamp"):
                     continue
                 theirs = (str(meta.get("creationTimestamp") or ""), str(meta.get("name")))
-                if _target_of(raw) == (so.target.kind, so.target.name) and theirs < mine:
+                if target_of(raw) == (so.target.kind, so.target.name) and theirs < mine:
                     found.append(str(meta.get("name")))
         return found
 
@@ -229,7 +250,7 @@ class Reconciler:
         await self._delete_hpa(so, so.hpa_name)
         current = int((scale.get("spec") or {}).get("replicas") or 0)
         if pause.replicas is not None and current != pause.replicas:
-            await self.kube.put_scale(target, scale, pause.replicas)
+            await self._write_scale(target, scale, pause.replicas)
             log.info("object=%s/%s paused at replicas=%d (was %d)", so.namespace, so.name, pause.replicas, current)
         look.fields["pausedReplicaCount"] = pause.replicas
         look.conditions.append(c.PAUSED)
@@ -308,7 +329,7 @@ class Reconciler:
         current = int((scale.get("spec") or {}).get("replicas") or 0)
         what = f"{target.kind_string} {so.namespace}/{so.target.name}"
         try:
-            await self.kube.put_scale(target, scale, decision.scale_to)
+            await self._write_scale(target, scale, decision.scale_to)
         except ApiStatusError as exc:
             if exc.code != 409 and decision.action in ("activate", "deactivate"):
                 verb = "scale" if decision.action == "activate" else "deactivate"
@@ -396,10 +417,10 @@ class Reconciler:
             return
         try:
             target = await self.kube.targets.resolve(so.target.api_version, so.target.kind)
-            scale = await self.kube.get_scale(target, so.namespace, so.target.name)
+            scale = await self._read_scale(target, so.namespace, so.target.name)
         except (TargetError, ApiStatusError) as exc:
             log.warning("object=%s/%s target not restored: %s", so.namespace, so.name, exc)
             return
         if int((scale.get("spec") or {}).get("replicas") or 0) != int(original):
-            await self.kube.put_scale(target, scale, int(original))
+            await self._write_scale(target, scale, int(original))
             log.info("object=%s/%s deleted: target restored to replicas=%d", so.namespace, so.name, int(original))
