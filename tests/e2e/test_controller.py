@@ -242,12 +242,72 @@ def test_paused_objects_are_not_touched_and_delete_restores(stack: Stack, redis:
     unpaused = wait_condition(cp, ns, "api", "Paused", ("False", "ScaledObjectUnpaused"))
     assert "pausedReplicaCount" not in unpaused
     wait_replicas(cp, ns, "api", 6, timeout=20)  # 30 / 5, by the HPA made again
+
+    cp.kubectl("annotate", "so", "api", "-n", ns, "autoscaling.keda.sh/paused-scale-in=true")
+    wait_for(lambda: scale_down_policy(cp, ns, "keda-hpa-api") == "Disabled", what="scale-down disabled")
+    assert condition(status(cp, ns, "api"), "Paused") == ("True", "ScaledObjectPaused")
     admin.delete(key)
+    time.sleep(5)  # past cooldownPeriod 2: neither the HPA nor the controller scales in
+    assert replicas(cp, ns, "api") == 6
+    cp.kubectl("annotate", "so", "api", "-n", ns, "autoscaling.keda.sh/paused-scale-in-")
+    wait_for(lambda: scale_down_policy(cp, ns, "keda-hpa-api") != "Disabled", what="scale-down restored")
     wait_replicas(cp, ns, "api", 0, timeout=30)
 
     cp.kubectl("delete", "so", "api", "-n", ns, "--wait=true", "--timeout=30s")
     assert replicas(cp, ns, "api") == 3  # restoreToOriginalReplicaCount
     wait_for(lambda: hpa_of(cp, ns, "keda-hpa-api") is None, what="the HPA gone with its ScaledObject")
+
+
+def scale_down_policy(cp: ControlPlane, namespace: str, name: str) -> str | None:
+    found = hpa_of(cp, namespace, name) or {}
+    return str(found["spec"]["behavior"]["scaleDown"].get("selectPolicy")) if found else None
+
+
+WORKER_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "workers.e2e.eventscale.test"},
+    "spec": {"group": "e2e.eventscale.test", "scope": "Namespaced",
+             "names": {"kind": "Worker", "plural": "workers", "singular": "worker", "listKind": "WorkerList"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                               "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+                               "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}}}}},
+                           "subresources": {"scale": {"specReplicasPath": ".spec.replicas",
+                                                      "statusReplicasPath": ".status.replicas"}}}]}}
+
+
+def test_any_kind_with_a_scale_subresource(stack: Stack, redis: RedisServer, namespace: str) -> None:
+    cp, ns, admin = stack.cp, namespace, redis.admin()
+    cp.kubectl("apply", "-f", "-", input=json.dumps(WORKER_CRD))
+    cp.kubectl("wait", "--for=condition=Established", "crd/workers.e2e.eventscale.test", "--timeout=30s")
+    wait_for(lambda: "workers" in cp.kubectl("api-resources", "--api-group=e2e.eventscale.test").stdout,
+             what="the Worker kind served")
+    statefulset = deployment("db", 0)
+    statefulset.update(kind="StatefulSet")
+    statefulset["spec"]["serviceName"] = "db"
+    worker = {"apiVersion": "e2e.eventscale.test/v1", "kind": "Worker", "metadata": {"name": "crunch"},
+              "spec": {"replicas": 0}}
+    forced = scaled_object("crunch", [redis_trigger(redis, f"{ns}-idle")],
+                           annotations={"autoscaling.keda.sh/force-activation": "true"})
+    forced["spec"]["scaleTargetRef"] = {"apiVersion": "e2e.eventscale.test/v1", "kind": "Worker", "name": "crunch"}
+    on_db = scaled_object("db", [redis_trigger(redis, f"{ns}-db")])
+    on_db["spec"]["scaleTargetRef"]["kind"] = "StatefulSet"
+    apply(cp, ns, statefulset, worker, forced, on_db)
+
+    wait_for(lambda: (get(cp, "worker", ns, "crunch") or {}).get("spec", {}).get("replicas") == 1,
+             what="the custom resource scaled through /scale")
+    crunch = wait_condition(cp, ns, "crunch", "Active", ("True", "ScalerActive"))
+    assert crunch["scaleTargetKind"] == "e2e.eventscale.test/v1.Worker"
+    assert crunch["scaleTargetGVKR"]["resource"] == "workers"
+    messages = [m for _, _, m, _ in events(cp, ns, "crunch")]
+    assert any(m.endswith("from 0 to 1, caused by forced activation annotation") for m in messages)
+
+    wait_condition(cp, ns, "db", "Ready", ("True", "ScaledObjectReady"))
+    admin.rpush(f"{ns}-db", 1)
+    wait_for(lambda: (get(cp, "statefulset", ns, "db") or {}).get("spec", {}).get("replicas") == 1,
+             what="the StatefulSet activated")
+    assert status(cp, ns, "db")["scaleTargetKind"] == "apps/v1.StatefulSet"
+    admin.delete(f"{ns}-db")
 
 
 def test_2019_format_end_to_end(stack: Stack, redis: RedisServer, namespace: str) -> None:
