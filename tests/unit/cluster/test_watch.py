@@ -19,6 +19,7 @@ from kubernetes import client as k8s_client
 from adapter.cluster.client import KubeApi, Object
 from adapter.cluster.source import strip_data
 from adapter.cluster.watch import Reflector, Resource
+from tests.harness.ports import free_port
 
 RESOURCE = Resource("", "v1", "configmaps", "ConfigMap", namespace="demo")
 
@@ -80,18 +81,24 @@ class Recorder:
         self.calls.append(("deleted" if deleted else "changed", obj))
 
 
-@pytest.fixture
-async def stand_in() -> AsyncIterator[tuple[StandIn, KubeApi]]:
-    server = StandIn()
+async def serve(server: StandIn, port: int = 0) -> web.AppRunner:
     app = web.Application()
     app.router.add_get(RESOURCE.path, server.handle)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    configuration = k8s_client.Configuration(host=f"http://127.0.0.1:{port}")
-    api = KubeApi(configuration)
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+def api_for(port: int) -> KubeApi:
+    return KubeApi(k8s_client.Configuration(host=f"http://127.0.0.1:{port}"))
+
+
+@pytest.fixture
+async def stand_in() -> AsyncIterator[tuple[StandIn, KubeApi]]:
+    server = StandIn()
+    runner = await serve(server)
+    api = api_for(runner.addresses[0][1])
     yield server, api
     server.closing.set()
     await api.aclose()
@@ -123,3 +130,24 @@ async def test_410_gone_lists_again_then_watches_from_the_new_version(stand_in: 
     pages = [q for q in server.requests if "watch" not in q]
     assert [p.get("continue") for p in pages] == [None, "1"] and pages[0]["limit"] == "1"
     assert reflector.resource_version == "23" and reflector.lists == 1
+
+
+async def test_an_unreachable_server_is_retried_with_backoff_until_it_answers() -> None:
+    port = free_port()
+    api, server, recorder = api_for(port), StandIn(), Recorder()
+    reflector = Reflector(api, RESOURCE, recorder, strip_data)
+    task = asyncio.create_task(reflector.run())
+    runner = None
+    try:
+        await asyncio.sleep(1.2)  # connection refused: retried after about 0.5 s, then 1 s
+        assert not reflector.listed.is_set() and server.requests == []
+        runner = await serve(server, port)
+        await asyncio.wait_for(reflector.listed.wait(), 10)
+        assert [o["metadata"]["name"] for o in recorder.calls[0][1]] == ["a", "b"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        server.closing.set()
+        await api.aclose()
+        if runner is not None:
+            await runner.cleanup()
