@@ -101,7 +101,9 @@ class Reflector:
             try:
                 if self.resource_version is None or time.monotonic() - self._listed_at > self.resync:
                     await self._list()
-                await self._watch()
+                started = time.monotonic()
+                if not await self._watch() and time.monotonic() - started < 1.0:
+                    await self._back_off(EOFError("watch closed at once"))  # never spin on a closing proxy
             except Gone:
                 log.info("resource=%s resourceVersion=%s expired; listing again", self.resource,
                          self.resource_version)
@@ -141,8 +143,10 @@ class Reflector:
         self.sink.listed(self.resource, objects)
         self.listed.set()
 
-    async def _watch(self) -> None:
+    async def _watch(self) -> int:
+        """Watch until the server ends the request; return the number of events seen."""
         timeout = random.randint(*self.watch_timeout)
+        seen = 0
         params = {**self._params(), "resourceVersion": str(self.resource_version),
                   "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout)}
         async for event in self._events(params, timeout):
@@ -152,8 +156,10 @@ class Reflector:
                 raise Gone() if code == 410 else ApiStatusError(code, str(obj.get("message")), str(obj.get("reason")))
             self.resource_version = str(obj["metadata"]["resourceVersion"])
             self._backoff.reset()
+            seen += 1
             if kind != "BOOKMARK":
                 self.sink.changed(self.resource, self._transform(obj), kind == "DELETED")
+        return seen
 
     async def _events(self, params: dict[str, str], timeout: int) -> AsyncIterator[Object]:
         try:
