@@ -174,6 +174,9 @@ class Controller:
             self._replicas.pop((key[1], key[2]), None)
         elif interesting(old, new):
             self.queue.add(key, urgent=True)
+            hpa = self.cache.get(HPAS, key[1], str(((new.get("status") or {}).get("hpaName")) or ""))
+            if hpa is not None:
+                self._note_replicas(key, hpa)
         if old is None or new is None or (old.get("spec") or {}).get("scaleTargetRef") != \
                 (new.get("spec") or {}).get("scaleTargetRef"):
             self._wake_not_ready(key[1])  # a target freed or taken: rivals may change
@@ -227,16 +230,16 @@ class Controller:
             self._replicas_changed.set()
 
     async def _report_replicas(self) -> None:
-        reported: dict[tuple[str, str], int] = {}
+        """Send the counts when they change, and all of them every 30 s (a restarted adapter)."""
         while True:
-            await self._replicas_changed.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(30):
+                    await self._replicas_changed.wait()
             self._replicas_changed.clear()
-            pending = [(ns, name, n) for (ns, name), n in self._replicas.items() if reported.get((ns, name)) != n]
-            if not pending:
+            if not self._replicas:
                 continue
             try:
-                await self.activity.report_replicas(pending)
-                reported.update({(ns, name): n for ns, name, n in pending})
+                await self.activity.report_replicas([(ns, name, n) for (ns, name), n in self._replicas.items()])
             except httpx.HTTPError as exc:
                 log.warning("adapter=%s replicas not reported: %s", self.options.adapter_url, exc)
                 self._replicas_changed.set()

@@ -79,11 +79,13 @@ class MetricEntry:
     def render(self, current_replicas: int | None) -> None:
         """The bytes a metric GET answers: the value, the fallback value, or the error."""
         trigger = self.trigger
+        fallback = None
+        if self.error is not None and self.in_fallback and trigger.fallback and trigger.metric:
+            fallback = fallback_value(trigger.fallback, trigger.metric.target, current_replicas)
         if self.error is None and self.value is not None:
             self.status, self.body = 200, render_value_list(trigger.metric_name, self.value, time.time())
-        elif self.in_fallback and trigger.fallback is not None and trigger.metric is not None:
-            value = fallback_value(trigger.fallback, trigger.metric.target, current_replicas)
-            self.status, self.body = 200, render_value_list(trigger.metric_name, value, time.time())
+        elif fallback is not None:
+            self.status, self.body = 200, render_value_list(trigger.metric_name, fallback, time.time())
         elif self.error is not None:
             message = f"unable to get external metric {trigger.metric_name} of {trigger.describe()}: {self.error}"
             self.status, self.body = 500, internal_error(message).body()

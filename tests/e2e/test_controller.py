@@ -17,7 +17,7 @@ from typing import Any
 
 import pika
 import pytest
-from cluster_adapter import apply
+from cluster_adapter import apply, metric_value
 from controller_stack import (
     FAST_HPA,
     LEASE_SECONDS,
@@ -371,9 +371,15 @@ def test_invalid_objects_are_reported_and_others_unaffected(stack: Stack, redis:
 def test_fallback_replicas_when_the_scaler_keeps_failing(stack: Stack, namespace: str) -> None:
     cp, ns = stack.cp, namespace
     dead = {"type": "redis", "metadata": {"address": "127.0.0.1:1", "listName": "x", "listLength": "5"}}
-    apply(cp, ns, deployment("fb", 1), scaled_object(
-        "fb", [dead], minReplicaCount=1, fallback={"failureThreshold": 2, "replicas": 4}))
+    higher = {"failureThreshold": 1, "replicas": 2, "behavior": "currentReplicasIfHigher"}
+    apply(cp, ns, deployment("fb", 1), deployment("fbc", 5),
+          scaled_object("fb", [dead], minReplicaCount=1, fallback={"failureThreshold": 2, "replicas": 4}),
+          scaled_object("fbc", [dead], minReplicaCount=1, fallback=higher))
     wait_replicas(cp, ns, "fb", 4, timeout=40)  # the HPA computes fallback.replicas from the answer
+    # currentReplicasIfHigher: max(5 current, 2) = 5, known from the HPA through the controller
+    wait_for(lambda: metric_value(cp, ns, "s0-redis-x", "fbc") == "25", timeout=20,
+             what="the fallback answer 5 x target 5")
+    assert replicas(cp, ns, "fbc") == 5 and desired(cp, ns, "keda-hpa-fbc") in (None, 5)
     found = wait_condition(cp, ns, "fb", "Fallback", ("True", "FallbackExists"))
     health = found["health"]["s0-redis-x"]
     assert health["status"] == "Failing" and health["numberOfFailures"] > 2

@@ -17,9 +17,10 @@ from adapter.store.fallback import fallback_replicas, fallback_value, in_fallbac
     ("currentReplicasIfHigher", 1, 3),
     ("currentReplicasIfLower", 7, 3),
     ("currentReplicasIfLower", 1, 1),
-    ("currentReplicas", None, 3),  # current unknown: fallback.replicas
+    ("currentReplicas", None, None),  # current unknown: no fallback answer yet
+    ("currentReplicasIfLower", None, None),
 ])
-def test_fallback_replicas_by_behavior(behavior: str, current: int | None, replicas: int) -> None:
+def test_fallback_replicas_by_behavior(behavior: str, current: int | None, replicas: int | None) -> None:
     assert fallback_replicas(Fallback(failure_threshold=3, replicas=3, behavior=behavior), current) == replicas
 
 

@@ -193,9 +193,9 @@ async def test_current_replicas_reach_answers_already_in_fallback() -> None:
     world = World(fail=True)
     _, store = setup(world, with_fallback(scaled_object("x", "s1", "a"), 0, 2, "currentReplicasIfHigher"), max_age=0)
     entry = await store.read(key("x", "a"))
-    assert entry is not None and json.loads(entry.body)["items"][0]["value"] == "10"  # unknown current: 2 x 5
+    assert entry is not None and entry.in_fallback and entry.status == 500  # current unknown: the error stands
     store.set_current_replicas("default", "x", 7)
-    assert json.loads(entry.body)["items"][0]["value"] == "35"  # max(7, 2) x 5, without a new read
+    assert entry.status == 200 and json.loads(entry.body)["items"][0]["value"] == "35"  # max(7, 2) x 5, no read
 
 
 async def test_listeners_hear_of_changed_reads_only() -> None:
