@@ -293,14 +293,16 @@ def test_any_kind_with_a_scale_subresource(stack: Stack, redis: RedisServer, nam
     on_db = scaled_object("db", [redis_trigger(redis, f"{ns}-db")])
     on_db["spec"]["scaleTargetRef"]["kind"] = "StatefulSet"
     apply(cp, ns, statefulset, worker, forced, on_db)
-
-    wait_for(lambda: (get(cp, "worker", ns, "crunch") or {}).get("spec", {}).get("replicas") == 1,
-             what="the custom resource scaled through /scale")
-    crunch = wait_condition(cp, ns, "crunch", "Active", ("True", "ScalerActive"))
-    assert crunch["scaleTargetKind"] == "e2e.eventscale.test/v1.Worker"
-    assert crunch["scaleTargetGVKR"]["resource"] == "workers"
-    messages = [m for _, _, m, _ in events(cp, ns, "crunch")]
-    assert any(m.endswith("from 0 to 1, caused by forced activation annotation") for m in messages)
+    try:
+        wait_for(lambda: (get(cp, "worker", ns, "crunch") or {}).get("spec", {}).get("replicas") == 1,
+                 what="the custom resource scaled through /scale")
+        crunch = wait_condition(cp, ns, "crunch", "Active", ("True", "ScalerActive"))
+        assert crunch["scaleTargetKind"] == "e2e.eventscale.test/v1.Worker"
+        assert crunch["scaleTargetGVKR"]["resource"] == "workers"
+        messages = [m for _, _, m, _ in events(cp, ns, "crunch")]
+        assert any(m.endswith("from 0 to 1, caused by forced activation annotation") for m in messages)
+    finally:
+        cp.kubectl("delete", "crd", "workers.e2e.eventscale.test", "--wait=false", check=False)
 
     wait_condition(cp, ns, "db", "Ready", ("True", "ScaledObjectReady"))
     admin.rpush(f"{ns}-db", 1)
