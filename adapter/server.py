@@ -28,15 +28,16 @@ from scalers.registry import REGISTRY
 from .api.app import AdapterApp
 from .api.health import Health
 from .api.internal import ActivityFeed, InternalListener
+from .api.metrics import build_registry as build_metrics_registry
 from .api.routes import build_routes
 from .auth.authn import AuthConfig, Authenticator, RequestHeaderConfig
-from .auth.authz import AllowAuthenticated
+from .auth.authz import AllowAuthenticated, Authorizer
 from .auth.tls import PeerCertificateProtocol, server_context
 from .catalog.catalog import Catalog
 from .catalog.directory import DirectorySource
 from .catalog.models import SCALED_OBJECT_LABEL
 from .certs import FRONT_PROXY_CLIENT_CN, CertLayout
-from .cluster.apiservice import CABundleRegistration, write_self_signed
+from .cluster.apiservice import SECRET_NAME, SharedServingCerts
 from .cluster.authn import AuthConfigWatch, TokenReviewer
 from .cluster.authz import SubjectAccessReviewAuthorizer
 from .cluster.client import KubeApi
@@ -61,6 +62,7 @@ class ServeOptions:
     kubeconfig: Path | None = None  # cluster mode: None means in-cluster (or $KUBECONFIG)
     self_signed_certs: bool = False
     service_name: str = "eventscale-adapter"
+    certs_secret: str = SECRET_NAME  # --self-signed-certs: the Secret every replica shares
     resync_period: float = 1800.0
     internal_port: int = 9022  # the controller sidecar's loopback listener (activity); 0 turns it off
     extra: dict[str, Any] = field(default_factory=dict)
@@ -93,8 +95,14 @@ def build_local(options: ServeOptions) -> Adapter:
     source.load()
     health = Health(ready={"catalog-loaded": lambda: catalog.generation > 0})
     auth = local_auth_config(CertLayout(options.cert_dir), options.requestheader_allowed_names)
-    app = AdapterApp(build_routes(health), catalog, store, Authenticator(auth), AllowAuthenticated())
+    app = _app(health, catalog, store, Authenticator(auth), AllowAuthenticated())
     return Adapter(catalog, store, health, app, [source.run, store.poll_forever])
+
+
+def _app(health: Health, catalog: Catalog, store: MetricStore, authenticator: Authenticator,
+         authorizer: Authorizer) -> AdapterApp:
+    routes = build_routes(health, build_metrics_registry(store))
+    return AdapterApp(routes, catalog, store, authenticator, authorizer)
 
 
 def _catalog_and_store(options: ServeOptions) -> tuple[Catalog, MetricStore]:
@@ -112,9 +120,12 @@ async def build_cluster(options: ServeOptions) -> tuple[Adapter, ssl.SSLContext]
     """
     api = KubeApi.connect(options.kubeconfig)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    shared_certs = None
     if options.self_signed_certs:
-        ca_pem = write_self_signed(options.cert_dir, options.service_name, options.cluster_namespace)
-        background.append(CABundleRegistration(api, ca_pem).run)
+        shared_certs = SharedServingCerts(api, options.cert_dir, options.service_name, options.cluster_namespace,
+                                          options.certs_secret)
+        await shared_certs.load()
+        background.append(shared_certs.run)
     auth_watch = AuthConfigWatch(api)
     auth = await auth_watch.load()
     catalog, store = _catalog_and_store(options)
@@ -122,8 +133,10 @@ async def build_cluster(options: ServeOptions) -> tuple[Adapter, ssl.SSLContext]
     health = Health(ready={"informers-synced": lambda: source.synced})
     authenticator = Authenticator(auth, TokenReviewer(api))
     context = tls_context(options, auth)
+    if shared_certs is not None:
+        shared_certs.context = context
     auth_watch.follow(authenticator, context)
-    app = AdapterApp(build_routes(health), catalog, store, authenticator, SubjectAccessReviewAuthorizer(api))
+    app = _app(health, catalog, store, authenticator, SubjectAccessReviewAuthorizer(api))
     background += [source.run, auth_watch.run, store.poll_forever]
     return Adapter(catalog, store, health, app, background, cleanup=[api.aclose]), context
 

@@ -1,4 +1,4 @@
-"""The FastAPI part of the API: discovery, OpenAPI and health. Everything but metric values.
+"""The FastAPI part of the API: discovery, OpenAPI, health and /metrics. Everything but metric values.
 
 These answers are static bytes; FastAPI gives us routing, method handling and a single place
 to turn every HTTP error into a metav1.Status. The metric GET, the hot path, is served before
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
-from . import discovery, openapi
+from . import discovery, metrics, openapi
 from .health import Health, run_checks, run_one
 from .status import ApiError, status_body
 
@@ -22,7 +23,7 @@ def _json(body: bytes, headers: dict[str, str] | None = None, status_code: int =
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)
 
 
-def build_routes(health: Health) -> FastAPI:
+def build_routes(health: Health, registry: CollectorRegistry | None = None) -> FastAPI:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
 
     @app.exception_handler(HTTPException)
@@ -66,6 +67,11 @@ def build_routes(health: Health) -> FastAPI:
     @app.get(openapi.V3_GROUP_PATH)
     async def openapi_v3_group() -> Response:
         return _json(openapi.V3_GROUP, {"ETag": f'"{openapi.V3_HASH}"'})
+
+    if registry is not None:
+        @app.get("/metrics")
+        async def prometheus() -> Response:
+            return Response(metrics.exposition(registry), media_type=metrics.CONTENT_TYPE)
 
     for endpoint in ("healthz", "livez", "readyz"):
         _add_health(app, health, endpoint)

@@ -121,7 +121,7 @@ class _Server:
         self.client: ScalerClient[Any] | None = None
         self.pending: dict[MetricKey, MetricEntry] = {}
         self.worker: asyncio.Task[None] | None = None
-        self.reads = 0
+        self.stats = store.read_stats.setdefault(self.name, ReadStats())
 
     def request(self, entry: MetricEntry) -> asyncio.Future[None]:
         if entry.inflight is None:
@@ -139,7 +139,7 @@ class _Server:
             await self._read(batch)
 
     async def _read(self, batch: list[MetricEntry]) -> None:
-        self.reads += 1
+        started = time.perf_counter()
         try:
             if self.client is None:
                 self.client = self.scaler.open_client(self.sample_config)
@@ -149,7 +149,10 @@ class _Server:
             error = _as_scaler_error(exc, self.store.timeout)
             log.warning("scaler=%s triggers=%d error=%r", self.name, len(batch), str(error))
             results = [error] * len(batch)
+            self.stats.failed += 1
             await self.close()
+        self.stats.reads += 1
+        self.stats.seconds += time.perf_counter() - started
         now = self.store.clock()
         changed = False
         for entry, result in zip(batch, results, strict=True):
@@ -168,6 +171,15 @@ class _Server:
                 await client.aclose()
             except Exception:
                 log.debug("scaler=%s close failed", self.name, exc_info=True)
+
+
+@dataclass
+class ReadStats:
+    """Batched reads of one scaler type since start: for /metrics, never reset."""
+
+    reads: int = 0
+    failed: int = 0  # whole-batch failures (per-trigger errors are on the entries)
+    seconds: float = 0.0
 
 
 def _as_scaler_error(exc: BaseException, timeout: float) -> ScalerError:
@@ -191,6 +203,7 @@ class MetricStore:
         self._tasks: set[asyncio.Task[None]] = set()  # closes and polls in flight, owned here
         self._listeners: list[Listener] = []
         self._replicas: dict[tuple[str, str], int] = {}  # (namespace, ScaledObject): current replicas
+        self.read_stats: dict[str, ReadStats] = {}  # by scaler type
 
     # -- who is told about changes ---------------------------------------------------------
 
@@ -298,8 +311,16 @@ class MetricStore:
             "entries": len(self._entries),
             "servers": len(self._servers),
             "clients": sum(1 for s in self._servers.values() if s.client is not None),
-            "reads": sum(s.reads for s in self._servers.values()),
+            "reads": sum(s.reads for s in self.read_stats.values()),
         }
+
+    def open_clients(self) -> dict[str, int]:
+        """Open scaler clients by scaler type."""
+        found: dict[str, int] = {}
+        for server in self._servers.values():
+            if server.client is not None:
+                found[server.name] = found.get(server.name, 0) + 1
+        return found
 
     async def aclose(self) -> None:
         servers, self._servers = list(self._servers.values()), {}

@@ -236,3 +236,17 @@ def _eventually(call, status: int = 200, timeout: float = 10.0) -> httpx.Respons
         if response.status_code == status or time.monotonic() > deadline:
             return response
         time.sleep(0.1)
+
+
+def test_prometheus_metrics(admin: httpx.Client, adapter: AdapterProcess) -> None:
+    admin.get(metric_url("default", ALWAYS, selector("always")))
+    response = admin.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    value = [line for line in lines if line.startswith("eventscale_trigger_value{")
+             and 'scaledobject="always"' in line and f'metric="{ALWAYS}"' in line]
+    assert value and value[0].endswith(" 1500.0")
+    assert any(line.startswith('eventscale_scaler_reads_total{scaler="cron"}') for line in lines)
+    assert any(line.startswith("process_resident_memory_bytes") for line in lines)
+    with adapter.client(None) as anonymous:
+        assert anonymous.get("/metrics").status_code == 401

@@ -67,8 +67,10 @@ def test_values_and_masked_errors_over_https(redis_server: RedisServer, rabbitmq
         assert failed.status_code == 500
         message = failed.json()["message"]
         assert "ScaledObject default/jobs trigger 2 (redis, bad)" in message
+        metrics = client.get("/metrics").text
+        assert 'eventscale_trigger_consecutive_failures{metric="s2-redis-other"' in metrics
         log = adapter.log()
-    for text in (failed.text, log):
+    for text in (failed.text, log, metrics):
         assert WRONG not in text and ACL_PASSWORD not in text and rabbitmq.amqp_url("/") not in text
 
 
