@@ -61,6 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
         kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
         self_signed_certs=args.self_signed_certs,
         service_name=args.service_name,
+        certs_secret=args.certs_secret,
         resync_period=args.resync_period,
         internal_port=args.internal_port,
     )
@@ -130,8 +131,11 @@ def parser() -> argparse.ArgumentParser:
                    "account when in a pod, else $KUBECONFIG or ~/.kube/config)")
     k.add_argument("--cluster-object-namespace", help="namespace of ClusterTriggerAuthentication Secrets and "
                    "of the Service (default: the pod's namespace, else eventscale)")
-    k.add_argument("--self-signed-certs", action="store_true", help="make a CA and serving certificate in "
-                   "--cert-dir at start and register the CA in the APIService caBundle")
+    k.add_argument("--self-signed-certs", action="store_true", help="keep a CA and serving certificate in the "
+                   "Secret --certs-secret (made by the first replica, shared by all), write them into --cert-dir "
+                   "and register the CA in the APIService caBundle")
+    k.add_argument("--certs-secret", default="eventscale-adapter-certs",
+                   help="Secret in the adapter's namespace for --self-signed-certs (default eventscale-adapter-certs)")
     k.add_argument("--service-name", default="eventscale-adapter",
                    help="Service the APIService points at, for the serving certificate (default eventscale-adapter)")
     k.add_argument("--resync-period", type=float, default=1800.0,

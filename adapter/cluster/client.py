@@ -92,7 +92,7 @@ def _status_error(response: httpx.Response) -> ApiStatusError:
 
 
 class KubeApi:
-    """GET, POST, merge-PATCH and watch against kube-apiserver, with the loaded credentials."""
+    """GET, POST, PUT, merge-PATCH and watch against kube-apiserver, with the loaded credentials."""
 
     def __init__(self, configuration: k8s_client.Configuration, *, timeout: float = 30.0) -> None:
         self._configuration = configuration
@@ -132,6 +132,9 @@ class KubeApi:
 
     async def post(self, path: str, body: Object) -> Object:
         return await self.request("POST", path, body=body)
+
+    async def put(self, path: str, body: Object) -> Object:
+        return await self.request("PUT", path, body=body)
 
     async def merge_patch(self, path: str, body: Object) -> Object:
         return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
