@@ -6,6 +6,7 @@ import base64
 import copy
 import datetime as dt
 import logging
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,7 @@ async def test_the_periodic_check_follows_a_replaced_secret(tmp_path: Path) -> N
     api = FakeApi()
     certs = shared(api, tmp_path)
     first = await certs.load()
+    certs.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # serving: a replacement is loaded into it
     replaced = ServingCerts.generate(HOSTS)
     api.put_secret(replaced)  # another replica renewed it
     certs._use(await certs.ensure_secret())
