@@ -27,6 +27,9 @@ NAMESPACE = "eventscale"
 SERVICE_ACCOUNT = "eventscale-adapter"
 E2E_SERVICE = "eventscale-adapter-e2e"
 APISERVICE = "v1beta1.external.metrics.k8s.io"
+CRDS = ("scaledobjects.keda.sh", "triggerauthentications.keda.sh", "clustertriggerauthentications.keda.sh",
+        "scaledobjects.keda.k8s.io")
+ADAPTER_USER = f"system:serviceaccount:{NAMESPACE}:eventscale-adapter"
 GROUP_VERSION = "external.metrics.k8s.io/v1beta1"
 
 

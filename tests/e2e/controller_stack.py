@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster_adapter import NAMESPACE, cluster_adapter, register, token_kubeconfig, wait_available
+from cluster_adapter import CRDS, NAMESPACE, cluster_adapter, register, token_kubeconfig, wait_available
 from controlplane import ControlPlane, wait_for
 from kubernetes import client, watch
 
@@ -29,8 +29,6 @@ from tests.harness.ports import free_port
 
 LEASE_SECONDS = 3.0
 CONTROLLER_FLAGS = ("--lease-duration", str(LEASE_SECONDS), "--renew-deadline", "2", "--retry-period", "0.5")
-CRDS = ("scaledobjects.keda.sh", "triggerauthentications.keda.sh", "clustertriggerauthentications.keda.sh",
-        "scaledobjects.keda.k8s.io")
 
 
 @dataclass

@@ -23,7 +23,9 @@ from typing import Any
 import httpx
 import pytest
 from cluster_adapter import (
+    ADAPTER_USER,
     APISERVICE,
+    CRDS,
     E2E_SERVICE,
     NAMESPACE,
     apply,
@@ -52,9 +54,6 @@ from tests.harness.redis_servers import ACL_PASSWORD, ACL_USER, RedisServer
 
 pytestmark = pytest.mark.e2e
 
-CRDS = ("scaledobjects.keda.sh", "triggerauthentications.keda.sh", "clustertriggerauthentications.keda.sh",
-        "scaledobjects.keda.k8s.io")
-ADAPTER_USER = f"system:serviceaccount:{NAMESPACE}:eventscale-adapter"
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 from cluster_adapter import (
+    ADAPTER_USER,
     APISERVICE,
+    CRDS,
     E2E_SERVICE,
     NAMESPACE,
     apply,
@@ -44,9 +46,6 @@ from tests.harness.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
-CRDS = ("scaledobjects.keda.sh", "triggerauthentications.keda.sh", "clustertriggerauthentications.keda.sh",
-        "scaledobjects.keda.k8s.io")
-ADAPTER_USER = f"system:serviceaccount:{NAMESPACE}:eventscale-adapter"
 SERVER_NAME = f"{E2E_SERVICE}.{NAMESPACE}.svc"  # what the aggregator verifies
 
 
