@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from tests.harness.adapter_process import AdapterProcess
+from tests.harness.adapter_process import running_adapter
 from tests.harness.ports import free_port
 
 from .loadgen import build_loadgen
@@ -82,25 +82,30 @@ def run(seconds: float = 5.0) -> dict[str, Any]:
         work = Path(tmp)
         (work / "objects").mkdir()
         paths = write_objects(work / "objects", SCALED_OBJECTS)
-        adapter = AdapterProcess(work / "objects", work / "certs", work / "adapter.log")
-        adapter.start()
-        with adapter.client() as client:
-            body = client.get(paths[0]).content
-            assert client.get(paths[-1]).json()["items"][0]["value"] == "1k"  # desiredReplicas 1000
-        results: dict[str, dict[str, list[dict[str, Any]]]] = {"adapter": {}, "floor": {}}
-        floor, floor_port = start_floor(work / "certs", body, work)
-        try:
-            for _ in range(ROUNDS):
-                for name, port in (("floor", floor_port), ("adapter", adapter.port)):
-                    urls = [f"https://127.0.0.1:{port}{p}" for p in paths]
-                    for label, concurrency, rate in SCENARIOS:
-                        key = f"{label} c={concurrency}"
-                        results[name].setdefault(key, []).append(load(loadgen, work / "certs", urls, concurrency,
-                                                                      rate, seconds))
-        finally:
-            floor.terminate()
-            adapter.stop()
-    return summarize(results)
+        with running_adapter(work / "objects", work / "certs", work / "adapter.log") as adapter:
+            with adapter.client() as client:
+                body = client.get(paths[0]).content
+                assert client.get(paths[-1]).json()["items"][0]["value"] == "1k"  # desiredReplicas 1000
+            floor, floor_port = start_floor(work / "certs", body, work)
+            try:
+                ports = {"floor": floor_port, "adapter": adapter.port}
+                return summarize(measure(loadgen, work / "certs", ports, paths, seconds))
+            finally:
+                floor.terminate()
+                floor.wait()
+
+
+def measure(loadgen: Path, certs: Path, ports: dict[str, int], paths: list[str],
+            seconds: float) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Each scenario on each server, servers alternating, ROUNDS times."""
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in ports}
+    for _ in range(ROUNDS):
+        for name, port in ports.items():
+            urls = [f"https://127.0.0.1:{port}{p}" for p in paths]
+            for label, concurrency, rate in SCENARIOS:
+                runs = results[name].setdefault(f"{label} c={concurrency}", [])
+                runs.append(load(loadgen, certs, urls, concurrency, rate, seconds))
+    return results
 
 
 def summarize(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
