@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "tests" / "cluster"), str(ROOT / "tests" / "e2e")]
 
 from controller_stack import Stack, deployment  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
+from controlplane import ControlPlane, wait_for  # noqa: E402
 
 from tests.harness.redis_servers import RedisServer  # noqa: E402
 
@@ -76,22 +76,12 @@ class WatchLog:
 
     def wait(self, name: str, after: float, test: Callable[[Any], bool], timeout: float) -> float:
         """The time of the first event of `name` after `after` that passes `test`."""
-        found: float = wait(f"{name} after {after:.1f}", lambda: self.first(name, after, test), timeout)
+        found: float = wait_for(lambda: self.first(name, after, test), timeout, f"{name} after {after:.1f}", 0.05)
         return found
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
-
-
-def wait(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not within {timeout}s")
 
 
 def apply(cp: ControlPlane, namespace: str, objects: list[dict[str, Any]]) -> None:
@@ -126,7 +116,7 @@ def activation(cp: ControlPlane, redis: RedisServer, interval: int, rounds: int)
 
         apply(cp, ns, [deployment(n, 0) for n in names] +
               [scaled_object(n, trigger(n), interval, cooldown=1) for n in names])
-        wait("every HPA", lambda: len(cp.kubectl_json("get", "hpa", "-n", ns)["items"]) == len(names), 120, 0.5)
+        wait_for(lambda: len(cp.kubectl_json("get", "hpa", "-n", ns)["items"]) == len(names), 120, "every HPA", 0.5)
         log = WatchLog(cp, lambda api: client.AppsV1Api(api).list_namespaced_deployment, ns)
         try:
             samples: list[float] = []
@@ -166,7 +156,7 @@ def propagation(cp: ControlPlane, stack: Stack) -> dict[str, Any]:
             started = time.time()
             apply(cp, ns, [deployment(n, 0) for n in names] + [scaled_object(n, IDLE_CRON, 30, 300) for n in names])
             created = time.time() - started
-            wait("1,000 HPAs", lambda: len(log.names()) == OBJECTS, 600, 1.0)
+            wait_for(lambda: len(log.names()) == OBJECTS, 600, "1,000 HPAs", 1.0)
             synced = time.time() - started
             time.sleep(5)  # let the start-up work drain: what is measured next is the steady state
             cpu_before = cpu_seconds(stack)
