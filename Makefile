@@ -23,6 +23,7 @@ run: certs
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check adapter scalers tests
+	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 
 test: lint

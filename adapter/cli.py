@@ -1,5 +1,5 @@
 """Command line: `certs` makes the PKI, `serve` runs the adapter, `manifests` registers our CA,
-`controller` runs the sidecar (adapter/controller/cli.py).
+`controller` runs the sidecar (adapter/controller/command.py).
 
     python -m adapter certs --cert-dir certs
     python -m adapter serve --local-dir manifests/examples/local --cert-dir certs --secure-port 6443
@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import certs
-from .controller import cli as controller_cli
+from adapter import certs
+from adapter.controller import command as controller_command
 
 if TYPE_CHECKING:
-    from .server import ServeOptions
+    from adapter.server import ServeOptions
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -47,8 +47,8 @@ def _certs(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .cluster.client import pod_namespace
-    from .server import ServeOptions
+    from adapter.kube.client import pod_namespace
+    from adapter.server import ServeOptions
 
     options = ServeOptions(
         cert_dir=Path(args.cert_dir),
@@ -77,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_local(options: ServeOptions) -> None:
-    from .server import build_local, local_auth_config, serve, tls_context
+    from adapter.server import build_local, local_auth_config, serve, tls_context
 
     adapter = build_local(options)
     context = tls_context(options, local_auth_config(certs.CertLayout(options.cert_dir),
@@ -86,14 +86,14 @@ async def _serve_local(options: ServeOptions) -> None:
 
 
 async def _serve_cluster(options: ServeOptions) -> None:
-    from .server import build_cluster, serve
+    from adapter.server import build_cluster, serve
 
     adapter, context = await build_cluster(options)
     await serve(adapter, options, context)
 
 
 def _manifests(args: argparse.Namespace) -> int:
-    from .manifests import write_ca_bundle
+    from adapter.manifests import write_ca_bundle
 
     path = write_ca_bundle(Path(args.cert_dir), Path(args.out))
     print(f"wrote the caBundle of {certs.CertLayout(Path(args.cert_dir)).paths('ca')[0]} into {path}")
@@ -147,7 +147,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default="manifests", help="manifests directory (default: manifests)")
     m.set_defaults(func=_manifests)
 
-    controller_cli.add_parser(commands)
+    controller_command.add_parser(commands)
     return root
 
 

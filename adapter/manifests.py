@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .certs import CertLayout
+from adapter.certs import CertLayout
 
 APISERVICE_FILE = Path("deploy/apiservice.yaml")
 

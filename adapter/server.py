@@ -6,7 +6,8 @@ and the adapter's `cleanup` list.
 
 Standalone mode (`build_local`) reads objects from a directory and trusts the certificate
 directory's CAs. Cluster mode (`build_cluster`) watches objects in the cluster and delegates
-authentication and authorization to kube-apiserver (see `adapter.cluster`).
+authentication and authorization to kube-apiserver (see
+`adapter.auth.delegated_authentication` and `adapter.auth.delegated_authorization`).
 """
 
 from __future__ import annotations
@@ -23,26 +24,25 @@ from urllib.parse import quote
 
 import uvicorn
 
+from adapter.api.activity_feed import ActivityFeed, InternalListener
+from adapter.api.app import AdapterApp
+from adapter.api.health import Health
+from adapter.api.prometheus import build_collector_registry
+from adapter.api.routes import build_routes
+from adapter.auth.authentication import AuthConfig, Authenticator, RequestHeaderConfig
+from adapter.auth.authorization import AllowAuthenticated, Authorizer
+from adapter.auth.delegated_authentication import AuthConfigWatch, TokenReviewer
+from adapter.auth.delegated_authorization import SubjectAccessReviewAuthorizer
+from adapter.auth.serving_certs import SECRET_NAME, SharedServingCerts
+from adapter.auth.tls_server import PeerCertificateProtocol, server_context
+from adapter.catalog.catalog import Catalog
+from adapter.catalog.directory_source import DirectorySource
+from adapter.catalog.kubernetes_source import KubernetesSource
+from adapter.certs import FRONT_PROXY_CLIENT_CN, CertLayout
+from adapter.keda.names import SCALED_OBJECT_LABEL
+from adapter.kube.client import KubeApi
+from adapter.store.store import MetricStore
 from scalers.registry import REGISTRY
-
-from .api.app import AdapterApp
-from .api.health import Health
-from .api.internal import ActivityFeed, InternalListener
-from .api.metrics import build_registry as build_metrics_registry
-from .api.routes import build_routes
-from .auth.authn import AuthConfig, Authenticator, RequestHeaderConfig
-from .auth.authz import AllowAuthenticated, Authorizer
-from .auth.tls import PeerCertificateProtocol, server_context
-from .catalog.catalog import Catalog
-from .catalog.directory import DirectorySource
-from .catalog.models import SCALED_OBJECT_LABEL
-from .certs import FRONT_PROXY_CLIENT_CN, CertLayout
-from .cluster.apiservice import SECRET_NAME, SharedServingCerts
-from .cluster.authn import AuthConfigWatch, TokenReviewer
-from .cluster.authz import SubjectAccessReviewAuthorizer
-from .cluster.client import KubeApi
-from .cluster.source import KubernetesSource
-from .store.store import MetricStore
 
 log = logging.getLogger("eventscale.server")
 
@@ -101,7 +101,7 @@ def build_local(options: ServeOptions) -> Adapter:
 
 def _app(health: Health, catalog: Catalog, store: MetricStore, authenticator: Authenticator,
          authorizer: Authorizer) -> AdapterApp:
-    routes = build_routes(health, build_metrics_registry(store))
+    routes = build_routes(health, build_collector_registry(store))
     return AdapterApp(routes, catalog, store, authenticator, authorizer)
 
 

@@ -3,7 +3,7 @@
 This package never imports `adapter`; it knows nothing of Kubernetes objects.
 """
 
-from .base import (
+from scalers.base import (
     MetricSpec,
     ParameterError,
     Scaler,
@@ -15,7 +15,7 @@ from .base import (
     param,
     parse_params,
 )
-from .registry import REGISTRY, scaler_for
+from scalers.registry import REGISTRY, scaler_for
 
 __all__ = [
     "REGISTRY",

@@ -17,9 +17,9 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from ._tls import client_context
-from .base import ScalerClient, ScalerError
-from .rabbitmq import CONNECTION_NAME, Broker, QueueStats, RabbitMQConfig, describe, metric_value
+from scalers._tls import client_context
+from scalers.base import ScalerClient, ScalerError
+from scalers.rabbitmq import CONNECTION_NAME, Broker, QueueStats, RabbitMQConfig, describe, metric_value
 
 AMQP_HEARTBEAT = 30
 

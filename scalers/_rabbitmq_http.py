@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 import httpx
 
-from ._tls import client_context
-from .base import ScalerClient, ScalerError
-from .rabbitmq import (
+from scalers._tls import client_context
+from scalers.base import ScalerClient, ScalerError
+from scalers.rabbitmq import (
     Broker,
     QueueStats,
     RabbitMQConfig,

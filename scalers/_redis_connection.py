@@ -28,8 +28,8 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import NoBackoff
 
-from ._tls import TLSSettings, client_context
-from .base import ParameterError, Source, TriggerParams, param, parse_params
+from scalers._tls import TLSSettings, client_context
+from scalers.base import ParameterError, Source, TriggerParams, param, parse_params
 
 Kind = Literal["standalone", "cluster", "sentinel"]
 

@@ -24,9 +24,9 @@ from redis.asyncio.sentinel import MasterNotFoundError
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
-from ._redis_connection import RedisConnection, RedisHandle
-from ._tls import TLSMaterialError
-from .base import ScalerClient, ScalerError
+from scalers._redis_connection import RedisConnection, RedisHandle
+from scalers._tls import TLSMaterialError
+from scalers.base import ScalerClient, ScalerError
 
 Measure = Literal["length", "stream-length", "pending", "lag"]
 

@@ -52,8 +52,8 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.servicebus.aio._base_handler_async import ServiceBusSharedKeyCredential
 from azure.servicebus.aio.management import ServiceBusAdministrationClient
 
-from ._tls import TLSMaterialError, TLSSettings, client_context
-from .base import (
+from scalers._tls import TLSMaterialError, TLSSettings, client_context
+from scalers.base import (
     SECRET_SOURCES,
     MetricSpec,
     ParameterError,

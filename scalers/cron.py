@@ -14,7 +14,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from .base import MetricSpec, ParameterError, Scaler, ScalerClient, ScalerError, TriggerParams, param, parse_params
+from scalers.base import (
+    MetricSpec,
+    ParameterError,
+    Scaler,
+    ScalerClient,
+    ScalerError,
+    TriggerParams,
+    param,
+    parse_params,
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -34,8 +34,8 @@ from urllib.parse import SplitResult, quote, quote_plus, unquote, urlsplit
 
 import httpx
 
-from ._tls import TLSMaterialError, TLSSettings, client_context
-from .base import (
+from scalers._tls import TLSMaterialError, TLSSettings, client_context
+from scalers.base import (
     ALL_SOURCES,
     SECRET_SOURCES,
     MetricSpec,
@@ -362,9 +362,9 @@ class RabbitMQScaler(Scaler[RabbitMQConfig]):
     def open_client(self, config: RabbitMQConfig) -> ScalerClient[RabbitMQConfig]:
         # Imported here: the clients import this module's config, broker and values.
         if config.broker.protocol == "amqp":
-            from ._rabbitmq_amqp import AmqpClient
+            from scalers._rabbitmq_amqp import AmqpClient
 
             return AmqpClient(config.broker)
-        from ._rabbitmq_http import ManagementClient
+        from scalers._rabbitmq_http import ManagementClient
 
         return ManagementClient(config.broker, self._hooks)

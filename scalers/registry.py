@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .azure_servicebus import AzureServiceBusScaler
-from .base import Scaler
-from .cron import CronScaler
-from .rabbitmq import RabbitMQScaler
-from .redis import RedisScaler
-from .redis_streams import RedisStreamsScaler
+from scalers.azure_servicebus import AzureServiceBusScaler
+from scalers.base import Scaler
+from scalers.cron import CronScaler
+from scalers.rabbitmq import RabbitMQScaler
+from scalers.redis import RedisScaler
+from scalers.redis_streams import RedisStreamsScaler
 
 SCALERS: tuple[Scaler[Any], ...] = (
     CronScaler(), AzureServiceBusScaler(), RedisScaler(), RedisStreamsScaler(), RabbitMQScaler()

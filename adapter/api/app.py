@@ -16,34 +16,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs
 
-from ..auth.authn import Authenticator
-from ..auth.authz import Authorizer, NonResourceAttributes, ResourceAttributes
-from ..catalog.models import LEGACY_ROUTE_LABEL, SCALED_OBJECT_LABEL, ObjectRef
-from ..catalog.resolve import MetricKey, ResolvedScaledObject
-from .discovery import GROUP_VERSION
-from .selectors import SelectorError, parse_selector
-from .status import ApiError, internal_error
+from adapter.api.selectors import SelectorError, parse_selector
+from adapter.auth.authentication import Authenticator
+from adapter.auth.authorization import Authorizer, NonResourceAttributes, ResourceAttributes
+from adapter.catalog.catalog import Catalog
+from adapter.keda.names import LEGACY_ROUTE_LABEL, SCALED_OBJECT_LABEL
+from adapter.keda.objects import ObjectRef
+from adapter.kube.wire import EXTERNAL_METRICS_GROUP_VERSION, ApiError, internal_error
+from adapter.store.store import MetricStore
 
 log = logging.getLogger("eventscale.api")
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 Send = Callable[[Any], Awaitable[None]]
 
-METRICS_PREFIX = f"/apis/{GROUP_VERSION}/namespaces/"
+METRICS_PREFIX = f"/apis/{EXTERNAL_METRICS_GROUP_VERSION}/namespaces/"
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
 
 
-class CatalogView(Protocol):
-    def route(self, namespace: str, label: str, value: str) -> ResolvedScaledObject | None: ...
-
-    def problem(self, ref: ObjectRef) -> str | None: ...
-
-
-class StoreView(Protocol):
-    async def read(self, key: MetricKey) -> Any: ...
 
 
 @lru_cache(maxsize=4096)
@@ -66,7 +59,7 @@ def route_of(query_string: bytes) -> tuple[str, str]:
 
 
 class AdapterApp:
-    def __init__(self, routes: ASGIApp, catalog: CatalogView, store: StoreView,
+    def __init__(self, routes: ASGIApp, catalog: Catalog, store: MetricStore,
                  authenticator: Authenticator, authorizer: Authorizer) -> None:
         self.routes = routes
         self.catalog = catalog

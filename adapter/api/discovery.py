@@ -14,10 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-GROUP = "external.metrics.k8s.io"
-VERSION = "v1beta1"
-GROUP_VERSION = f"{GROUP}/{VERSION}"
-RESOURCE_KIND = "ExternalMetricValueList"
+from adapter.kube.wire import EXTERNAL_METRIC_VALUE_LIST as RESOURCE_KIND
+from adapter.kube.wire import EXTERNAL_METRICS_GROUP as GROUP
+from adapter.kube.wire import EXTERNAL_METRICS_GROUP_VERSION as GROUP_VERSION
+from adapter.kube.wire import EXTERNAL_METRICS_VERSION as VERSION
+
 JSON = "application/json"
 DISCOVERY_GROUP = "apidiscovery.k8s.io"
 DISCOVERY_VERSIONS = ("v2", "v2beta1")

@@ -11,7 +11,10 @@ import hashlib
 import json
 from typing import Any
 
-from .discovery import GROUP, GROUP_VERSION, RESOURCE_KIND, VERSION
+from adapter.kube.wire import EXTERNAL_METRIC_VALUE_LIST as RESOURCE_KIND
+from adapter.kube.wire import EXTERNAL_METRICS_GROUP as GROUP
+from adapter.kube.wire import EXTERNAL_METRICS_GROUP_VERSION as GROUP_VERSION
+from adapter.kube.wire import EXTERNAL_METRICS_VERSION as VERSION
 
 PREFIX = "io.k8s.metrics.pkg.apis.external_metrics.v1beta1"
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"

@@ -12,9 +12,9 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
-from . import discovery, metrics, openapi
-from .health import Health, run_checks, run_one
-from .status import ApiError, status_body
+from adapter.api import discovery, openapi, prometheus
+from adapter.api.health import Health, run_checks, run_one
+from adapter.kube.wire import EXTERNAL_METRICS_GROUP, EXTERNAL_METRICS_GROUP_VERSION, ApiError, status_body
 
 JSON = "application/json"
 
@@ -48,11 +48,11 @@ def build_routes(health: Health, registry: CollectorRegistry | None = None) -> F
             return Response(status_code=304, headers=headers)
         return Response(document.body, media_type=document.content_type, headers=headers)
 
-    @app.get(f"/apis/{discovery.GROUP}")
+    @app.get(f"/apis/{EXTERNAL_METRICS_GROUP}")
     async def api_group() -> Response:
         return _json(discovery.API_GROUP)
 
-    @app.get(f"/apis/{discovery.GROUP_VERSION}")
+    @app.get(f"/apis/{EXTERNAL_METRICS_GROUP_VERSION}")
     async def api_resources() -> Response:
         return _json(discovery.API_RESOURCE_LIST)
 
@@ -70,8 +70,8 @@ def build_routes(health: Health, registry: CollectorRegistry | None = None) -> F
 
     if registry is not None:
         @app.get("/metrics")
-        async def prometheus() -> Response:
-            return Response(metrics.exposition(registry), media_type=metrics.CONTENT_TYPE)
+        async def metrics() -> Response:
+            return Response(prometheus.exposition(registry), media_type=prometheus.CONTENT_TYPE)
 
     for endpoint in ("healthz", "livez", "readyz"):
         _add_health(app, health, endpoint)

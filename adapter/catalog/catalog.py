@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger, Resolver
+from adapter.keda.objects import InvalidObject, ObjectRef, ScaledObject, parse_scaled_object
 from scalers import Scaler
-
-from .models import InvalidObject, ObjectRef, ScaledObject, parse_scaled_object
-from .resolve import ResolvedScaledObject, ResolvedTrigger, Resolver
 
 log = logging.getLogger("eventscale.catalog")
 

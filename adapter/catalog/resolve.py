@@ -14,9 +14,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from scalers import MetricSpec, ParameterError, Scaler, TriggerParams, metric_name
-
-from .models import (
+from adapter.keda.objects import (
     AuthRef,
     Fallback,
     InvalidObject,
@@ -25,6 +23,7 @@ from .models import (
     TriggerSpec,
     parse_trigger_authentication,
 )
+from scalers import MetricSpec, ParameterError, Scaler, TriggerParams, metric_name
 
 MetricKey = tuple[str, str, str]  # namespace, ScaledObject name, lowercase metric name
 

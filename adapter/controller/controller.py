@@ -26,30 +26,21 @@ from dataclasses import dataclass
 
 import httpx
 
-from ..catalog.models import LEGACY_GROUP
-from ..cluster.client import ApiStatusError, KubeApi, Object
-from ..cluster.watch import Reflector, Resource
-from .activity import ActivityClient
-from .cache import (
-    DEPLOYMENTS,
-    HPAS,
-    LEGACY_SCALED_OBJECTS,
-    SCALED_OBJECTS,
-    STATEFUL_SETS,
-    ObjectCache,
-    interesting,
-    transform,
-    workload,
-)
-from .events import EventRecorder
-from .kube import ControllerKube, NotLeading, SoKey, so_key
-from .leader import LeaderElector
-from .queue import RateLimiter, WorkQueue
-from .reconciler import Reconciler, target_of
+from adapter.controller.activity_client import ActivityClient
+from adapter.controller.events import EventRecorder
+from adapter.controller.guarded_api import ControllerKube, NotLeading, SoKey, so_key
+from adapter.controller.leader import LeaderElector
+from adapter.controller.object_cache import ObjectCache, interesting, transform, workload
+from adapter.controller.queue import RateLimiter, WorkQueue
+from adapter.controller.reconciler import Reconciler, target_of
+from adapter.keda.activity import ReplicaCount
+from adapter.keda.names import KEDA_GROUPS, LEGACY_GROUP, LEGACY_SCALED_OBJECTS, SCALED_OBJECTS
+from adapter.kube.client import ApiStatusError, KubeApi, Object
+from adapter.kube.resources import DEPLOYMENTS, HPAS, STATEFUL_SETS, Resource
+from adapter.kube.watch import Reflector
 
 log = logging.getLogger("eventscale.controller")
 
-OUR_GROUPS = ("keda.sh", LEGACY_GROUP)
 CURRENT_REPLICAS_BEHAVIORS = ("currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
 
 
@@ -73,7 +64,7 @@ def owner_key(hpa: Object) -> SoKey | None:
     meta = hpa.get("metadata") or {}
     for ref in meta.get("ownerReferences") or []:
         group = str(ref.get("apiVersion", "")).split("/")[0]
-        if ref.get("kind") == "ScaledObject" and group in OUR_GROUPS and ref.get("controller"):
+        if ref.get("kind") == "ScaledObject" and group in KEDA_GROUPS and ref.get("controller"):
             return group, str(meta.get("namespace")), str(ref.get("name"))
     return None
 
@@ -206,7 +197,7 @@ class Controller:
 
     def _on_activity(self, changed: set[tuple[str, str]]) -> None:
         for namespace, name in changed:
-            for group in OUR_GROUPS:
+            for group in KEDA_GROUPS:
                 resource = LEGACY_SCALED_OBJECTS if group == LEGACY_GROUP else SCALED_OBJECTS
                 if self.cache.get(resource, namespace, name) is not None:
                     self.queue.add((group, namespace, name), urgent=True)
@@ -239,7 +230,8 @@ class Controller:
             if not self._replicas:
                 continue
             try:
-                await self.activity.report_replicas([(ns, name, n) for (ns, name), n in self._replicas.items()])
+                counts = [ReplicaCount(ns, name, n) for (ns, name), n in self._replicas.items()]
+                await self.activity.report_replicas(counts)
             except httpx.HTTPError as exc:
                 log.warning("adapter=%s replicas not reported: %s", self.options.adapter_url, exc)
                 self._replicas_changed.set()

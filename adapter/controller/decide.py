@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .conditions import (
+from adapter.controller.conditions import (
     ACTIVE,
     COOLDOWN,
     FORCED_ACTIVE,
@@ -30,13 +30,12 @@ from .conditions import (
     TRIGGER_ERROR,
     Condition,
 )
-
-PAUSED = "autoscaling.keda.sh/paused"
-PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
-PAUSED_SCALE_IN = "autoscaling.keda.sh/paused-scale-in"
-PAUSED_SCALE_OUT = "autoscaling.keda.sh/paused-scale-out"
-FORCE_ACTIVATION = "autoscaling.keda.sh/force-activation"
-TRANSFER_HPA_OWNERSHIP = "scaledobject.keda.sh/transfer-hpa-ownership"
+from adapter.keda.names import (
+    PAUSED,
+    PAUSED_REPLICAS,
+    PAUSED_SCALE_IN,
+    PAUSED_SCALE_OUT,
+)
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}

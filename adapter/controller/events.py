@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 
-from ..cluster.client import ApiStatusError
-from .kube import ControllerKube
+from adapter.controller.guarded_api import ControllerKube
+from adapter.kube.client import ApiStatusError
+from adapter.kube.wire import timestamp
 
 log = logging.getLogger("eventscale.events")
 
@@ -33,9 +34,6 @@ READY = "ScaledObjectReady"
 CHECK_FAILED = "ScaledObjectCheckFailed"
 DELETED = "ScaledObjectDeleted"
 
-
-def _timestamp(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 @dataclass
@@ -58,7 +56,7 @@ class EventRecorder:
             seen = self._written.get(key)
             if seen is not None and now - seen.at < REPEAT_WINDOW:
                 seen.count, seen.at = seen.count + 1, now
-                patch = {"count": seen.count, "lastTimestamp": _timestamp(now)}
+                patch = {"count": seen.count, "lastTimestamp": timestamp(now)}
                 await self.kube.patch_event(namespace, seen.name, patch)
                 return
             event = self._event(obj, kind, reason, message, now)
@@ -77,7 +75,7 @@ class EventRecorder:
                                "namespace": meta.get("namespace"), "uid": meta.get("uid"),
                                "resourceVersion": meta.get("resourceVersion")},
             "reason": reason, "message": message, "type": kind, "count": 1,
-            "firstTimestamp": _timestamp(now), "lastTimestamp": _timestamp(now),
+            "firstTimestamp": timestamp(now), "lastTimestamp": timestamp(now),
             "source": {"component": COMPONENT, "host": self.instance},
         }
 

@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..api.quantity import format_quantity
-from ..catalog.models import SCALED_OBJECT_LABEL, ScaledObject
+from adapter.keda.names import SCALED_OBJECT_LABEL
+from adapter.keda.objects import ScaledObject
+from adapter.kube.wire import format_quantity
 
 MANAGED_BY = "eventscale"
 VERSION = "0.1.0"

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..cluster.client import ApiStatusError, Object
+from adapter.kube.client import ApiStatusError, Object
+from adapter.kube.wire import micro_timestamp
 
 log = logging.getLogger("eventscale.leader")
 
@@ -33,9 +34,6 @@ class LeaseApi(Protocol):
     async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                       body: Object | None = None, content_type: str = ...) -> Object: ...
 
-
-def micro_time(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch * 1e6) % 1_000_000:06d}Z"
 
 
 class LeaderElector:
@@ -99,7 +97,7 @@ class LeaderElector:
         return await self._write("PUT", self._lease(lease, spec))
 
     def _lease(self, lease: Object, spec: Object) -> Object:
-        now = micro_time(self.wall())
+        now = micro_timestamp(self.wall())
         ours = spec.get("holderIdentity") == self.identity
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if ours or not spec else 1)
         metadata = {**(lease.get("metadata") or {}), "name": self.name, "namespace": self.namespace}
@@ -132,7 +130,7 @@ class LeaderElector:
             spec = lease.get("spec") or {}
             if spec.get("holderIdentity") != self.identity:
                 return
-            now = micro_time(self.wall())
+            now = micro_timestamp(self.wall())
             released = {**lease, "spec": {**spec, "holderIdentity": "", "leaseDurationSeconds": 1,
                                           "renewTime": now, "acquireTime": now}}
             await self.api.request("PUT", self.path, body=released)

@@ -31,23 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..catalog.models import (
-    LEGACY_GROUP,
-    SCALED_OBJECT_LABEL,
-    InvalidObject,
-    ScaledObject,
-    parse_scaled_object,
-)
-from ..cluster.client import ApiStatusError, Object
-from ..cluster.watch import Resource
-from ..store.fallback import in_fallback
-from . import conditions as c
-from . import events
-from .activity import ActivityClient, ObjectActivity
-from .cache import HPAS, LEGACY_SCALED_OBJECTS, SCALED_OBJECTS, WORKLOADS, ObjectCache, as_scale
-from .decide import (
-    FORCE_ACTIVATION,
-    TRANSFER_HPA_OWNERSHIP,
+from adapter.controller import conditions as c
+from adapter.controller import events
+from adapter.controller.activity_client import ActivityClient
+from adapter.controller.decide import (
     Decision,
     Inputs,
     Pause,
@@ -56,13 +43,28 @@ from .decide import (
     flag,
     pause_of,
 )
-from .hpa import HpaMetric, TargetKind, desired_hpa, owned_by, targets, up_to_date, updated
-from .kube import ControllerKube, GroupVersionKindResource, SoKey, TargetError
-from .status import epoch, health, merge_patch, newly_failing, timestamp, triggers_activity
+from adapter.controller.guarded_api import ControllerKube, GroupVersionKindResource, SoKey, TargetError
+from adapter.controller.hpa import HpaMetric, TargetKind, desired_hpa, owned_by, targets, up_to_date, updated
+from adapter.controller.object_cache import ObjectCache, as_scale
+from adapter.controller.status import health, merge_patch, newly_failing, triggers_activity
+from adapter.keda.activity import ObjectActivity
+from adapter.keda.fallback import in_fallback
+from adapter.keda.names import (
+    FINALIZER,
+    FORCE_ACTIVATION,
+    LEGACY_GROUP,
+    LEGACY_SCALED_OBJECTS,
+    SCALED_OBJECT_LABEL,
+    SCALED_OBJECTS,
+    TRANSFER_HPA_OWNERSHIP,
+)
+from adapter.keda.objects import InvalidObject, ScaledObject, parse_scaled_object
+from adapter.kube.client import ApiStatusError, Object
+from adapter.kube.resources import HPAS, WORKLOADS, Resource
+from adapter.kube.wire import parse_timestamp, timestamp
 
 log = logging.getLogger("eventscale.reconciler")
 
-FINALIZER = "finalizer.keda.sh"
 NOT_YET = 5.0  # look again this soon when the adapter has not caught up with a change
 
 
@@ -309,13 +311,13 @@ class Reconciler:
         return delay
 
     def _inputs(self, look: Look, so: ScaledObject, scale: Object, activity: ObjectActivity, pause: Pause) -> Inputs:
-        written = epoch(look.status.get("lastActiveTime"))
+        written = parse_timestamp(look.status.get("lastActiveTime"))
         seen = self.activity.last_active.get((so.namespace, so.name))
         known = [t for t in (written, seen) if t is not None]
         return Inputs(
             min_replicas=so.min_replica_count, idle_replicas=so.idle_replica_count,
             cooldown=so.cooldown_period, initial_cooldown=so.initial_cooldown_period,
-            created_at=epoch(so.creation_timestamp) or self.wall(), last_active=max(known) if known else None,
+            created_at=parse_timestamp(so.creation_timestamp) or self.wall(), last_active=max(known) if known else None,
             current=int((scale.get("spec") or {}).get("replicas") or 0),
             active=activity.active, error=activity.failing,
             fallback=so.fallback is not None and so.fallback.replicas != 0,

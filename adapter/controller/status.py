@@ -9,25 +9,10 @@ costs one per pollingInterval (its lastActiveTime), as with KEDA.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .activity import TriggerActivity
-
-
-def timestamp(epoch: float) -> str:
-    """metav1.Time: RFC 3339, whole seconds, UTC."""
-    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def epoch(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+from adapter.keda.activity import TriggerActivity
 
 
 def health(triggers: Sequence[TriggerActivity]) -> dict[str, dict[str, Any]]:

@@ -23,20 +23,16 @@ the fallback value (see `fallback`) instead of the error.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapter.catalog.resolve import MetricKey, ResolvedTrigger
+from adapter.keda.fallback import fallback_value, in_fallback
+from adapter.kube.wire import internal_error, render_value_list
 from scalers import ScalerClient, ScalerError
-
-from ..api.quantity import format_quantity
-from ..api.status import internal_error
-from ..catalog.resolve import MetricKey, ResolvedTrigger
-from .fallback import fallback_value, in_fallback
 
 log = logging.getLogger("eventscale.store")
 
@@ -90,23 +86,6 @@ class MetricEntry:
             message = f"unable to get external metric {trigger.metric_name} of {trigger.describe()}: {self.error}"
             self.status, self.body = 500, internal_error(message).body()
 
-
-def rfc3339(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def render_value_list(metric_name: str, value: float, epoch: float) -> bytes:
-    item = {
-        "metricName": metric_name,
-        "metricLabels": {},
-        "timestamp": rfc3339(epoch),
-        "value": format_quantity(value),
-    }
-    return json.dumps(
-        {"kind": "ExternalMetricValueList", "apiVersion": "external.metrics.k8s.io/v1beta1",
-         "metadata": {}, "items": [item]},
-        separators=(",", ":"),
-    ).encode()
 
 
 class _Server:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from . import api, brokers, controller
+from tests.bench import api, brokers, controller
 
 PARTS = {"api": api, "brokers": brokers, "controller": controller}
 

@@ -21,10 +21,9 @@ from urllib.parse import quote
 
 import httpx
 
+from tests.bench.loadgen import build_loadgen
 from tests.harness.adapter_process import running_adapter
 from tests.harness.ports import free_port
-
-from .loadgen import build_loadgen
 
 SCALED_OBJECTS = 1000
 ROUNDS = 2

@@ -20,7 +20,7 @@ import httpx
 import yaml
 from controlplane import ControlPlane, wait_for
 
-from adapter.catalog.models import SCALED_OBJECT_LABEL
+from adapter.keda.names import SCALED_OBJECT_LABEL
 from tests.harness.adapter_process import AdapterProcess
 
 NAMESPACE = "eventscale"

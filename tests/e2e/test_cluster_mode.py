@@ -45,7 +45,7 @@ from cluster_adapter import (
 from controlplane import ControlPlane, wait_for
 
 from adapter.certs import KeyPair, issue, new_ca
-from adapter.cluster.client import KubeApi, Object
+from adapter.kube.client import KubeApi, Object
 from scalers.base import TriggerParams, metric_name
 from scalers.cron import CronScaler
 from tests.harness.adapter_process import ROOT, AdapterProcess

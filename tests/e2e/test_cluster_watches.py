@@ -17,15 +17,16 @@ from typing import Any
 import pytest
 from controlplane import ControlPlane
 
-from adapter.api.status import ApiError
-from adapter.auth.authn import Authenticator, UserInfo
-from adapter.auth.authz import NonResourceAttributes, ResourceAttributes
+from adapter.auth.authentication import Authenticator, UserInfo
+from adapter.auth.authorization import NonResourceAttributes, ResourceAttributes
+from adapter.auth.delegated_authentication import AuthConfigWatch, TokenReviewer
+from adapter.auth.delegated_authorization import SubjectAccessReviewAuthorizer
+from adapter.catalog.kubernetes_source import strip_data
 from adapter.certs import issue, new_ca
-from adapter.cluster.authn import AuthConfigWatch, TokenReviewer
-from adapter.cluster.authz import SubjectAccessReviewAuthorizer
-from adapter.cluster.client import KubeApi, Object
-from adapter.cluster.source import strip_data
-from adapter.cluster.watch import Reflector, Resource
+from adapter.kube.client import KubeApi, Object
+from adapter.kube.resources import Resource
+from adapter.kube.watch import Reflector
+from adapter.kube.wire import ApiError
 
 pytestmark = pytest.mark.e2e
 

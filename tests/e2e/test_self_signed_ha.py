@@ -38,7 +38,7 @@ from cluster_adapter import (
 )
 from controlplane import ControlPlane, wait_for
 
-from adapter.cluster.apiservice import SECRET_NAME
+from adapter.auth.serving_certs import SECRET_NAME
 from scalers.base import TriggerParams, metric_name
 from scalers.cron import CronScaler
 from tests.harness.adapter_process import ROOT

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from .ports import free_port
+from tests.harness.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -145,7 +145,7 @@ def test_apply_re_resolves_dependents_and_notifies() -> None:
 def test_shipped_examples_resolve_without_problems() -> None:
     from pathlib import Path
 
-    from adapter.catalog.directory import read_directory
+    from adapter.catalog.directory_source import read_directory
 
     root = Path(__file__).resolve().parents[3] / "manifests" / "examples"
     for directory in (root / "local", root / "brokers"):

@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from adapter.api.internal import ActivityFeed, build_internal_app
+from adapter.api.activity_feed import ActivityFeed, build_internal_app
 from adapter.catalog.catalog import Catalog
-from adapter.controller.activity import ActivityClient, Key
+from adapter.controller.activity_client import ActivityClient
+from adapter.keda.activity import Key
 from adapter.store.store import MetricStore
 from scalers import MetricSpec, Scaler, ScalerClient, ScalerError, TriggerParams, param, parse_params
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from adapter.catalog.models import parse_scaled_object
 from adapter.controller.hpa import SPEC_HASH, HpaMetric, TargetKind, derivative, desired_hpa, up_to_date, updated
+from adapter.keda.objects import parse_scaled_object
 
 DEPLOYMENT = TargetKind("apps/v1", "Deployment")
 METRICS = [HpaMetric("s0-redis-jobs", "AverageValue", 5), HpaMetric("s1-rabbitmq-orders", "Value", 1.5)]

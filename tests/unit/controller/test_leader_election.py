@@ -12,8 +12,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from adapter.cluster.client import ApiStatusError
 from adapter.controller.leader import LeaderElector
+from adapter.kube.client import ApiStatusError
 
 PATH = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/ctl"
 

@@ -7,14 +7,15 @@ from typing import Any
 import pytest
 
 from adapter.controller import conditions as c
-from adapter.controller.activity import TriggerActivity
-from adapter.controller.status import epoch, health, merge_patch, newly_failing, timestamp, triggers_activity
+from adapter.controller.status import health, merge_patch, newly_failing, triggers_activity
+from adapter.keda.activity import TriggerActivity
+from adapter.kube.wire import parse_timestamp, timestamp
 
 
 def trigger(name: str, *, active: bool = False, error: str | None = None, failures: int = 0,
             resolved: bool = True, read: bool = True) -> TriggerActivity:
     return TriggerActivity(index=0, type="redis", metric_name=name, metric_type="AverageValue", target=5.0,
-                           resolved=resolved, value=None if error else 3.0, active=active, error=error,
+                           activation=0.0, resolved=resolved, value=None if error else 3.0, active=active, error=error,
                            failures=failures, fallback=False, read_at="2026-01-01T00:00:00.000Z" if read else None)
 
 
@@ -57,5 +58,5 @@ def test_merge_patch(current: dict[str, Any], wanted: dict[str, Any], patch: dic
 
 def test_times_are_whole_seconds_in_utc() -> None:
     assert timestamp(1767225600.9) == "2026-01-01T00:00:00Z"
-    assert epoch("2026-01-01T00:00:00Z") == 1767225600.0
-    assert epoch("nonsense") is None and epoch(None) is None
+    assert parse_timestamp("2026-01-01T00:00:00Z") == 1767225600.0
+    assert parse_timestamp("nonsense") is None and parse_timestamp(None) is None

@@ -1,0 +1,172 @@
+"""Cluster mode's object source: the catalog fed from Kubernetes watches, never per request.
+
+One `Reflector` (list, then watch) per resource: ScaledObjects of both API groups
+(`keda.sh/v1alpha1` and the 2019 `keda.k8s.io/v1alpha1`), TriggerAuthentications,
+ClusterTriggerAuthentications, Secrets, ConfigMaps, Deployments and StatefulSets, all
+namespaces. When every resource has been listed once, the union goes to `catalog.replace_all`
+and the source reports "informers-synced"; from then on each event is one `catalog.apply`,
+and a relist (410 Gone, resync) is turned into the applies of what differs.
+
+Memory at 10,000 objects is kept down by keeping only what the catalog reads: metadata is cut
+to name and namespace (plus, for ScaledObjects, uid, generation, creation time, labels and
+annotations without `last-applied-configuration`), managedFields and status are dropped,
+workloads keep only their containers' names and env, Secrets and ConfigMaps only `data`, and
+Helm release Secrets (large, never a trigger's credentials) are not listed at all. Stripping
+also makes most updates no-ops: a Deployment's status changing on every scale, or the
+controller writing a ScaledObject's status, compares equal after stripping and is not applied.
+
+The catalog keys objects by kind, namespace and name: should a `keda.sh` and a `keda.k8s.io`
+ScaledObject share a name, the latest event wins and deleting one brings the other back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from adapter.catalog.catalog import Catalog
+from adapter.keda.names import (
+    CLUSTER_TRIGGER_AUTHENTICATIONS,
+    LEGACY_SCALED_OBJECTS,
+    SCALED_OBJECTS,
+    TRIGGER_AUTHENTICATIONS,
+)
+from adapter.kube.client import KubeApi, Object
+from adapter.kube.resources import CONFIG_MAPS, DEPLOYMENTS, SECRETS, STATEFUL_SETS, Resource
+from adapter.kube.watch import Reflector, Transform
+
+log = logging.getLogger("eventscale.source")
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+
+def _metadata(obj: Object, full: bool = False) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    kept = {k: meta[k] for k in ("name", "namespace") if meta.get(k)}
+    if full:
+        kept.update({k: meta[k] for k in ("uid", "generation", "creationTimestamp", "labels") if meta.get(k)})
+        annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+        if annotations:
+            kept["annotations"] = annotations
+    return kept
+
+
+def _head(obj: Object, full: bool = False) -> Object:
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": _metadata(obj, full)}
+
+
+def strip_scaled_object(obj: Object) -> Object:
+    return {**_head(obj, full=True), "spec": obj.get("spec") or {}}
+
+
+def strip_spec(obj: Object) -> Object:
+    return {**_head(obj), "spec": obj.get("spec") or {}}
+
+
+def strip_data(obj: Object) -> Object:
+    return {**_head(obj), "data": obj.get("data") or {}}
+
+
+def strip_workload(obj: Object) -> Object:
+    template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = [{k: c[k] for k in ("name", "env", "envFrom") if k in c} for c in template.get("containers") or []]
+    return {**_head(obj), "spec": {"template": {"spec": {"containers": containers}}}}
+
+
+WATCHED: tuple[tuple[Resource, Transform], ...] = (
+    (SCALED_OBJECTS, strip_scaled_object),
+    (LEGACY_SCALED_OBJECTS, strip_scaled_object),
+    (TRIGGER_AUTHENTICATIONS, strip_spec),
+    (CLUSTER_TRIGGER_AUTHENTICATIONS, strip_spec),
+    (SECRETS, strip_data),
+    (CONFIG_MAPS, strip_data),
+    (DEPLOYMENTS, strip_workload),
+    (STATEFUL_SETS, strip_workload),
+)
+
+Key = tuple[str, str]
+
+
+def _key(obj: Object) -> Key:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+class KubernetesSource:
+    """Feeds a catalog from watches and keeps it current; `synced` once every list is in."""
+
+    def __init__(self, api: KubeApi, catalog: Catalog,
+                 watched: Sequence[tuple[Resource, Transform]] = WATCHED, **reflector_options: Any) -> None:
+        self.catalog = catalog
+        self.reflectors = [Reflector(api, resource, self, transform, **reflector_options)
+                           for resource, transform in watched]
+        self._cache: dict[Resource, dict[Key, Object]] = {r.resource: {} for r in self.reflectors}
+        self.synced = False
+        self.applied = 0  # events that reached the catalog (no-op updates do not)
+
+    def objects(self) -> Iterator[tuple[Object, str]]:
+        for resource, objects in self._cache.items():
+            for obj in objects.values():
+                yield obj, str(resource)
+
+    # -- Sink -----------------------------------------------------------------------------
+
+    def listed(self, resource: Resource, objects: list[Object]) -> None:
+        old, new = self._cache[resource], {_key(o): o for o in objects}
+        self._cache[resource] = new
+        if not self.synced:
+            return
+        for key, obj in old.items():
+            if key not in new:
+                self._apply(resource, obj, deleted=True)
+        for key, obj in new.items():
+            if old.get(key) != obj:
+                self._apply(resource, obj, deleted=False)
+
+    def changed(self, resource: Resource, obj: Object, deleted: bool) -> None:
+        cache, key = self._cache[resource], _key(obj)
+        if deleted:
+            if cache.pop(key, None) is None:
+                return
+        elif cache.get(key) == obj:
+            return
+        else:
+            cache[key] = obj
+        if self.synced:
+            self._apply(resource, obj, deleted)
+
+    def _apply(self, resource: Resource, obj: Object, deleted: bool) -> None:
+        self.applied += 1
+        if deleted and resource.kind == "ScaledObject":
+            twin = self._twin(resource, _key(obj))
+            if twin is not None:  # the same name in the other API group takes the catalog key back
+                self.catalog.apply(twin)
+                return
+        self.catalog.apply(obj, deleted=deleted)
+
+    def _twin(self, resource: Resource, key: Key) -> Object | None:
+        for other, objects in self._cache.items():
+            if other != resource and other.kind == resource.kind and key in objects:
+                return objects[key]
+        return None
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        async with asyncio.TaskGroup() as group:
+            for reflector in self.reflectors:
+                group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
+            await asyncio.gather(*(r.listed.wait() for r in self.reflectors))
+            self.sync()
+            counts = " ".join(f"{r}={len(o)}" for r, o in self._cache.items())
+            log.info("informers synced in %.2fs %s", time.monotonic() - started, counts)
+
+    def sync(self) -> None:
+        """Every resource is listed: hand the catalog everything at once, then apply events one by one."""
+        self.catalog.replace_all(self.objects())
+        self.synced = True

@@ -1,0 +1,196 @@
+"""The activity document: what the adapter tells the controller sidecar, defined once.
+
+The adapter owns broker connections and the metric cache; the controller reads what the store
+already knows over loopback (`adapter.api.activity_feed` serves it, `adapter.controller.
+activity_client` reads it). Both sides use these types and the `encode_*`/`decode_*` pairs, so
+the document cannot drift between the two processes.
+
+`decode_*` validate what they read and raise `ValueError` with the offending field; the
+encoded names are camelCase, as in Kubernetes objects, since people read them with curl.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Key = tuple[str, str]  # namespace, name
+
+
+@dataclass(frozen=True)
+class TriggerActivity:
+    index: int
+    type: str
+    metric_name: str
+    metric_type: str
+    target: float | None
+    activation: float | None
+    resolved: bool  # False: the adapter could not build it (unknown type, bad parameter, missing secret)
+    value: float | None
+    active: bool
+    error: str | None
+    failures: int
+    fallback: bool
+    name: str = ""
+    read_at: str | None = field(default=None, compare=False)
+
+    @property
+    def read(self) -> bool:
+        return self.read_at is not None
+
+
+@dataclass(frozen=True)
+class ObjectActivity:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    error: str | None
+    triggers: tuple[TriggerActivity, ...]
+    api_version: str = ""
+
+    @property
+    def key(self) -> Key:
+        return self.namespace, self.name
+
+    @property
+    def active(self) -> bool:
+        return any(t.active for t in self.triggers)
+
+    @property
+    def failing(self) -> bool:
+        return any(t.error is not None for t in self.triggers if t.resolved and t.read)
+
+    @property
+    def known(self) -> bool:
+        """Every trigger has been read (or one is active): enough to decide on."""
+        return self.active or (bool(self.triggers) and all(t.read for t in self.triggers if t.resolved))
+
+    @property
+    def resolve_errors(self) -> list[str]:
+        return [f"trigger {t.index} ({t.type}): {t.error}" for t in self.triggers if not t.resolved]
+
+
+@dataclass(frozen=True)
+class ReplicaCount:
+    """A target's current replica count, for the currentReplicas* fallback behaviours."""
+
+    namespace: str
+    name: str
+    replicas: int
+
+
+# -- encoding ------------------------------------------------------------------------------------
+
+
+def _trigger_fields(t: TriggerActivity) -> dict[str, Any]:
+    return {"index": t.index, "type": t.type, "name": t.name, "metricName": t.metric_name,
+            "metricType": t.metric_type, "target": t.target, "activation": t.activation,
+            "resolved": t.resolved, "value": t.value, "active": t.active, "error": t.error,
+            "consecutiveFailures": t.failures, "readAt": t.read_at, "fallback": t.fallback}
+
+
+def object_fields(o: ObjectActivity) -> dict[str, Any]:
+    return {"namespace": o.namespace, "name": o.name, "apiVersion": o.api_version, "uid": o.uid,
+            "generation": o.generation, "error": o.error, "triggers": [_trigger_fields(t) for t in o.triggers]}
+
+
+def encode_document(generation: str, objects: Iterable[ObjectActivity]) -> bytes:
+    body = {"generation": generation, "scaledObjects": [object_fields(o) for o in objects]}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def encode_replicas(counts: Iterable[ReplicaCount]) -> dict[str, Any]:
+    return {"items": [{"namespace": c.namespace, "name": c.name, "replicas": c.replicas} for c in counts]}
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+
+def _str(raw: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string")
+    return value
+
+
+def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{key} must be a string or null")
+    return value
+
+
+def _int(raw: Mapping[str, Any], key: str, default: int | None = None, minimum: int | None = None) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} must be an integer")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{key} must be at least {minimum}")
+    return value
+
+
+def _number(raw: Mapping[str, Any], key: str) -> float | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{key} must be a finite number or null")
+    return float(value)
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where} must be an object")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{where} must be a list")
+    return value
+
+
+def decode_trigger(raw: Mapping[str, Any]) -> TriggerActivity:
+    return TriggerActivity(
+        index=_int(raw, "index", minimum=0), type=_str(raw, "type"), name=_str(raw, "name", ""),
+        metric_name=_str(raw, "metricName"), metric_type=_str(raw, "metricType", "AverageValue"),
+        target=_number(raw, "target"), activation=_number(raw, "activation"),
+        resolved=bool(raw.get("resolved", True)), value=_number(raw, "value"), active=bool(raw.get("active")),
+        error=_optional_str(raw, "error"), failures=_int(raw, "consecutiveFailures", 0, minimum=0),
+        fallback=bool(raw.get("fallback")), read_at=_optional_str(raw, "readAt"),
+    )
+
+
+def decode_object(raw: Any) -> ObjectActivity:
+    raw = _mapping(raw, "scaledObject")
+    return ObjectActivity(
+        namespace=_str(raw, "namespace"), name=_str(raw, "name"), uid=_str(raw, "uid", ""),
+        generation=_int(raw, "generation", 0), error=_optional_str(raw, "error"),
+        api_version=_str(raw, "apiVersion", ""),
+        triggers=tuple(decode_trigger(_mapping(t, "trigger")) for t in _list(raw.get("triggers"), "triggers")),
+    )
+
+
+def decode_document(raw: Any) -> dict[Key, ObjectActivity]:
+    raw = _mapping(raw, "document")
+    objects = (decode_object(o) for o in _list(raw.get("scaledObjects"), "scaledObjects"))
+    return {o.key: o for o in objects}
+
+
+def decode_replicas(raw: Any) -> list[ReplicaCount]:
+    """The body of POST /replicas; counts must be whole numbers from 0 up."""
+    items = _list(_mapping(raw, "body").get("items"), "items")
+    counts = []
+    for item in items:
+        item = _mapping(item, "item")
+        counts.append(ReplicaCount(_str(item, "namespace"), _str(item, "name"),
+                                   _int(item, "replicas", minimum=0)))
+    return counts

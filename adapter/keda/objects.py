@@ -1,0 +1,315 @@
+"""Typed ScaledObjects and TriggerAuthentications, parsed from the objects users write.
+
+Both API versions land in one `ScaledObject`: KEDA 2.x `keda.sh/v1alpha1` and the 2019
+`keda.k8s.io/v1alpha1` format (`scaleTargetRef.deploymentName`, metadata values that name
+environment variables, HPA `keda-hpa-<deployment>`, routed by `deploymentName=<deployment>`).
+Parsing validates what KEDA's admission webhook validates and raises `InvalidObject` with a
+message fit for the object's status; it reads no other object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from adapter.keda.names import HPA_NAME_PREFIX, LEGACY_GROUP, LEGACY_ROUTE_LABEL, SCALED_OBJECT_LABEL
+
+# In the 2019 format these metadata keys hold the name of an environment variable, not a value.
+LEGACY_ENV_KEYS = frozenset(
+    {"address", "addresses", "host", "hosts", "port", "ports", "password", "username", "connection"}
+)
+FALLBACK_BEHAVIORS = ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
+
+MetricType = Literal["AverageValue", "Value"]
+
+
+class InvalidObject(ValueError):
+    """An object that cannot be used; the message goes to its status and to the log."""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ScaleTarget:
+    name: str
+    api_version: str = "apps/v1"
+    kind: str = "Deployment"
+    env_source_container: str | None = None
+
+
+@dataclass(frozen=True)
+class AuthRef:
+    name: str
+    kind: str = "TriggerAuthentication"
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    index: int
+    type: str
+    name: str
+    metadata: Mapping[str, str]
+    auth_ref: AuthRef | None = None
+    metric_type: MetricType = "AverageValue"
+    use_cached_metrics: bool = False
+
+
+@dataclass(frozen=True)
+class Fallback:
+    failure_threshold: int
+    replicas: int
+    behavior: str = "static"
+
+
+@dataclass(frozen=True)
+class ScaledObject:
+    api_version: str
+    namespace: str
+    name: str
+    target: ScaleTarget
+    triggers: tuple[TriggerSpec, ...]
+    uid: str = ""
+    generation: int = 0
+    creation_timestamp: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    polling_interval: int = 30
+    cooldown_period: int = 300
+    initial_cooldown_period: int = 0
+    idle_replica_count: int | None = None
+    min_replica_count: int = 0
+    max_replica_count: int = 100
+    fallback: Fallback | None = None
+    hpa_name: str = ""
+    hpa_behavior: Mapping[str, Any] | None = None
+    restore_to_original_replica_count: bool = False
+
+    @property
+    def legacy(self) -> bool:
+        return self.api_version.startswith(LEGACY_GROUP + "/")
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef("ScaledObject", self.namespace, self.name)
+
+    @property
+    def route(self) -> tuple[str, str]:
+        """The selector requirement the HPA sends for this object's metrics."""
+        if self.legacy:
+            return LEGACY_ROUTE_LABEL, self.target.name
+        return SCALED_OBJECT_LABEL, self.name
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    parameter: str
+    name: str
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class TriggerAuthentication:
+    kind: str
+    namespace: str
+    name: str
+    secret_refs: tuple[TargetRef, ...] = ()
+    config_map_refs: tuple[TargetRef, ...] = ()
+    env_refs: tuple[TargetRef, ...] = ()  # key holds the container name, may be empty
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidObject(f"{where} must be an object")
+    return value
+
+
+def _int(spec: Mapping[str, Any], key: str, default: int | None, minimum: int = 0) -> int | None:
+    value = spec.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidObject(f"spec.{key} must be an integer, got {value!r}")
+    if value < minimum:
+        raise InvalidObject(f"spec.{key} must be at least {minimum}, got {value}")
+    return value
+
+
+def _strings(value: Any, where: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for key, item in _mapping(value, where).items():
+        if isinstance(item, (dict, list)):
+            raise InvalidObject(f"{where}.{key} must be a string")
+        result[str(key)] = "" if item is None else (str(item).lower() if isinstance(item, bool) else str(item))
+    return result
+
+
+def _meta(obj: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
+    meta = _mapping(obj.get("metadata"), "metadata")
+    name = meta.get("name")
+    if not name or not isinstance(name, str):
+        raise InvalidObject("metadata.name is required")
+    return str(meta.get("namespace") or "default"), name, meta
+
+
+def parse_scaled_object(obj: Mapping[str, Any]) -> ScaledObject:
+    namespace, name, meta = _meta(obj)
+    api_version = str(obj.get("apiVersion", ""))
+    spec = _mapping(obj.get("spec"), "spec")
+    legacy = api_version.startswith(LEGACY_GROUP + "/")
+    target = _parse_target(_mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef"), legacy)
+    triggers = _parse_triggers(spec.get("triggers"), legacy)
+    advanced = _mapping(spec.get("advanced"), "spec.advanced")
+    hpa_config = _mapping(advanced.get("horizontalPodAutoscalerConfig"), "spec.advanced.horizontalPodAutoscalerConfig")
+    so = ScaledObject(
+        api_version=api_version,
+        namespace=namespace,
+        name=name,
+        target=target,
+        triggers=triggers,
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation") or 0),
+        creation_timestamp=str(meta.get("creationTimestamp") or ""),
+        labels=_strings(meta.get("labels"), "metadata.labels"),
+        annotations=_strings(meta.get("annotations"), "metadata.annotations"),
+        polling_interval=_int(spec, "pollingInterval", 30, minimum=1) or 30,
+        cooldown_period=_int(spec, "cooldownPeriod", 300) or 0,
+        initial_cooldown_period=_int(spec, "initialCooldownPeriod", 0) or 0,
+        idle_replica_count=_int(spec, "idleReplicaCount", None),
+        min_replica_count=_int(spec, "minReplicaCount", 0) or 0,
+        max_replica_count=_int(spec, "maxReplicaCount", 100) or 0,
+        fallback=_parse_fallback(spec.get("fallback")),
+        hpa_name=str(hpa_config.get("name") or f"{HPA_NAME_PREFIX}{target.name if legacy else name}"),
+        hpa_behavior=_mapping(hpa_config.get("behavior"), "behavior") or None,
+        restore_to_original_replica_count=bool(advanced.get("restoreToOriginalReplicaCount", False)),
+    )
+    _check_replicas(so)
+    return so
+
+
+def _check_replicas(so: ScaledObject) -> None:
+    if so.min_replica_count > so.max_replica_count:
+        raise InvalidObject(
+            f"minReplicaCount ({so.min_replica_count}) must be less than or equal to "
+            f"maxReplicaCount ({so.max_replica_count})"
+        )
+    if so.idle_replica_count is not None and so.idle_replica_count >= so.min_replica_count:
+        raise InvalidObject(
+            f"idleReplicaCount ({so.idle_replica_count}) must be less than "
+            f"minReplicaCount ({so.min_replica_count})"
+        )
+    if so.fallback and any(t.metric_type != "AverageValue" for t in so.triggers):
+        raise InvalidObject("fallback is only supported for triggers with metricType AverageValue")
+
+
+def _parse_target(ref: Mapping[str, Any], legacy: bool) -> ScaleTarget:
+    if legacy:
+        name = ref.get("deploymentName")
+        if not name:
+            raise InvalidObject("spec.scaleTargetRef.deploymentName is required")
+        return ScaleTarget(name=str(name), env_source_container=ref.get("containerName") or None)
+    name = ref.get("name")
+    if not name:
+        raise InvalidObject("spec.scaleTargetRef.name is required")
+    return ScaleTarget(
+        name=str(name),
+        api_version=str(ref.get("apiVersion") or "apps/v1"),
+        kind=str(ref.get("kind") or "Deployment"),
+        env_source_container=ref.get("envSourceContainerName") or None,
+    )
+
+
+def _parse_triggers(raw: Any, legacy: bool) -> tuple[TriggerSpec, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise InvalidObject("spec.triggers must list at least one trigger")
+    triggers = tuple(_parse_trigger(i, _mapping(t, f"spec.triggers[{i}]"), legacy) for i, t in enumerate(raw))
+    names = [t.name for t in triggers if t.name]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InvalidObject(f"triggers must have unique names, duplicated: {', '.join(duplicates)}")
+    return triggers
+
+
+def _parse_trigger(index: int, raw: Mapping[str, Any], legacy: bool) -> TriggerSpec:
+    where = f"spec.triggers[{index}]"
+    trigger_type = raw.get("type")
+    if not trigger_type or not isinstance(trigger_type, str):
+        raise InvalidObject(f"{where}.type is required")
+    metadata = _strings(raw.get("metadata"), f"{where}.metadata")
+    if legacy:
+        metadata = {(f"{k}FromEnv" if k in LEGACY_ENV_KEYS else k): v for k, v in metadata.items()}
+    raw_type = raw.get("metricType") or "AverageValue"
+    if raw_type not in ("AverageValue", "Value"):
+        raise InvalidObject(f'{where}.metricType "{raw_type}" must be one of [AverageValue, Value]')
+    metric_type: MetricType = "Value" if raw_type == "Value" else "AverageValue"
+    auth = _mapping(raw.get("authenticationRef"), f"{where}.authenticationRef")
+    auth_ref = None
+    if auth:
+        if not auth.get("name"):
+            raise InvalidObject(f"{where}.authenticationRef.name is required")
+        kind = auth.get("kind") or "TriggerAuthentication"
+        if kind not in ("TriggerAuthentication", "ClusterTriggerAuthentication"):
+            raise InvalidObject(f'{where}.authenticationRef.kind "{kind}" is not a trigger authentication kind')
+        auth_ref = AuthRef(str(auth["name"]), str(kind))
+    return TriggerSpec(
+        index=index,
+        type=trigger_type,
+        name=str(raw.get("name") or ""),
+        metadata=metadata,
+        auth_ref=auth_ref,
+        metric_type=metric_type,
+        use_cached_metrics=bool(raw.get("useCachedMetrics", False)),
+    )
+
+
+def _parse_fallback(raw: Any) -> Fallback | None:
+    if raw is None:
+        return None
+    spec = _mapping(raw, "spec.fallback")
+    threshold = _int(spec, "failureThreshold", None)
+    replicas = _int(spec, "replicas", None)
+    if threshold is None or replicas is None:
+        raise InvalidObject("spec.fallback needs failureThreshold and replicas")
+    behavior = str(spec.get("behavior") or "static")
+    if behavior not in FALLBACK_BEHAVIORS:
+        raise InvalidObject(f'spec.fallback.behavior "{behavior}" must be one of [{", ".join(FALLBACK_BEHAVIORS)}]')
+    return Fallback(threshold, replicas, behavior)
+
+
+def parse_trigger_authentication(obj: Mapping[str, Any]) -> TriggerAuthentication:
+    namespace, name, _ = _meta(obj)
+    kind = str(obj.get("kind"))
+    spec = _mapping(obj.get("spec"), "spec")
+
+    def refs(key: str, value_key: str) -> tuple[TargetRef, ...]:
+        items = spec.get(key) or []
+        if not isinstance(items, list):
+            raise InvalidObject(f"spec.{key} must be a list")
+        out = []
+        for i, item in enumerate(items):
+            item = _mapping(item, f"spec.{key}[{i}]")
+            if not item.get("parameter") or not item.get("name"):
+                raise InvalidObject(f"spec.{key}[{i}] needs parameter and name")
+            if value_key == "key" and not item.get("key"):
+                raise InvalidObject(f"spec.{key}[{i}] needs key")
+            out.append(TargetRef(str(item["parameter"]), str(item["name"]), str(item.get(value_key) or "")))
+        return tuple(out)
+
+    return TriggerAuthentication(
+        kind=kind,
+        namespace="" if kind == "ClusterTriggerAuthentication" else namespace,
+        name=name,
+        secret_refs=refs("secretTargetRef", "key"),
+        config_map_refs=refs("configMapTargetRef", "key"),
+        env_refs=refs("env", "containerName"),
+    )

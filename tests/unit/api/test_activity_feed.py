@@ -1,0 +1,100 @@
+"""The loopback activity listener: documents, the long poll, one object, replica reports.
+
+A real catalog (with the real cron scaler) and metric store behind the ASGI app, over httpx's
+in-process transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from adapter.api.activity_feed import ActivityFeed, build_internal_app
+from adapter.catalog.catalog import Catalog
+from adapter.store.store import MetricStore
+from scalers.registry import REGISTRY
+
+ALWAYS = {"timezone": "UTC", "start": "0 0 1 1 *", "end": "59 23 31 12 *", "desiredReplicas": "4"}
+
+
+def scaled_object(name: str, triggers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "generation": 2},
+            "spec": {"scaleTargetRef": {"name": name}, "triggers": triggers, **spec}}
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[tuple[Catalog, MetricStore, httpx.AsyncClient]]:
+    catalog, store = Catalog(REGISTRY), MetricStore()
+    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    feed = ActivityFeed(catalog, store)
+    catalog.replace_all([(o, "test") for o in (
+        scaled_object("good", [{"type": "cron", "metadata": ALWAYS}]),
+        scaled_object("mixed", [{"type": "cron", "metadata": ALWAYS}, {"type": "nosuch", "metadata": {}}]),
+        scaled_object("bad", [{"type": "cron", "metadata": ALWAYS}], minReplicaCount=3, maxReplicaCount=2),
+    )])
+    transport = httpx.ASGITransport(app=build_internal_app(feed))
+    async with httpx.AsyncClient(transport=transport, base_url="http://internal") as client:
+        yield catalog, store, client
+    await store.aclose()
+
+
+def by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {o["name"]: o for o in document["scaledObjects"]}
+
+
+async def test_document_has_every_object_trigger_and_problem(world: Any) -> None:
+    _, store, client = world
+    before = await client.get("/activity")
+    objects = by_name(before.json())
+    assert objects["good"]["uid"] == "uid-good" and objects["good"]["generation"] == 2
+    trigger = objects["good"]["triggers"][0]
+    assert (trigger["metricType"], trigger["target"], trigger["resolved"], trigger["readAt"]) == (
+        "AverageValue", 1.0, True, None)
+    unknown = objects["mixed"]["triggers"][1]
+    assert not unknown["resolved"] and 'unknown trigger type "nosuch"' in unknown["error"]
+    assert "minReplicaCount (3) must be less than or equal to maxReplicaCount (2)" in objects["bad"]["error"]
+    await store.refresh(store.entries())
+    after = await client.get("/activity")
+    assert after.headers["etag"] != before.headers["etag"]
+    trigger = by_name(after.json())["good"]["triggers"][0]
+    assert (trigger["value"], trigger["active"], trigger["consecutiveFailures"]) == (4.0, True, 0)
+    assert trigger["readAt"].endswith("Z")
+
+
+async def test_long_poll_answers_on_change_or_304_after_the_wait(world: Any) -> None:
+    catalog, _, client = world
+    etag = (await client.get("/activity")).headers["etag"]
+    started = time.monotonic()
+    unchanged = await client.get("/activity", params={"wait": 0.3}, headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304 and time.monotonic() - started >= 0.3
+    waiting = asyncio.create_task(client.get("/activity", params={"wait": 10}, headers={"If-None-Match": etag}))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    started = time.monotonic()
+    catalog.apply(scaled_object("new", [{"type": "cron", "metadata": ALWAYS}]))
+    changed = await waiting
+    assert changed.status_code == 200 and time.monotonic() - started < 1
+    assert "new" in by_name(changed.json()) and changed.headers["etag"] != etag
+
+
+async def test_one_object_and_unknown_ones(world: Any) -> None:
+    _, _, client = world
+    found = await client.get("/activity/ns/good")
+    assert found.status_code == 200 and found.json()["name"] == "good"
+    assert (await client.get("/activity/ns/bad")).json()["error"]
+    assert (await client.get("/activity/ns/nothing")).status_code == 404
+
+
+async def test_replica_reports_reach_the_store(world: Any) -> None:
+    _, store, client = world
+    answer = await client.post("/replicas", json={"items": [{"namespace": "ns", "name": "good", "replicas": 3}]})
+    assert answer.status_code == 204
+    trigger = next(iter(store.entries())).trigger
+    assert store.current_replicas(trigger) == 3
+    assert (await client.post("/replicas", json={"items": [{"name": "x"}]})).status_code == 400
