@@ -1,33 +1,42 @@
-"""Scalers: one module per trigger type behind the small interface in `base`.
+"""Scalers: one module (or package) per trigger type behind the small interface in `base`.
 
-This package never imports `adapter`; it knows nothing of Kubernetes objects.
+This package never imports `adapter`; it knows nothing of Kubernetes objects. Importing it loads
+no broker SDK: the registry imports a scaler's module when a trigger of its type is first used.
 """
 
 from scalers.base import (
     MetricSpec,
     ParameterError,
+    Reading,
+    ReadResult,
     Scaler,
     ScalerClient,
     ScalerError,
     Source,
     TriggerParams,
+    mask,
     metric_name,
     param,
     parse_params,
+    secret_values,
 )
-from scalers.registry import REGISTRY, scaler_for
+from scalers.registry import REGISTRY, ScalerRegistry
 
 __all__ = [
     "REGISTRY",
     "MetricSpec",
     "ParameterError",
+    "ReadResult",
+    "Reading",
     "Scaler",
     "ScalerClient",
     "ScalerError",
+    "ScalerRegistry",
     "Source",
     "TriggerParams",
+    "mask",
     "metric_name",
     "param",
     "parse_params",
-    "scaler_for",
+    "secret_values",
 ]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -52,8 +52,8 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.servicebus.aio._base_handler_async import ServiceBusSharedKeyCredential
 from azure.servicebus.aio.management import ServiceBusAdministrationClient
 
-from scalers._tls import TLSMaterialError, TLSSettings, client_context
 from scalers.base import (
+    METADATA_ONLY,
     SECRET_SOURCES,
     MetricSpec,
     ParameterError,
@@ -62,11 +62,14 @@ from scalers.base import (
     ScalerError,
     Source,
     TriggerParams,
+    mask,
     param,
     parse_params,
+    secret_field,
+    secret_values,
 )
+from scalers.tls import TLSMaterialError, TLSSettings, client_context
 
-METADATA = (Source.METADATA,)
 SAS_PREFIX = "SharedAccessSignature "
 LISTING_THRESHOLD = 5  # distinct names of one kind read one by one; more (or a regex) -> one listing
 MAX_CONCURRENT_CALLS = 8  # per namespace; also the size of the connection pool
@@ -80,13 +83,13 @@ CLOUD_SUFFIXES = {
 
 @dataclass(frozen=True, kw_only=True)
 class AzureServiceBusConfig:
-    queue_name: str | None = param("queueName", sources=METADATA)
-    topic_name: str | None = param("topicName", sources=METADATA)
-    subscription_name: str | None = param("subscriptionName", sources=METADATA)
-    message_count: int = param("messageCount", default=5, sources=METADATA)
-    activation_message_count: int = param("activationMessageCount", default=0, sources=METADATA)
-    use_regex: bool = param("useRegex", default=False, sources=METADATA)
-    operation: Literal["sum", "avg", "max"] = param("operation", default="sum", sources=METADATA)
+    queue_name: str | None = param("queueName", sources=METADATA_ONLY)
+    topic_name: str | None = param("topicName", sources=METADATA_ONLY)
+    subscription_name: str | None = param("subscriptionName", sources=METADATA_ONLY)
+    message_count: int = param("messageCount", default=5, sources=METADATA_ONLY)
+    activation_message_count: int = param("activationMessageCount", default=0, sources=METADATA_ONLY)
+    use_regex: bool = param("useRegex", default=False, sources=METADATA_ONLY)
+    operation: Literal["sum", "avg", "max"] = param("operation", default="sum", sources=METADATA_ONLY)
     connection: str = param("connection", default="", sources=SECRET_SOURCES, secret=True)
     ca: str | None = param("ca", sources=(Source.AUTH,), secret=True)  # public, but long
 
@@ -102,7 +105,7 @@ class Namespace:
 
     host: str
     key_name: str
-    credential: str = field(repr=False)  # the shared access key, or a whole SAS token
+    credential: str = secret_field()  # the shared access key, or a whole SAS token
     ca: str | None = field(default=None, repr=False)
 
     @property
@@ -156,11 +159,11 @@ class SasTokenCredential(ServiceBusSharedKeyCredential):
 
 def _fully_qualified_namespace(params: TriggerParams, namespace: str) -> str:
     """KEDA's `namespace` + `cloud` (+ `endpointSuffix` for Private) host name."""
-    cloud = params.get("cloud", METADATA)
+    cloud = params.get("cloud", METADATA_ONLY)
     if cloud is None:
         return f"{namespace}.{CLOUD_SUFFIXES['azurepubliccloud']}"
     if cloud.lower() == "private":
-        suffix = params.get("endpointSuffix", METADATA)
+        suffix = params.get("endpointSuffix", METADATA_ONLY)
         if suffix is None:
             raise ParameterError("endpointSuffix must be provided for Private cloud type")
         return f"{namespace}.{suffix}"
@@ -196,13 +199,13 @@ def _check_ca(ca: str | None) -> None:
         raise ParameterError('parameter "ca" is not a PEM certificate') from None
 
 
-def parse(params: TriggerParams) -> AzureServiceBusConfig:
+def parse_config(params: TriggerParams) -> AzureServiceBusConfig:
     config = parse_params(AzureServiceBusConfig, params)
     _check_entity(config)
     if config.message_count <= 0:
         raise ParameterError(f'parameter "messageCount" value "{config.message_count}" must be positive')
     if not config.connection:
-        namespace = params.get("namespace", METADATA)
+        namespace = params.get("namespace", METADATA_ONLY)
         if namespace is None:
             raise ParameterError("no connection setting given")
         raise ParameterError(
@@ -295,6 +298,7 @@ class AzureServiceBusClient(ScalerClient[AzureServiceBusConfig]):
 
     def __init__(self, config: AzureServiceBusConfig, *, timeout: float) -> None:
         self._connection = config.connection
+        self._secrets = secret_values(config)
         self._namespace = parse_connection(config.connection)
         self._ca = config.ca
         self._timeout = timeout
@@ -382,7 +386,7 @@ class AzureServiceBusClient(ScalerClient[AzureServiceBusConfig]):
 
     def _error(self, what: str) -> ScalerError:
         message = f"azure-servicebus namespace {self._namespace.host}: {what}"
-        return ScalerError(_scrub(message, (self._namespace.credential, self._connection)))
+        return ScalerError(mask(message, self._secrets))
 
 
 class MissingCounts(Exception):
@@ -421,12 +425,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {inner}"
 
 
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
 
 class AzureServiceBusScaler(Scaler[AzureServiceBusConfig]):
     types = ("azure-servicebus",)
@@ -435,7 +433,7 @@ class AzureServiceBusScaler(Scaler[AzureServiceBusConfig]):
         self._timeout = timeout
 
     def parse(self, trigger_type: str, params: TriggerParams) -> AzureServiceBusConfig:
-        return parse(params)
+        return parse_config(params)
 
     def metric(self, config: AzureServiceBusConfig) -> MetricSpec:
         kind, entity = ("queue", config.queue_name) if config.queue_name else ("topic", config.topic_name)

@@ -13,8 +13,12 @@ Sharing and batching are the point of the shape:
 * `ScalerClient.read(configs)` answers a whole batch in as few round trips as the server allows
   (one pipeline, one management API call, one listing).
 
-Values are plain floats; a trigger is active when its value is strictly above its activation
-target. Errors are `ScalerError`s whose message names what failed and never carries a secret.
+A read answers a plain float (active when strictly above the activation target, as for most
+scalers) or a `Reading` whose activity the scaler decided itself (KEDA's `GetMetricsAndActivity`:
+Kafka counts persistent lag as activity while it serves the capped lag). Errors are
+`ScalerError`s whose message names what failed. Secrets are declared once, with
+`param(secret=True)`: `secret_values(config)` finds them (nested configs included) and the
+metric store masks every error with them, so no scaler has to remember to.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import dataclasses
 import functools
 import types
 import typing
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +52,10 @@ class Source(Enum):
 
 
 ALL_SOURCES = (Source.METADATA, Source.AUTH, Source.ENV)
-SECRET_SOURCES = (Source.AUTH, Source.ENV)
+SECRET_SOURCES = (Source.AUTH, Source.ENV)  # credentials: never from plain metadata
+METADATA_ONLY = (Source.METADATA,)
+AUTH_ONLY = (Source.AUTH,)
+METADATA_OR_AUTH = (Source.METADATA, Source.AUTH)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class ParamSpec:
     key: str
     sources: tuple[Source, ...]
     required: bool
+    secret: bool = False
 
 
 def param(
@@ -99,9 +108,10 @@ def param(
 
     Without a default and not required, an absent parameter leaves the field None (so its type
     should be `X | None`). Field types drive conversion: str, int, float, bool, Literal[...].
-    A `secret` field (password, key, connection string) is left out of the config's repr.
+    A `secret` field (password, key, connection string) is left out of the config's repr, and its
+    value is masked in every error the store keeps (`secret_values`).
     """
-    meta = {"param": ParamSpec(key, tuple(sources), required)}
+    meta = {"param": ParamSpec(key, tuple(sources), required, secret)}
     if default is _MISSING and not required:
         default = None
     if default is _MISSING:
@@ -126,7 +136,12 @@ def parse_params(config_type: type[C], params: TriggerParams, **overrides: Any) 
             if spec.required:
                 raise ParameterError(f'missing required parameter "{spec.key}"')
             continue
-        values[name] = convert(spec.key, raw, hint)
+        try:
+            values[name] = convert(spec.key, raw, hint)
+        except ParameterError:
+            if spec.secret:
+                raise ParameterError(f'parameter "{spec.key}" is not valid (value not shown: it is a secret)') from None
+            raise
     values.update(overrides)
     return config_type(**values)
 
@@ -185,6 +200,89 @@ def parse_bool(key: str, raw: str) -> bool:
     raise ParameterError(f'parameter "{key}" value "{raw}" must be a boolean')
 
 
+def secret_field(default: Any = _MISSING) -> Any:
+    """A config field that is not a trigger parameter but holds a secret (left out of repr, masked)."""
+    if default is _MISSING:
+        return field(repr=False, metadata={"secret": True})
+    return field(default=default, repr=False, metadata={"secret": True})
+
+
+def secret_values(config: Any) -> tuple[str, ...]:
+    """Every secret a config holds, longest first, for masking.
+
+    A field is secret when declared `param(..., secret=True)` or `secret_field()`; nested dataclasses
+    (a connection, a broker) are searched too. A secret that is a URL with a password yields the
+    password (in its raw and percent-encoded spellings) and not the whole URL, so a masked message
+    still says which server it is about.
+    """
+    found: set[str] = set()
+    _collect_secrets(config, found, depth=0)
+    return tuple(sorted((s for s in found if len(s) >= 3), key=len, reverse=True))
+
+
+def _collect_secrets(value: Any, found: set[str], depth: int) -> None:
+    if depth > 4 or not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return
+    for f in dataclasses.fields(value):
+        item = getattr(value, f.name, None)
+        spec = f.metadata.get("param")
+        if (spec is not None and spec.secret) or f.metadata.get("secret"):
+            _add_secret(item, found)
+        elif dataclasses.is_dataclass(item):
+            _collect_secrets(item, found, depth + 1)
+
+
+def _add_secret(value: Any, found: set[str]) -> None:
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            _add_secret(item, found)
+        return
+    if not isinstance(value, str) or not value:
+        return
+    password = _url_password(value)
+    if password is None:
+        found.add(value)
+        found.update(_connection_string_secrets(value))
+    elif password:
+        found.update({password, urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password)})
+
+
+_SECRET_KEY_WORDS = ("key", "password", "pwd", "secret", "signature", "token")
+
+
+def _connection_string_secrets(text: str) -> set[str]:
+    """Values of secret-looking `Name=value` pairs of a `;`- or space-separated connection string
+    (Azure's `SharedAccessKey=`, `AccountKey=`; libpq's `password=`), so each is masked on its own."""
+    found = set()
+    for part in text.replace(";", " ").split():
+        name, sep, value = part.partition("=")
+        lowered = name.lower()
+        if sep and value and not lowered.endswith("name") and any(word in lowered for word in _SECRET_KEY_WORDS):
+            found.add(value.strip("'\""))
+    return found
+
+
+def _url_password(text: str) -> str | None:
+    """The password of a URL (`scheme://user:password@host`), "" for a URL without one, None otherwise."""
+    if "://" not in text or any(c.isspace() for c in text):
+        return None
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.netloc:
+        return None
+    return urllib.parse.unquote(parts.password) if parts.password else ""
+
+
+def mask(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every one of `secrets` (longest first) replaced by `***`."""
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, "***")
+    return text
+
+
 def normalize_metric_part(text: str) -> str:
     """KEDA's NormalizeString: characters an HPA metric name cannot carry become '-'."""
     for char in "/.:%()":
@@ -195,6 +293,17 @@ def normalize_metric_part(text: str) -> str:
 def metric_name(index: int, part: str) -> str:
     """The served metric name, `s<index>-<normalised scaler part>`."""
     return f"s{index}-{normalize_metric_part(part)}"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A value with an activity the scaler decided itself (None: value > activation decides)."""
+
+    value: float
+    active: bool | None = None
+
+
+ReadResult = float | Reading | ScalerError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,8 +322,8 @@ class ScalerClient(ABC, Generic[ConfigT]):
     """A connection (or pool) to one server, shared by every config with the same server key."""
 
     @abstractmethod
-    async def read(self, configs: Sequence[ConfigT]) -> list[float | ScalerError]:
-        """Values for `configs`, in order, in as few round trips as possible.
+    async def read(self, configs: Sequence[ConfigT]) -> Sequence[ReadResult]:
+        """Values (or `Reading`s) for `configs`, in order, in as few round trips as possible.
 
         A per-config failure (missing queue) is a `ScalerError` in its slot; a failure of the
         whole server (unreachable, bad password) raises `ScalerError`, after which the owner

@@ -34,7 +34,7 @@ class CronConfig:
     desired_replicas: int = param("desiredReplicas", required=True)
 
 
-def _parse(params: TriggerParams) -> CronConfig:
+def parse_config(params: TriggerParams) -> CronConfig:
     config = parse_params(CronConfig, params)
     try:
         ZoneInfo(config.timezone)
@@ -79,7 +79,7 @@ class CronScaler(Scaler[CronConfig]):
         self._clock = clock
 
     def parse(self, trigger_type: str, params: TriggerParams) -> CronConfig:
-        return _parse(params)
+        return parse_config(params)
 
     def metric(self, config: CronConfig) -> MetricSpec:
         name = f"cron-{config.timezone}-{_compact(config.start)}-{_compact(config.end)}"

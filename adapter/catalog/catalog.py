@@ -15,7 +15,7 @@ from typing import Any
 
 from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger, Resolver
 from adapter.keda.objects import InvalidObject, ObjectRef, ScaledObject, parse_scaled_object
-from scalers import Scaler
+from scalers import ScalerRegistry
 
 log = logging.getLogger("eventscale.catalog")
 
@@ -51,7 +51,7 @@ class Problem:
 
 
 class Catalog:
-    def __init__(self, registry: Mapping[str, Scaler[Any]], cluster_namespace: str = "eventscale") -> None:
+    def __init__(self, registry: ScalerRegistry, cluster_namespace: str = "eventscale") -> None:
         self._objects: dict[tuple[str, str, str], RawObject] = {}
         self._reads = _RecordingLookup(self)
         self._resolver = Resolver(self._reads, registry, cluster_namespace)

@@ -23,7 +23,7 @@ from adapter.keda.objects import (
     TriggerSpec,
     parse_trigger_authentication,
 )
-from scalers import MetricSpec, ParameterError, Scaler, TriggerParams, metric_name
+from scalers import MetricSpec, ParameterError, Scaler, ScalerRegistry, TriggerParams, metric_name
 
 MetricKey = tuple[str, str, str]  # namespace, ScaledObject name, lowercase metric name
 
@@ -96,7 +96,7 @@ def _decode_secret(secret: Mapping[str, Any], key: str) -> str | None:
 
 
 class Resolver:
-    def __init__(self, objects: ObjectLookup, registry: Mapping[str, Scaler[Any]], cluster_namespace: str) -> None:
+    def __init__(self, objects: ObjectLookup, registry: ScalerRegistry, cluster_namespace: str) -> None:
         self._objects = objects
         self._registry = registry
         self._cluster_namespace = cluster_namespace

@@ -25,14 +25,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Hashable, Iterable
+from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from adapter.catalog.resolve import MetricKey, ResolvedTrigger
 from adapter.keda.fallback import fallback_value, in_fallback
 from adapter.kube.wire import internal_error, render_value_list
-from scalers import ScalerClient, ScalerError
+from scalers import Reading, ReadResult, ScalerClient, ScalerError, mask, secret_values
 
 log = logging.getLogger("eventscale.store")
 
@@ -50,27 +50,36 @@ class MetricEntry:
     status: int = 503
     body: bytes = b""
     inflight: asyncio.Future[None] | None = field(default=None, repr=False)
+    reported_active: bool | None = None  # the scaler's own activity decision on the last read, if it made one
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # masked out of every error kept
+
+    def __post_init__(self) -> None:
+        self.secrets = secret_values(self.trigger.config)
 
     @property
     def active(self) -> bool:
-        """value > activation threshold on the last read; a failed read is never active."""
+        """The scaler's decision, else value > activation threshold; a failed read is never active."""
         metric = self.trigger.metric
-        return self.error is None and self.value is not None and metric is not None and self.value > metric.activation
+        if self.error is not None or self.value is None or metric is None:
+            return False
+        return self.reported_active if self.reported_active is not None else self.value > metric.activation
 
     @property
     def in_fallback(self) -> bool:
         return in_fallback(self.trigger.fallback, self.consecutive_failures)
 
-    def record(self, result: float | ScalerError, now: float) -> bool:
-        """Keep one read's outcome; True when the value, the error or the failure count changed."""
-        before = (self.value, self.error, self.consecutive_failures)
+    def record(self, result: ReadResult, now: float) -> bool:
+        """Keep one read's outcome; True when the value, activity, error or failure count changed."""
+        before = (self.value, self.reported_active, self.error, self.consecutive_failures)
         self.read_at = now
         if isinstance(result, ScalerError):
-            self.error = str(result)
+            self.error = mask(str(result), self.secrets)
             self.consecutive_failures += 1
         else:
-            self.value, self.error, self.consecutive_failures = result, None, 0
-        return before != (self.value, self.error, self.consecutive_failures)
+            reading = result if isinstance(result, Reading) else Reading(result)
+            self.value, self.reported_active = reading.value, reading.active
+            self.error, self.consecutive_failures = None, 0
+        return before != (self.value, self.reported_active, self.error, self.consecutive_failures)
 
     def render(self, current_replicas: int | None) -> None:
         """The bytes a metric GET answers: the value, the fallback value, or the error."""
@@ -123,13 +132,14 @@ class _Server:
             if self.client is None:
                 self.client = self.scaler.open_client(self.sample_config)
             async with asyncio.timeout(self.store.timeout):
-                results: list[float | ScalerError] = await self.client.read([e.trigger.config for e in batch])
-        except (ScalerError, TimeoutError, OSError, Exception) as exc:
-            error = _as_scaler_error(exc, self.store.timeout)
+                results: Sequence[ReadResult] = await self.client.read([e.trigger.config for e in batch])
+        except Exception as exc:  # a scaler's bug must fail this batch, not the worker
+            error = ScalerError(mask(str(_as_scaler_error(exc, self.store.timeout)),
+                                     tuple({s for e in batch for s in e.secrets})))
             log.warning("scaler=%s triggers=%d error=%r", self.name, len(batch), str(error))
             results = [error] * len(batch)
             self.stats.failed += 1
-            await self.close()
+            self.discard_client()
         self.stats.reads += 1
         self.stats.seconds += time.perf_counter() - started
         now = self.store.clock()
@@ -143,13 +153,24 @@ class _Server:
         if changed:
             self.store.notify()
 
+    def discard_client(self) -> None:
+        """Forget the client now (the next read opens a new one) and close it in the background:
+        waiting readers are answered at once, however long a stalled server takes to hang up."""
+        client, self.client = self.client, None
+        if client is not None:
+            self.store.spawn(self._close(client))
+
+    async def _close(self, client: ScalerClient[Any]) -> None:
+        try:
+            async with asyncio.timeout(self.store.timeout):
+                await client.aclose()
+        except Exception:
+            log.debug("scaler=%s close failed", self.name, exc_info=True)
+
     async def close(self) -> None:
         client, self.client = self.client, None
         if client is not None:
-            try:
-                await client.aclose()
-            except Exception:
-                log.debug("scaler=%s close failed", self.name, exc_info=True)
+            await self._close(client)
 
 
 @dataclass
@@ -223,8 +244,7 @@ class MetricStore:
         used = {e.trigger.server for e in entries.values()}
         for key in [k for k in self._servers if k not in used]:
             server = self._servers.pop(key)
-            if server.client is not None:
-                self._spawn(server.close())
+            server.discard_client()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -280,7 +300,8 @@ class MetricStore:
                 self._server(entry.trigger).request(entry)
             await asyncio.sleep(self.next_poll_in())
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task this store owns (awaited by `aclose`)."""
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -22,9 +22,10 @@ from typing import Any
 from adapter.catalog.catalog import Catalog
 from adapter.store.store import MetricStore
 from scalers.base import TriggerParams
-from scalers.rabbitmq import CONNECTION_NAME, RabbitMQScaler
-from scalers.redis import RedisScaler
-from scalers.registry import SCALERS, build_registry
+from scalers.rabbitmq.queue_config import CONNECTION_NAME
+from scalers.rabbitmq.queues import RabbitMQScaler
+from scalers.redis.lists import RedisScaler
+from scalers.registry import ScalerRegistry
 from tests.harness.rabbitmq_server import RabbitMQServer, RequestLog, tcp_connections_to
 from tests.harness.redis_servers import RedisServer, Traffic, clients
 
@@ -85,9 +86,7 @@ def _params(redis: RedisServer, i: int) -> TriggerParams:
 
 async def measure(redis: RedisServer, rabbitmq: RabbitMQServer) -> dict[str, Any]:
     requests = RequestLog()
-    scalers = tuple(RabbitMQScaler(http_request_hooks=[requests]) if isinstance(s, RabbitMQScaler) else s
-                    for s in SCALERS)
-    catalog = Catalog(build_registry(scalers))
+    catalog = Catalog(ScalerRegistry(scalers=[RabbitMQScaler(http_request_hooks=[requests])]))
     store = MetricStore(timeout=30)
     catalog.subscribe(lambda: store.sync(catalog.triggers()))
     rss_before = rss_mb()

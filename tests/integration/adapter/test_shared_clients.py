@@ -17,8 +17,9 @@ import pytest
 
 from adapter.catalog.catalog import Catalog
 from adapter.store.store import MetricStore
-from scalers.rabbitmq import CONNECTION_NAME, RabbitMQScaler
-from scalers.registry import SCALERS, build_registry
+from scalers.rabbitmq.queue_config import CONNECTION_NAME
+from scalers.rabbitmq.queues import RabbitMQScaler
+from scalers.registry import ScalerRegistry
 from tests.harness.rabbitmq_server import OTHER_VHOST, PASSWORD, USER, RabbitMQServer, RequestLog
 from tests.harness.redis_servers import ACL_PASSWORD, ACL_USER, RedisServer, Traffic, clients
 
@@ -73,9 +74,7 @@ def requests() -> RequestLog:
 
 @pytest.fixture
 async def adapter_parts(requests: RequestLog) -> Any:
-    scalers = tuple(RabbitMQScaler(http_request_hooks=[requests]) if isinstance(s, RabbitMQScaler) else s
-                    for s in SCALERS)
-    catalog = Catalog(build_registry(scalers))
+    catalog = Catalog(ScalerRegistry(scalers=[RabbitMQScaler(http_request_hooks=[requests])]))
     store = MetricStore(timeout=10)
     catalog.subscribe(lambda: store.sync(catalog.triggers()))
     yield catalog, store

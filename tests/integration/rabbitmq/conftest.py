@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from scalers.base import ScalerClient, TriggerParams
-from scalers.rabbitmq import RabbitMQConfig, RabbitMQScaler
+from scalers.rabbitmq.queue_config import RabbitMQConfig
+from scalers.rabbitmq.queues import RabbitMQScaler
 from tests.harness.rabbitmq_server import RabbitMQServer, RequestLog, Traffic
 
 Parse = Callable[..., RabbitMQConfig]

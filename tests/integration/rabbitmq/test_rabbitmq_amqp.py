@@ -14,7 +14,8 @@ from urllib.parse import quote
 import pytest
 
 from scalers.base import ScalerClient, ScalerError
-from scalers.rabbitmq import CONNECTION_NAME, RabbitMQConfig, RabbitMQScaler
+from scalers.rabbitmq.queue_config import CONNECTION_NAME, RabbitMQConfig
+from scalers.rabbitmq.queues import RabbitMQScaler
 from tests.harness.ports import free_port
 from tests.harness.rabbitmq_server import OTHER_VHOST, PASSWORD, RabbitMQServer, no_secret, tcp_connections_to
 

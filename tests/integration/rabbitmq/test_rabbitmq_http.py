@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
-from scalers._rabbitmq_http import HTTP_MAX_CONNECTIONS
 from scalers.base import ScalerClient, ScalerError
-from scalers.rabbitmq import RabbitMQConfig, RabbitMQScaler
+from scalers.rabbitmq.management_client import HTTP_MAX_CONNECTIONS
+from scalers.rabbitmq.queue_config import RabbitMQConfig
+from scalers.rabbitmq.queues import RabbitMQScaler
 from tests.harness.ports import free_port
 from tests.harness.rabbitmq_server import (
     OTHER_VHOST,

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from scalers._redis_read import RedisClient
 from scalers.base import TriggerParams
-from scalers.redis import RedisListConfig, RedisScaler
-from scalers.redis_streams import RedisStreamsConfig, RedisStreamsScaler
+from scalers.redis.lists import RedisListConfig, RedisScaler
+from scalers.redis.pipeline import RedisClient
+from scalers.redis.streams import RedisStreamsConfig, RedisStreamsScaler
 from tests.harness.redis_servers import RedisClusterServers, RedisSentinelSetup
 from tests.harness.tls import TLSMaterial
 

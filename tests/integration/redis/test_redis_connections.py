@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from scalers._redis_connection import CLIENT_NAME, POOL_SIZE
-from scalers._redis_read import KEYS_PER_CALL
 from scalers.base import ScalerError
-from scalers.redis import RedisScaler
+from scalers.redis.connection import CLIENT_NAME, POOL_SIZE
+from scalers.redis.lists import RedisScaler
+from scalers.redis.pipeline import KEYS_PER_CALL
 from tests.harness.redis_servers import (
     ACL_PASSWORD,
     ACL_USER,

@@ -19,7 +19,7 @@ from adapter.catalog.catalog import Catalog
 from adapter.controller.activity_client import ActivityClient
 from adapter.keda.activity import Key
 from adapter.store.store import MetricStore
-from scalers import MetricSpec, Scaler, ScalerClient, ScalerError, TriggerParams, param, parse_params
+from scalers import MetricSpec, Scaler, ScalerClient, ScalerError, ScalerRegistry, TriggerParams, param, parse_params
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +68,7 @@ class World:
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
     values: dict[str, float | ScalerError] = {"q": 0}
-    catalog, store = Catalog({"gauge": GaugeScaler(values)}), MetricStore()
+    catalog, store = Catalog(ScalerRegistry(entries=(), scalers=[GaugeScaler(values)])), MetricStore()
     catalog.subscribe(lambda: store.sync(catalog.triggers()))
     feed = ActivityFeed(catalog, store)
     catalog.replace_all([({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",

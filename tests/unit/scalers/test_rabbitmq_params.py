@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from scalers.base import ParameterError, TriggerParams
-from scalers.rabbitmq import QueueStats, RabbitMQConfig, RabbitMQScaler, aggregate, metric_value
+from scalers.rabbitmq.queue_config import QueueStats, RabbitMQConfig, aggregate, metric_value
+from scalers.rabbitmq.queues import RabbitMQScaler
 from tests.harness.tls import TLSMaterial
 
 SCALER = RabbitMQScaler()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from scalers.base import ParameterError, TriggerParams
-from scalers.redis import RedisScaler
+from scalers.redis.lists import RedisScaler
 
 SCALER = RedisScaler()
 A = {"listName": "jobs", "address": "redis:6379"}

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from scalers._redis_read import Probe
 from scalers.base import ParameterError, TriggerParams
-from scalers.redis import RedisScaler
-from scalers.redis_streams import RedisStreamsScaler
+from scalers.redis.lists import RedisScaler
+from scalers.redis.pipeline import Probe
+from scalers.redis.streams import RedisStreamsScaler
 
 SCALER = RedisStreamsScaler()
 S = {"stream": "orders", "address": "redis:6379"}

@@ -14,7 +14,7 @@ from typing import Any
 
 from adapter.catalog.catalog import Catalog
 from adapter.store.store import MetricStore
-from scalers import MetricSpec, Scaler, ScalerClient, ScalerError, TriggerParams, param, parse_params
+from scalers import MetricSpec, Scaler, ScalerClient, ScalerError, ScalerRegistry, TriggerParams, param, parse_params
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +76,7 @@ def scaled_object(name: str, server: str, key: str, cached: bool = False, interv
 
 
 def setup(world: World, *objects: dict[str, Any], **store_args: Any) -> tuple[Catalog, MetricStore]:
-    catalog = Catalog({"counter": CounterScaler(world)})
+    catalog = Catalog(ScalerRegistry(entries=(), scalers=[CounterScaler(world)]))
     store = MetricStore(**store_args)
     catalog.subscribe(lambda: store.sync(catalog.triggers()))
     catalog.replace_all([(o, "t") for o in objects])

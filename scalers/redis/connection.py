@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
@@ -28,8 +28,18 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import NoBackoff
 
-from scalers._tls import TLSSettings, client_context
-from scalers.base import ParameterError, Source, TriggerParams, param, parse_params
+from scalers.base import (
+    ALL_SOURCES,
+    AUTH_ONLY,
+    METADATA_ONLY,
+    ParameterError,
+    Source,
+    TriggerParams,
+    param,
+    parse_params,
+    secret_field,
+)
+from scalers.tls import TLSSettings, client_context
 
 Kind = Literal["standalone", "cluster", "sentinel"]
 
@@ -41,10 +51,7 @@ CLIENT_NAME = "eventscale"
 # (redis-py skips that check on RESP3 connections that may carry maintenance notifications).
 PROTOCOL = 2
 
-METADATA_ONLY = (Source.METADATA,)
-_ADDRESS_SOURCES = (Source.METADATA, Source.AUTH, Source.ENV)
 _CREDENTIAL_SOURCES = (Source.METADATA, Source.ENV, Source.AUTH)
-_AUTH_ONLY = (Source.AUTH,)
 
 NO_ADDRESS = (
     "no addresses or hosts given. address should be a comma separated list of host:port "
@@ -59,25 +66,25 @@ UNEQUAL_HOSTS_PORTS = (
 class _ConnectionParams:
     """The raw connection keys, with KEDA's per-key sources."""
 
-    address: str | None = param("address", sources=_ADDRESS_SOURCES)
-    addresses: str | None = param("addresses", sources=_ADDRESS_SOURCES)
+    address: str | None = param("address", sources=ALL_SOURCES)
+    addresses: str | None = param("addresses", sources=ALL_SOURCES)
     host: str | None = param("host", sources=_CREDENTIAL_SOURCES)
     hosts: str | None = param("hosts", sources=_CREDENTIAL_SOURCES)
     port: str | None = param("port", sources=_CREDENTIAL_SOURCES)
     ports: str | None = param("ports", sources=_CREDENTIAL_SOURCES)
     username: str | None = param("username", sources=_CREDENTIAL_SOURCES)
     password: str | None = param("password", sources=_CREDENTIAL_SOURCES, secret=True)
-    sentinel_username: str | None = param("sentinelUsername", sources=_ADDRESS_SOURCES)
-    sentinel_password: str | None = param("sentinelPassword", sources=_ADDRESS_SOURCES, secret=True)
-    sentinel_master: str | None = param("sentinelMaster", sources=_ADDRESS_SOURCES)
+    sentinel_username: str | None = param("sentinelUsername", sources=ALL_SOURCES)
+    sentinel_password: str | None = param("sentinelPassword", sources=ALL_SOURCES, secret=True)
+    sentinel_master: str | None = param("sentinelMaster", sources=ALL_SOURCES)
     database_index: int = param("databaseIndex", default=0, sources=METADATA_ONLY)
     enable_tls: bool | None = param("enableTLS", sources=METADATA_ONLY)
-    tls: Literal["enable", "disable"] | None = param("tls", sources=_AUTH_ONLY)
+    tls: Literal["enable", "disable"] | None = param("tls", sources=AUTH_ONLY)
     unsafe_ssl: bool = param("unsafeSsl", default=False, sources=METADATA_ONLY)
-    ca: str | None = param("ca", sources=_AUTH_ONLY)
-    cert: str | None = param("cert", sources=_AUTH_ONLY)
-    key: str | None = param("key", sources=_AUTH_ONLY, secret=True)
-    key_password: str | None = param("keyPassword", sources=_AUTH_ONLY, secret=True)
+    ca: str | None = param("ca", sources=AUTH_ONLY)
+    cert: str | None = param("cert", sources=AUTH_ONLY)
+    key: str | None = param("key", sources=AUTH_ONLY, secret=True)
+    key_password: str | None = param("keyPassword", sources=AUTH_ONLY, secret=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,10 +95,10 @@ class RedisConnection:
     addresses: tuple[tuple[str, int], ...]
     database_index: int = 0
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: str | None = secret_field(None)
     sentinel_master: str | None = None
     sentinel_username: str | None = None
-    sentinel_password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = secret_field(None)
     tls: TLSSettings | None = None
 
     def describe(self) -> str:
@@ -103,11 +110,6 @@ class RedisConnection:
             return f'redis sentinel master "{self.sentinel_master}" via {where}'
         return f"redis {where}"
 
-    def secrets(self) -> tuple[str, ...]:
-        """The values an error message must never contain."""
-        tls = self.tls or TLSSettings()
-        values = (self.password, self.sentinel_password, tls.key, tls.key_password)
-        return tuple(value for value in values if value)
 
 
 def kind_of(trigger_type: str) -> Kind:

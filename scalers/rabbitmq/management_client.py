@@ -16,9 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
-from scalers._tls import client_context
 from scalers.base import ScalerClient, ScalerError
-from scalers.rabbitmq import (
+from scalers.rabbitmq.queue_config import (
     Broker,
     QueueStats,
     RabbitMQConfig,
@@ -28,6 +27,7 @@ from scalers.rabbitmq import (
     metric_value,
     queue_pattern,
 )
+from scalers.tls import client_context
 
 HTTP_MAX_CONNECTIONS = 4
 LISTING_COLUMNS = (

@@ -17,9 +17,9 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from scalers._tls import client_context
 from scalers.base import ScalerClient, ScalerError
-from scalers.rabbitmq import CONNECTION_NAME, Broker, QueueStats, RabbitMQConfig, describe, metric_value
+from scalers.rabbitmq.queue_config import CONNECTION_NAME, Broker, QueueStats, RabbitMQConfig, describe, metric_value
+from scalers.tls import client_context
 
 AMQP_HEARTBEAT = 30
 

@@ -24,9 +24,9 @@ from redis.asyncio.sentinel import MasterNotFoundError
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
-from scalers._redis_connection import RedisConnection, RedisHandle
-from scalers._tls import TLSMaterialError
-from scalers.base import ScalerClient, ScalerError
+from scalers.base import ScalerClient, ScalerError, mask, secret_values
+from scalers.redis.connection import RedisConnection, RedisHandle
+from scalers.tls import TLSMaterialError
 
 Measure = Literal["length", "stream-length", "pending", "lag"]
 
@@ -101,6 +101,7 @@ class RedisClient(ScalerClient[T]):
 
     def __init__(self, connection: RedisConnection) -> None:
         self._connection = connection
+        self._secrets = secret_values(connection)
         self._handle = RedisHandle(connection)
         self._lock = asyncio.Lock()  # one read at a time: a read never needs a second connection
 
@@ -174,10 +175,7 @@ class RedisClient(ScalerClient[T]):
         return self._error(f"{key}: unexpected answer {text}")
 
     def _error(self, message: str) -> ScalerError:
-        text = f"{self._connection.describe()}: {message}"
-        for secret in self._connection.secrets():
-            text = text.replace(secret, "***")
-        return ScalerError(text)
+        return ScalerError(mask(f"{self._connection.describe()}: {message}", self._secrets))
 
 
 def _failure(error: BaseException) -> str:

@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalers.base import secret_field
+
 
 @dataclass(frozen=True, kw_only=True)
 class TLSSettings:
@@ -25,8 +27,8 @@ class TLSSettings:
 
     ca: str | None = field(default=None, repr=False)
     cert: str | None = field(default=None, repr=False)
-    key: str | None = field(default=None, repr=False)
-    key_password: str | None = field(default=None, repr=False)
+    key: str | None = secret_field(None)
+    key_password: str | None = secret_field(None)
     unsafe_ssl: bool = False
 
 

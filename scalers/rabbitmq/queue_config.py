@@ -1,14 +1,13 @@
-"""rabbitmq: queue length and message rates of RabbitMQ queues (KEDA's `rabbitmq` trigger).
+"""rabbitmq: the trigger's keys and KEDA's rules for them, the typed config and its broker.
 
-This module is the scaler's public surface: the trigger's keys and KEDA's rules for them, the
-typed config and server key, the metric, and each mode's value from a queue's statistics. The
-two ways in, chosen as in KEDA by `protocol` or the host URL's scheme, are private clients:
+The two ways in, chosen as in KEDA by `protocol` or the host URL's scheme, are the clients in
+`amqp_client` and `management_client`; `queues` is the scaler that ties them together:
 
-* AMQP (`amqp://`, `amqps://`; `_rabbitmq_amqp`): the ready-message count from a passive queue
-  declare, over one connection and one channel per broker.
-* HTTP (`http://`, `https://`; `_rabbitmq_http`): ONE management API queue listing per vhost per
-  read answers every config of that vhost, exact names by lookup and `useRegex` patterns
-  (matched like the API does: case-insensitive search) aggregated with `operation`.
+* AMQP (`amqp://`, `amqps://`): the ready-message count from a passive queue declare, over one
+  connection and one channel per broker.
+* HTTP (`http://`, `https://`): ONE management API queue listing per vhost per read answers
+  every config of that vhost, exact names by lookup and `useRegex` patterns (matched like the API
+  does: case-insensitive search) aggregated with `operation`.
 
 Configs that share a broker (scheme, address, credentials, TLS; for AMQP also the vhost) have
 equal `Broker`s, the server key, and so share one client. Every message names the broker as a
@@ -28,26 +27,28 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
-from urllib.parse import SplitResult, quote, quote_plus, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 import httpx
 
-from scalers._tls import TLSMaterialError, TLSSettings, client_context
 from scalers.base import (
     ALL_SOURCES,
+    AUTH_ONLY,
+    METADATA_ONLY,
+    METADATA_OR_AUTH,
     SECRET_SOURCES,
-    MetricSpec,
     ParameterError,
-    Scaler,
-    ScalerClient,
     ScalerError,
-    Source,
     TriggerParams,
+    mask,
     param,
     parse_params,
+    secret_field,
+    secret_values,
 )
+from scalers.tls import TLSMaterialError, TLSSettings, client_context
 
 Mode = Literal[
     "QueueLength", "MessageRate", "DeliverGetRate", "PublishedToDeliveredRatio",
@@ -62,9 +63,6 @@ DEFAULT_HTTP_TIMEOUT_MS = 3000
 AMQP_TIMEOUT = 5.0
 ACTIVE_STEP = 0.001
 CONNECTION_NAME = "eventscale"  # how the broker lists the AMQP client's connections
-_METADATA = (Source.METADATA,)
-_METADATA_AUTH = (Source.METADATA, Source.AUTH)
-_AUTH = (Source.AUTH,)
 _DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "http": 80, "https": 443}
 _PROTOCOLS: dict[str, Protocol] = {"amqp": "amqp", "amqps": "amqp", "http": "http", "https": "http"}
 
@@ -73,30 +71,30 @@ _PROTOCOLS: dict[str, Protocol] = {"amqp": "amqp", "amqps": "amqp", "http": "htt
 class _RawParams:
     """The trigger's keys as KEDA reads them, before cross-field rules."""
 
-    queue_name: str = param("queueName", required=True, sources=_METADATA)
+    queue_name: str = param("queueName", required=True, sources=METADATA_ONLY)
     mode: (
         Literal["QueueLength", "MessageRate", "DeliverGetRate", "PublishedToDeliveredRatio",
                 "ExpectedQueueConsumptionTime"] | None
-    ) = param("mode", sources=_METADATA)
-    value: float | None = param("value", sources=_METADATA)
-    activation_value: float = param("activationValue", default=0.0, sources=_METADATA)
-    queue_length: float | None = param("queueLength", sources=_METADATA)
+    ) = param("mode", sources=METADATA_ONLY)
+    value: float | None = param("value", sources=METADATA_ONLY)
+    activation_value: float = param("activationValue", default=0.0, sources=METADATA_ONLY)
+    queue_length: float | None = param("queueLength", sources=METADATA_ONLY)
     host: str = param("host", required=True, sources=ALL_SOURCES, secret=True)
-    protocol: Literal["auto", "amqp", "http"] = param("protocol", default="auto", sources=_METADATA_AUTH)
-    vhost_name: str | None = param("vhostName", sources=_METADATA_AUTH)
-    use_regex: bool = param("useRegex", default=False, sources=_METADATA)
-    operation: Literal["sum", "avg", "max"] = param("operation", default="sum", sources=_METADATA)
-    exclude_unacknowledged: bool = param("excludeUnacknowledged", default=False, sources=_METADATA)
-    page_size: int = param("pageSize", default=100, sources=_METADATA)
-    timeout_ms: int | None = param("timeout", sources=_METADATA)
-    unsafe_ssl: bool = param("unsafeSsl", default=False, sources=_METADATA)
+    protocol: Literal["auto", "amqp", "http"] = param("protocol", default="auto", sources=METADATA_OR_AUTH)
+    vhost_name: str | None = param("vhostName", sources=METADATA_OR_AUTH)
+    use_regex: bool = param("useRegex", default=False, sources=METADATA_ONLY)
+    operation: Literal["sum", "avg", "max"] = param("operation", default="sum", sources=METADATA_ONLY)
+    exclude_unacknowledged: bool = param("excludeUnacknowledged", default=False, sources=METADATA_ONLY)
+    page_size: int = param("pageSize", default=100, sources=METADATA_ONLY)
+    timeout_ms: int | None = param("timeout", sources=METADATA_ONLY)
+    unsafe_ssl: bool = param("unsafeSsl", default=False, sources=METADATA_ONLY)
     username: str | None = param("username", sources=SECRET_SOURCES, secret=True)
     password: str | None = param("password", sources=SECRET_SOURCES, secret=True)
-    tls: Literal["enable", "disable"] = param("tls", default="disable", sources=_AUTH)
-    ca: str | None = param("ca", sources=_AUTH, secret=True)
-    cert: str | None = param("cert", sources=_AUTH, secret=True)
-    key: str | None = param("key", sources=_AUTH, secret=True)
-    key_password: str | None = param("keyPassword", sources=_AUTH, secret=True)
+    tls: Literal["enable", "disable"] = param("tls", default="disable", sources=AUTH_ONLY)
+    ca: str | None = param("ca", sources=AUTH_ONLY, secret=True)
+    cert: str | None = param("cert", sources=AUTH_ONLY, secret=True)
+    key: str | None = param("key", sources=AUTH_ONLY, secret=True)
+    key_password: str | None = param("keyPassword", sources=AUTH_ONLY, secret=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +108,7 @@ class Broker:
     path: str = ""  # HTTP: the path in front of the management API (a reverse-proxy prefix)
     vhost: str | None = None  # AMQP only: a connection belongs to one vhost
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: str | None = secret_field(None)
     tls: TLSSettings | None = None
     timeout: float = AMQP_TIMEOUT  # seconds per HTTP request or AMQP connect
 
@@ -121,11 +119,8 @@ class Broker:
         return f"{self.scheme}://{user}{host}:{self.port}{tail}"
 
     def mask(self, text: str) -> str:
-        """`text` without this broker's password, in any spelling a library might print."""
-        if self.password:
-            for spelling in {self.password, quote(self.password, safe=""), quote_plus(self.password)}:
-                text = text.replace(spelling, "***")
-        return re.sub(r"([^\s/:@]+):([^\s/:@]+)@", r"\1:***@", text)
+        """`text` without this broker's password, and without the password of any URL a library printed."""
+        return re.sub(r"([^\s/:@]+):([^\s/:@]+)@", r"\1:***@", mask(text, secret_values(self)))
 
     def error(self, what: str) -> ScalerError:
         """A ScalerError naming this broker (masked), with any password in `what` masked too."""
@@ -333,38 +328,3 @@ def describe(exc: BaseException) -> str:
     """`Type: detail`; pika's connection errors carry their cause in args, not in str()."""
     text = str(exc).strip() or ", ".join(repr(arg) for arg in exc.args)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-# -- the scaler -----------------------------------------------------------------------------
-
-
-class RabbitMQScaler(Scaler[RabbitMQConfig]):
-    """`http_request_hooks` are given to every management API client (tests count requests)."""
-
-    types = ("rabbitmq",)
-
-    def __init__(self, http_request_hooks: Sequence[RequestHook] = ()) -> None:
-        self._hooks = tuple(http_request_hooks)
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> RabbitMQConfig:
-        return parse_config(params)
-
-    def metric(self, config: RabbitMQConfig) -> MetricSpec:
-        return MetricSpec(
-            name=f"rabbitmq-{quote_plus(config.queue_name, safe='')}",
-            target=config.value,
-            activation=config.activation_value,
-        )
-
-    def server_key(self, config: RabbitMQConfig) -> Broker:
-        return config.broker
-
-    def open_client(self, config: RabbitMQConfig) -> ScalerClient[RabbitMQConfig]:
-        # Imported here: the clients import this module's config, broker and values.
-        if config.broker.protocol == "amqp":
-            from scalers._rabbitmq_amqp import AmqpClient
-
-            return AmqpClient(config.broker)
-        from scalers._rabbitmq_http import ManagementClient
-
-        return ManagementClient(config.broker, self._hooks)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scalers._redis_connection import METADATA_ONLY, RedisConnection, parse_connection
-from scalers._redis_read import Probe, RedisClient
-from scalers.base import MetricSpec, Scaler, TriggerParams, param, parse_params
+from scalers.base import METADATA_ONLY, MetricSpec, Scaler, TriggerParams, param, parse_params
+from scalers.redis.connection import RedisConnection, parse_connection
+from scalers.redis.pipeline import Probe, RedisClient
 
 
 @dataclass(frozen=True, kw_only=True)
