@@ -6,11 +6,14 @@ that hands a scaler `ca`, `cert`, `key` or `keyPassword` uses one `TLSMaterial`:
 as a client (redis cluster nodes and sentinels connect to each other with it), and a client
 certificate whose key also comes encrypted with `KEY_PASSWORD`. Servers read files, so
 `write_server_files` puts the CA and the server pair into a directory, the key readable by its
-owner only.
+owner only; `client_context` gives a test's own client an `ssl.SSLContext` that trusts the CA
+and, when asked, presents the client certificate.
 """
 
 from __future__ import annotations
 
+import ssl
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -68,3 +71,14 @@ class TLSMaterial:
         files.cert.write_text(self.server_cert_pem)
         write_private(files.key, self.server_key_pem.encode())
         return files
+
+    def client_context(self, *, certificate: bool = False) -> ssl.SSLContext:
+        """A client context trusting the CA; with `certificate`, presenting the client certificate."""
+        context = ssl.create_default_context(cadata=self.ca_pem)
+        if certificate:  # ssl loads a certificate chain from files only
+            with tempfile.TemporaryDirectory(prefix="client-tls-") as directory:
+                cert, key = Path(directory) / "client.pem", Path(directory) / "client.key"
+                cert.write_text(self.client_cert_pem)
+                write_private(key, self.client_key_pem.encode())
+                context.load_cert_chain(cert, key)
+        return context
