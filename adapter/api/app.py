@@ -7,7 +7,7 @@ ScaledObject by the requirement the HPA sends, find the trigger by case-insensit
 and send the bytes the metric store rendered when the value last changed. Everything else goes
 to the FastAPI routes in `routes`.
 
-This module knows the catalog and the store through small interfaces; it never talks to a
+This module reads the catalog and the store; it never talks to a
 scaler.
 """
 
