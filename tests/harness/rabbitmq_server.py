@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -184,11 +184,21 @@ log.file.level = warning
 
     def wait_connections(self, name: str, count: int, timeout: float = 15.0) -> int:
         """Poll until the broker lists `count` connections named `name`; return the last count."""
+        return self._wait_count(lambda: len(self.connections(name)), count, timeout)
+
+    def wait_channels(self, connection_name: str, count: int, timeout: float = 15.0) -> int:
+        """Poll until the connections named `connection_name` list `count` channels in all. The
+        management database learns of a channel at its next statistics collection, so a channel
+        open for milliseconds may not be listed yet."""
+        return self._wait_count(lambda: len(self.channels(connection_name)), count, timeout)
+
+    @staticmethod
+    def _wait_count(count_now: Callable[[], int], count: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
-        seen = len(self.connections(name))
+        seen = count_now()
         while seen != count and time.monotonic() < deadline:
             time.sleep(0.2)
-            seen = len(self.connections(name))
+            seen = count_now()
         return seen
 
     @contextmanager

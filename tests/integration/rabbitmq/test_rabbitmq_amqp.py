@@ -67,7 +67,7 @@ async def test_missing_queue_fails_only_its_slot(rabbitmq: RabbitMQServer, prefi
             assert f'queue "{prefix}{name}" not found in vhost "/"' in text
             assert f"amqp://{rabbitmq.user}:***@127.0.0.1:{rabbitmq.amqp_port}/%2F" in text
     assert rabbitmq.wait_connections(CONNECTION_NAME, 1) == 1
-    assert len(rabbitmq.channels(CONNECTION_NAME)) == 1
+    assert rabbitmq.wait_channels(CONNECTION_NAME, 1) == 1
 
 
 async def test_wrong_password_names_the_broker_not_the_secret(rabbitmq: RabbitMQServer, parse: Parse,
@@ -144,7 +144,7 @@ async def test_thousand_configs_one_connection_one_channel(rabbitmq: RabbitMQSer
         values = await client.read(configs)
         assert values == [float(queues[names[i % 50]]) for i in range(1000)]
     assert rabbitmq.wait_connections(CONNECTION_NAME, 1) == 1
-    assert len(rabbitmq.channels(CONNECTION_NAME)) == 1
+    assert rabbitmq.wait_channels(CONNECTION_NAME, 1) == 1
 
 
 async def test_open_read_close_cycles_and_failures_leave_nothing(rabbitmq: RabbitMQServer, prefix: str,
