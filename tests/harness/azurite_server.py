@@ -2,15 +2,18 @@
 
 There is no Azure here; Azurite is Microsoft's own emulator of the Storage REST APIs, so the
 real SDKs (`azure-storage-queue`, `azure-storage-blob`) talk to it as to an account, signing
-every request with the account key (a wrong key is refused with 403).
-`AzuriteServer` runs one Azurite process with blob, queue and table services on free loopback
-ports, keeping data in memory, accepting any API version the SDK sends, with telemetry off. The
-account is Azurite's well-known development account, `devstoreaccount1`, reached with path-style
-URLs (`http://127.0.0.1:PORT/devstoreaccount1`) that `connection_string()` names.
+every request with the account key (a wrong key is refused with 403). `AzuriteServer` runs one
+Azurite process with blob, queue and table services on free loopback ports, keeping data in
+memory and accepting any API version the SDK sends. The account is Azurite's well-known
+development account, `devstoreaccount1`, reached with path-style URLs
+(`http://127.0.0.1:PORT/devstoreaccount1`) that `connection_string()` names.
 
 Azurite comes from npm: `ensure_azurite()` installs the pinned version with the machine's npm
 into the user's cache (~/.cache/eventscale/azurite/VERSION) once, under a file lock, and later
-runs find it there. The helpers use the SDKs' asyncio clients.
+runs find it there. The pin is 3.33.0, the last release before Azurite took on a telemetry
+library, which later releases load even with telemetry off: that costs them several seconds per
+start and three times the disk, and they ask for Node 22 where 3.33.0 asks for Node 10 or later.
+The helpers use the SDKs' asyncio clients.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
 from tests.harness.server_process import ServerContext, ServerProcess
 
-AZURITE_VERSION = "3.37.0"
+AZURITE_VERSION = "3.33.0"
 START_TIMEOUT = 60.0
 INSTALL_TIMEOUT = 900.0
 ACCOUNT_NAME = "devstoreaccount1"
@@ -115,7 +118,7 @@ class AzuriteServer(ServerContext):
     def start(self) -> None:
         entry_point = ensure_azurite()
         command = ["node", str(entry_point), "--inMemoryPersistence", "--extentMemoryLimit", "256",
-                   "--skipApiVersionCheck", "--disableTelemetry", "--silent",
+                   "--skipApiVersionCheck", "--silent",
                    "--blobHost", HOST, "--blobPort", str(self.blob_port),
                    "--queueHost", HOST, "--queuePort", str(self.queue_port),
                    "--tableHost", HOST, "--tablePort", str(self.table_port)]
