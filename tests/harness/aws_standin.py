@@ -38,7 +38,7 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 ADMIN_USER = "harness-admin"
 USER = "scaler"
-USER_ACTIONS = ("sqs:*", "cloudwatch:*")
+USER_ACTIONS = ("sqs:*", "cloudwatch:*", "monitoring:*")  # moto names CloudWatch actions by its endpoint
 HOST = "127.0.0.1"
 
 
@@ -59,6 +59,7 @@ class AwsStandIn(ServerContext):
         self.region, self.account_id = REGION, ACCOUNT_ID
         self._admin: AwsCredentials | None = None
         self._credentials: AwsCredentials | None = None
+        self._session = get_session()  # one session: service models are loaded once
         self._server = ServerProcess("moto_server", self.directory)
 
     @property
@@ -105,7 +106,7 @@ class AwsStandIn(ServerContext):
         unless given other credentials."""
         key = credentials or self._admin
         assert key is not None, "start() first"
-        async with get_session().create_client(
+        async with self._session.create_client(
             service, region_name=REGION, endpoint_url=self.endpoint_url,
             aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret_access_key,
         ) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
@@ -56,3 +57,14 @@ async def test_bad_credentials_are_refused(aws_standin: AwsStandIn, credentials:
         await aws_standin.queue_attributes(url, key)
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert code in str(refused.value)  # moto answers these in XML, so botocore's Code is just "403"
+
+
+async def test_the_scaler_user_reads_back_a_cloudwatch_metric(aws_standin: AwsStandIn) -> None:
+    namespace, now = f"App{uuid.uuid4().hex[:6]}", datetime.now(UTC)
+    query = {"Id": "jobs", "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": "Jobs"},
+                                          "Period": 60, "Stat": "Maximum"}}
+    async with aws_standin.client("cloudwatch", aws_standin.credentials) as cloudwatch:
+        await cloudwatch.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "Jobs", "Value": 7.0}])
+        response = await cloudwatch.get_metric_data(MetricDataQueries=[query], StartTime=now - timedelta(minutes=5),
+                                                    EndTime=now + timedelta(minutes=5))
+    assert [result["Values"] for result in response["MetricDataResults"]] == [[7.0]]
