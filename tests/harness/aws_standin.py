@@ -1,10 +1,13 @@
 """An AWS stand-in for the aws-sqs-queue (and later CloudWatch) scalers' tests: moto's server mode.
 
-There is no AWS here. `AwsStandIn` runs moto's server (the `moto[server]` dev dependency) as a
-child process on a free loopback port: one HTTP endpoint that answers the AWS query and JSON
-protocols of every service moto emulates (SQS, CloudWatch, IAM, STS, ...) for the account
-123456789012. It is a stand-in, not AWS: it keeps everything in memory and is only as faithful
-as moto is.
+There is no AWS here. `AwsStandIn` runs moto's server (the `moto` dev dependency, with flask for
+its server mode) as a child process on a free loopback port: one HTTP endpoint that answers the
+AWS query and JSON protocols of every service moto emulates (SQS, CloudWatch, IAM, STS, ...) for
+the account 123456789012. It is a stand-in, not AWS: it keeps everything in memory and is only
+as faithful as moto is. Two differences tests meet: a refused request to a JSON-protocol service
+(SQS, CloudWatch) is answered in XML, so botocore's error code is the HTTP status ("403") and
+the AWS code (e.g. InvalidClientTokenId) is only in the message; and moto names CloudWatch's
+IAM actions `monitoring:*` where AWS says `cloudwatch:*`.
 
 Unlike moto's default, it checks every request's SigV4 signature against IAM: at start-up the
 harness creates an administrator user, switches authentication on, and then creates the user

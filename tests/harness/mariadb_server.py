@@ -37,10 +37,11 @@ SERVICE_USER = "mysql"
 START_TIMEOUT = 60.0
 USER, PASSWORD, DATABASE = "scaler", "My-Pa55word-s3cret", "eventscale"
 HOST = "127.0.0.1"
+_SIZES = ["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M"]  # small and quick to create
 _OPTIONS = [
+    *_SIZES,
     "--skip-name-resolve",
     "--skip-log-bin",
-    "--innodb-buffer-pool-size=32M",
     "--innodb-flush-log-at-trx-commit=0",
     "--innodb-doublewrite=0",
     "--performance-schema=0",
@@ -73,7 +74,7 @@ class MariaDBServer(ServerContext):
     def _install_data_dir(self) -> None:
         hand_over(self.directory, SERVICE_USER)
         command = [str(INSTALL_DB), "--no-defaults", f"--datadir={self.data_dir}", f"--user={SERVICE_USER}",
-                   "--skip-test-db", "--skip-name-resolve"]
+                   "--skip-test-db", "--skip-name-resolve", *_SIZES]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"mariadb-install-db failed (exit {result.returncode}): "

@@ -17,7 +17,6 @@ import shutil
 import sysconfig
 import tempfile
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,7 +186,6 @@ class NatsCluster:
                        routes=[other for other in cluster_ports if other != port])
             for index, port in enumerate(cluster_ports)
         ]
-        self._stack = ExitStack()
 
     @property
     def urls(self) -> str:
@@ -198,13 +196,16 @@ class NatsCluster:
         return JetStreamAdmin(tuple(node.url for node in self.nodes))
 
     def __enter__(self) -> NatsCluster:
-        with ExitStack() as stack:
+        try:
             for node in self.nodes:
-                stack.enter_context(node)
+                node.start()
             for node in self.nodes:
                 node.wait_healthy()
-            self._stack = stack.pop_all()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+        for node in self.nodes:  # every node, started or not, so no directory is left behind
+            node.stop()
