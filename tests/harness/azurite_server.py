@@ -18,19 +18,17 @@ The helpers use the SDKs' asyncio clients.
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from tests.cluster.build import cache_root
+from tests.cluster.build import cache_root, locked
 from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
 from tests.harness.server_process import ServerContext, ServerProcess
@@ -58,7 +56,7 @@ def ensure_azurite() -> Path:
     if stamp.exists():
         return _entry_point(target)
     ensure_packages("npm", ["npm"])
-    with _locked(target.parent / ".lock"):
+    with locked(target.parent / ".lock"):
         if not stamp.exists():  # nobody installed it while we waited
             _npm_install(target)
             stamp.write_text(AZURITE_VERSION)
@@ -73,17 +71,6 @@ def _npm_install(target: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False)
     if result.returncode != 0 or not _entry_point(target).exists():
         raise RuntimeError(f"{' '.join(command)} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class AzuriteServer(ServerContext):
