@@ -17,6 +17,8 @@ from tests.harness.rabbitmq_server import OTHER_VHOST, RabbitMQServer
 from tests.harness.redis_servers import RedisServer
 from tests.harness.tls import TLSMaterial
 
+pytest_plugins = ["tests.harness.session_servers"]
+
 
 @pytest.fixture(scope="session")
 def tls_material() -> TLSMaterial:

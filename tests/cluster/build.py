@@ -125,7 +125,8 @@ def _say(message: str) -> None:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created with its folder) for the block."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -171,7 +172,7 @@ def ensure_binaries(force: bool = False) -> Path:
     target = bin_dir(k8s)
     if not force and is_built(k8s):
         return target
-    with _locked(target.parent / ".lock"):
+    with locked(target.parent / ".lock"):
         if not force and is_built(k8s):  # another process built it while we waited
             return target
         _build(k8s, target)
