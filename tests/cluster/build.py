@@ -105,7 +105,7 @@ def _stamp(k8s: str) -> str:
     )
 
 
-def _go() -> str:
+def go_command() -> str:
     explicit = os.environ.get("GO")
     if explicit:
         if not os.access(explicit, os.X_OK):
@@ -125,7 +125,7 @@ def _say(message: str) -> None:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -135,7 +135,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -171,7 +171,7 @@ def ensure_binaries(force: bool = False) -> Path:
     target = bin_dir(k8s)
     if not force and is_built(k8s):
         return target
-    with _locked(target.parent / ".lock"):
+    with locked(target.parent / ".lock"):
         if not force and is_built(k8s):  # another process built it while we waited
             return target
         _build(k8s, target)
@@ -179,7 +179,7 @@ def ensure_binaries(force: bool = False) -> Path:
 
 
 def _build(k8s: str, target: Path) -> None:
-    go = _go()
+    go = go_command()
     target.mkdir(parents=True, exist_ok=True)
     stamp = target / ".stamp"
     stamp.unlink(missing_ok=True)
@@ -213,7 +213,7 @@ def _build(k8s: str, target: Path) -> None:
                 tmp.unlink(missing_ok=True)
                 raise BuildError(
                     f"go build {pkg} failed (exit {result.returncode}); see {log}\n"
-                    f"{_tail(log)}\n"
+                    f"{tail(log)}\n"
                     "If the error says the go.mod requires a newer Go, retry with "
                     "GOTOOLCHAIN=go1.27.3 (fetched through the Go module proxy)."
                 )
