@@ -58,7 +58,15 @@ def helm_version() -> str:
 
 
 def _ldflags(version: str) -> str:
-    return f"-s -w -X helm.sh/helm/v3/internal/version.version={version}"
+    """As helm's release Makefile sets them: its version, and the Kubernetes version it assumes
+    without a cluster (`helm template`, `helm lint`), from the client-go it is built with."""
+    match = re.search(r"^\s*k8s\.io/client-go\s+v0\.(\d+)\.", (GOMOD_DIR / "go.mod").read_text(), re.MULTILINE)
+    if not match:
+        raise _build.BuildError(f"{GOMOD_DIR / 'go.mod'}: no requirement on k8s.io/client-go")
+    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={version}"]
+    for package in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+        flags += [f"-X {package}.k8sVersionMajor=1", f"-X {package}.k8sVersionMinor={match.group(1)}"]
+    return " ".join(flags)
 
 
 def _stamp(version: str) -> str:
