@@ -325,7 +325,8 @@ def test_2019_format_end_to_end(stack: Stack, redis: RedisServer, namespace: str
     assert metric == {"name": f"s0-redis-{key}", "selector": {"matchLabels": {"deploymentName": "legacy"}}}
     admin.rpush(key, *range(12))
     wait_replicas(cp, ns, "legacy", 3, timeout=20)
-    ready = wait_condition(cp, ns, "legacy-so", "Active", ("True", "ScalerActive"), resource="scaledobject.keda.k8s.io")
+    ready = wait_condition(cp, ns, "legacy-so", "Active", ("True", "ScalerActive"),
+                           resource="scaledobjects.keda.k8s.io")
     assert condition(ready, "Ready") == ("True", "ScaledObjectReady")
     admin.delete(key)
     wait_replicas(cp, ns, "legacy", 0, timeout=30)

@@ -30,7 +30,8 @@ from tests.harness.adapter_process import run_cli
 from tests.harness.container_image import Podman, build_image, ensure_base_image, podman, ulimits
 from tests.harness.ports import free_port
 
-pytestmark = pytest.mark.container
+# a cold run (debootstrap, then pip in the build) takes minutes: more than the default per-test timeout
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1500)]
 
 IMAGE = "localhost/eventscale:test"
 UID = 65532

@@ -19,11 +19,16 @@ CRD_FILES = (
 
 
 def undescribed(schema: dict[str, Any], path: str) -> Iterator[str]:
-    """Paths of schema nodes (the root, properties, items, additionalProperties) without a description."""
+    """Paths of schema nodes (the root, properties, items, additionalProperties) without a description.
+
+    The root's `metadata` is the exception: kube-apiserver forbids describing it and publishes
+    ObjectMeta's own description there.
+    """
     if not str(schema.get("description") or "").strip():
         yield path
     for name, child in (schema.get("properties") or {}).items():
-        yield from undescribed(child, f"{path}.{name}")
+        if not (name == "metadata" and "." not in path):
+            yield from undescribed(child, f"{path}.{name}")
     for key in ("items", "additionalProperties"):
         if isinstance(schema.get(key), dict):
             yield from undescribed(schema[key], f"{path}[{key}]")
