@@ -10,6 +10,7 @@ removed first, since both installs own the same cluster-wide names.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -157,3 +158,28 @@ def test_install_and_upgrade(clean_cluster: ControlPlane, helm: Path, request: p
     for crd in (*CRDS, LEGACY_CRD):  # kept: deleting a CRD deletes every object of it
         assert cp.kubectl_json("get", "crd", crd)["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     _report(request, f"helm: install {installed:.1f}s, upgrade {upgraded:.1f}s against the control plane")
+
+
+def readme_overlay(directory: Path, legacy: bool) -> Path:
+    """The kustomization README.md tells users to write, in `directory` (paths made to reach manifests/)."""
+    readme = (ROOT / "README.md").read_text()
+    text = readme.split("cat > my-eventscale/kustomization.yaml <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    if legacy:
+        text = text.replace("# components:", "components:")
+    text = text.replace("../manifests", os.path.relpath(ROOT / "manifests", directory))
+    (directory / "kustomization.yaml").write_text(text)
+    return directory
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_readme_kustomization_and_helm_values_install_the_same(control_plane: ControlPlane, helm: Path,
+                                                               tmp_path: Path, legacy: bool) -> None:
+    kustomized = objects(control_plane.kubectl("kustomize", str(readme_overlay(tmp_path, legacy))).stdout)
+    templated = objects(run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+                                 "--set", "image.repository=REGISTRY/eventscale", "--set", "image.tag=0.1.0",
+                                 "--set", f"legacyKedaK8sIo.enabled={str(legacy).lower()}"))
+    kustomized.pop(("Namespace", "", NAMESPACE))
+    pod = kustomized[("Deployment", NAMESPACE, "eventscale-adapter")]["spec"]["template"]["spec"]
+    assert {c["image"] for c in pod["containers"]} == {"REGISTRY/eventscale:0.1.0"}
+    assert (("CustomResourceDefinition", "", LEGACY_CRD) in kustomized) is legacy
+    assert kustomized == templated

@@ -5,8 +5,8 @@ minimal Debian of the host's release (`debootstrap --variant=minbase`, plus pyth
 trusting the host's extra CA certificates (pip in the build reaches PyPI through the same
 egress as the host), imported into podman. Podman keeps its images in storage of its own under
 ~/.cache/eventscale/podman, so the base (tagged with a digest of how it was made) and the build
-layers survive between runs: a warm build only checks the layers, a code change rebuilds the
-small application layer. Debian's podman, runc and debootstrap are installed when missing.
+layers survive between runs: an image whose inputs are unchanged is reused as it is, a code
+change rebuilds only the small application layer. Debian's podman, runc and debootstrap are installed when missing.
 
 Podman here: `--isolation chroot` to build; runc as the runtime (crun refuses this machine's
 hybrid cgroups); ulimits passed explicitly and no higher than this process's (podman's defaults
@@ -150,8 +150,31 @@ def _checked(command: list[str], what: str, timeout: float) -> None:
         raise RuntimeError(f"{what} failed (exit {result.returncode}):\n{(result.stdout + result.stderr)[-3000:]}")
 
 
-def build_image(pod: Podman, tag: str, base: str) -> str:
-    """`podman build` of the Dockerfile at the project root on `base`; returns the tag."""
-    pod.run("build", "--quiet", "--isolation", "chroot", *ulimits(), "--build-arg", f"BASE={base}", "-t", tag,
+BUILD_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml")
+BUILD_TREES = ("adapter", "scalers")
+
+
+def _inputs_digest(base: str) -> str:
+    """Digest of what the build reads (the files the build context keeps, see .dockerignore) and its base."""
+    digest = hashlib.sha256(base.encode())
+    files = [ROOT / name for name in BUILD_INPUTS]
+    files += sorted(path for tree in BUILD_TREES for path in (ROOT / tree).rglob("*")
+                    if path.is_file() and "__pycache__" not in path.parts)
+    for path in files:
+        digest.update(f"{path.relative_to(ROOT)}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build_image(pod: Podman, repository: str, base: str) -> tuple[str, bool]:
+    """`podman build` of the Dockerfile on `base`, tagged by a digest of its inputs: (image, built now).
+
+    An image already tagged with the digest is reused without asking podman to check its
+    layers (checking the COPY --from layers means hashing the whole virtual environment).
+    """
+    image = f"{repository}:{_inputs_digest(base)}"
+    if pod.run("image", "exists", image, check=False).returncode == 0:
+        return image, False
+    pod.run("build", "--quiet", "--isolation", "chroot", *ulimits(), "--build-arg", f"BASE={base}", "-t", image,
             "-f", str(ROOT / "Dockerfile"), str(ROOT), timeout=1200)
-    return tag
+    return image, True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from tests.harness.ports import free_port
 # a cold run (debootstrap, then pip in the build) takes minutes: more than the default per-test timeout
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1500)]
 
-IMAGE = "localhost/eventscale:test"
+REPOSITORY = "localhost/eventscale"
 UID = 65532
 LOCKED_DOWN = ("--read-only", "--read-only-tmpfs=false", "--cap-drop=all", "--security-opt=no-new-privileges")
 
@@ -52,10 +53,10 @@ def built(request: pytest.FixtureRequest) -> Built:
     started = time.monotonic()
     base = ensure_base_image(pod)
     base_done = time.monotonic()
-    build_image(pod, IMAGE, base)
-    built = Built(pod, IMAGE, base_done - started, time.monotonic() - base_done)
-    _report(request, f"container image: base ready in {built.base_seconds:.1f}s, "
-                     f"podman build {built.build_seconds:.1f}s")
+    image, fresh = build_image(pod, REPOSITORY, base)
+    built = Built(pod, image, base_done - started, time.monotonic() - base_done)
+    _report(request, f"container image: base ready in {built.base_seconds:.1f}s, {image} "
+                     f"{'built' if fresh else 'reused'} in {built.build_seconds:.1f}s")
     return built
 
 
@@ -134,8 +135,9 @@ def _write_cron_object(directory: Path) -> str:
 
 def test_serve_answers_a_metric_over_https_from_inside_the_container(served: tuple[str, Path, str]) -> None:
     base_url, certs, metric = served
-    admin = (str(certs / "admin.crt"), str(certs / "admin.key"))
-    with httpx.Client(base_url=base_url, verify=str(certs / "ca.crt"), cert=admin, timeout=5) as client:
+    tls = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    tls.load_cert_chain(certs / "admin.crt", certs / "admin.key")
+    with httpx.Client(base_url=base_url, verify=tls, timeout=5) as client:
         deadline = time.monotonic() + 60
         while True:
             try:
