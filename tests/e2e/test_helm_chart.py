@@ -120,7 +120,9 @@ def clean_cluster(control_plane: ControlPlane) -> Iterator[ControlPlane]:
     """No kustomize install: its objects have the names the release must own."""
     control_plane.kubectl("delete", "-k", str(WITH_LEGACY_CRD), "--ignore-not-found", "--wait=true", timeout=180)
     yield control_plane
-    control_plane.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false", check=False)
+    # gone, not terminating, when the next module installs into it again
+    control_plane.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", timeout=180,
+                          check=False)
 
 
 def test_install_and_upgrade(clean_cluster: ControlPlane, helm: Path, request: pytest.FixtureRequest) -> None:
