@@ -55,12 +55,21 @@ class Podman:
             raise RuntimeError(f"podman {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
         return result
 
+    def has_image(self, name: str) -> bool:
+        """`podman image exists`: exit 0 yes, 1 no, anything else an error (not "no": that would rebuild)."""
+        result = self.run("image", "exists", name, check=False)
+        if result.returncode not in (0, 1):
+            raise RuntimeError(f"podman image exists {name} exited {result.returncode}:\n{result.stderr[-3000:]}")
+        return result.returncode == 0
+
 
 def podman() -> Podman:
     ensure_packages("podman", ["podman", "runc"])
     ensure_packages("runc", ["runc"])
-    storage = cache_root() / "podman"
-    return Podman(storage / "storage", Path(tempfile.gettempdir()) / f"eventscale-podman-{os.getuid()}")
+    storage = cache_root() / "podman" / "storage"
+    # state of running containers: one directory per storage, never shared between two
+    run = f"eventscale-podman-{hashlib.sha256(str(storage).encode()).hexdigest()[:8]}"
+    return Podman(storage, Path(tempfile.gettempdir()) / run)
 
 
 def ulimits() -> list[str]:
@@ -105,10 +114,10 @@ def base_image_name() -> str:
 def ensure_base_image(pod: Podman) -> str:
     """The Dockerfile's BASE for these tests, made with debootstrap unless podman already has it."""
     name = base_image_name()
-    if pod.run("image", "exists", name, check=False).returncode == 0:
+    if pod.has_image(name):
         return name
     with locked(cache_root() / "podman" / ".base.lock"):
-        if pod.run("image", "exists", name, check=False).returncode != 0:
+        if not pod.has_image(name):
             _make_base(pod, name)
     return name
 
@@ -173,7 +182,7 @@ def build_image(pod: Podman, repository: str, base: str) -> tuple[str, bool]:
     layers (checking the COPY --from layers means hashing the whole virtual environment).
     """
     image = f"{repository}:{_inputs_digest(base)}"
-    if pod.run("image", "exists", image, check=False).returncode == 0:
+    if pod.has_image(image):
         return image, False
     pod.run("build", "--quiet", "--isolation", "chroot", *ulimits(), "--build-arg", f"BASE={base}", "-t", image,
             "-f", str(ROOT / "Dockerfile"), str(ROOT), timeout=1200)
