@@ -1,11 +1,12 @@
 """Command line: `certs` makes the PKI, `serve` runs the adapter, `manifests` registers our CA,
-`controller` runs the sidecar (adapter/controller/command.py).
+`convert` rewrites 2019 ScaledObjects, `controller` runs the sidecar (adapter/controller/command.py).
 
     python -m adapter certs --cert-dir certs
     python -m adapter serve --local-dir manifests/examples/local --cert-dir certs --secure-port 6443
     python -m adapter serve --kubeconfig ~/.kube/config --cert-dir certs     # cluster mode
     python -m adapter serve --self-signed-certs --cert-dir /certs --bind-address 0.0.0.0   # in a pod
     python -m adapter manifests --cert-dir certs --out manifests
+    python -m adapter convert old-scaledobjects.yaml > scaledobjects.yaml
     python -m adapter controller --kubeconfig ~/.kube/config --adapter-url http://127.0.0.1:9022
 
 `serve` without `--local-dir` is cluster mode.
@@ -100,6 +101,12 @@ def _manifests(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import run
+
+    return run(args.files)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m adapter", description="eventscale: external metrics for KEDA "
                                    "ScaledObjects, served to the Kubernetes HPA")
@@ -146,6 +153,11 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--cert-dir", default="certs", help="certificate directory (from `certs`)")
     m.add_argument("--out", default="manifests", help="manifests directory (default: manifests)")
     m.set_defaults(func=_manifests)
+
+    v = commands.add_parser("convert", help="rewrite 2019 keda.k8s.io ScaledObjects as keda.sh/v1alpha1 YAML "
+                            "on stdout; other objects pass through")
+    v.add_argument("files", nargs="+", metavar="FILE", help="YAML file to read; - for standard input")
+    v.set_defaults(func=_convert)
 
     controller_command.add_parser(commands)
     return root

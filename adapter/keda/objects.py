@@ -19,6 +19,13 @@ from adapter.keda.names import HPA_NAME_PREFIX, LEGACY_GROUP, LEGACY_ROUTE_LABEL
 LEGACY_ENV_KEYS = frozenset(
     {"address", "addresses", "host", "hosts", "port", "ports", "password", "username", "connection"}
 )
+
+
+def legacy_key(key: str) -> str:
+    """The keda.sh name of a 2019 trigger metadata key: those naming an env variable get `FromEnv`."""
+    return f"{key}FromEnv" if key in LEGACY_ENV_KEYS else key
+
+
 FALLBACK_BEHAVIORS = ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
 
 MetricType = Literal["AverageValue", "Value"]
@@ -247,7 +254,7 @@ def _parse_trigger(index: int, raw: Mapping[str, Any], legacy: bool) -> TriggerS
         raise InvalidObject(f"{where}.type is required")
     metadata = _strings(raw.get("metadata"), f"{where}.metadata")
     if legacy:
-        metadata = {(f"{k}FromEnv" if k in LEGACY_ENV_KEYS else k): v for k, v in metadata.items()}
+        metadata = {legacy_key(k): v for k, v in metadata.items()}
     raw_type = raw.get("metricType") or "AverageValue"
     if raw_type not in ("AverageValue", "Value"):
         raise InvalidObject(f'{where}.metricType "{raw_type}" must be one of [AverageValue, Value]')

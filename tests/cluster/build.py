@@ -105,7 +105,7 @@ def _stamp(k8s: str) -> str:
     )
 
 
-def _go() -> str:
+def go_command() -> str:
     explicit = os.environ.get("GO")
     if explicit:
         if not os.access(explicit, os.X_OK):
@@ -136,7 +136,7 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -180,7 +180,7 @@ def ensure_binaries(force: bool = False) -> Path:
 
 
 def _build(k8s: str, target: Path) -> None:
-    go = _go()
+    go = go_command()
     target.mkdir(parents=True, exist_ok=True)
     stamp = target / ".stamp"
     stamp.unlink(missing_ok=True)
@@ -214,7 +214,7 @@ def _build(k8s: str, target: Path) -> None:
                 tmp.unlink(missing_ok=True)
                 raise BuildError(
                     f"go build {pkg} failed (exit {result.returncode}); see {log}\n"
-                    f"{_tail(log)}\n"
+                    f"{tail(log)}\n"
                     "If the error says the go.mod requires a newer Go, retry with "
                     "GOTOOLCHAIN=go1.27.3 (fetched through the Go module proxy)."
                 )

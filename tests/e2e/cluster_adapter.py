@@ -27,10 +27,18 @@ NAMESPACE = "eventscale"
 SERVICE_ACCOUNT = "eventscale-adapter"
 E2E_SERVICE = "eventscale-adapter-e2e"
 APISERVICE = "v1beta1.external.metrics.k8s.io"
-CRDS = ("scaledobjects.keda.sh", "triggerauthentications.keda.sh", "clustertriggerauthentications.keda.sh",
-        "scaledobjects.keda.k8s.io")
+CRDS = ("scaledobjects.keda.sh", "triggerauthentications.keda.sh", "clustertriggerauthentications.keda.sh")
+LEGACY_CRD = "scaledobjects.keda.k8s.io"
+#: manifests/ with the opt-in 2019 CRD (manifests/components/legacy-keda-k8s-io), as users include it
+WITH_LEGACY_CRD = Path(__file__).resolve().parent / "legacy-overlay"
 ADAPTER_USER = f"system:serviceaccount:{NAMESPACE}:eventscale-adapter"
 GROUP_VERSION = "external.metrics.k8s.io/v1beta1"
+
+
+def install(cp: ControlPlane) -> None:
+    """`kubectl apply -k` of the manifests with the 2019 CRD, once every CRD is Established."""
+    cp.kubectl("apply", "-k", str(WITH_LEGACY_CRD), timeout=120)
+    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in (*CRDS, LEGACY_CRD)))
 
 
 def metric_path(namespace: str, metric: str, scaled_object: str) -> str:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster_adapter import CRDS, NAMESPACE, cluster_adapter, register, token_kubeconfig, wait_available
+from cluster_adapter import NAMESPACE, cluster_adapter, install, register, token_kubeconfig, wait_available
 from controlplane import ControlPlane, wait_for
 from kubernetes import client, watch
 
-from tests.harness.adapter_process import ROOT, AdapterProcess
+from tests.harness.adapter_process import AdapterProcess
 from tests.harness.controller_process import ControllerProcess
 from tests.harness.ports import free_port
 
@@ -44,8 +44,7 @@ class Stack:
     pods: list[Pod] = field(default_factory=list)
 
     def start(self, replicas: int = 2, *controller_flags: str) -> Stack:
-        self.cp.kubectl("apply", "-k", str(ROOT / "manifests"), timeout=120)
-        self.cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS))
+        install(self.cp)
         kubeconfig = token_kubeconfig(self.cp, self.work / "controller.kubeconfig")
         for i in range(replicas):
             internal = free_port()

@@ -27,12 +27,15 @@ from cluster_adapter import (
     APISERVICE,
     CRDS,
     E2E_SERVICE,
+    LEGACY_CRD,
     NAMESPACE,
+    WITH_LEGACY_CRD,
     apply,
     available,
     cluster_adapter,
     deployment,
     direct_client,
+    install,
     metric_path,
     metric_value,
     raw,
@@ -67,9 +70,7 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def installed(control_plane: ControlPlane) -> ControlPlane:
-    control_plane.kubectl("apply", "-k", str(ROOT / "manifests"), timeout=120)
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          *(f"crd/{name}" for name in CRDS))
+    install(control_plane)
     return control_plane
 
 
@@ -118,10 +119,10 @@ def cron(deployed: Deployed, namespace: str) -> tuple[str, str]:
 # -- the manifests ---------------------------------------------------------------------------
 
 def test_manifests_install_cleanly_and_are_idempotent(installed: ControlPlane) -> None:
-    again = installed.kubectl("apply", "-k", str(ROOT / "manifests")).stdout.splitlines()
+    again = installed.kubectl("apply", "-k", str(WITH_LEGACY_CRD)).stdout.splitlines()
     changed = [line for line in again if not line.endswith(("unchanged", "configured"))]
     assert not changed, changed
-    for name in CRDS:
+    for name in (*CRDS, LEGACY_CRD):
         crd = installed.kubectl_json("get", "crd", name)
         conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
         assert conditions["Established"] == "True" and conditions["NamesAccepted"] == "True"

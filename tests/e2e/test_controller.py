@@ -325,7 +325,8 @@ def test_2019_format_end_to_end(stack: Stack, redis: RedisServer, namespace: str
     assert metric == {"name": f"s0-redis-{key}", "selector": {"matchLabels": {"deploymentName": "legacy"}}}
     admin.rpush(key, *range(12))
     wait_replicas(cp, ns, "legacy", 3, timeout=20)
-    ready = wait_condition(cp, ns, "legacy-so", "Active", ("True", "ScalerActive"), resource="scaledobject.keda.k8s.io")
+    ready = wait_condition(cp, ns, "legacy-so", "Active", ("True", "ScalerActive"),
+                           resource="scaledobjects.keda.k8s.io")
     assert condition(ready, "Ready") == ("True", "ScaledObjectReady")
     admin.delete(key)
     wait_replicas(cp, ns, "legacy", 0, timeout=30)
@@ -345,13 +346,14 @@ def test_invalid_objects_are_reported_and_others_unaffected(stack: Stack, redis:
                 "triggers must have unique names, duplicated: a"),
         "idle": (scaled_object("idle", [trigger], idleReplicaCount=2, minReplicaCount=2),
                  "idleReplicaCount (2) must be less than minReplicaCount (2)"),
-        "bounds": (scaled_object("bounds", [trigger], minReplicaCount=5, maxReplicaCount=2),
-                   "minReplicaCount (5) must be less than or equal to maxReplicaCount (2)"),
         "unknown": (scaled_object("unknown", [{"type": "nosuch", "metadata": {}}]),
                     'unknown trigger type "nosuch"'),
         "taken": (scaled_object("taken", [trigger]),
                   "the workload 'taken' of type 'apps/v1.Deployment' is already managed by the hpa 'theirs'"),
     }
+    bounds = scaled_object("bounds", [trigger], minReplicaCount=5, maxReplicaCount=2)  # the CRD refuses it, as KEDA's
+    rejected = cp.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(bounds), check=False)
+    assert "minReplicaCount must be less than or equal to maxReplicaCount" in rejected.stderr
     apply(cp, ns, *(deployment(n, 0) for n in [*cases, "good"]), foreign)
     apply(cp, ns, scaled_object("good", [trigger]), *(so for so, _ in cases.values()))
     wait_condition(cp, ns, "good", "Ready", ("True", "ScaledObjectReady"))

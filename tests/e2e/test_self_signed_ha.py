@@ -25,11 +25,11 @@ import pytest
 from cluster_adapter import (
     ADAPTER_USER,
     APISERVICE,
-    CRDS,
     E2E_SERVICE,
     NAMESPACE,
     apply,
     available,
+    install,
     metric_value,
     register,
     scaled_object,
@@ -101,8 +101,7 @@ class Replica:
 
 @pytest.fixture(scope="module")
 def installed(control_plane: ControlPlane) -> ControlPlane:
-    control_plane.kubectl("apply", "-k", str(ROOT / "manifests"), timeout=120)
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS))
+    install(control_plane)
     return control_plane
 
 

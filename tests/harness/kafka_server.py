@@ -43,7 +43,7 @@ from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
-from tests.harness.cache import cache_dir, locked
+from tests.cluster.build import cache_root, locked
 from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
 from tests.harness.server_process import ServerContext, ServerProcess
@@ -121,7 +121,7 @@ def _pom(version: str) -> str:
 
 def kafka_jars(version: str = KAFKA_VERSION) -> Path:
     """The folder of Kafka's jars (a Java class path `folder/*`), resolved unless cached."""
-    home = cache_dir(f"kafka-{version}")
+    home = cache_root() / f"kafka-{version}"
     lib, stamp = home / "lib", home / ".stamp"
     pom = _pom(version)
     digest = hashlib.sha256(pom.encode()).hexdigest()
