@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from adapter.catalog.models import parse_scaled_object
+from adapter.keda.objects import parse_scaled_object
 
 from adapter.convert import ConversionError, convert_documents, run
 
