@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-from adapter.keda.objects import parse_scaled_object
 
 from adapter.convert import ConversionError, convert_documents, run
+from adapter.keda.objects import parse_scaled_object
 
 
 def legacy(spec: dict[str, Any], name: str = "jobs") -> dict[str, Any]:
