@@ -36,7 +36,7 @@ from controller_stack import (
 )
 from controlplane import ControlPlane, wait_for
 
-from adapter.controller.status import epoch
+from adapter.kube.wire import parse_timestamp
 from tests.harness.rabbitmq_server import PASSWORD, USER, RabbitMQServer
 from tests.harness.redis_servers import RedisServer
 
@@ -105,7 +105,7 @@ def assert_story(cp: ControlPlane, ns: str, name: str, metric: str, fill: Any, d
         log.seen(1, after=drained_at, timeout=30)  # the HPA, down to its minReplicas
         cooling = wait_condition(cp, ns, name, "Active", ("False", "ScalerCooldown"))
         zero_at = log.seen(0, after=drained_at, timeout=30)
-        last_active = epoch(cooling["lastActiveTime"])
+        last_active = parse_timestamp(cooling["lastActiveTime"])
         assert last_active is not None and zero_at >= last_active + 6 - 1  # cooldownPeriod 6, whole seconds
         wait_condition(cp, ns, name, "Active", ("False", "ScalerNotActive"))
         assert log.values == [0, 1, expected, 1, 0]
@@ -180,7 +180,7 @@ def test_killed_leader_during_cooldown_no_early_scale_down(stack: Stack, redis: 
         survivor = stack.leader(timeout=LEASE_SECONDS + 3)
         assert survivor is not leader and time.time() - killed_at < LEASE_SECONDS + 2
         zero_at = log.seen(0, after=killed_at, timeout=20)
-        last_active = epoch(cooling["lastActiveTime"])
+        last_active = parse_timestamp(cooling["lastActiveTime"])
         assert last_active is not None and zero_at >= last_active + 8 - 1  # not before the cooldown ends
         assert zero_at <= last_active + 8 + LEASE_SECONDS + 3
         assert log.values == [0, 1, 0]  # no flapping
