@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from adapter.controller.guarded_api import ControllerKube
+from adapter.controller.guarded_api import ControllerKube, SoKey
 from adapter.kube.client import ApiStatusError
 from adapter.kube.wire import timestamp
 
@@ -36,6 +36,32 @@ DELETED = "ScaledObjectDeleted"
 
 
 
+class _ScaledObjectLike(Protocol):
+    @property
+    def key(self) -> SoKey: ...
+    @property
+    def api_version(self) -> str: ...
+    @property
+    def uid(self) -> str: ...
+    @property
+    def resource_version(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Involved:
+    """The object an Event is about."""
+
+    api_version: str
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+
+    @staticmethod
+    def of(obj: _ScaledObjectLike) -> Involved:
+        return Involved(obj.api_version, obj.key[1], obj.key[2], obj.uid, obj.resource_version)
+
+
 @dataclass
 class _Written:
     name: str
@@ -48,10 +74,9 @@ class EventRecorder:
         self.kube, self.instance, self.wall = kube, instance, wall
         self._written: dict[tuple[str, str, str, str], _Written] = {}
 
-    async def record(self, obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
-        meta = obj.get("metadata") or {}
-        namespace, uid = str(meta.get("namespace")), str(meta.get("uid"))
-        key, now = (uid, kind, reason, message), self.wall()
+    async def record(self, obj: Involved, kind: str, reason: str, message: str) -> None:
+        namespace = obj.namespace
+        key, now = (obj.uid, kind, reason, message), self.wall()
         try:
             seen = self._written.get(key)
             if seen is not None and now - seen.at < REPEAT_WINDOW:
@@ -64,16 +89,14 @@ class EventRecorder:
             self._written[key] = _Written(event["metadata"]["name"], 1, now)
             self._forget_old(now)
         except (ApiStatusError, httpx.HTTPError, ValueError) as exc:
-            log.warning("event reason=%s object=%s/%s not recorded: %s", reason, namespace, meta.get("name"), exc)
+            log.warning("event reason=%s object=%s/%s not recorded: %s", reason, namespace, obj.name, exc)
 
-    def _event(self, obj: Mapping[str, Any], kind: str, reason: str, message: str, now: float) -> dict[str, Any]:
-        meta = obj.get("metadata") or {}
+    def _event(self, obj: Involved, kind: str, reason: str, message: str, now: float) -> dict[str, Any]:
         return {
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{meta.get('name')}.{secrets.token_hex(8)}", "namespace": meta.get("namespace")},
-            "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": "ScaledObject", "name": meta.get("name"),
-                               "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-                               "resourceVersion": meta.get("resourceVersion")},
+            "metadata": {"name": f"{obj.name}.{secrets.token_hex(8)}", "namespace": obj.namespace},
+            "involvedObject": {"apiVersion": obj.api_version, "kind": "ScaledObject", "name": obj.name,
+                               "namespace": obj.namespace, "uid": obj.uid, "resourceVersion": obj.resource_version},
             "reason": reason, "message": message, "type": kind, "count": 1,
             "firstTimestamp": timestamp(now), "lastTimestamp": timestamp(now),
             "source": {"component": COMPONENT, "host": self.instance},
