@@ -12,6 +12,7 @@ Ready, Active, Fallback, Paused, starting Unknown, as KEDA writes them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -104,13 +105,27 @@ def _mapping(value: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
+_SHARED: dict[tuple[str, str, str, str], Condition] = {}  # most objects hold the same few conditions
+_SHARED_MAX = 1024
+
+
+def _condition(kind: str, status: ConditionStatus, reason: str, message: str) -> Condition:
+    key = (kind, status, reason, message)
+    found = _SHARED.get(key)
+    if found is None:
+        found = Condition(*key)
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[key] = found
+    return found
+
+
 def _conditions(raw: Any) -> dict[str, Condition]:
     found: dict[str, Condition] = {}
     for item in raw if isinstance(raw, list) else []:
         if isinstance(item, Mapping) and item.get("type") in CONDITION_TYPES and \
                 item.get("status") in ("True", "False", "Unknown"):
-            found[item["type"]] = Condition(item["type"], item["status"], str(item.get("reason") or ""),
-                                            str(item.get("message") or ""))
+            found[item["type"]] = _condition(item["type"], item["status"], str(item.get("reason") or ""),
+                                             str(item.get("message") or ""))
     return found
 
 
@@ -129,7 +144,8 @@ def parse_status(raw: Any) -> ScaledObjectStatus:
     activity = _mapping(status.get("triggersActivity"))
     return ScaledObjectStatus(
         scale_target_kind=_str(status.get("scaleTargetKind")),
-        scale_target_gvkr={str(k): str(v) for k, v in gvkr.items()} if gvkr is not None else None,
+        scale_target_gvkr={sys.intern(str(k)): sys.intern(str(v)) for k, v in gvkr.items()}
+        if gvkr is not None else None,
         original_replica_count=_int(status.get("originalReplicaCount")),
         last_active_time=_str(status.get("lastActiveTime")),
         external_metric_names=tuple(str(n) for n in names) if isinstance(names, list) else None,

@@ -121,10 +121,14 @@ async def test_one_change_among_10000_touches_a_constant_number_of_cache_entries
                 controller.queue.done(await controller.queue.get())
 
             woken_from = cache.touched
-            await kube.request("PATCH", f"/apis/keda.sh/v1alpha1/namespaces/{ns}/scaledobjects/real",
-                               body={"spec": {"maxReplicaCount": 7}}, content_type="application/merge-patch+json")
+            changed = await kube.request("PATCH", f"/apis/keda.sh/v1alpha1/namespaces/{ns}/scaledobjects/real",
+                                         body={"spec": {"maxReplicaCount": 7}},
+                                         content_type="application/merge-patch+json")
+            catalog.apply(changed)  # what the adapter's own watch does
             await wait_until(lambda: (s := cache.scaled_object(key)) and s.spec and s.spec.max_replica_count == 7,
                              "the change watched")
+            await wait_until(lambda: (a := controller.activity.get(ns, "real")) and a.generation == 2,
+                             "the adapter's view of the change")
             woken = cache.touched - woken_from
             assert [await controller.queue.get()] == [key] and len(controller.queue) == 0
             reconciled_from = cache.touched
