@@ -146,8 +146,9 @@ class Controller:
             try:
                 delay = await self.reconciler.reconcile(key)
                 self._failures.pop(key, None)
-            except NotLeading:
+            except NotLeading:  # a renewal is late: look again then (a lost Lease requeues all when regained)
                 log.info("object=%s/%s not reconciled: not leading", key[1], key[2])
+                delay = self.options.retry_period
             except (ApiStatusError, httpx.HTTPError) as exc:
                 delay = self._backoff(key, exc)
             except Exception as exc:  # one object's bug must not stop the others
