@@ -25,7 +25,8 @@ the way. In order:
    the status are left as they were.
 
 Returns the seconds after which the object must be looked at again (the end of a cooldown,
-the next `lastActiveTime` refresh while active), or None: then only a change wakes it.
+the next `lastActiveTime` refresh while active, an unwatched target's next look), or None:
+then only a change wakes it.
 """
 
 from __future__ import annotations
@@ -56,8 +57,18 @@ from adapter.kube.wire import parse_timestamp, timestamp
 log = logging.getLogger("eventscale.reconciler")
 
 
+UNWATCHED_RETRY = 30.0  # a target kind not served yet, or an unwatched target not there yet: look again
+
+
 class CheckFailed(Exception):
-    """A ScaledObject that cannot be acted on; the message goes to its Ready condition."""
+    """A ScaledObject that cannot be acted on; the message goes to its Ready condition.
+
+    `retry_after` is set when nothing would wake the object once the cause is gone (a CRD
+    installed later, a custom resource created later: neither is watched)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -127,7 +138,7 @@ class Reconciler:
             p.activity = self._activity(p)
         except CheckFailed as failed:
             await self._report_failed(p, str(failed))
-            return None
+            return failed.retry_after
         if p.activity is None:
             return None  # the adapter has not seen this generation yet: its answer wakes us
         return await self._act(p)
@@ -156,9 +167,12 @@ class Reconciler:
 
     def _next_look(self, p: Pass, decision: Decision) -> float | None:
         """While active, lastActiveTime is refreshed every pollingInterval (as KEDA does); during
-        a cooldown the object is looked at when it ends."""
+        a cooldown the object is looked at when it ends. A target whose replica count is not
+        watched (a custom resource, read with GET /scale) is looked at every pollingInterval,
+        since nothing else tells when someone scales it."""
         delays = []
-        if p.adapter_view.active or flag(p.spec.annotations, FORCE_ACTIVATION):
+        watched = workload_resource(p.gvkr.api_version, p.gvkr.kind) is not None
+        if p.adapter_view.active or flag(p.spec.annotations, FORCE_ACTIVATION) or not watched:
             delays.append(float(p.spec.polling_interval))
         if decision.recheck_at is not None:
             delays.append(max(0.0, decision.recheck_at - p.now) + 0.05)
@@ -181,11 +195,13 @@ class Reconciler:
             p.target = await self.kube.targets.resolve(so.target.api_version, so.target.kind)
             p.scale = await self._read_scale(p.target, so.namespace, so.target.name)
         except TargetError as exc:
-            raise CheckFailed(f"ScaledObject doesn't have correct scaleTargetRef specification: {exc}") from None
+            raise CheckFailed(f"ScaledObject doesn't have correct scaleTargetRef specification: {exc}",
+                              UNWATCHED_RETRY) from None
         except ApiStatusError as exc:
             if exc.code == 404:
+                watched = workload_resource(so.target.api_version, so.target.kind) is not None
                 raise CheckFailed(f"Target resource doesn't exist: {so.target.kind} {so.namespace}/"
-                                  f"{so.target.name}") from None
+                                  f"{so.target.name}", None if watched else UNWATCHED_RETRY) from None
             raise
 
     async def _read_scale(self, target: GroupVersionKindResource, namespace: str, name: str) -> Scale:
