@@ -282,7 +282,7 @@ class Controller:
         last = ""
         while True:
             await asyncio.sleep(STATS_EVERY)
-            calls = ",".join(f"{k}={v}" for k, v in sorted(self.kube.calls.items()))
+            calls = ",".join(f"{k.replace(' ', ':')}={v}" for k, v in sorted(self.kube.calls.items()))
             line = (f"scaledobjects={sum(self.cache.count(r) for r in SCALED_OBJECT_RESOURCES)} "
                     f"hpas={self.cache.count(HPAS)} reconciles={self.reconciles} timed={self.queue.timed} "
                     f"activity_answers={self.activity.answers} calls={calls or '-'}")
