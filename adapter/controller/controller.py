@@ -84,7 +84,8 @@ class Controller:
         self.cache = ObjectCache(self._on_object)
         self.activity = ActivityClient(options.adapter_url, self._on_activity, wait=options.activity_wait,
                                        on_fresh=self._on_adapter_back, transport=activity_transport)
-        self.reconciler = Reconciler(self.kube, self.cache, self.activity, EventRecorder(self.kube, options.identity))
+        self.events = EventRecorder(self.kube, options.identity)
+        self.reconciler = Reconciler(self.kube, self.cache, self.activity, self.events)
         self.queue: WorkQueue[SoKey] = WorkQueue()
         self.reflectors = [Reflector(api, r, self.cache, transform_for(r), resync=options.resync_period)
                            for r in (*SCALED_OBJECT_RESOURCES, HPAS, DEPLOYMENTS, STATEFUL_SETS)]
@@ -104,6 +105,7 @@ class Controller:
             async with asyncio.TaskGroup() as group:
                 self.follow(group)
                 group.create_task(self._report_replicas(), name="replicas")
+                group.create_task(self.events.run(), name="events")
                 group.create_task(self._log_stats(), name="stats")
                 await asyncio.gather(*(r.listed.wait() for r in self.reflectors))
                 log.info("caches synced in %.2fs identity=%s scaledobjects=%d hpas=%d; campaigning for lease %s/%s",

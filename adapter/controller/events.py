@@ -2,14 +2,19 @@
 
 Like client-go's recorder, the same (object, type, reason, message) within ten minutes bumps
 `count` and `lastTimestamp` of the Event already written rather than creating another. An Event
-is best effort: a failure is logged and never fails the reconcile that recorded it.
+is best effort: `record` only queues it, one task sends the queue in order with its own rate
+limit (`ControllerKube`'s event bucket), so Events never hold up a reconcile nor take the API
+calls HPAs and statuses need (1,000 new ScaledObjects make 1,000 `ScaledObjectReady` Events);
+a failure is logged, and past `BACKLOG` waiting Events the oldest are dropped and counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +29,7 @@ log = logging.getLogger("eventscale.events")
 
 COMPONENT = "eventscale-controller"
 REPEAT_WINDOW = 600.0
+BACKLOG = 10_000
 
 ACTIVATED = "KEDAScaleTargetActivated"
 DEACTIVATED = "KEDAScaleTargetDeactivated"
@@ -73,10 +79,29 @@ class EventRecorder:
     def __init__(self, kube: ControllerKube, instance: str, wall: Callable[[], float] = time.time) -> None:
         self.kube, self.instance, self.wall = kube, instance, wall
         self._written: dict[tuple[str, str, str, str], _Written] = {}
+        self._queue: deque[tuple[Involved, str, str, str, float]] = deque()
+        self._waiting = asyncio.Event()
+        self.dropped = 0
 
-    async def record(self, obj: Involved, kind: str, reason: str, message: str) -> None:
+    def record(self, obj: Involved, kind: str, reason: str, message: str) -> None:
+        """Queue an Event; `run` sends it."""
+        if len(self._queue) >= BACKLOG:
+            self._queue.popleft()
+            self.dropped += 1
+            log.warning("event backlog full: oldest dropped (%d so far)", self.dropped)
+        self._queue.append((obj, kind, reason, message, self.wall()))
+        self._waiting.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._waiting.wait()
+            while self._queue:
+                await self._send(*self._queue.popleft())
+            self._waiting.clear()
+
+    async def _send(self, obj: Involved, kind: str, reason: str, message: str, now: float) -> None:
         namespace = obj.namespace
-        key, now = (obj.uid, kind, reason, message), self.wall()
+        key = (obj.uid, kind, reason, message)
         try:
             seen = self._written.get(key)
             if seen is not None and now - seen.at < REPEAT_WINDOW:

@@ -348,7 +348,7 @@ class Reconciler:
             if exc.code != 409 and decision.action in ("activate", "deactivate"):
                 verb = "scale" if decision.action == "activate" else "deactivate"
                 reason = events.ACTIVATION_FAILED if decision.action == "activate" else events.DEACTIVATION_FAILED
-                await self._event(p, "Warning", reason,
+                self._event(p, "Warning", reason,
                                   f"Failed to {verb} {p.what} from {current} to {decision.scale_to}")
             raise
         log.info("object=%s/%s action=%s replicas=%d->%d", so.namespace, so.name, decision.action, current,
@@ -356,19 +356,19 @@ class Reconciler:
         if decision.action == "activate":
             cause = ("caused by forced activation annotation" if flag(so.annotations, FORCE_ACTIVATION) else
                      "triggered by " + ";".join(t.metric_name for t in p.adapter_view.triggers if t.active))
-            await self._event(p, "Normal", events.ACTIVATED,
+            self._event(p, "Normal", events.ACTIVATED,
                               f"Scaled {p.what} from {current} to {decision.scale_to}, {cause}")
         elif decision.action == "deactivate":
-            await self._event(p, "Normal", events.DEACTIVATED,
+            self._event(p, "Normal", events.DEACTIVATED,
                               f"Deactivated {p.what} from {current} to {decision.scale_to}")
 
     async def _scaler_events(self, p: Pass) -> None:
         for trigger in newly_failing(p.adapter_view.triggers, p.obj.status):
-            await self._event(p, "Warning", events.SCALER_FAILED,
+            self._event(p, "Warning", events.SCALER_FAILED,
                               f"trigger {trigger.index} ({trigger.metric_name}): {trigger.error}")
 
-    async def _event(self, p: Pass, kind: str, reason: str, message: str) -> None:
-        await self.recorder.record(events.Involved.of(p.obj), kind, reason, message)
+    def _event(self, p: Pass, kind: str, reason: str, message: str) -> None:
+        self.recorder.record(events.Involved.of(p.obj), kind, reason, message)
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -395,7 +395,7 @@ class Reconciler:
                                                                                       "status"))
         was = before.get("Ready")
         if p.obj.status.is_true("Ready") and (was is None or was.status != "True"):
-            await self._event(p, "Normal", events.READY, "ScaledObject is ready for scaling")
+            self._event(p, "Normal", events.READY, "ScaledObject is ready for scaling")
 
     async def _report_failed(self, p: Pass, message: str) -> None:
         failed = c.check_failed(message)
@@ -404,7 +404,7 @@ class Reconciler:
             p.conditions.append(c.NO_FALLBACK)
         if p.obj.status.condition("Ready") != failed:
             log.warning("object=%s/%s check failed: %s", p.obj.namespace, p.obj.name, message)
-            await self._event(p, "Warning", events.CHECK_FAILED, message)
+            self._event(p, "Warning", events.CHECK_FAILED, message)
         await self._write_status(p, ready=False)
 
     # -- deletion ---------------------------------------------------------------------------------
@@ -418,7 +418,7 @@ class Reconciler:
         patch = {"metadata": {"resourceVersion": obj.resource_version,
                               "finalizers": [f for f in obj.finalizers if f != FINALIZER]}}
         self.cache.put_scaled_object(await self.kube.patch_scaled_object(obj.key, patch))
-        await self.recorder.record(events.Involved.of(obj), "Normal", events.DELETED, "ScaledObject was deleted")
+        self.recorder.record(events.Involved.of(obj), "Normal", events.DELETED, "ScaledObject was deleted")
 
     async def _restore(self, obj: CachedScaledObject, so: ScaledObject) -> None:
         original = obj.status.original_replica_count
