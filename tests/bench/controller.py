@@ -349,6 +349,24 @@ def at_scale(cp: ControlPlane, redis: RedisServer, work: Path, n: int) -> dict[s
         wait_gone(cp, ns)
 
 
+def hpas_for_new(cp: ControlPlane, stack: Stack, redis: RedisServer, n: int) -> dict[str, float]:
+    """`n` ScaledObjects created while the controller is stopped, then the controller started
+    with the default rate limits: seconds until every one has its HPA, apart from how fast the
+    API server takes the creates."""
+    ns = f"bench-new-{n}"
+    pod = stack.pods[0]
+    pod.controller.stop()
+    cp.kubectl("create", "namespace", ns)
+    try:
+        asyncio.run(create_all(cp, ns, redis_objects(ns, redis, n)))
+        started = time.monotonic()
+        pod.controller.start()
+        wait_for(lambda: count(cp, ns, "hpa") >= n, 600, f"{n} HPAs", 0.5)
+        return {"objects": n, "all_hpas_s": time.monotonic() - started}
+    finally:
+        cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
 def restart_pair(stack: Stack) -> dict[str, float]:
     """Both processes restarted from empty caches, the controller with default rate limits:
     seconds to the adapter's /readyz, and to the controller having looked at every object."""
@@ -419,7 +437,7 @@ def run() -> dict[str, Any]:
         try:
             results: dict[str, Any] = {
                 "activation": {1: activation(cp, redis, 1, SHORT_ROUNDS), 30: activation(cp, redis, 30, 1)},
-                "propagation": propagation(cp, stack)}
+                "propagation": propagation(cp, stack), "new": hpas_for_new(cp, stack, redis, OBJECTS)}
         finally:
             stack.stop()
         wait_gone(cp, "bench-propagation")
@@ -450,6 +468,9 @@ def print_report(results: dict[str, Any]) -> None:
     print(f"    controller while measuring: {p['cpu_s']:.1f}s CPU, {p['rss_mb']:.0f} MB resident")
     calls = ", ".join(f"{k} {v:.2f}" for k, v in sorted(p["calls_per_object"].items()))
     print(f"    API calls per new ScaledObject: {calls}")
+    if "new" in results:
+        print(f"  {results['new']['objects']:,} ScaledObjects created with the controller stopped -> every HPA "
+              f"{results['new']['all_hpas_s']:.1f}s after it starts (default limits; goal < 45s)")
     for n, r in results.get("scale", {}).items():
         f, s = r["floor"], r["steady"]
         floor = f["adapter_cpu_pct"] + f["controller_cpu_pct"]
