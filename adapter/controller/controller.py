@@ -287,7 +287,8 @@ class Controller:
             calls = ",".join(f"{k.replace(' ', ':')}={v}" for k, v in sorted(self.kube.calls.items()))
             line = (f"scaledobjects={sum(self.cache.count(r) for r in SCALED_OBJECT_RESOURCES)} "
                     f"hpas={self.cache.count(HPAS)} reconciles={self.reconciles} timed={self.queue.timed} "
-                    f"activity_answers={self.activity.answers} calls={calls or '-'}")
+                    f"activity_answers={self.activity.answers} activity_full={self.activity.full_answers} "
+                    f"calls={calls or '-'}")
             if line != last:
                 log.info("stats %s", line)
                 last = line

@@ -84,10 +84,6 @@ class WorkQueue(Generic[K]):
         if at < self._timer_at:
             self._arm(loop, at)
 
-    def deadline(self, key: K) -> float | None:
-        """The loop time `key` is due at, if it has a deadline."""
-        return self._deadlines.get(key)
-
     @property
     def timed(self) -> int:
         return len(self._deadlines)

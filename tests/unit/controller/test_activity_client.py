@@ -17,7 +17,7 @@ import pytest
 from adapter.api.activity_feed import ActivityFeed, build_internal_app
 from adapter.catalog.catalog import Catalog
 from adapter.controller.activity_client import ActivityClient
-from adapter.keda.activity import Key
+from adapter.keda.activity import Key, decode_document
 from adapter.store.store import MetricStore
 from scalers import MetricSpec, Scaler, ScalerClient, ScalerError, ScalerRegistry, TriggerParams, param, parse_params
 
@@ -128,3 +128,18 @@ async def test_unchanged_reads_do_not_wake_anyone_and_errors_count(world: World)
     found = world.client.get("ns", "so")
     assert found is not None and found.failing and not found.active and found.triggers[0].failures == 1
     assert world.client.fresh
+
+
+async def test_a_restarted_adapter_sends_everything_and_what_it_lacks_is_gone(world: World) -> None:
+    await read(world, 3)
+    await world.client.poll_once()
+    assert world.client.get("ns", "so") is not None and world.client.generation is not None
+    restarted = ActivityFeed(Catalog(ScalerRegistry(entries=(), scalers=[GaugeScaler(world.values)])), MetricStore())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_internal_app(restarted)),
+                                 base_url="http://adapter") as plain:
+        answer = await plain.get("/activity", params={"since": world.client.generation})
+    document = decode_document(answer.json())
+    assert document.full and document.objects == ()  # another process: not a delta from our generation
+    world.client.update(document)
+    assert world.client.get("ns", "so") is None and world.changes[-1] == {("ns", "so")}
+    assert ("ns", "so") not in world.client.last_active and world.client.full_answers == 2
