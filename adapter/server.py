@@ -27,7 +27,7 @@ import uvicorn
 from adapter.api.activity_feed import ActivityFeed, InternalListener
 from adapter.api.app import AdapterApp
 from adapter.api.health import Health
-from adapter.api.prometheus import build_collector_registry
+from adapter.api.prometheus import Exposition
 from adapter.api.routes import build_routes
 from adapter.auth.authentication import AuthConfig, Authenticator, RequestHeaderConfig
 from adapter.auth.authorization import AllowAuthenticated, Authorizer
@@ -101,14 +101,14 @@ def build_local(options: ServeOptions) -> Adapter:
 
 def _app(health: Health, catalog: Catalog, store: MetricStore, authenticator: Authenticator,
          authorizer: Authorizer) -> AdapterApp:
-    routes = build_routes(health, build_collector_registry(store))
+    routes = build_routes(health, Exposition(store))
     return AdapterApp(routes, catalog, store, authenticator, authorizer)
 
 
 def _catalog_and_store(options: ServeOptions) -> tuple[Catalog, MetricStore]:
     catalog = Catalog(REGISTRY, options.cluster_namespace)
     store = MetricStore(max_age=options.metric_max_age, timeout=options.scaler_timeout, tick=options.poll_tick)
-    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    store.follow(catalog)
     return catalog, store
 
 

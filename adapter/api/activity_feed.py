@@ -4,9 +4,13 @@ The adapter owns scaler connections and the metric cache; the controller must no
 a second time, so it reads what the store already knows:
 
     GET  /activity?wait=10        every ScaledObject: per trigger its metric, target, activation,
-                                  value, activity, error, failures and read time; with
-                                  `If-None-Match: <etag>` the answer waits up to `wait` seconds
-                                  for a change, then is 304 (a long poll)
+                                  value, activity, error, failures and read time
+    GET  /activity?since=<g>&wait=10
+                                  what changed since generation <g> (the `generation` of an
+                                  earlier answer): the objects changed and the keys deleted;
+                                  with nothing changed the answer waits up to `wait` seconds,
+                                  then is 304 (a long poll). A <g> of another process, or older
+                                  than the deletions kept, gets the full document.
     GET  /activity/<ns>/<name>    one ScaledObject
     POST /replicas                {"items": [{"namespace", "name", "replicas"}]}: current replica
                                   counts for the currentReplicas* fallback behaviours
@@ -14,9 +18,11 @@ a second time, so it reads what the store already knows:
 
 The long poll is why activation is quick: a read that changes a value wakes the controller at
 once, so a message is acted on within the trigger's pollingInterval plus a few milliseconds,
-and an idle cluster costs one request per `wait`. The ETag names this process (a restarted
-adapter never answers 304 to an old tag) and a version bumped on every catalog change and
-every read that changed something; the document is rendered once per version.
+and an idle cluster costs one request per `wait`. The generation names this process and a
+version; the catalog and the store say which ScaledObjects changed, only those are encoded
+again (once per change, whatever the number of readers), and a delta is found by walking the
+objects newest first until one is older than `since`: an answer costs what changed, not what
+exists. The full document (a first request, a restart) is the encoded objects joined.
 
 No authentication: the listener binds loopback, which only the pod's own containers share.
 Nothing secret is served (trigger errors are already masked by the scalers).
@@ -32,7 +38,9 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -41,27 +49,33 @@ from fastapi.responses import PlainTextResponse, Response
 from adapter.catalog.catalog import Catalog
 from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger
 from adapter.keda.activity import (
+    Key,
     ObjectActivity,
     TriggerActivity,
     decode_replicas,
     encode_document,
+    encode_object,
     object_fields,
 )
 from adapter.keda.objects import ObjectRef
 from adapter.kube.wire import micro_timestamp
-from adapter.store.store import MetricEntry, MetricStore
+from adapter.store.store import MetricStore
 
 log = logging.getLogger("eventscale.internal")
 
 MAX_WAIT = 60.0
 SETTLE = 0.02  # after a change, let the rest of a batch of reads land in the same answer
+MIN_TOMBSTONES = 1000  # deletions remembered for deltas, at least; more when there are many objects
 
 
-
+@dataclass(slots=True)
+class _Encoded:
+    version: int  # when it last changed
+    body: bytes | None  # None: deleted (a tombstone, kept so deltas can say so)
 
 
 class ActivityFeed:
-    """The activity document, its version, and the long-poll wake-up."""
+    """The activity document by object, its versions, and the long-poll wake-up."""
 
     def __init__(self, catalog: Catalog, store: MetricStore, *,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
@@ -69,33 +83,88 @@ class ActivityFeed:
         self.clock, self.wall = clock, wall
         self.boot = secrets.token_hex(4)
         self.version = 0
+        self.encodings = 0  # objects encoded since start, for tests and benchmarks
+        self._objects: OrderedDict[Key, _Encoded] = OrderedDict()  # oldest change first
+        self._tombstones = 0
+        self._floor = 0  # deltas since a version below this cannot list every deletion
+        self._dirty: set[Key] = set(self._known())
         self._changed = asyncio.Event()
-        self._rendered: tuple[int, bytes] = (-1, b"")
-        catalog.subscribe(self.bump)
-        store.subscribe(self.bump)
+        catalog.subscribe(self._mark)
+        store.subscribe(self._mark)
 
     @property
-    def etag(self) -> str:
-        return f'"{self.boot}-{self.version}"'
+    def generation(self) -> str:
+        self._settle()
+        return f"{self.boot}-{self.version}"
 
-    def bump(self) -> None:
-        self.version += 1
+    def _mark(self, keys: set[Key]) -> None:
+        self._dirty |= keys
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def wait(self, etag: str | None, timeout: float) -> None:
-        """Return when the document differs from `etag`, or after `timeout` seconds."""
-        if etag != self.etag:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._changed.wait()
-                await asyncio.sleep(SETTLE)
+    def _known(self) -> list[Key]:
+        keys = [(r.so.namespace, r.so.name) for r in self.catalog.scaled_objects()]
+        return keys + [(p.ref.namespace, p.ref.name) for p in self.catalog.problems if p.ref.kind == "ScaledObject"]
 
-    def document(self) -> bytes:
-        if self._rendered[0] != self.version:
-            self._rendered = (self.version, encode_document(self.etag.strip('"'), self._objects()))
-        return self._rendered[1]
+    def _settle(self) -> None:
+        """Encode the objects marked changed; those that really differ get a new version."""
+        dirty, self._dirty = self._dirty, set()
+        for key in sorted(dirty):
+            found = self.one(*key)
+            body = encode_object(found) if found is not None else None
+            old = self._objects.get(key)
+            if (old is not None and old.body == body) or (old is None and body is None):
+                continue
+            self.encodings += body is not None
+            self.version += 1
+            self._tombstones += (body is None) - (old is not None and old.body is None)
+            self._objects[key] = _Encoded(self.version, body)
+            self._objects.move_to_end(key)
+        self._forget_tombstones()
+
+    def _forget_tombstones(self) -> None:
+        if self._tombstones <= max(MIN_TOMBSTONES, len(self._objects) // 10):
+            return
+        for key, encoded in list(self._objects.items()):
+            if encoded.body is None:
+                del self._objects[key]
+                self._floor = max(self._floor, encoded.version)
+        self._tombstones = 0
+
+    def _since(self, generation: str | None) -> int | None:
+        """The version a reader's generation names, if a delta from it can be answered."""
+        boot, _, version = (generation or "").partition("-")
+        if boot != self.boot or not version.isdigit() or not self._floor <= int(version) <= self.version:
+            return None
+        return int(version)
+
+    async def wait(self, generation: str | None, timeout: float) -> None:
+        """Return when something changed since `generation`, or after `timeout` seconds."""
+        deadline = self.clock() + timeout
+        while self.generation == generation:
+            changed = self._changed
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
+                    await asyncio.sleep(SETTLE)
+
+    def document(self, since: str | None = None) -> bytes:
+        """The full document, or the delta since `since` when it can be answered."""
+        generation = self.generation  # settles
+        version = self._since(since)
+        if version is None:
+            return encode_document(generation, True, (e.body for e in self._objects.values() if e.body is not None))
+        changed: list[tuple[Key, _Encoded]] = []
+        for key, encoded in reversed(self._objects.items()):
+            if encoded.version <= version:
+                break
+            changed.append((key, encoded))
+        changed.reverse()
+        return encode_document(generation, False, (e.body for _, e in changed if e.body is not None),
+                               [k for k, e in changed if e.body is None])
 
     def one(self, namespace: str, name: str) -> ObjectActivity | None:
         resolved = self.catalog.scaled_object(namespace, name)
@@ -103,16 +172,6 @@ class ActivityFeed:
             return self._resolved(resolved)
         message = self.catalog.problem(ObjectRef("ScaledObject", namespace, name))
         return self._invalid(namespace, name, message) if message is not None else None
-
-    def _objects(self) -> Iterable[ObjectActivity]:
-        seen: set[tuple[str, str]] = set()
-        for resolved in self.catalog.scaled_objects():
-            seen.add((resolved.so.namespace, resolved.so.name))
-            yield self._resolved(resolved)
-        for problem in self.catalog.problems:
-            ref = problem.ref
-            if ref.kind == "ScaledObject" and (ref.namespace, ref.name) not in seen:
-                yield self._invalid(ref.namespace, ref.name, problem.message)
 
     def _resolved(self, resolved: ResolvedScaledObject) -> ObjectActivity:
         so = resolved.so
@@ -137,7 +196,7 @@ class ActivityFeed:
             activation=metric.activation if metric else None, resolved=trigger.error is None,
             value=None, active=False, error=trigger.error, failures=0, fallback=False,
         )
-        entry: MetricEntry | None = self.store.entry(trigger.key) if trigger.error is None else None
+        entry = self.store.entry(trigger.key) if trigger.error is None else None
         if entry is None or entry.read_at == float("-inf"):
             return found
         read_at = micro_timestamp(self.wall() - (self.clock() - entry.read_at))
@@ -153,12 +212,12 @@ def build_internal_app(feed: ActivityFeed) -> FastAPI:
         return PlainTextResponse("ok")
 
     @app.get("/activity")
-    async def activity(request: Request, wait: float = 0.0) -> Response:
-        await feed.wait(request.headers.get("if-none-match"), min(max(wait, 0.0), MAX_WAIT))
-        headers = {"ETag": feed.etag}
-        if request.headers.get("if-none-match") == feed.etag:
-            return Response(status_code=304, headers=headers)
-        return Response(feed.document(), media_type="application/json", headers=headers)
+    async def activity(since: str | None = None, wait: float = 0.0) -> Response:
+        if since is not None:
+            await feed.wait(since, min(max(wait, 0.0), MAX_WAIT))
+            if feed.generation == since:
+                return Response(status_code=304)
+        return Response(feed.document(since), media_type="application/json")
 
     @app.get("/activity/{namespace}/{name}")
     async def one(namespace: str, name: str) -> Response:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
-from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
 from adapter.api import discovery, openapi, prometheus
@@ -23,7 +22,7 @@ def _json(body: bytes, headers: dict[str, str] | None = None, status_code: int =
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)
 
 
-def build_routes(health: Health, registry: CollectorRegistry | None = None) -> FastAPI:
+def build_routes(health: Health, exposition: prometheus.Exposition | None = None) -> FastAPI:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
 
     @app.exception_handler(HTTPException)
@@ -68,10 +67,10 @@ def build_routes(health: Health, registry: CollectorRegistry | None = None) -> F
     async def openapi_v3_group() -> Response:
         return _json(openapi.V3_GROUP, {"ETag": f'"{openapi.V3_HASH}"'})
 
-    if registry is not None:
+    if exposition is not None:
         @app.get("/metrics")
         async def metrics() -> Response:
-            return Response(prometheus.exposition(registry), media_type=prometheus.CONTENT_TYPE)
+            return Response(exposition.render(), media_type=prometheus.CONTENT_TYPE)
 
     for endpoint in ("healthz", "livez", "readyz"):
         _add_health(app, health, endpoint)

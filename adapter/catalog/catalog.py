@@ -9,7 +9,7 @@ object with a reason, logged once, and never stop other objects from being serve
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +22,8 @@ log = logging.getLogger("eventscale.catalog")
 SCALED_OBJECT = "ScaledObject"
 
 RawObject = Mapping[str, Any]
-Listener = Callable[[], None]
 Key = tuple[str, str, str]  # kind, namespace, name
+Listener = Callable[[set[tuple[str, str]]], None]  # told the (namespace, name) of ScaledObjects re-resolved
 
 
 class _RecordingLookup:
@@ -93,12 +93,15 @@ class Catalog:
         return found.message if found else None
 
     def subscribe(self, listener: Listener) -> None:
+        """Call `listener(keys)` with the (namespace, name) of the ScaledObjects each change
+        re-resolved (added, changed, removed or failed), so listeners work per object."""
         self._listeners.append(listener)
 
     # -- write side ------------------------------------------------------------------------
 
     def replace_all(self, objects: Iterable[tuple[RawObject, str]], problems: Iterable[Problem] = ()) -> None:
         """Swap in a complete set of (object, source) pairs, e.g. a fresh read of a directory."""
+        before = [k for k in self._objects if k[0] == SCALED_OBJECT]
         self._objects, self._sources = {}, {}
         for obj, source in objects:
             key = _key(obj)
@@ -109,7 +112,7 @@ class Catalog:
         self._problems = {}
         self._log_new_problems({p.ref: p for p in problems})
         self._problems = {p.ref: p for p in problems}
-        self._update([k for k in self._objects if k[0] == SCALED_OBJECT])
+        self._update([k for k in self._objects if k[0] == SCALED_OBJECT], also=before)
 
     def apply(self, obj: RawObject, deleted: bool = False) -> None:
         """One watch event: add, update or delete an object, then re-resolve what depends on it."""
@@ -122,22 +125,21 @@ class Catalog:
         if kind == SCALED_OBJECT:
             affected = [key]
             if deleted:  # an object that lost a route conflict may now own the route
-                affected += [k for k in self._so_keys(namespace) if ObjectRef(*k) in self._problems]
+                affected += [(r.kind, r.namespace, r.name) for r in self._problems
+                             if r.kind == SCALED_OBJECT and r.namespace == namespace]
         else:
             affected = sorted(self._dependents.get(key, ()))
         self._update(affected)
 
-    def _so_keys(self, namespace: str) -> list[tuple[str, str, str]]:
-        return [k for k in self._objects if k[0] == SCALED_OBJECT and k[1] == namespace]
-
-    def _update(self, keys: Iterable[tuple[str, str, str]]) -> None:
+    def _update(self, keys: Sequence[tuple[str, str, str]], also: Sequence[tuple[str, str, str]] = ()) -> None:
         for key in keys:
             self._forget(key)
         for key in keys:
             self._add(key)
         self.generation += 1
+        changed = {(k[1], k[2]) for k in (*keys, *also)}
         for listener in self._listeners:
-            listener()
+            listener(changed)
 
     def _forget(self, key: tuple[str, str, str]) -> None:
         old = self._resolved.pop((key[1], key[2]), None)

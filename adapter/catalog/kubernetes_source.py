@@ -77,7 +77,7 @@ def strip_workload(obj: Object) -> Object:
     return {**_head(obj), "spec": {"template": {"spec": {"containers": containers}}}}
 
 
-WATCHED: tuple[tuple[Resource, Transform], ...] = (
+WATCHED: tuple[tuple[Resource, Transform[Object]], ...] = (
     (SCALED_OBJECTS, strip_scaled_object),
     (LEGACY_SCALED_OBJECTS, strip_scaled_object),
     (TRIGGER_AUTHENTICATIONS, strip_spec),
@@ -100,7 +100,7 @@ class KubernetesSource:
     """Feeds a catalog from watches and keeps it current; `synced` once every list is in."""
 
     def __init__(self, api: KubeApi, catalog: Catalog,
-                 watched: Sequence[tuple[Resource, Transform]] = WATCHED, **reflector_options: Any) -> None:
+                 watched: Sequence[tuple[Resource, Transform[Object]]] = WATCHED, **reflector_options: Any) -> None:
         self.catalog = catalog
         self.reflectors = [Reflector(api, resource, self, transform, **reflector_options)
                            for resource, transform in watched]

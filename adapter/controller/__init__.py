@@ -2,6 +2,7 @@
 
 It runs beside the adapter (same pod, separate process) and asks the adapter over loopback for
 each ScaledObject's activity, so brokers are polled once. Pure rules (`decide`, `hpa`,
-`conditions`, `status`) are kept apart from what talks to Kubernetes (`kube`, `cache`,
-`leader`, `events`) and from the loop that ties them together (`reconciler`, `controller`).
+`conditions`, `status`) are kept apart from what talks to Kubernetes (`guarded_api`,
+`object_cache`, `leader`, `events`) and from the loop that ties them together (`queue`,
+`reconciler`, `controller`).
 """

@@ -1,11 +1,13 @@
 """What the adapter knows of each ScaledObject's triggers, read over loopback with a long poll.
 
-`ActivityClient.run` keeps one `GET /activity?wait=...` open with the last ETag; the adapter
-answers as soon as a value, an error or the catalog changes (or 304 after the wait), so the
-controller hears of a message within milliseconds of the adapter's read, without a second set
-of broker polls. Changed objects (compared without their read times) are handed to
-`on_change`. `fresh` says whether the adapter answered recently: on a stale view the
-controller neither activates nor scales down.
+`ActivityClient.run` keeps one `GET /activity?since=<generation>&wait=...` open; the adapter
+answers as soon as a value, an error or the catalog changes (or 304 after the wait) with the
+objects changed since that generation, so the controller hears of a message within
+milliseconds of the adapter's read, without a second set of broker polls, and an answer costs
+what changed. The first answer, and the first after the adapter restarted, is the full
+document. Changed objects (compared without their read times) are handed to `on_change`.
+`fresh` says whether the adapter answered recently: on a stale view the controller neither
+activates nor scales down, and `on_fresh` is called when answers come back after a gap.
 
 Both controller replicas run this, leader or not, so a follower that takes over already knows
 what is active and since when (`last_active`).
@@ -20,23 +22,25 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from adapter.keda.activity import Key, ObjectActivity, ReplicaCount, decode_document, encode_replicas
+from adapter.keda.activity import ActivityDocument, Key, ObjectActivity, ReplicaCount, decode_document, encode_replicas
 
 log = logging.getLogger("eventscale.activity")
 
 class ActivityClient:
     def __init__(self, base_url: str, on_change: Callable[[set[Key]], None], *, wait: float = 10.0,
+                 on_fresh: Callable[[], None] = lambda: None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.on_change = on_change
+        self.on_change, self.on_fresh = on_change, on_fresh
         self.wait = wait
         self.clock, self.wall = clock, wall
         self.objects: dict[Key, ObjectActivity] = {}
         self.last_active: dict[Key, float] = {}  # epoch seconds an object was last seen active
-        self.etag: str | None = None
+        self.generation: str | None = None  # of the last answer: the next request's `since`
         self.answered_at = float("-inf")
         self.answers = 0
+        self.full_answers = 0
         self._client = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(wait + 10.0, connect=2.0),
                                          transport=transport)
 
@@ -59,27 +63,41 @@ class ActivityClient:
                 delay = min(delay * 2, 5.0)
 
     async def poll_once(self) -> None:
-        headers = {"If-None-Match": self.etag} if self.etag else {}
-        response = await self._client.get("/activity", params={"wait": str(self.wait)}, headers=headers)
+        params = {"wait": str(self.wait), **({"since": self.generation} if self.generation else {})}
+        response = await self._client.get("/activity", params=params)
         if response.status_code == 304:
-            self.answered_at = self.clock()
+            self._answered()
             return
         response.raise_for_status()
-        self.update(decode_document(response.json()), response.headers.get("etag"))
+        self.update(decode_document(response.json()))
 
-    def update(self, objects: dict[Key, ObjectActivity], etag: str | None) -> None:
-        """Take a new document; remember activity edges; tell which objects changed."""
-        now = self.wall()
-        changed = {k for k in objects.keys() | self.objects.keys() if objects.get(k) != self.objects.get(k)}
-        for key in changed:
-            before, after = self.objects.get(key), objects.get(key)
-            if (before is not None and before.active) or (after is not None and after.active):
-                self.last_active[key] = now  # active until (at least) this answer
-        for key in [k for k in self.last_active if k not in objects]:
-            del self.last_active[key]
-        self.objects, self.etag = objects, etag
+    def _answered(self) -> None:
+        stale = not self.fresh
         self.answered_at = self.clock()
         self.answers += 1
+        if stale:
+            self.on_fresh()
+
+    def update(self, document: ActivityDocument) -> None:
+        """Take a document (full or delta); remember activity edges; tell which objects changed."""
+        incoming = {o.key: o for o in document.objects}
+        if document.full:
+            self.full_answers += 1
+            gone = [k for k in self.objects if k not in incoming]
+        else:
+            gone = [k for k in document.deleted if k in self.objects]
+        now = self.wall()
+        changed = {k for k, o in incoming.items() if self.objects.get(k) != o} | set(gone)
+        for key in changed:
+            before, after = self.objects.get(key), incoming.get(key)
+            if (before is not None and before.active) or (after is not None and after.active):
+                self.last_active[key] = now  # active until (at least) this answer
+        for key in gone:
+            self.objects.pop(key, None)
+            self.last_active.pop(key, None)
+        self.objects.update(incoming)
+        self.generation = document.generation
+        self._answered()
         if changed:
             self.on_change(changed)
 

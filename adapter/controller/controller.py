@@ -2,13 +2,17 @@
 
 Every replica keeps the same state warm: ScaledObjects of both API groups, HPAs, and the
 replica counts of Deployments and StatefulSets by watch, the adapter's activity by long poll
-(with when each object was last seen active). Only the leader runs workers. What wakes an
-object, and how:
+(with when each object was last seen active). Only the leader runs workers. Work is
+proportional to what changed: nothing requeues every object. What wakes an object, and how:
 
-* a ScaledObject or HPA change other than status, an activity change: urgent (front of queue);
-* its target's replica count changing: routine;
-* leadership gained: every object (active ones urgent);
-* its own schedule: routine, after its pollingInterval (or when its cooldown ends).
+* its ScaledObject changed (anything but status), its HPA changed, its activity changed:
+  urgent (front of the queue);
+* its target's replica count changed, or a ScaledObject or HPA that may conflict with it (same
+  target, same HPA name) appeared, went or moved: routine; each found through an index;
+* one of its timers came due (the end of a cooldown, the lastActiveTime refresh while active,
+  a retry): routine, from one deadline queue;
+* the adapter answering again after a gap, when it was deferred for a stale view;
+* leadership gained: every object (active ones urgent), once.
 
 A failed reconcile is retried with a per-object backoff (0.5 s doubling to 30 s; a conflict
 after 0.2 s). `workers` reconciles run at once; the rate limiter bounds their API calls.
@@ -22,26 +26,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
 
 from adapter.controller.activity_client import ActivityClient
 from adapter.controller.events import EventRecorder
-from adapter.controller.guarded_api import ControllerKube, NotLeading, SoKey, so_key
+from adapter.controller.guarded_api import ControllerKube, NotLeading, SoKey
 from adapter.controller.leader import LeaderElector
-from adapter.controller.object_cache import ObjectCache, interesting, transform, workload
+from adapter.controller.object_cache import (
+    SCALED_OBJECT_RESOURCES,
+    CachedScaledObject,
+    ObjectCache,
+    owner_key,
+    transform_for,
+)
 from adapter.controller.queue import RateLimiter, WorkQueue
-from adapter.controller.reconciler import Reconciler, target_of
-from adapter.keda.activity import ReplicaCount
-from adapter.keda.names import KEDA_GROUPS, LEGACY_GROUP, LEGACY_SCALED_OBJECTS, SCALED_OBJECTS
-from adapter.kube.client import ApiStatusError, KubeApi, Object
+from adapter.controller.reconciler import Reconciler
+from adapter.keda.activity import Key, ReplicaCount
+from adapter.keda.names import KEDA_GROUPS
+from adapter.kube.autoscaling import Hpa, Scale
+from adapter.kube.client import ApiStatusError, KubeApi
 from adapter.kube.resources import DEPLOYMENTS, HPAS, STATEFUL_SETS, Resource
 from adapter.kube.watch import Reflector
 
 log = logging.getLogger("eventscale.controller")
 
 CURRENT_REPLICAS_BEHAVIORS = ("currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
+STATS_EVERY = 30.0  # seconds between the log lines that say what the controller holds and did
 
 
 @dataclass
@@ -60,34 +73,29 @@ class ControllerOptions:
     resync_period: float = 1800.0
 
 
-def owner_key(hpa: Object) -> SoKey | None:
-    meta = hpa.get("metadata") or {}
-    for ref in meta.get("ownerReferences") or []:
-        group = str(ref.get("apiVersion", "")).split("/")[0]
-        if ref.get("kind") == "ScaledObject" and group in KEDA_GROUPS and ref.get("controller"):
-            return group, str(meta.get("namespace")), str(ref.get("name"))
-    return None
-
-
 class Controller:
-    def __init__(self, api: KubeApi, options: ControllerOptions) -> None:
+    def __init__(self, api: KubeApi, options: ControllerOptions,
+                 activity_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.api, self.options = api, options
         self.elector = LeaderElector(api, options.lease_namespace, options.lease_name, options.identity,
                                      lease_duration=options.lease_duration, renew_deadline=options.renew_deadline,
                                      retry_period=options.retry_period)
         self.kube = ControllerKube(api, RateLimiter(options.qps, options.burst), self.elector.valid)
         self.cache = ObjectCache(self._on_object)
-        self.activity = ActivityClient(options.adapter_url, self._on_activity, wait=options.activity_wait)
-        self.reconciler = Reconciler(self.kube, self.cache, self.activity, EventRecorder(self.kube, options.identity))
+        self.activity = ActivityClient(options.adapter_url, self._on_activity, wait=options.activity_wait,
+                                       on_fresh=self._on_adapter_back, transport=activity_transport)
+        self.events = EventRecorder(self.kube, options.identity)
+        self.reconciler = Reconciler(self.kube, self.cache, self.activity, self.events)
         self.queue: WorkQueue[SoKey] = WorkQueue()
-        self.reflectors = [Reflector(api, r, self.cache, transform, resync=options.resync_period)
-                           for r in (SCALED_OBJECTS, LEGACY_SCALED_OBJECTS, HPAS)]
-        self.reflectors += [Reflector(api, r, self.cache, workload, resync=options.resync_period)
-                            for r in (DEPLOYMENTS, STATEFUL_SETS)]
+        self.reflectors = [Reflector(api, r, self.cache, transform_for(r), resync=options.resync_period)
+                           for r in (*SCALED_OBJECT_RESOURCES, HPAS, DEPLOYMENTS, STATEFUL_SETS)]
         self.reconciles = 0
+        self.started = time.monotonic()
+        self.ready_after: float | None = None  # seconds from start to the first pass over every object
+        self._first_pass: set[SoKey] | None = None
         self._failures: dict[SoKey, int] = {}
         self._workers: list[asyncio.Task[None]] = []
-        self._replicas: dict[tuple[str, str], int] = {}  # reported to the adapter
+        self._replicas: dict[Key, int] = {}  # reported to the adapter
         self._replicas_changed = asyncio.Event()
 
     # -- running -------------------------------------------------------------------------------
@@ -95,12 +103,14 @@ class Controller:
     async def run(self) -> None:
         try:
             async with asyncio.TaskGroup() as group:
-                for reflector in self.reflectors:
-                    group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
-                group.create_task(self.activity.run(), name="activity")
+                self.follow(group)
                 group.create_task(self._report_replicas(), name="replicas")
+                group.create_task(self.events.run(), name="events")
+                group.create_task(self._log_stats(), name="stats")
                 await asyncio.gather(*(r.listed.wait() for r in self.reflectors))
-                log.info("caches synced identity=%s; campaigning for lease %s/%s", self.options.identity,
+                log.info("caches synced in %.2fs identity=%s scaledobjects=%d hpas=%d; campaigning for lease %s/%s",
+                         time.monotonic() - self.started, self.options.identity,
+                         sum(self.cache.count(r) for r in SCALED_OBJECT_RESOURCES), self.cache.count(HPAS),
                          self.options.lease_namespace, self.options.lease_name)
                 group.create_task(self.elector.run(self._start_leading, self._stop_leading), name="leader")
         finally:
@@ -108,13 +118,22 @@ class Controller:
             await self.elector.release()
             await self.activity.aclose()
 
+    def follow(self, group: asyncio.TaskGroup) -> None:
+        """Keep the caches and the activity view current (what a follower does too)."""
+        for reflector in self.reflectors:
+            group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
+        group.create_task(self.activity.run(), name="activity")
+
     def _start_leading(self) -> None:
         self._workers = [asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.options.workers)]
-        for resource in (SCALED_OBJECTS, LEGACY_SCALED_OBJECTS):
-            for obj in self.cache.items(resource):
-                key = so_key(obj)
-                found = self.activity.get(key[1], key[2])
-                self.queue.add(key, urgent=found is not None and found.active)
+        keys = set()
+        for obj in self.cache.all_scaled_objects():
+            found = self.activity.get(obj.namespace, obj.name)
+            self.queue.add(obj.key, urgent=found is not None and found.active)
+            keys.add(obj.key)
+        if self.ready_after is None:
+            self._first_pass = keys
+            self._note_first_pass()
 
     def _stop_leading(self) -> None:
         for task in self._workers:
@@ -129,8 +148,9 @@ class Controller:
             try:
                 delay = await self.reconciler.reconcile(key)
                 self._failures.pop(key, None)
-            except NotLeading:
+            except NotLeading:  # a renewal is late: look again then (a lost Lease requeues all when regained)
                 log.info("object=%s/%s not reconciled: not leading", key[1], key[2])
+                delay = self.options.retry_period
             except (ApiStatusError, httpx.HTTPError) as exc:
                 delay = self._backoff(key, exc)
             except Exception as exc:  # one object's bug must not stop the others
@@ -139,8 +159,20 @@ class Controller:
             finally:
                 self.reconciles += 1
                 self.queue.done(key)
+                if self._first_pass is not None:
+                    self._first_pass.discard(key)
+                    self._note_first_pass()
             if delay is not None and self.elector.leading:
                 self.queue.add_after(key, delay)
+            else:
+                self.queue.forget(key)
+
+    def _note_first_pass(self) -> None:
+        if self._first_pass is not None and not self._first_pass:
+            self._first_pass = None
+            self.ready_after = time.monotonic() - self.started
+            log.info("ready in %.2fs: every ScaledObject reconciled once reconciles=%d", self.ready_after,
+                     self.reconciles)
 
     def _backoff(self, key: SoKey, exc: BaseException) -> float:
         if isinstance(exc, ApiStatusError) and exc.code == 409:
@@ -152,72 +184,82 @@ class Controller:
 
     # -- what wakes an object --------------------------------------------------------------------
 
-    def _on_object(self, resource: Resource, old: Object | None, new: Object | None) -> None:
+    def _on_object(self, resource: Resource, old: object, new: object) -> None:
         if resource is HPAS:
-            self._on_hpa(old, new)
-            return
-        if resource in (DEPLOYMENTS, STATEFUL_SETS):
-            self._on_workload(resource, old, new)
-            return
-        key = so_key(new or old or {})
+            self._on_hpa(old if isinstance(old, Hpa) else None, new if isinstance(new, Hpa) else None)
+        elif resource in (DEPLOYMENTS, STATEFUL_SETS):
+            self._on_workload(resource, old if isinstance(old, Scale) else None,
+                              new if isinstance(new, Scale) else None)
+        else:
+            self._on_scaled_object(old if isinstance(old, CachedScaledObject) else None,
+                                   new if isinstance(new, CachedScaledObject) else None)
+
+    def _on_scaled_object(self, old: CachedScaledObject | None, new: CachedScaledObject | None) -> None:
+        current = new or old
+        assert current is not None
         if new is None:
-            self.queue.forget(key)
-            self._replicas.pop((key[1], key[2]), None)
-        elif interesting(old, new):
-            self.queue.add(key, urgent=True)
-            hpa = self.cache.get(HPAS, key[1], str(((new.get("status") or {}).get("hpaName")) or ""))
+            self.queue.forget(current.key)
+            self._failures.pop(current.key, None)
+            self._replicas.pop((current.namespace, current.name), None)
+        elif old is None or not old.same_but_status(new):
+            self.queue.add(new.key, urgent=True)
+            hpa = self.cache.hpa(new.namespace, new.hpa_name or "")
             if hpa is not None:
-                self._note_replicas(key, hpa)
-        if old is None or new is None or (old.get("spec") or {}).get("scaleTargetRef") != \
-                (new.get("spec") or {}).get("scaleTargetRef"):
-            self._wake_not_ready(key[1])  # a target freed or taken: rivals may change
+                self._note_replicas(new.key, hpa)
+        if old is None or new is None or old.target != new.target:  # a target freed or taken
+            for target in {o.target_key for o in (old, new) if o is not None}:
+                self._wake_target(*target, but=current.key)
 
-    def _on_hpa(self, old: Object | None, new: Object | None) -> None:
-        owner = owner_key(new or old or {})
-        if owner is None:
-            if old is None or new is None:
-                self._wake_not_ready(str(((new or old or {}).get("metadata") or {}).get("namespace")))
-            return
-        if interesting(old, new):
+    def _on_hpa(self, old: Hpa | None, new: Hpa | None) -> None:
+        current = new or old
+        assert current is not None
+        owner = owner_key(current)
+        if owner is not None and (old is None or new is None or (old != new and _hpa_essence(old) !=
+                                  _hpa_essence(new))):
             self.queue.add(owner, urgent=True)
-        if new is not None:
+        if owner is not None and new is not None:
             self._note_replicas(owner, new)
+        if old is None or new is None or old.target != new.target or old.owners != new.owners:
+            for kind, name in {(h.target.kind, h.target.name) for h in (old, new) if h is not None}:
+                self._wake_target(current.namespace, kind, name, but=owner)  # conflicts appeared or cleared
+            for obj in self.cache.scaled_objects_of_hpa_name(current.namespace, current.name):
+                if obj.key != owner:
+                    self.queue.add(obj.key)
 
-    def _on_workload(self, resource: Resource, old: Object | None, new: Object | None) -> None:
+    def _on_workload(self, resource: Resource, old: Scale | None, new: Scale | None) -> None:
         """A target scaled (by the HPA, by hand) or created: its ScaledObjects look again."""
-        if old is not None and new is not None and old.get("spec") == new.get("spec"):
+        if old is not None and new is not None and old.replicas == new.replicas:
             return
-        meta = (new or old or {}).get("metadata") or {}
-        target = (resource.kind, str(meta.get("name")))
-        for so_resource in (SCALED_OBJECTS, LEGACY_SCALED_OBJECTS):
-            for obj in self.cache.items(so_resource):
-                if (obj.get("metadata") or {}).get("namespace") == meta.get("namespace") and \
-                        target_of(obj) == target:
-                    self.queue.add(so_key(obj))
+        current = new or old
+        assert current is not None
+        self._wake_target(current.namespace, resource.kind, current.name)
 
-    def _on_activity(self, changed: set[tuple[str, str]]) -> None:
+    def _wake_target(self, namespace: str, kind: str, name: str, but: SoKey | None = None) -> None:
+        for obj in self.cache.scaled_objects_of_target(namespace, kind, name):
+            if obj.key != but:
+                self.queue.add(obj.key)
+
+    def _on_activity(self, changed: set[Key]) -> None:
         for namespace, name in changed:
             for group in KEDA_GROUPS:
-                resource = LEGACY_SCALED_OBJECTS if group == LEGACY_GROUP else SCALED_OBJECTS
-                if self.cache.get(resource, namespace, name) is not None:
+                if self.cache.scaled_object((group, namespace, name)) is not None:
                     self.queue.add((group, namespace, name), urgent=True)
 
-    def _wake_not_ready(self, namespace: str) -> None:
-        for resource in (SCALED_OBJECTS, LEGACY_SCALED_OBJECTS):
-            for obj in self.cache.items(resource):
-                if (obj.get("metadata") or {}).get("namespace") == namespace and not _ready(obj):
-                    self.queue.add(so_key(obj))
+    def _on_adapter_back(self) -> None:
+        waiting, self.reconciler.waiting_for_adapter = self.reconciler.waiting_for_adapter, set()
+        for key in waiting:
+            self.queue.add(key, urgent=True)
 
     # -- current replicas for the adapter's fallback answers ------------------------------------
 
-    def _note_replicas(self, owner: SoKey, hpa: Object) -> None:
-        resource = LEGACY_SCALED_OBJECTS if owner[0] == LEGACY_GROUP else SCALED_OBJECTS
-        so = self.cache.get(resource, owner[1], owner[2]) or {}
-        behavior = ((so.get("spec") or {}).get("fallback") or {}).get("behavior")
-        current = (hpa.get("status") or {}).get("currentReplicas")
-        if behavior in CURRENT_REPLICAS_BEHAVIORS and isinstance(current, int) and \
-                self._replicas.get((owner[1], owner[2])) != current:
-            self._replicas[(owner[1], owner[2])] = current
+    def _note_replicas(self, owner: SoKey, hpa: Hpa) -> None:
+        obj = self.cache.scaled_object(owner)
+        fallback = obj.spec.fallback if obj is not None and obj.spec is not None else None
+        current = hpa.current_replicas
+        key = (owner[1], owner[2])
+        if fallback is not None and fallback.behavior in CURRENT_REPLICAS_BEHAVIORS and current is not None and \
+                self._replicas.get(key) != current:
+            self._replicas[key] = current
             self._replicas_changed.set()
 
     async def _report_replicas(self) -> None:
@@ -237,10 +279,24 @@ class Controller:
                 self._replicas_changed.set()
             await asyncio.sleep(0.5)
 
+    async def _log_stats(self) -> None:
+        """What the controller holds and has done, when it changed: for operators and benchmarks."""
+        last = ""
+        while True:
+            await asyncio.sleep(STATS_EVERY)
+            calls = ",".join(f"{k.replace(' ', ':')}={v}" for k, v in sorted(self.kube.calls.items()))
+            line = (f"scaledobjects={sum(self.cache.count(r) for r in SCALED_OBJECT_RESOURCES)} "
+                    f"hpas={self.cache.count(HPAS)} reconciles={self.reconciles} timed={self.queue.timed} "
+                    f"activity_answers={self.activity.answers} activity_full={self.activity.full_answers} "
+                    f"calls={calls or '-'}")
+            if line != last:
+                log.info("stats %s", line)
+                last = line
 
-def _ready(obj: Object) -> bool:
-    return any(cond.get("type") == "Ready" and cond.get("status") == "True"
-               for cond in (obj.get("status") or {}).get("conditions") or [])
+
+def _hpa_essence(hpa: Hpa) -> tuple[object, ...]:
+    """What of an HPA its ScaledObject decides: a change of anything else (its status) is not ours."""
+    return hpa.labels, hpa.annotations, hpa.owners, hpa.target, hpa.spec_json
 
 
 async def run_controller(api: KubeApi, options: ControllerOptions, stop: asyncio.Event) -> None:

@@ -28,7 +28,6 @@ from adapter.controller.conditions import (
     NOT_ACTIVE,
     PARTIAL_TRIGGER_ERROR,
     TRIGGER_ERROR,
-    Condition,
 )
 from adapter.keda.names import (
     PAUSED,
@@ -36,6 +35,7 @@ from adapter.keda.names import (
     PAUSED_SCALE_IN,
     PAUSED_SCALE_OUT,
 )
+from adapter.keda.scaled_object_status import Condition
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}

@@ -2,21 +2,26 @@
 
 Like client-go's recorder, the same (object, type, reason, message) within ten minutes bumps
 `count` and `lastTimestamp` of the Event already written rather than creating another. An Event
-is best effort: a failure is logged and never fails the reconcile that recorded it.
+is best effort: `record` only queues it, one task sends the queue in order with its own rate
+limit (`ControllerKube`'s event bucket), so Events never hold up a reconcile nor take the API
+calls HPAs and statuses need (1,000 new ScaledObjects make 1,000 `ScaledObjectReady` Events);
+a failure is logged, and past `BACKLOG` waiting Events the oldest are dropped and counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from adapter.controller.guarded_api import ControllerKube
+from adapter.controller.guarded_api import ControllerKube, SoKey
 from adapter.kube.client import ApiStatusError
 from adapter.kube.wire import timestamp
 
@@ -24,6 +29,7 @@ log = logging.getLogger("eventscale.events")
 
 COMPONENT = "eventscale-controller"
 REPEAT_WINDOW = 600.0
+BACKLOG = 10_000
 
 ACTIVATED = "KEDAScaleTargetActivated"
 DEACTIVATED = "KEDAScaleTargetDeactivated"
@@ -34,6 +40,32 @@ READY = "ScaledObjectReady"
 CHECK_FAILED = "ScaledObjectCheckFailed"
 DELETED = "ScaledObjectDeleted"
 
+
+
+class _ScaledObjectLike(Protocol):
+    @property
+    def key(self) -> SoKey: ...
+    @property
+    def api_version(self) -> str: ...
+    @property
+    def uid(self) -> str: ...
+    @property
+    def resource_version(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Involved:
+    """The object an Event is about."""
+
+    api_version: str
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+
+    @staticmethod
+    def of(obj: _ScaledObjectLike) -> Involved:
+        return Involved(obj.api_version, obj.key[1], obj.key[2], obj.uid, obj.resource_version)
 
 
 @dataclass
@@ -47,11 +79,29 @@ class EventRecorder:
     def __init__(self, kube: ControllerKube, instance: str, wall: Callable[[], float] = time.time) -> None:
         self.kube, self.instance, self.wall = kube, instance, wall
         self._written: dict[tuple[str, str, str, str], _Written] = {}
+        self._queue: deque[tuple[Involved, str, str, str, float]] = deque()
+        self._waiting = asyncio.Event()
+        self.dropped = 0
 
-    async def record(self, obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
-        meta = obj.get("metadata") or {}
-        namespace, uid = str(meta.get("namespace")), str(meta.get("uid"))
-        key, now = (uid, kind, reason, message), self.wall()
+    def record(self, obj: Involved, kind: str, reason: str, message: str) -> None:
+        """Queue an Event; `run` sends it."""
+        if len(self._queue) >= BACKLOG:
+            self._queue.popleft()
+            self.dropped += 1
+            log.warning("event backlog full: oldest dropped (%d so far)", self.dropped)
+        self._queue.append((obj, kind, reason, message, self.wall()))
+        self._waiting.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._waiting.wait()
+            while self._queue:
+                await self._send(*self._queue.popleft())
+            self._waiting.clear()
+
+    async def _send(self, obj: Involved, kind: str, reason: str, message: str, now: float) -> None:
+        namespace = obj.namespace
+        key = (obj.uid, kind, reason, message)
         try:
             seen = self._written.get(key)
             if seen is not None and now - seen.at < REPEAT_WINDOW:
@@ -64,16 +114,14 @@ class EventRecorder:
             self._written[key] = _Written(event["metadata"]["name"], 1, now)
             self._forget_old(now)
         except (ApiStatusError, httpx.HTTPError, ValueError) as exc:
-            log.warning("event reason=%s object=%s/%s not recorded: %s", reason, namespace, meta.get("name"), exc)
+            log.warning("event reason=%s object=%s/%s not recorded: %s", reason, namespace, obj.name, exc)
 
-    def _event(self, obj: Mapping[str, Any], kind: str, reason: str, message: str, now: float) -> dict[str, Any]:
-        meta = obj.get("metadata") or {}
+    def _event(self, obj: Involved, kind: str, reason: str, message: str, now: float) -> dict[str, Any]:
         return {
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{meta.get('name')}.{secrets.token_hex(8)}", "namespace": meta.get("namespace")},
-            "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": "ScaledObject", "name": meta.get("name"),
-                               "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-                               "resourceVersion": meta.get("resourceVersion")},
+            "metadata": {"name": f"{obj.name}.{secrets.token_hex(8)}", "namespace": obj.namespace},
+            "involvedObject": {"apiVersion": obj.api_version, "kind": "ScaledObject", "name": obj.name,
+                               "namespace": obj.namespace, "uid": obj.uid, "resourceVersion": obj.resource_version},
             "reason": reason, "message": message, "type": kind, "count": 1,
             "firstTimestamp": timestamp(now), "lastTimestamp": timestamp(now),
             "source": {"component": COMPONENT, "host": self.instance},

@@ -11,7 +11,8 @@ The server fills defaults into what we send (behavior policies, selectPolicy, ..
 date" is KEDA's DeepDerivative: every field we set has our value; fields we leave out may hold
 anything. That alone misses removals (a behavior deleted from the ScaledObject, a pause lifted:
 KEDA's 2.18.2 fix), so the HPA also carries a hash of what we asked for, and a different hash
-means an update.
+means an update. An update is a merge patch computed against the HPA as cached (`hpa_patch`),
+so the cache keeps a small typed view of each HPA rather than the whole object.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adapter.controller.status import replacing_patch
 from adapter.keda.names import SCALED_OBJECT_LABEL
 from adapter.keda.objects import ScaledObject
+from adapter.kube.autoscaling import Hpa
 from adapter.kube.wire import format_quantity
 
 MANAGED_BY = "eventscale"
@@ -103,32 +106,20 @@ def derivative(wanted: Any, found: Any) -> bool:
     return bool(wanted == found)
 
 
-def owned_by(hpa: Mapping[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid and ref.get("controller")
-               for ref in (hpa.get("metadata") or {}).get("ownerReferences") or [])
+def up_to_date(wanted: Mapping[str, Any], found: Hpa) -> bool:
+    meta = wanted["metadata"]
+    return (found.owned_by(meta["ownerReferences"][0]["uid"])
+            and derivative(meta["labels"], found.labels)
+            and derivative(meta["annotations"], found.annotations)
+            and derivative(wanted["spec"], found.spec))
 
 
-def up_to_date(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> bool:
-    meta, found_meta = wanted["metadata"], found.get("metadata") or {}
-    return (derivative(wanted["spec"], found.get("spec"))
-            and derivative(meta["labels"], found_meta.get("labels") or {})
-            and derivative(meta["annotations"], found_meta.get("annotations") or {})
-            and owned_by(found, meta["ownerReferences"][0]["uid"]))
-
-
-def updated(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> dict[str, Any]:
-    """`found` with our spec, labels, annotations and owner: the body of an update (PUT)."""
-    body = copy.deepcopy(dict(found))
-    meta = body.setdefault("metadata", {})
-    meta["labels"] = {**(meta.get("labels") or {}), **wanted["metadata"]["labels"]}
-    meta["annotations"] = {**(meta.get("annotations") or {}), **wanted["metadata"]["annotations"]}
-    others = [r for r in meta.get("ownerReferences") or [] if not r.get("controller")]
-    meta["ownerReferences"] = [*wanted["metadata"]["ownerReferences"], *others]
-    body["spec"] = copy.deepcopy(wanted["spec"])
-    body.pop("status", None)
-    return body
-
-
-def targets(hpa: Mapping[str, Any], kind: str, name: str) -> bool:
-    ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-    return bool(ref.get("kind") == kind and ref.get("name") == name)
+def hpa_patch(wanted: Mapping[str, Any], found: Hpa) -> dict[str, Any]:
+    """The merge patch that gives `found` our spec (as a PUT would: fields we do not set are
+    removed and defaulted again by the server), labels, annotations and controlling owner,
+    conditional on the version read."""
+    others = [o.as_dict() for o in found.owners if not o.controller]
+    meta = wanted["metadata"]
+    return {"metadata": {"resourceVersion": found.resource_version, "labels": meta["labels"],
+                         "annotations": meta["annotations"], "ownerReferences": [*meta["ownerReferences"], *others]},
+            "spec": replacing_patch(found.spec, wanted["spec"])}

@@ -2,9 +2,11 @@
 
 The queue holds each key at most once, hands it to one worker at a time (a key added while a
 worker holds it is queued again when the worker is done), and has two lanes: urgent keys (a
-change a user made, an activity change) always go before routine ones (the pollingInterval
-re-check of each object), so one change reaches its HPA in milliseconds even while a thousand
-routine checks wait. Delayed adds keep one timer per key; a newer one replaces the older.
+change a user made, an activity change) always go before routine ones (a timer that came due,
+a target scaled), so one change reaches its HPA in milliseconds even while a thousand routine
+looks wait. Delayed adds go into one deadline queue (a heap, one loop timer for its earliest
+deadline): a key has at most one deadline, a newer one replaces the older, and the cost of
+timers is proportional to the objects that have one, not to all objects.
 
 The token bucket bounds the calls the controller makes to kube-apiserver (`qps`, with `burst`
 allowed at once); waiters are served in order.
@@ -13,6 +15,7 @@ allowed at once); waiters are served in order.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -48,7 +51,11 @@ class WorkQueue(Generic[K]):
         self._queued: set[K] = set()
         self._busy: set[K] = set()
         self._again: dict[K, bool] = {}  # added while busy: queue again when done (urgent?)
-        self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._deadlines: dict[K, float] = {}  # loop time each key is due
+        self._heap: list[tuple[float, int, K]] = []  # the deadlines, with stale entries skipped
+        self._order = 0
+        self._timer: asyncio.TimerHandle | None = None  # fires at the earliest deadline
+        self._timer_at = float("inf")
         self._ready = asyncio.Event()
 
     def __len__(self) -> int:
@@ -68,20 +75,41 @@ class WorkQueue(Generic[K]):
         self._ready.set()
 
     def add_after(self, key: K, delay: float) -> None:
-        """Add `key` (routine) after `delay` seconds; replaces an earlier timer for it."""
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        self._timers[key] = asyncio.get_running_loop().call_later(max(0.0, delay), self._fire, key)
+        """Add `key` (routine) after `delay` seconds; replaces an earlier deadline of it."""
+        loop = asyncio.get_running_loop()
+        at = loop.time() + max(0.0, delay)
+        self._deadlines[key] = at
+        self._order += 1
+        heapq.heappush(self._heap, (at, self._order, key))
+        if at < self._timer_at:
+            self._arm(loop, at)
 
-    def _fire(self, key: K) -> None:
-        self._timers.pop(key, None)
-        self.add(key)
+    @property
+    def timed(self) -> int:
+        return len(self._deadlines)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = loop.call_at(at, self._fire), at
+
+    def _fire(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer, self._timer_at = None, float("inf")
+        now = loop.time()
+        while self._heap and self._heap[0][0] <= now:
+            at, _, key = heapq.heappop(self._heap)
+            if self._deadlines.get(key) == at:
+                del self._deadlines[key]
+                self.add(key)
+        while self._heap and self._deadlines.get(self._heap[0][2]) != self._heap[0][0]:
+            heapq.heappop(self._heap)  # stale: replaced by an earlier deadline, or forgotten
+        if self._heap:
+            self._arm(loop, self._heap[0][0])
 
     def forget(self, key: K) -> None:
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        """Drop `key`'s deadline (its heap entry is skipped when it comes up)."""
+        self._deadlines.pop(key, None)
 
     async def get(self) -> K:
         while not (self._urgent or self._routine):
@@ -98,6 +126,8 @@ class WorkQueue(Generic[K]):
             self.add(key, self._again.pop(key))
 
     def clear_timers(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, float("inf")
+        self._deadlines.clear()
+        self._heap.clear()

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adapter.keda.activity import TriggerActivity
+from adapter.keda.scaled_object_status import ScaledObjectStatus
 
 
 def health(triggers: Sequence[TriggerActivity]) -> dict[str, dict[str, Any]]:
@@ -24,11 +25,11 @@ def triggers_activity(triggers: Sequence[TriggerActivity]) -> dict[str, dict[str
     return {t.metric_name: {"isActive": t.active} for t in triggers if t.resolved}
 
 
-def newly_failing(triggers: Sequence[TriggerActivity], status: Mapping[str, Any]) -> list[TriggerActivity]:
+def newly_failing(triggers: Sequence[TriggerActivity], status: ScaledObjectStatus) -> list[TriggerActivity]:
     """Triggers failing now that the written status still shows as happy (or not at all)."""
-    written = status.get("health") or {}
-    return [t for t in triggers if t.resolved and t.error and (written.get(t.metric_name) or {}).get("status")
-            != "Failing"]
+    written = status.health or {}
+    return [t for t in triggers if t.resolved and t.error and
+            (t.metric_name not in written or written[t.metric_name].status != "Failing")]
 
 
 def merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,4 +51,11 @@ def merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[s
                 patch[key] = inner
         elif old != value:
             patch[key] = value
+    return patch
+
+
+def replacing_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386 patch turning `current` into exactly `wanted` (top-level keys gone are removed too)."""
+    patch = merge_patch(current, wanted)
+    patch.update({k: None for k in current if k not in wanted})
     return patch

@@ -5,6 +5,12 @@ already knows over loopback (`adapter.api.activity_feed` serves it, `adapter.con
 activity_client` reads it). Both sides use these types and the `encode_*`/`decode_*` pairs, so
 the document cannot drift between the two processes.
 
+A document is either full (every ScaledObject: the first answer, or after the adapter
+restarted) or a delta (the objects that changed since the version the reader named, and the
+keys of those deleted), so a long poll costs what changed, not what exists. Objects are
+encoded one by one (`encode_object`) and a document is those bytes joined, so the adapter
+encodes an object once per change however many documents carry it.
+
 `decode_*` validate what they read and raise `ValueError` with the offending field; the
 encoded names are camelCase, as in Kubernetes objects, since people read them with curl.
 """
@@ -20,7 +26,7 @@ from typing import Any
 Key = tuple[str, str]  # namespace, name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TriggerActivity:
     index: int
     type: str
@@ -42,7 +48,7 @@ class TriggerActivity:
         return self.read_at is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectActivity:
     namespace: str
     name: str
@@ -75,6 +81,16 @@ class ObjectActivity:
 
 
 @dataclass(frozen=True)
+class ActivityDocument:
+    """One answer of `GET /activity`: everything (`full`), or what changed since `since`."""
+
+    generation: str  # "<adapter process>-<version>": what the next request names as `since`
+    full: bool
+    objects: tuple[ObjectActivity, ...]
+    deleted: tuple[Key, ...] = ()
+
+
+@dataclass(frozen=True)
 class ReplicaCount:
     """A target's current replica count, for the currentReplicas* fallback behaviours."""
 
@@ -98,9 +114,17 @@ def object_fields(o: ObjectActivity) -> dict[str, Any]:
             "generation": o.generation, "error": o.error, "triggers": [_trigger_fields(t) for t in o.triggers]}
 
 
-def encode_document(generation: str, objects: Iterable[ObjectActivity]) -> bytes:
-    body = {"generation": generation, "scaledObjects": [object_fields(o) for o in objects]}
-    return json.dumps(body, separators=(",", ":")).encode()
+def encode_object(o: ObjectActivity) -> bytes:
+    return json.dumps(object_fields(o), separators=(",", ":")).encode()
+
+
+def encode_document(generation: str, full: bool, encoded_objects: Iterable[bytes],
+                    deleted: Iterable[Key] = ()) -> bytes:
+    """A document from objects already encoded with `encode_object`."""
+    head = json.dumps({"generation": generation, "full": full,
+                       "deleted": [{"namespace": ns, "name": name} for ns, name in deleted]},
+                      separators=(",", ":")).encode()
+    return head[:-1] + b',"scaledObjects":[' + b",".join(encoded_objects) + b"]}"
 
 
 def encode_replicas(counts: Iterable[ReplicaCount]) -> dict[str, Any]:
@@ -179,10 +203,12 @@ def decode_object(raw: Any) -> ObjectActivity:
     )
 
 
-def decode_document(raw: Any) -> dict[Key, ObjectActivity]:
+def decode_document(raw: Any) -> ActivityDocument:
     raw = _mapping(raw, "document")
-    objects = (decode_object(o) for o in _list(raw.get("scaledObjects"), "scaledObjects"))
-    return {o.key: o for o in objects}
+    objects = tuple(decode_object(o) for o in _list(raw.get("scaledObjects"), "scaledObjects"))
+    deleted = tuple((_str(d, "namespace"), _str(d, "name"))
+                    for d in (_mapping(item, "deleted") for item in _list(raw.get("deleted"), "deleted")))
+    return ActivityDocument(_str(raw, "generation"), bool(raw.get("full", True)), objects, deleted)
 
 
 def decode_replicas(raw: Any) -> list[ReplicaCount]:

@@ -35,7 +35,7 @@ class InvalidObject(ValueError):
     """An object that cannot be used; the message goes to its status and to the log."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectRef:
     kind: str
     namespace: str
@@ -45,7 +45,7 @@ class ObjectRef:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScaleTarget:
     name: str
     api_version: str = "apps/v1"
@@ -53,13 +53,13 @@ class ScaleTarget:
     env_source_container: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AuthRef:
     name: str
     kind: str = "TriggerAuthentication"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TriggerSpec:
     index: int
     type: str
@@ -70,14 +70,14 @@ class TriggerSpec:
     use_cached_metrics: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fallback:
     failure_threshold: int
     replicas: int
     behavior: str = "static"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScaledObject:
     api_version: str
     namespace: str
@@ -116,14 +116,14 @@ class ScaledObject:
         return SCALED_OBJECT_LABEL, self.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetRef:
     parameter: str
     name: str
     key: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TriggerAuthentication:
     kind: str
     namespace: str

@@ -19,7 +19,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import httpx
 
@@ -28,16 +28,15 @@ from adapter.kube.resources import Resource
 
 log = logging.getLogger("eventscale.watch")
 
-Transform = Callable[[Object], Object]
+T = TypeVar("T")
+Transform = Callable[[Object], T]  # what a sink keeps of each object, made as the object arrives
 
 
-
-
-class Sink(Protocol):
-    def listed(self, resource: Resource, objects: list[Object]) -> None:
+class Sink(Protocol[T]):
+    def listed(self, resource: Resource, objects: list[T]) -> None:
         """The complete current set (first list, relist after 410 or resync)."""
 
-    def changed(self, resource: Resource, obj: Object, deleted: bool) -> None:
+    def changed(self, resource: Resource, obj: T, deleted: bool) -> None:
         """One watch event."""
 
 
@@ -61,8 +60,8 @@ class Backoff:
         self.delay = self.first
 
 
-class Reflector:
-    def __init__(self, api: KubeApi, resource: Resource, sink: Sink, transform: Transform, *,
+class Reflector(Generic[T]):
+    def __init__(self, api: KubeApi, resource: Resource, sink: Sink[T], transform: Transform[T], *,
                  page_size: int = 500, watch_timeout: tuple[int, int] = (300, 600),
                  resync: float = 1800.0, absent_retry: float = 30.0, resume_from: str | None = None) -> None:
         self.api, self.resource, self.sink, self.transform = api, resource, sink, transform
@@ -104,7 +103,7 @@ class Reflector:
         return {"fieldSelector": self.resource.field_selector} if self.resource.field_selector else {}
 
     async def _list(self) -> None:
-        objects: list[Object] = []
+        objects: list[T] = []
         params = {**self._params(), "limit": str(self.page_size)}
         while True:
             page = await self._call(self.api.get(self.resource.path, params))
@@ -153,7 +152,7 @@ class Reflector:
         except ApiStatusError as exc:
             raise _classify(exc) from None
 
-    def _transform(self, raw: Object) -> Object:
+    def _transform(self, raw: Object) -> T:
         raw.setdefault("kind", self.resource.kind)  # list items of built-in kinds carry neither
         raw.setdefault("apiVersion", self.resource.api_version)
         return self.transform(raw)

@@ -13,22 +13,29 @@ the same server are gathered into one `ScalerClient.read` call, one call in flig
 at a time, so load on a broker is bounded whatever the request rate. Every read has a timeout;
 a failed read closes the server's client so the next one starts from a fresh connection.
 
-The poller sleeps until the next entry is due (entries due within `batch_window` join the
-batch), so a trigger is read every `pollingInterval`, not at the next whole tick after it.
-Listeners (the controller's activity feed) are told when a read changed a value, an error or
-a failure count. Past `fallback.failureThreshold` consecutive failures the rendered answer is
-the fallback value (see `fallback`) instead of the error.
+The poller keeps entries in a heap by due time and sleeps until the first is due (entries due
+within `batch_window` join the batch), so a trigger is read every `pollingInterval`, not at the
+next whole tick after it, and a tick costs the entries that are due, not every entry.
+Listeners (the activity feed, `/metrics`) are told which ScaledObjects changed: a read that
+changed a value, an error or a failure count, or entries added or removed by the catalog. The
+store follows the catalog object by object (`follow`), so one ScaledObject changing costs its
+own triggers, whatever the number of others. Past `fallback.failureThreshold` consecutive
+failures the rendered answer is the fallback value (see `fallback`) instead of the error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapter.catalog.catalog import Catalog
 from adapter.catalog.resolve import MetricKey, ResolvedTrigger
 from adapter.keda.fallback import fallback_value, in_fallback
 from adapter.kube.wire import internal_error, render_value_list
@@ -37,7 +44,8 @@ from scalers import Reading, ReadResult, ScalerClient, ScalerError, mask, secret
 log = logging.getLogger("eventscale.store")
 
 Clock = Callable[[], float]
-Listener = Callable[[], None]
+ObjectKey = tuple[str, str]  # namespace, ScaledObject name
+Listener = Callable[[set[ObjectKey]], None]
 
 
 @dataclass(eq=False)
@@ -52,9 +60,14 @@ class MetricEntry:
     inflight: asyncio.Future[None] | None = field(default=None, repr=False)
     reported_active: bool | None = None  # the scaler's own activity decision on the last read, if it made one
     secrets: tuple[str, ...] = field(default=(), repr=False)  # masked out of every error kept
+    queued_for: float | None = None  # the due time it sits in the poll heap under, if it does
 
     def __post_init__(self) -> None:
         self.secrets = secret_values(self.trigger.config)
+
+    @property
+    def object_key(self) -> ObjectKey:
+        return self.trigger.namespace, self.trigger.scaled_object
 
     @property
     def active(self) -> bool:
@@ -143,15 +156,17 @@ class _Server:
         self.stats.reads += 1
         self.stats.seconds += time.perf_counter() - started
         now = self.store.clock()
-        changed = False
+        changed: set[ObjectKey] = set()
         for entry, result in zip(batch, results, strict=True):
-            changed |= entry.record(result, now)
+            if entry.record(result, now):
+                changed.add(entry.object_key)
             entry.render(self.store.current_replicas(entry.trigger))
             if entry.inflight is not None and not entry.inflight.done():
                 entry.inflight.set_result(None)
             entry.inflight = None
+            self.store.schedule(entry)
         if changed:
-            self.store.notify()
+            self.store.notify(changed)
 
     def discard_client(self) -> None:
         """Forget the client now (the next read opens a new one) and close it in the background:
@@ -199,21 +214,28 @@ class MetricStore:
         self.batch_window = batch_window  # entries due this soon join the current batch
         self.clock = clock
         self._entries: dict[MetricKey, MetricEntry] = {}
+        self._by_object: dict[ObjectKey, tuple[MetricEntry, ...]] = {}
         self._servers: dict[tuple[str, Hashable], _Server] = {}
+        self._server_users: dict[tuple[str, Hashable], int] = {}  # entries per server
+        self._due: list[tuple[float, int, MetricEntry]] = []  # the poll heap
+        self._order = itertools.count()  # ties in the heap, never compare entries
+        self._wake_at = float("inf")  # when the sleeping poller looks next
+        self._wake = asyncio.Event()  # set when an entry is due before that
         self._tasks: set[asyncio.Task[None]] = set()  # closes and polls in flight, owned here
         self._listeners: list[Listener] = []
-        self._replicas: dict[tuple[str, str], int] = {}  # (namespace, ScaledObject): current replicas
+        self._replicas: dict[ObjectKey, int] = {}  # (namespace, ScaledObject): current replicas
         self.read_stats: dict[str, ReadStats] = {}  # by scaler type
 
     # -- who is told about changes ---------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> None:
-        """Call `listener` after a read changed a value, an error or a failure count."""
+        """Call `listener(objects)` after reads changed a value, an error or a failure count of
+        those ScaledObjects' triggers, or the catalog added or removed some of their entries."""
         self._listeners.append(listener)
 
-    def notify(self) -> None:
+    def notify(self, changed: set[ObjectKey]) -> None:
         for listener in self._listeners:
-            listener()
+            listener(changed)
 
     # -- current replicas, for the currentReplicas* fallback behaviours ----------------------
 
@@ -225,26 +247,64 @@ class MetricStore:
         if self._replicas.get((namespace, name)) == replicas:
             return
         self._replicas[(namespace, name)] = replicas
-        for entry in self._entries.values():
-            trigger = entry.trigger
-            if (trigger.namespace, trigger.scaled_object) == (namespace, name) and entry.in_fallback:
+        for entry in self._by_object.get((namespace, name), ()):
+            if entry.in_fallback:
                 entry.render(replicas)
 
     # -- what the catalog tells us -------------------------------------------------------------
 
-    def sync(self, triggers: Iterable[ResolvedTrigger]) -> None:
-        """Make the entries match the catalog's triggers; release servers nobody uses."""
-        entries: dict[MetricKey, MetricEntry] = {}
-        for trigger in triggers:
-            old = self._entries.get(trigger.key)
-            entries[trigger.key] = old if old is not None and old.trigger == trigger else MetricEntry(trigger)
-        self._entries = entries
-        objects = {(e.trigger.namespace, e.trigger.scaled_object) for e in entries.values()}
-        self._replicas = {k: v for k, v in self._replicas.items() if k in objects}
-        used = {e.trigger.server for e in entries.values()}
-        for key in [k for k in self._servers if k not in used]:
-            server = self._servers.pop(key)
-            server.discard_client()
+    def follow(self, catalog: Catalog) -> None:
+        """Keep the entries equal to the catalog's triggers, object by object as it changes."""
+        def changed(objects: set[ObjectKey]) -> None:
+            self.sync_objects({key: _triggers_of(catalog, key) for key in sorted(objects)})
+
+        catalog.subscribe(changed)
+        self.sync_objects({(r.so.namespace, r.so.name): tuple(r.by_metric.values())
+                           for r in catalog.scaled_objects()})
+
+    def sync_objects(self, objects: dict[ObjectKey, tuple[ResolvedTrigger, ...]]) -> None:
+        """Make these ScaledObjects' entries match their triggers (none: the object is gone);
+        entries of unchanged triggers keep their values; servers nobody uses are released."""
+        changed: set[ObjectKey] = set()
+        for key, triggers in objects.items():
+            old = {e.trigger.key: e for e in self._by_object.get(key, ())}
+            new = tuple(old[t.key] if t.key in old and old[t.key].trigger == t else MetricEntry(t) for t in triggers)
+            kept = {id(e) for e in new}
+            for entry in old.values():
+                if id(entry) not in kept:
+                    self._remove(entry)
+            for entry in new:
+                if entry.trigger.key not in old or old[entry.trigger.key] is not entry:
+                    self._add(entry)
+            if new:
+                self._by_object[key] = new
+            else:
+                self._by_object.pop(key, None)
+                self._replicas.pop(key, None)
+            if [id(e) for e in new] != [id(e) for e in old.values()]:
+                changed.add(key)
+        if changed:
+            self.notify(changed)
+
+    def _add(self, entry: MetricEntry) -> None:
+        self._entries[entry.trigger.key] = entry
+        server = entry.trigger.server
+        self._server_users[server] = self._server_users.get(server, 0) + 1
+        self.schedule(entry)
+
+    def _remove(self, entry: MetricEntry) -> None:
+        if self._entries.get(entry.trigger.key) is entry:
+            del self._entries[entry.trigger.key]
+        entry.queued_for = None  # its heap item is dropped when it comes up
+        server = entry.trigger.server
+        users = self._server_users.get(server, 0) - 1
+        if users > 0:
+            self._server_users[server] = users
+            return
+        self._server_users.pop(server, None)
+        found = self._servers.pop(server, None)
+        if found is not None:
+            found.discard_client()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -253,6 +313,13 @@ class MetricStore:
 
     def entries(self) -> Iterable[MetricEntry]:
         return self._entries.values()
+
+    def objects(self) -> Iterable[ObjectKey]:
+        """The ScaledObjects that have entries."""
+        return self._by_object.keys()
+
+    def entries_of(self, namespace: str, name: str) -> tuple[MetricEntry, ...]:
+        return self._by_object.get((namespace, name), ())
 
     def max_age_of(self, trigger: ResolvedTrigger) -> float:
         return float(trigger.polling_interval) if trigger.spec.use_cached_metrics else self.max_age
@@ -281,24 +348,49 @@ class MetricStore:
 
     # -- background polling ----------------------------------------------------------------
 
+    def schedule(self, entry: MetricEntry) -> None:
+        """Put `entry` in the poll heap at its next due time, unless it is already there."""
+        if entry.queued_for is not None or self._entries.get(entry.trigger.key) is not entry:
+            return
+        due = entry.read_at + entry.trigger.polling_interval
+        entry.queued_for = due
+        heapq.heappush(self._due, (due, next(self._order), entry))
+        if due < self._wake_at:
+            self._wake.set()
+
     def due(self) -> list[MetricEntry]:
-        """Entries whose pollingInterval has passed, or will within the batch window."""
+        """Entries whose pollingInterval has passed, or will within the batch window, taken
+        off the heap; an entry read since it was queued (by a request) goes back at its new time."""
         soon = self.clock() + self.batch_window
-        return [e for e in self._entries.values()
-                if e.inflight is None and e.read_at + e.trigger.polling_interval <= soon]
+        found: list[MetricEntry] = []
+        while self._due and self._due[0][0] <= soon:
+            at, _, entry = heapq.heappop(self._due)
+            if entry.queued_for != at:
+                continue  # removed, or queued again under another time
+            entry.queued_for = None
+            if entry.inflight is not None:
+                continue  # queued again when that read lands
+            if entry.read_at + entry.trigger.polling_interval > soon:
+                self.schedule(entry)
+            else:
+                found.append(entry)
+        return found
 
     def next_poll_in(self) -> float:
         """Seconds until the next entry is due (at most `tick`), so polls keep their interval."""
-        now = self.clock()
-        next_due = min(((now if e.inflight is not None else e.read_at) + e.trigger.polling_interval
-                        for e in self._entries.values()), default=float("inf"))
-        return min(self.tick, max(0.01, next_due - now))
+        next_due = self._due[0][0] if self._due else float("inf")
+        return min(self.tick, max(0.01, next_due - self.clock()))
 
     async def poll_forever(self) -> None:
         while True:
             for entry in self.due():  # requested now, so they are in flight before the next look
                 self._server(entry.trigger).request(entry)
-            await asyncio.sleep(self.next_poll_in())
+            delay = self.next_poll_in()
+            self._wake_at = self.clock() + delay
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            self._wake_at = float("inf")
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as a task this store owns (awaited by `aclose`)."""
@@ -330,3 +422,8 @@ class MetricStore:
             await server.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _triggers_of(catalog: Catalog, key: ObjectKey) -> tuple[ResolvedTrigger, ...]:
+    found = catalog.scaled_object(*key)
+    return tuple(found.by_metric.values()) if found is not None else ()

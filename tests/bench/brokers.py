@@ -88,7 +88,7 @@ async def measure(redis: RedisServer, rabbitmq: RabbitMQServer) -> dict[str, Any
     requests = RequestLog()
     catalog = Catalog(ScalerRegistry(scalers=[RabbitMQScaler(http_request_hooks=[requests])]))
     store = MetricStore(timeout=30)
-    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    store.follow(catalog)
     rss_before = rss_mb()
     started = time.perf_counter()
     catalog.replace_all([(o, "bench") for o in objects(redis, rabbitmq)])

@@ -180,6 +180,7 @@ class ReplicaLog:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+        wait_for(lambda: self.changes, timeout=20, what=f"the watch of deployment {name} started", interval=0.05)
 
     def _run(self) -> None:
         with self.cp.api_client() as api:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +36,7 @@ from controller_stack import (
     wait_replicas,
 )
 from controlplane import ControlPlane, wait_for
+from kubernetes import client, watch
 
 from adapter.kube.wire import parse_timestamp
 from tests.harness.rabbitmq_server import PASSWORD, USER, RabbitMQServer
@@ -86,8 +88,7 @@ def assert_story(cp: ControlPlane, ns: str, name: str, metric: str, fill: Any, d
         assert condition(wait_condition(cp, ns, name, "Active", ("False", "ScalerNotActive")), "Paused")[0] == "Unknown"
         assert ready["hpaName"] == f"keda-hpa-{name}" and ready["externalMetricNames"] == [metric]
         assert ready["originalReplicaCount"] == 0 and ready["scaleTargetKind"] == "apps/v1.Deployment"
-        assert (get(cp, "scaledobject.keda.sh", ns, name) or {})["metadata"]["labels"] == {
-            "scaledobject.keda.sh/name": name}
+        assert "labels" not in (get(cp, "scaledobject.keda.sh", ns, name) or {})["metadata"]  # no write for it
 
         filled_at = time.time()
         fill()
@@ -391,3 +392,92 @@ def test_fallback_replicas_when_the_scaler_keeps_failing(stack: Stack, namespace
     assert "KEDAScalerFailed" in reasons(cp, ns, "fb")
     time.sleep(3)
     assert replicas(cp, ns, "fb") == 4  # an error never scales down
+
+
+class VersionLog:
+    """Every watch event of one kind in a namespace as (resourceVersion, type, object): etcd
+    orders resourceVersions across kinds, so the log says which write happened first."""
+
+    def __init__(self, cp: ControlPlane, namespace: str, resource: str) -> None:
+        self.events: list[tuple[int, str, dict[str, Any]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(cp, namespace, resource), daemon=True)
+        self._thread.start()
+        wait_for(lambda: self._started, what=f"the watch of {resource}")
+
+    _started = False
+
+    def _run(self, cp: ControlPlane, namespace: str, resource: str) -> None:
+        group, version, plural = resource.split("/")
+        with cp.api_client() as api:
+            objects = client.CustomObjectsApi(api)
+            version_seen = "0"
+            while not self._stop.is_set():
+                stream = watch.Watch().stream(objects.list_namespaced_custom_object, group, version, namespace,
+                                              plural, resource_version=version_seen, timeout_seconds=2)
+                self._started = True
+                for event in stream:
+                    version_seen = event["object"]["metadata"]["resourceVersion"]
+                    self.events.append((int(version_seen), event["type"], event["object"]))
+
+    def first(self, test: Any) -> int | None:
+        return next((v for v, kind, obj in self.events if test(kind, obj)), None)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def test_original_count_is_recorded_before_the_hpa_and_restored_after_it(stack: Stack, redis: RedisServer,
+                                                                       namespace: str) -> None:
+    """Issue 8, defect 3: the count is in the status before the HPA exists, and on delete the
+    HPA is gone before the count is restored (it would scale it back)."""
+    cp, ns = stack.cp, namespace
+    objects = VersionLog(cp, ns, "keda.sh/v1alpha1/scaledobjects")
+    hpas = VersionLog(cp, ns, "autoscaling/v2/horizontalpodautoscalers")
+    targets = VersionLog(cp, ns, "apps/v1/deployments")
+    try:
+        advanced = {"restoreToOriginalReplicaCount": True, "horizontalPodAutoscalerConfig": {"behavior": FAST_HPA}}
+        apply(cp, ns, deployment("keep", 3), scaled_object("keep", [redis_trigger(redis, f"{ns}-keep")],
+                                                           advanced=advanced))
+        wait_replicas(cp, ns, "keep", 0, timeout=30)
+        recorded = wait_for(lambda: objects.first(
+            lambda _, o: (o.get("status") or {}).get("originalReplicaCount") is not None), what="originalReplicaCount")
+        created = wait_for(lambda: hpas.first(lambda kind, _: kind == "ADDED"), what="the HPA created")
+        assert status(cp, ns, "keep")["originalReplicaCount"] == 3 and recorded < created
+
+        cp.kubectl("delete", "so", "keep", "-n", ns, "--wait=true", "--timeout=30s")
+        gone = wait_for(lambda: hpas.first(lambda kind, _: kind == "DELETED"), what="the HPA deleted")
+        restored = wait_for(lambda: targets.first(lambda _, d: d["spec"]["replicas"] == 3 and
+                                                  d["metadata"]["generation"] > 1), what="the count restored")
+        assert gone < restored
+        time.sleep(3)  # the HPA controller syncs every second: nothing scales it back
+        assert replicas(cp, ns, "keep") == 3
+    finally:
+        for log in (objects, hpas, targets):
+            log.stop()
+
+
+def test_unknown_activity_is_not_health(stack: Stack, namespace: str) -> None:
+    """Issue 8, defect 4: a failing ScaledObject must not turn Ready=True when the adapter that
+    reports its failures stops answering."""
+    cp, ns = stack.cp, namespace
+    dead = {"type": "redis", "metadata": {"address": "127.0.0.1:1", "listName": "x", "listLength": "5"}}
+    apply(cp, ns, deployment("lost", 1), scaled_object("lost", [dead], minReplicaCount=1))
+    wait_condition(cp, ns, "lost", "Ready", ("False", "TriggerError"), timeout=30)
+    leader = stack.leader()
+    pod = next(p for p in stack.pods if p.controller is leader)
+    pod.adapter.stop()
+    try:
+        stale_at = time.time() + 10 + 5  # the controller's activity wait + its freshness margin
+        seen: list[tuple[str, str]] = []
+        poked = False
+        while time.time() < stale_at + 6:
+            if not poked and time.time() > stale_at + 1:
+                cp.kubectl("annotate", "so", "lost", "-n", ns, "eventscale.test/poke=1")  # a reconcile, now
+                poked = True
+            seen.append(condition(status(cp, ns, "lost"), "Ready"))
+            time.sleep(0.5)
+        assert set(seen) == {("False", "TriggerError")}
+    finally:
+        pod.adapter.start(timeout=60)

@@ -76,7 +76,7 @@ def requests() -> RequestLog:
 async def adapter_parts(requests: RequestLog) -> Any:
     catalog = Catalog(ScalerRegistry(scalers=[RabbitMQScaler(http_request_hooks=[requests])]))
     store = MetricStore(timeout=10)
-    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    store.follow(catalog)
     yield catalog, store
     await store.aclose()
 

@@ -31,7 +31,7 @@ def scaled_object(name: str, triggers: list[dict[str, Any]], **spec: Any) -> dic
 @pytest.fixture
 async def world() -> AsyncIterator[tuple[Catalog, MetricStore, httpx.AsyncClient]]:
     catalog, store = Catalog(REGISTRY), MetricStore()
-    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    store.follow(catalog)
     feed = ActivityFeed(catalog, store)
     catalog.replace_all([(o, "test") for o in (
         scaled_object("good", [{"type": "cron", "metadata": ALWAYS}]),
@@ -61,7 +61,7 @@ async def test_document_has_every_object_trigger_and_problem(world: Any) -> None
     assert "minReplicaCount (3) must be less than or equal to maxReplicaCount (2)" in objects["bad"]["error"]
     await store.refresh(store.entries())
     after = await client.get("/activity")
-    assert after.headers["etag"] != before.headers["etag"]
+    assert after.json()["generation"] != before.json()["generation"] and after.json()["full"]
     trigger = by_name(after.json())["good"]["triggers"][0]
     assert (trigger["value"], trigger["active"], trigger["consecutiveFailures"]) == (4.0, True, 0)
     assert trigger["readAt"].endswith("Z")
@@ -69,18 +69,33 @@ async def test_document_has_every_object_trigger_and_problem(world: Any) -> None
 
 async def test_long_poll_answers_on_change_or_304_after_the_wait(world: Any) -> None:
     catalog, _, client = world
-    etag = (await client.get("/activity")).headers["etag"]
+    generation = (await client.get("/activity")).json()["generation"]
     started = time.monotonic()
-    unchanged = await client.get("/activity", params={"wait": 0.3}, headers={"If-None-Match": etag})
+    unchanged = await client.get("/activity", params={"wait": 0.3, "since": generation})
     assert unchanged.status_code == 304 and time.monotonic() - started >= 0.3
-    waiting = asyncio.create_task(client.get("/activity", params={"wait": 10}, headers={"If-None-Match": etag}))
+    waiting = asyncio.create_task(client.get("/activity", params={"wait": 10, "since": generation}))
     await asyncio.sleep(0.1)
     assert not waiting.done()
     started = time.monotonic()
     catalog.apply(scaled_object("new", [{"type": "cron", "metadata": ALWAYS}]))
     changed = await waiting
     assert changed.status_code == 200 and time.monotonic() - started < 1
-    assert "new" in by_name(changed.json()) and changed.headers["etag"] != etag
+    delta = changed.json()
+    assert list(by_name(delta)) == ["new"] and not delta["full"] and delta["generation"] != generation
+
+
+async def test_deltas_carry_changes_and_deletions_only(world: Any) -> None:
+    catalog, store, client = world
+    feed_generation = (await client.get("/activity")).json()["generation"]
+    catalog.apply(scaled_object("good", [{"type": "cron", "metadata": ALWAYS}]), deleted=True)
+    delta = (await client.get("/activity", params={"since": feed_generation})).json()
+    assert not delta["full"] and delta["scaledObjects"] == [] and delta["deleted"] == [
+        {"namespace": "ns", "name": "good"}]
+    await store.refresh(store.entries())  # only "mixed" has a readable trigger left
+    second = (await client.get("/activity", params={"since": delta["generation"]})).json()
+    assert list(by_name(second)) == ["mixed"] and second["deleted"] == []
+    other = (await client.get("/activity", params={"since": "another-process-7"})).json()
+    assert other["full"] and set(by_name(other)) == {"mixed", "bad"}
 
 
 async def test_one_object_and_unknown_ones(world: Any) -> None:

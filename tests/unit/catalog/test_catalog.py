@@ -136,7 +136,7 @@ def test_apply_re_resolves_dependents_and_notifies() -> None:
                                                                      "key": "n"}]}),
     )
     calls: list[int] = []
-    catalog.subscribe(lambda: calls.append(catalog.generation))
+    catalog.subscribe(lambda changed: calls.append(catalog.generation))
     assert catalog.problems
     catalog.apply(secret("s", n="6"))
     assert desired(catalog) == 6 and not catalog.problems and calls

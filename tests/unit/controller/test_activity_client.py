@@ -17,7 +17,7 @@ import pytest
 from adapter.api.activity_feed import ActivityFeed, build_internal_app
 from adapter.catalog.catalog import Catalog
 from adapter.controller.activity_client import ActivityClient
-from adapter.keda.activity import Key
+from adapter.keda.activity import Key, decode_document
 from adapter.store.store import MetricStore
 from scalers import MetricSpec, Scaler, ScalerClient, ScalerError, ScalerRegistry, TriggerParams, param, parse_params
 
@@ -69,7 +69,7 @@ class World:
 async def world() -> AsyncIterator[World]:
     values: dict[str, float | ScalerError] = {"q": 0}
     catalog, store = Catalog(ScalerRegistry(entries=(), scalers=[GaugeScaler(values)])), MetricStore()
-    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    store.follow(catalog)
     feed = ActivityFeed(catalog, store)
     catalog.replace_all([({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
                            "metadata": {"name": "so", "namespace": "ns", "uid": "u", "generation": 1},
@@ -119,12 +119,27 @@ async def test_unchanged_reads_do_not_wake_anyone_and_errors_count(world: World)
     await world.client.poll_once()
     before = len(world.changes)
     await read(world, 3)
-    assert world.client.etag is not None
+    assert world.client.generation is not None
     async with httpx.AsyncClient(transport=world.transport, base_url="http://adapter") as plain:
-        answer = await plain.get("/activity", headers={"If-None-Match": world.client.etag}, params={"wait": "0.1"})
+        answer = await plain.get("/activity", params={"since": world.client.generation, "wait": "0.1"})
     assert answer.status_code == 304 and len(world.changes) == before
     await read(world, ScalerError("connection refused"))
     await world.client.poll_once()
     found = world.client.get("ns", "so")
     assert found is not None and found.failing and not found.active and found.triggers[0].failures == 1
     assert world.client.fresh
+
+
+async def test_a_restarted_adapter_sends_everything_and_what_it_lacks_is_gone(world: World) -> None:
+    await read(world, 3)
+    await world.client.poll_once()
+    assert world.client.get("ns", "so") is not None and world.client.generation is not None
+    restarted = ActivityFeed(Catalog(ScalerRegistry(entries=(), scalers=[GaugeScaler(world.values)])), MetricStore())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_internal_app(restarted)),
+                                 base_url="http://adapter") as plain:
+        answer = await plain.get("/activity", params={"since": world.client.generation})
+    document = decode_document(answer.json())
+    assert document.full and document.objects == ()  # another process: not a delta from our generation
+    world.client.update(document)
+    assert world.client.get("ns", "so") is None and world.changes[-1] == {("ns", "so")}
+    assert ("ns", "so") not in world.client.last_active and world.client.full_answers == 2

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from adapter.controller.hpa import SPEC_HASH, HpaMetric, TargetKind, derivative, desired_hpa, up_to_date, updated
+from adapter.controller.hpa import SPEC_HASH, HpaMetric, TargetKind, derivative, desired_hpa, hpa_patch, up_to_date
 from adapter.keda.objects import parse_scaled_object
+from adapter.kube.autoscaling import Hpa, parse_hpa
 
 DEPLOYMENT = TargetKind("apps/v1", "Deployment")
 METRICS = [HpaMetric("s0-redis-jobs", "AverageValue", 5), HpaMetric("s1-rabbitmq-orders", "Value", 1.5)]
@@ -74,7 +75,7 @@ def test_a_paused_direction_is_disabled(scale_in: bool, scale_out: bool, expecte
     assert so.hpa_behavior == {"scaleDown": {"stabilizationWindowSeconds": 0}}  # not changed in place
 
 
-def server_view(hpa: dict[str, Any]) -> dict[str, Any]:
+def server_object(hpa: dict[str, Any]) -> dict[str, Any]:
     """What kube-apiserver stores: defaults filled in, its own metadata added."""
     found = copy.deepcopy(hpa)
     found["metadata"].update(resourceVersion="7", uid="h-1", creationTimestamp="2026-01-01T00:00:00Z")
@@ -82,6 +83,10 @@ def server_view(hpa: dict[str, Any]) -> dict[str, Any]:
                                  "scaleDown": {"selectPolicy": "Max", "stabilizationWindowSeconds": 300}}
     found["status"] = {"currentReplicas": 2}
     return found
+
+
+def server_view(hpa: dict[str, Any]) -> Hpa:
+    return parse_hpa(server_object(hpa))
 
 
 def test_defaults_filled_by_the_server_still_count_as_up_to_date() -> None:
@@ -92,7 +97,7 @@ def test_defaults_filled_by_the_server_still_count_as_up_to_date() -> None:
 @pytest.mark.parametrize("change", ["target", "max", "owner", "lifted-pause", "edited"])
 def test_what_needs_an_update(change: str) -> None:
     wanted = desired_hpa(scaled_object(), DEPLOYMENT, METRICS)
-    found = server_view(wanted)
+    found = server_object(wanted)
     if change == "target":
         doubled = [HpaMetric("s0-redis-jobs", "AverageValue", 10), *METRICS[1:]]
         wanted = desired_hpa(scaled_object(), DEPLOYMENT, doubled)
@@ -101,21 +106,26 @@ def test_what_needs_an_update(change: str) -> None:
     elif change == "owner":
         found["metadata"]["ownerReferences"] = []
     elif change == "lifted-pause":  # the pause's Disabled is not in what we ask any more: only the hash tells
-        found = server_view(desired_hpa(scaled_object(), DEPLOYMENT, METRICS, pause_scale_in=True))
+        found = server_object(desired_hpa(scaled_object(), DEPLOYMENT, METRICS, pause_scale_in=True))
     else:
         found["spec"]["maxReplicas"] = 50  # someone edited the HPA
-    assert not up_to_date(wanted, found)
+    assert not up_to_date(wanted, parse_hpa(found))
 
 
-def test_update_body_keeps_foreign_metadata_and_drops_status() -> None:
+def test_update_patch_replaces_the_spec_and_touches_only_our_metadata() -> None:
     wanted = desired_hpa(scaled_object(), DEPLOYMENT, METRICS)
-    found = server_view(wanted)
+    found = server_object(wanted)
     found["metadata"]["labels"]["extra"] = "kept"
     found["metadata"]["annotations"][SPEC_HASH] = "old"
-    body = updated(wanted, found)
-    assert body["metadata"]["labels"]["extra"] == "kept" and body["metadata"]["resourceVersion"] == "7"
-    assert body["metadata"]["annotations"][SPEC_HASH] == wanted["metadata"]["annotations"][SPEC_HASH]
-    assert "status" not in body and body["spec"] == wanted["spec"]
+    found["metadata"]["ownerReferences"].append({"apiVersion": "v1", "kind": "ConfigMap", "name": "c", "uid": "c-1"})
+    found["spec"]["behavior"]["scaleDown"]["policies"] = [{"type": "Pods", "value": 1, "periodSeconds": 60}]
+    patch = hpa_patch(wanted, parse_hpa(found))
+    meta = patch["metadata"]
+    assert "extra" not in meta["labels"] and meta["resourceVersion"] == "7"  # a merge patch keeps "extra"
+    assert meta["annotations"][SPEC_HASH] == wanted["metadata"]["annotations"][SPEC_HASH]
+    assert [o["uid"] for o in meta["ownerReferences"]] == ["u-1", "c-1"]
+    assert patch["spec"]["behavior"] is None  # we ask for none: removed, and defaulted again by the server
+    assert "maxReplicas" not in patch["spec"] and "status" not in patch  # unchanged fields are not sent
 
 
 @pytest.mark.parametrize("wanted, found, same", [

@@ -9,6 +9,7 @@ import pytest
 from adapter.controller import conditions as c
 from adapter.controller.status import health, merge_patch, newly_failing, triggers_activity
 from adapter.keda.activity import TriggerActivity
+from adapter.keda.scaled_object_status import merged, parse_status
 from adapter.kube.wire import parse_timestamp, timestamp
 
 
@@ -20,12 +21,23 @@ def trigger(name: str, *, active: bool = False, error: str | None = None, failur
 
 
 def test_conditions_start_unknown_and_keep_keda_order() -> None:
-    assert c.merged({}, [c.ACTIVE]) == [
+    assert merged({}, [c.ACTIVE]) == [
         {"type": "Ready", "status": "Unknown"}, c.ACTIVE.as_dict(),
         {"type": "Fallback", "status": "Unknown"}, {"type": "Paused", "status": "Unknown"}]
-    written = {"conditions": c.merged({}, [c.READY, c.PAUSED])}
-    assert c.observed(written)["Paused"] == c.PAUSED
-    assert c.merged(c.observed(written), [c.UNPAUSED])[3] == c.UNPAUSED.as_dict()
+    written = parse_status({"conditions": merged({}, [c.READY, c.PAUSED])})
+    assert written.conditions["Paused"] == c.PAUSED
+    assert merged(written.conditions, [c.UNPAUSED])[3] == c.UNPAUSED.as_dict()
+
+
+def test_status_reads_back_as_written_and_tolerates_malformed_fields() -> None:
+    raw = {"scaleTargetKind": "apps/v1.Deployment", "originalReplicaCount": 3, "hpaName": "keda-hpa-x",
+           "externalMetricNames": ["s0-a"], "health": {"s0-a": {"numberOfFailures": 2, "status": "Failing"}},
+           "triggersActivity": {"s0-a": {"isActive": False}}, "lastActiveTime": "2026-01-01T00:00:00Z",
+           "scaleTargetGVKR": {"group": "apps", "version": "v1", "kind": "Deployment", "resource": "deployments"},
+           "conditions": merged({}, [c.READY])}
+    assert parse_status(raw).as_json() == raw
+    odd = parse_status({"originalReplicaCount": "3", "health": [1], "conditions": [{"type": "Ready"}, 7]})
+    assert odd.original_replica_count is None and odd.health is None and odd.conditions == {}
 
 
 def test_health_and_activity_per_metric() -> None:
@@ -39,7 +51,7 @@ def test_health_and_activity_per_metric() -> None:
 
 def test_failure_events_only_on_the_way_into_failing() -> None:
     triggers = [trigger("s0-a", error="down", failures=1), trigger("s1-b", error="down", failures=5)]
-    status = {"health": {"s1-b": {"numberOfFailures": 4, "status": "Failing"}}}
+    status = parse_status({"health": {"s1-b": {"numberOfFailures": 4, "status": "Failing"}}})
     assert [t.metric_name for t in newly_failing(triggers, status)] == ["s0-a"]
 
 

@@ -78,7 +78,7 @@ def scaled_object(name: str, server: str, key: str, cached: bool = False, interv
 def setup(world: World, *objects: dict[str, Any], **store_args: Any) -> tuple[Catalog, MetricStore]:
     catalog = Catalog(ScalerRegistry(entries=(), scalers=[CounterScaler(world)]))
     store = MetricStore(**store_args)
-    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    store.follow(catalog)
     catalog.replace_all([(o, "t") for o in objects])
     return catalog, store
 
@@ -202,15 +202,15 @@ async def test_listeners_hear_of_changed_reads_only() -> None:
     now = [0.0]
     world = World(values={"a": 3})
     _, store = setup(world, scaled_object("x", "s1", "a", interval=1), clock=lambda: now[0])
-    heard: list[int] = []
-    store.subscribe(lambda: heard.append(1))
+    heard: list[set[tuple[str, str]]] = []
+    store.subscribe(heard.append)
     await store.refresh(store.due())
     now[0] = 2
     await store.refresh(store.due())  # same value: nothing to tell
     world.values["a"] = 4
     now[0] = 4
     await store.refresh(store.due())
-    assert len(heard) == 2 and len(world.reads) == 3
+    assert heard == [{("default", "x")}] * 2 and len(world.reads) == 3
 
 
 async def test_poller_keeps_the_polling_interval_between_ticks() -> None:
