@@ -34,6 +34,9 @@ ENTRIES: tuple[Entry, ...] = (
           ("redis-streams", "redis-cluster-streams", "redis-sentinel-streams")),
     Entry("scalers.rabbitmq.queues", "RabbitMQScaler", ("rabbitmq",)),
     Entry("scalers.azure_servicebus", "AzureServiceBusScaler", ("azure-servicebus",)),
+    Entry("scalers.external.scaler", "ExternalScaler", ("external", "external-push")),
+    Entry("scalers.sql.postgresql", "PostgreSQLScaler", ("postgresql",)),
+    Entry("scalers.sql.mysql", "MySQLScaler", ("mysql",)),
 )
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Hashable, Mapping
+import functools
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,10 +97,12 @@ def _decode_secret(secret: Mapping[str, Any], key: str) -> str | None:
 
 
 class Resolver:
-    def __init__(self, objects: ObjectLookup, registry: ScalerRegistry, cluster_namespace: str) -> None:
+    def __init__(self, objects: ObjectLookup, registry: ScalerRegistry, cluster_namespace: str,
+                 resolve_again: Callable[[str, str], None] | None = None) -> None:
         self._objects = objects
         self._registry = registry
         self._cluster_namespace = cluster_namespace
+        self._resolve_again = resolve_again  # (namespace, name): a scaler learnt its metric spec
 
     def resolve(self, so: ScaledObject) -> ResolvedScaledObject:
         containers = self._containers(so)
@@ -123,7 +126,8 @@ class Resolver:
         try:
             env = self._env(so, containers, so.target.env_source_container)
             auth = self._auth_params(so, spec.auth_ref, containers) if spec.auth_ref else {}
-            config = scaler.parse(spec.type, TriggerParams(spec.metadata, auth, env))
+            again = functools.partial(self._resolve_again, so.namespace, so.name) if self._resolve_again else None
+            config = scaler.parse(spec.type, TriggerParams(spec.metadata, auth, env, so.namespace, so.name, again))
             metric = scaler.metric(config)
         except (ParameterError, ResolveError, InvalidObject) as exc:
             return _failed(base, str(exc), scaler)
