@@ -18,6 +18,7 @@ bounded concurrency. Errors name the server, database and user, never the passwo
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 import urllib.parse
 from collections.abc import Sequence
@@ -158,10 +159,9 @@ def _host_port(host: str, port: str) -> str:
 
 
 def parse_config(params: TriggerParams) -> PostgreSQLConfig:
+    keys = parse_params(PostgreSQLConfig, params, dsn="")  # KEDA's order: keys, then connection, then target
     connection = params.get("connection", SECRET_SOURCES)
-    if connection is None:
-        connection = keyword_string(params)
-    config = parse_params(PostgreSQLConfig, params, dsn=to_uri(connection))
+    config = dataclasses.replace(keys, dsn=to_uri(connection if connection is not None else keyword_string(params)))
     if config.target_query_value == 0:
         raise ParameterError("no targetQueryValue given")
     return config
