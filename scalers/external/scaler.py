@@ -165,25 +165,25 @@ class ExternalClient(ScalerClient[ExternalConfig]):
             return self._error(config, "the metric spec is not known yet (GetMetricSpec)")
         ref = config.ref()
         pushed = self._pushed.pop(config, None)
-        metrics = self._call("GetMetrics", self._stub.GetMetrics(
-            protocol.GetMetricsRequest(scaledObjectRef=ref, metricName=spec.name), timeout=self._timeout))
-        active = self._call("IsActive", self._stub.IsActive(ref, timeout=self._timeout)) if pushed is None else None
-        try:
-            value = value_of(await metrics)
-            is_active = pushed if active is None else bool((await active).result)
-        except _CallFailed as exc:
-            if active is not None and not active.done():
-                active.cancel()
-            return self._error(config, str(exc))
-        return Reading(value, is_active)
+        calls = [self._call("GetMetrics", self._stub.GetMetrics(
+            protocol.GetMetricsRequest(scaledObjectRef=ref, metricName=spec.name), timeout=self._timeout))]
+        if pushed is None:
+            calls.append(self._call("IsActive", self._stub.IsActive(ref, timeout=self._timeout)))
+        answers: list[Any] = await asyncio.gather(*calls, return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, _CallFailed):
+                return self._error(config, str(answer))
+            if isinstance(answer, BaseException):
+                raise answer
+        active = pushed if pushed is not None else bool(answers[1].result)
+        return Reading(value_of(answers[0]), active)
 
-    def _call(self, method: str, call: Any) -> asyncio.Future[Any]:
-        async def answer() -> Any:
-            try:
-                return await call
-            except (grpc.aio.AioRpcError, TimeoutError) as exc:
-                raise _CallFailed(describe_rpc(method, exc)) from None
-        return asyncio.ensure_future(answer())
+    @staticmethod
+    async def _call(method: str, call: Any) -> Any:
+        try:
+            return await call
+        except (grpc.aio.AioRpcError, TimeoutError) as exc:
+            raise _CallFailed(describe_rpc(method, exc)) from None
 
     def _error(self, config: ExternalConfig, what: str) -> ScalerError:
         return ScalerError(mask(f"{config}: {what}", secret_values(config)))
