@@ -76,6 +76,7 @@ class TriggerParams:
     # Resolve this trigger again: for scalers whose metric spec comes from their server (external),
     # called once the spec asked for in `metric` is known, or has changed.
     resolve_again: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    pod_identity: str = ""  # the TriggerAuthentication's podIdentity.provider ("aws", "azure-workload", ...)
 
     def get(self, key: str, sources: Sequence[Source] = ALL_SOURCES) -> str | None:
         """The first non-empty, trimmed value of `key` from `sources`, or None."""

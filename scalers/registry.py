@@ -37,6 +37,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("scalers.external.scaler", "ExternalScaler", ("external", "external-push")),
     Entry("scalers.sql.postgresql", "PostgreSQLScaler", ("postgresql",)),
     Entry("scalers.sql.mysql", "MySQLScaler", ("mysql",)),
+    Entry("scalers.aws_sqs", "AwsSqsScaler", ("aws-sqs-queue",)),
 )
 
 

@@ -125,9 +125,10 @@ class Resolver:
             return _failed(base, f'unknown trigger type "{spec.type}"')
         try:
             env = self._env(so, containers, so.target.env_source_container)
-            auth = self._auth_params(so, spec.auth_ref, containers) if spec.auth_ref else {}
+            auth, identity = self._auth_params(so, spec.auth_ref, containers) if spec.auth_ref else ({}, "")
             again = functools.partial(self._resolve_again, so.namespace, so.name) if self._resolve_again else None
-            config = scaler.parse(spec.type, TriggerParams(spec.metadata, auth, env, so.namespace, so.name, again))
+            params = TriggerParams(spec.metadata, auth, env, so.namespace, so.name, again, identity)
+            config = scaler.parse(spec.type, params)
             metric = scaler.metric(config)
         except (ParameterError, ResolveError, InvalidObject) as exc:
             return _failed(base, str(exc), scaler)
@@ -199,7 +200,9 @@ class Resolver:
         data = obj.get("data") or {}
         return str(data[key]) if key in data else None
 
-    def _auth_params(self, so: ScaledObject, ref: AuthRef, containers: list[Mapping[str, Any]]) -> dict[str, str]:
+    def _auth_params(self, so: ScaledObject, ref: AuthRef,
+                     containers: list[Mapping[str, Any]]) -> tuple[dict[str, str], str]:
+        """The TriggerAuthentication's parameters, and the pod identity provider it names."""
         cluster = ref.kind == "ClusterTriggerAuthentication"
         raw = self._objects.get(ref.kind, "" if cluster else so.namespace, ref.name)
         if raw is None:
@@ -218,7 +221,7 @@ class Resolver:
             env = self._env(so, containers, target.key or so.target.env_source_container)
             if target.name in env:
                 params[target.parameter] = env[target.name]
-        return params
+        return params, auth.pod_identity
 
 
 def _failed(base: ResolvedTrigger, error: str, scaler: Scaler[Any] | None = None) -> ResolvedTrigger:
