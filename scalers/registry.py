@@ -38,6 +38,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("scalers.sql.postgresql", "PostgreSQLScaler", ("postgresql",)),
     Entry("scalers.sql.mysql", "MySQLScaler", ("mysql",)),
     Entry("scalers.aws_sqs", "AwsSqsScaler", ("aws-sqs-queue",)),
+    Entry("scalers.azure_storage.queue", "AzureQueueScaler", ("azure-queue",)),
+    Entry("scalers.azure_storage.blob", "AzureBlobScaler", ("azure-blob",)),
 )
 
 
