@@ -35,7 +35,8 @@ def blob(metadata: dict[str, str], auth: dict[str, str] | None = None, pod_ident
     ({"queueName": "sample", "connectionFromEnv": "CONN"}, {}, {"CONN": CONNECTION}, {"connection": CONNECTION}),
     ({"queueName": "sample", "connection": CONNECTION}, {}, None, {"connection": CONNECTION}),  # metadata too
     ({"queueName": "sample", "cloud": "AzureChinaCloud"}, None, None, {"queue_name": "sample"}),
-    ({"queueName": "sample", "cloud": "Private", "endpointSuffix": "queue.local"}, None, None, {"queue_name": "sample"}),
+    ({"queueName": "sample", "cloud": "Private", "endpointSuffix": "queue.local"}, None, None,
+     {"queue_name": "sample"}),
 ])
 def test_queue_keys(metadata: dict[str, str], auth: dict[str, str] | None, env: dict[str, str] | None,
                     expected: dict[str, Any]) -> None:
