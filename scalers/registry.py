@@ -40,6 +40,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("scalers.aws_sqs", "AwsSqsScaler", ("aws-sqs-queue",)),
     Entry("scalers.azure_storage.queue", "AzureQueueScaler", ("azure-queue",)),
     Entry("scalers.azure_storage.blob", "AzureBlobScaler", ("azure-blob",)),
+    Entry("scalers.nats_jetstream", "NatsJetStreamScaler", ("nats-jetstream",)),
 )
 
 
