@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from adapter.catalog.catalog import Catalog
 from adapter.store.store import MetricStore
 from scalers.external.scaler import ExternalScaler
 from tests.harness.external_scaler import ExternalScalerServer
+from tests.harness.rabbitmq_server import tcp_connections_to
 from tests.harness.tls import TLSMaterial
 from tests.integration.triggers import NAMESPACE, catalog_and_store, key, scaled_object, secret, trigger_auth
 
@@ -22,18 +22,6 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: s
     while not condition():
         assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
         await asyncio.sleep(0.01)
-
-
-def established(port: int) -> int:
-    """TCP connections accepted on `port` of this machine (the server's side), from /proc/net/tcp
-    and tcp6 (gRPC listens on IPv6 sockets, with IPv4-mapped addresses for 127.0.0.1)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            if int(local.rsplit(":", 1)[1], 16) == port and state == "01":
-                count += 1
-    return count
 
 
 @pytest.fixture
@@ -108,7 +96,7 @@ async def test_many_triggers_share_one_connection(scaler_server: ExternalScalerS
         await wait_for(lambda: sum(scaler_server.open_streams(NAMESPACE, f"so{i}") for i in range(50)) == 25,
                        what="one stream per external-push trigger")
         assert scaler.channels.open_count() == 1
-        assert established(scaler_server.port) == 1
+        assert tcp_connections_to(scaler_server.port) == 1
         assert store.open_clients() == {"external": 1}
     assert scaler_server.calls["GetMetricSpec"] == 50
 
@@ -227,6 +215,6 @@ async def test_store_and_scaler_close_the_channel(scaler_server: ExternalScalerS
         assert entry is not None
         await store.refresh([entry])
         await wait_for(lambda: scaler_server.open_streams(NAMESPACE, "bye") == 1)
-    await wait_for(lambda: scaler.channels.open_count() == 0 and established(scaler_server.port) == 0,
+    await wait_for(lambda: scaler.channels.open_count() == 0 and tcp_connections_to(scaler_server.port) == 0,
                    what="the channel closed once no trigger uses it")
     assert scaler_server.open_streams(NAMESPACE, "bye") == 0
