@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,8 +135,9 @@ def parse_config(params: TriggerParams) -> AwsSqsConfig:
 class AwsSqsClient(ScalerClient[AwsSqsConfig]):
     """One aiobotocore SQS client, made on the first read, for one access key, region and endpoint."""
 
-    def __init__(self, account: Account, *, timeout: float) -> None:
+    def __init__(self, account: Account, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._account = account
+        self._hooks = tuple(request_hooks)
         self._secrets = secret_values(account)
         self._timeout = timeout
         self._client: Any = None
@@ -162,6 +163,8 @@ class AwsSqsClient(ScalerClient[AwsSqsConfig]):
                 "sqs", region_name=a.region, endpoint_url=a.endpoint or None, aws_access_key_id=a.access_key_id,
                 aws_secret_access_key=a.secret_access_key, aws_session_token=a.session_token, config=config)
             self._client = await self._context.__aenter__()
+            for hook in self._hooks:
+                self._client.meta.events.register("before-call.sqs.*", _called(hook))
         return self._client
 
     async def _attributes(self, client: Any, url: str, names: list[str]) -> dict[str, str] | ScalerError:
@@ -197,6 +200,16 @@ class AwsSqsClient(ScalerClient[AwsSqsConfig]):
             await context.__aexit__(None, None, None)
 
 
+RequestHook = Callable[[str], None]
+
+
+def _called(hook: RequestHook) -> Callable[..., None]:
+    """A botocore before-call handler telling `hook` the operation's name."""
+    def handler(model: Any, **_: Any) -> None:
+        hook(model.name)
+    return handler
+
+
 def _client_error(exc: ClientError) -> str:
     error = exc.response.get("Error", {})
     code, message = error.get("Code", "?"), error.get("Message", "")
@@ -208,8 +221,9 @@ def _client_error(exc: ClientError) -> str:
 class AwsSqsScaler(Scaler[AwsSqsConfig]):
     types = ("aws-sqs-queue",)
 
-    def __init__(self, *, timeout: float = 4.0) -> None:
+    def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._timeout = timeout
+        self._hooks = tuple(request_hooks)  # called with each operation's name (tests and benchmarks count them)
 
     def parse(self, trigger_type: str, params: TriggerParams) -> AwsSqsConfig:
         return parse_config(params)
@@ -222,4 +236,4 @@ class AwsSqsScaler(Scaler[AwsSqsConfig]):
         return config.account
 
     def open_client(self, config: AwsSqsConfig) -> AwsSqsClient:
-        return AwsSqsClient(config.account, timeout=self._timeout)
+        return AwsSqsClient(config.account, timeout=self._timeout, request_hooks=self._hooks)

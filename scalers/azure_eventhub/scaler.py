@@ -36,7 +36,7 @@ from azure.eventhub.exceptions import AuthenticationError, ConnectError, EventHu
 from azure.storage.blob.aio import BlobServiceClient
 
 from scalers.azure_eventhub.checkpoints import CheckpointError, Layout, layout, sequence_number
-from scalers.azure_storage.account import Account, parse_account, storage_failure, transport
+from scalers.azure_storage.account import Account, RequestHook, each, parse_account, storage_failure, transport
 from scalers.base import (
     METADATA_ONLY,
     SECRET_SOURCES,
@@ -192,8 +192,9 @@ Checkpoint = int | None  # None: no checkpoint blob (or container)
 class AzureEventHubClient(ScalerClient[AzureEventHubConfig]):
     """One producer client (management requests only) and one blob client, made on the first read."""
 
-    def __init__(self, hub: Hub, *, timeout: float) -> None:
+    def __init__(self, hub: Hub, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._hub = hub
+        self._hooks = tuple(request_hooks)
         self._secrets = secret_values(hub)
         self._timeout = timeout
         self._producer: EventHubProducerClient | None = None
@@ -266,7 +267,8 @@ class AzureEventHubClient(ScalerClient[AzureEventHubConfig]):
     def _blob_client(self) -> BlobServiceClient:
         if self._blobs is None:
             self._blobs = BlobServiceClient.from_connection_string(
-                self._hub.storage.connection, transport=transport(self._timeout), retry_total=0)
+                self._hub.storage.connection, transport=transport(self._timeout), retry_total=0,
+                raw_request_hook=each(self._hooks))
         return self._blobs
 
     def _error(self, what: str) -> ScalerError:
@@ -293,8 +295,9 @@ def _first_line(exc: BaseException) -> str:
 class AzureEventHubScaler(Scaler[AzureEventHubConfig]):
     types = ("azure-eventhub",)
 
-    def __init__(self, *, timeout: float = 4.0) -> None:
+    def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._timeout = timeout
+        self._hooks = tuple(request_hooks)  # called with each checkpoint request sent (tests and benchmarks)
 
     def parse(self, trigger_type: str, params: TriggerParams) -> AzureEventHubConfig:
         return parse_config(params)
@@ -307,4 +310,4 @@ class AzureEventHubScaler(Scaler[AzureEventHubConfig]):
         return config.hub
 
     def open_client(self, config: AzureEventHubConfig) -> AzureEventHubClient:
-        return AzureEventHubClient(config.hub, timeout=self._timeout)
+        return AzureEventHubClient(config.hub, timeout=self._timeout, request_hooks=self._hooks)

@@ -15,7 +15,9 @@ retry) and every call has the scaler's timeout.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
@@ -95,6 +97,20 @@ def parse_account(connection: str, service: str) -> Account:
         raise ParameterError(f'parameter "connection" for {name or endpoint} has neither AccountKey nor '
                              "SharedAccessSignature")
     return Account(name or endpoint, endpoint, connection.strip())
+
+
+RequestHook = Callable[[Any], None]
+
+
+def each(hooks: Sequence[RequestHook]) -> RequestHook | None:
+    """One azure-core `raw_request_hook` calling every hook with the request, or None without hooks."""
+    if not hooks:
+        return None
+
+    def call(request: Any) -> None:
+        for hook in hooks:
+            hook(request)
+    return call
 
 
 def transport(timeout: float) -> AioHttpTransport:

@@ -31,6 +31,8 @@ from azure.storage.blob.aio import BlobPrefix, BlobServiceClient
 from scalers.azure_storage.account import (
     CONNECTION_SOURCES,
     Account,
+    RequestHook,
+    each,
     endpoint_suffix,
     parse_account,
     refuse_identity,
@@ -97,8 +99,9 @@ Listing = tuple[str, str, str, str | None]
 class AzureBlobClient(ScalerClient[AzureBlobConfig]):
     """One BlobServiceClient per account and credential, made on the first read."""
 
-    def __init__(self, account: Account, *, timeout: float) -> None:
+    def __init__(self, account: Account, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._account = account
+        self._hooks = tuple(request_hooks)
         self._secrets = secret_values(account)
         self._timeout = timeout
         self._service: BlobServiceClient | None = None
@@ -113,7 +116,8 @@ class AzureBlobClient(ScalerClient[AzureBlobConfig]):
     def _open(self) -> BlobServiceClient:
         if self._service is None:
             self._service = BlobServiceClient.from_connection_string(
-                self._account.connection, transport=transport(self._timeout), retry_total=0)
+                self._account.connection, transport=transport(self._timeout), retry_total=0,
+                raw_request_hook=each(self._hooks))
         return self._service
 
     async def _count(self, service: BlobServiceClient, listing: Listing) -> float | ScalerError:
@@ -147,8 +151,9 @@ class AzureBlobClient(ScalerClient[AzureBlobConfig]):
 class AzureBlobScaler(Scaler[AzureBlobConfig]):
     types = ("azure-blob",)
 
-    def __init__(self, *, timeout: float = 4.0) -> None:
+    def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._timeout = timeout
+        self._hooks = tuple(request_hooks)  # called with each HTTP request sent (tests and benchmarks count them)
 
     def parse(self, trigger_type: str, params: TriggerParams) -> AzureBlobConfig:
         return parse_config(params)
@@ -161,4 +166,4 @@ class AzureBlobScaler(Scaler[AzureBlobConfig]):
         return config.account
 
     def open_client(self, config: AzureBlobConfig) -> AzureBlobClient:
-        return AzureBlobClient(config.account, timeout=self._timeout)
+        return AzureBlobClient(config.account, timeout=self._timeout, request_hooks=self._hooks)

@@ -22,6 +22,8 @@ from azure.storage.queue.aio import QueueServiceClient
 from scalers.azure_storage.account import (
     CONNECTION_SOURCES,
     Account,
+    RequestHook,
+    each,
     endpoint_suffix,
     parse_account,
     refuse_identity,
@@ -68,8 +70,9 @@ def parse_config(params: TriggerParams) -> AzureQueueConfig:
 class AzureQueueClient(ScalerClient[AzureQueueConfig]):
     """One QueueServiceClient per account and credential, made on the first read."""
 
-    def __init__(self, account: Account, *, timeout: float) -> None:
+    def __init__(self, account: Account, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._account = account
+        self._hooks = tuple(request_hooks)
         self._secrets = secret_values(account)
         self._timeout = timeout
         self._service: QueueServiceClient | None = None
@@ -84,7 +87,8 @@ class AzureQueueClient(ScalerClient[AzureQueueConfig]):
     def _open(self) -> QueueServiceClient:
         if self._service is None:
             self._service = QueueServiceClient.from_connection_string(
-                self._account.connection, transport=transport(self._timeout), retry_total=0)
+                self._account.connection, transport=transport(self._timeout), retry_total=0,
+                raw_request_hook=each(self._hooks))
         return self._service
 
     async def _count(self, service: QueueServiceClient, name: str, strategy: str) -> float | ScalerError:
@@ -114,8 +118,9 @@ class AzureQueueClient(ScalerClient[AzureQueueConfig]):
 class AzureQueueScaler(Scaler[AzureQueueConfig]):
     types = ("azure-queue",)
 
-    def __init__(self, *, timeout: float = 4.0) -> None:
+    def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._timeout = timeout
+        self._hooks = tuple(request_hooks)  # called with each HTTP request sent (tests and benchmarks count them)
 
     def parse(self, trigger_type: str, params: TriggerParams) -> AzureQueueConfig:
         return parse_config(params)
@@ -128,4 +133,4 @@ class AzureQueueScaler(Scaler[AzureQueueConfig]):
         return config.account
 
     def open_client(self, config: AzureQueueConfig) -> AzureQueueClient:
-        return AzureQueueClient(config.account, timeout=self._timeout)
+        return AzureQueueClient(config.account, timeout=self._timeout, request_hooks=self._hooks)

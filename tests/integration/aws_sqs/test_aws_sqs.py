@@ -25,16 +25,6 @@ def config(standin: AwsStandIn, queue_url: str, *, credentials: AwsCredentials |
     return SCALER.parse("aws-sqs-queue", params)
 
 
-class CallCounter:
-    """Counts the SQS API calls a client sends (botocore's before-call event, per operation)."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.calls.append(model.name)
-
-
 @pytest.fixture
 async def queue(aws_standin: AwsStandIn) -> str:
     url = await aws_standin.create_queue(f"jobs-{uuid.uuid4().hex[:8]}")
@@ -65,15 +55,13 @@ async def test_one_get_queue_attributes_per_queue_per_poll(aws_standin: AwsStand
     triggers = [config(aws_standin, queue, **({"scaleOnDelayed": "true"} if i % 3 == 0 else {})) for i in range(30)]
     triggers += [config(aws_standin, other) for _ in range(30)]
     assert len({SCALER.server_key(t) for t in triggers}) == 1
-    client = SCALER.open_client(triggers[0])
-    counter = CallCounter()
+    calls: list[str] = []
+    client = AwsSqsScaler(timeout=3.0, request_hooks=[calls.append]).open_client(triggers[0])
     try:
-        values = await client.read(triggers[:1])
-        client._client.meta.events.register("before-call.sqs.*", counter)
         values = await client.read(triggers)
     finally:
         await client.aclose()
-    assert counter.calls == ["GetQueueAttributes", "GetQueueAttributes"]
+    assert calls == ["GetQueueAttributes", "GetQueueAttributes"]
     assert values == [9.0 if i % 3 == 0 else 6.0 for i in range(30)] + [2.0] * 30
 
 

@@ -40,12 +40,16 @@ async def test_queue_strategies(azurite: AzuriteServer) -> None:
     configs = [queue_config(azurite, small), queue_config(azurite, small, queueLengthStrategy="visibleonly"),
                queue_config(azurite, big, queueLengthStrategy="visibleonly"), queue_config(azurite, big)]
     assert len({QUEUE.server_key(c) for c in configs}) == 1
-    client = QUEUE.open_client(configs[0])
+    sent: list[Any] = []
+    client = AzureQueueScaler(timeout=3.0, request_hooks=[sent.append]).open_client(configs[0])
     try:
         # all: the approximate count (hidden ones too); visibleonly: a peek, or the count past 32
-        assert await client.read(configs) == [5.0, 3.0, 40.0, 40.0]
+        assert await client.read(configs * 10) == [5.0, 3.0, 40.0, 40.0] * 10
     finally:
         await client.aclose()
+    # per queue and strategy once: small all, small peek, big peek + its count, big all
+    peeks = ["peekonly=true" in r.http_request.url for r in sent]
+    assert sorted(peeks) == [False, False, False, True, True]
 
 
 async def test_queue_failures(azurite: AzuriteServer) -> None:
@@ -79,11 +83,13 @@ async def test_blob_counts(azurite: AzuriteServer) -> None:
              ({"globPattern": "/*.json", "blobPrefix": "other"}, 1.0), ({"blobPrefix": "in/deep"}, 2.0),
              ({"blobPrefix": "in", "blobDelimiter": "."}, 0.0)]
     configs = [blob_config(azurite, container, **metadata) for metadata, _ in cases]
-    client = BLOB.open_client(configs[0])
+    sent: list[Any] = []
+    client = AzureBlobScaler(timeout=3.0, request_hooks=[sent.append]).open_client(configs[0])
     try:
-        assert await client.read(configs) == [expected for _, expected in cases]
+        assert await client.read(configs * 10) == [expected for _, expected in cases] * 10
     finally:
         await client.aclose()
+    assert len(sent) == len(cases)  # one listing (of one page) per distinct listing
 
 
 async def test_blob_failures(azurite: AzuriteServer) -> None:
