@@ -18,8 +18,10 @@ it within milliseconds instead of a pollingInterval.
 Every trigger of one address and TLS material shares one gRPC channel (`channels`), whichever
 of the two types it is; a poll reads at most `MAX_READS_IN_FLIGHT` triggers at once on it. The
 protocol asks per ScaledObject, so a poll costs two calls per trigger (KEDA: three, with
-GetMetricSpec on every metric request); only identical triggers are asked once. Unlike KEDA, `unsafeSsl: true` is refused: Python's gRPC has no way to
-skip certificate verification; give the scaler's CA as `caCert` instead.
+GetMetricSpec on every metric request); only identical triggers are asked once.
+
+Unlike KEDA, `unsafeSsl: true` is refused: Python's gRPC has no way to skip certificate
+verification; give the scaler's CA as `caCert` instead.
 """
 
 from __future__ import annotations
