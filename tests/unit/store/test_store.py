@@ -257,3 +257,54 @@ async def test_wake_during_a_read_reads_again_after_it() -> None:
     await wait_until(lambda: len(world.reads) == 2)
     entry = store.entry(key("x", "a"))
     assert entry is not None and entry.value == 5
+
+
+class PushClient(CounterClient):
+    """A counter client whose server pushes news: it keeps what `watch` told it."""
+
+    def __init__(self, world: World, server: str, watched: list[list[str]]) -> None:
+        super().__init__(world, server)
+        self.watched = watched
+        self.wake: Any = None
+
+    def watch(self, configs: Sequence[CounterConfig], wake: Any) -> None:
+        self.watched.append(sorted(c.key for c in configs))
+        self.wake = wake
+
+
+class PushScaler(CounterScaler):
+    def __init__(self, world: World) -> None:
+        super().__init__(world)
+        self.watched: list[list[str]] = []
+        self.clients: list[PushClient] = []
+
+    def open_client(self, config: CounterConfig) -> PushClient:
+        client = PushClient(self.world, config.server, self.watched)
+        self.clients.append(client)
+        return client
+
+
+async def test_a_push_client_hears_its_configs_and_its_news_reads_them_at_once() -> None:
+    world = World(values={"a": 0, "b": 0})
+    scaler = PushScaler(world)
+    catalog = Catalog(ScalerRegistry(entries=(), scalers=[scaler]))
+    store = MetricStore()
+    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    catalog.replace_all([(scaled_object("x", "s1", "a"), "t"), (scaled_object("y", "s1", "b"), "t")])
+    assert scaler.watched == []  # no client before the first read
+    await store.refresh(store.due())
+    assert scaler.watched == [["a", "b"]]  # told on opening
+    catalog.replace_all([(scaled_object("x", "s1", "a"), "t")])
+    assert scaler.watched[-1] == ["a"]  # and whenever the set changes
+    heard: list[int] = []
+    store.subscribe(lambda: heard.append(1))
+    world.reads.clear()
+    world.values["a"] = 4
+    [client] = scaler.clients
+    [config] = [e.trigger.config for e in store.entries()]
+    client.wake([config])
+    await wait_until(lambda: len(heard) == 1)
+    assert world.reads == [("s1", ("a",))]
+    entry = store.entry(key("x", "a"))
+    assert entry is not None and entry.value == 4 and entry.active
+    await store.aclose()
