@@ -29,7 +29,7 @@ import types
 import typing
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -63,12 +63,20 @@ class TriggerParams:
     """Everything a scaler may read for one trigger, already resolved by the catalog.
 
     `env` is the scale target container's environment with `valueFrom` references resolved;
-    `<key>FromEnv` in the metadata names a variable there.
+    `<key>FromEnv` in the metadata names a variable there. `namespace` and `scaled_object` name
+    the ScaledObject the trigger belongs to (KEDA's ScalableObjectNamespace and -Name), for the
+    scalers whose data is kept per object rather than on a server (`http`).
     """
 
     metadata: Mapping[str, str] = field(default_factory=dict)
     auth: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    namespace: str = ""
+    scaled_object: str = ""
+    # Resolve this trigger again: for scalers whose metric spec comes from their server (external),
+    # called once the spec asked for in `metric` is known, or has changed.
+    resolve_again: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    pod_identity: str = ""  # the TriggerAuthentication's podIdentity.provider ("aws", "azure-workload", ...)
 
     def get(self, key: str, sources: Sequence[Source] = ALL_SOURCES) -> str | None:
         """The first non-empty, trimmed value of `key` from `sources`, or None."""
@@ -328,6 +336,13 @@ class ScalerClient(ABC, Generic[ConfigT]):
         A per-config failure (missing queue) is a `ScalerError` in its slot; a failure of the
         whole server (unreachable, bad password) raises `ScalerError`, after which the owner
         closes this client and opens a new one for the next read.
+        """
+
+    def watch(self, configs: Sequence[ConfigT], wake: Callable[[Sequence[ConfigT]], None]) -> None:
+        """For clients whose server pushes news (a stream per trigger): `configs` is every config
+        this client serves now, replacing the previous set; call `wake(changed)` when news about
+        some arrives and the store reads them at once. Called without I/O, from the event loop;
+        clients that only answer reads ignore it.
         """
 
     async def aclose(self) -> None:

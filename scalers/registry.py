@@ -34,6 +34,14 @@ ENTRIES: tuple[Entry, ...] = (
           ("redis-streams", "redis-cluster-streams", "redis-sentinel-streams")),
     Entry("scalers.rabbitmq.queues", "RabbitMQScaler", ("rabbitmq",)),
     Entry("scalers.azure_servicebus", "AzureServiceBusScaler", ("azure-servicebus",)),
+    Entry("scalers.external.scaler", "ExternalScaler", ("external", "external-push")),
+    Entry("scalers.sql.postgresql", "PostgreSQLScaler", ("postgresql",)),
+    Entry("scalers.sql.mysql", "MySQLScaler", ("mysql",)),
+    Entry("scalers.aws_sqs", "AwsSqsScaler", ("aws-sqs-queue",)),
+    Entry("scalers.azure_storage.queue", "AzureQueueScaler", ("azure-queue",)),
+    Entry("scalers.azure_storage.blob", "AzureBlobScaler", ("azure-blob",)),
+    Entry("scalers.nats_jetstream", "NatsJetStreamScaler", ("nats-jetstream",)),
+    Entry("scalers.azure_eventhub.scaler", "AzureEventHubScaler", ("azure-eventhub",)),
 )
 
 

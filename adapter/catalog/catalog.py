@@ -8,6 +8,7 @@ object with a reason, logged once, and never stop other objects from being serve
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ class Catalog:
     def __init__(self, registry: ScalerRegistry, cluster_namespace: str = "eventscale") -> None:
         self._objects: dict[tuple[str, str, str], RawObject] = {}
         self._reads = _RecordingLookup(self)
-        self._resolver = Resolver(self._reads, registry, cluster_namespace)
+        self._resolver = Resolver(self._reads, registry, cluster_namespace, self.resolve_again)
+        self._again: set[Key] = set()  # ScaledObjects to resolve again at the next loop turn
         self._depends_on: dict[Key, set[Key]] = {}  # ScaledObject -> objects its resolution read
         self._dependents: dict[Key, set[Key]] = {}  # object -> ScaledObjects that read it
         self._resolved: dict[tuple[str, str], ResolvedScaledObject] = {}
@@ -130,6 +132,17 @@ class Catalog:
         else:
             affected = sorted(self._dependents.get(key, ()))
         self._update(affected)
+
+    def resolve_again(self, namespace: str, name: str) -> None:
+        """A scaler learnt what changes how this ScaledObject resolves (an external scaler's metric
+        spec): resolve it again at the next loop turn, with every other one asked for meanwhile."""
+        if not self._again:
+            asyncio.get_running_loop().call_soon(self._resolve_pending)
+        self._again.add((SCALED_OBJECT, namespace, name))
+
+    def _resolve_pending(self) -> None:
+        keys, self._again = sorted(self._again), set()
+        self._update([key for key in keys if key in self._objects])
 
     def _update(self, keys: Sequence[tuple[str, str, str]], also: Sequence[tuple[str, str, str]] = ()) -> None:
         for key in keys:

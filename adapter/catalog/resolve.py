@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Hashable, Mapping
+import functools
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,10 +97,12 @@ def _decode_secret(secret: Mapping[str, Any], key: str) -> str | None:
 
 
 class Resolver:
-    def __init__(self, objects: ObjectLookup, registry: ScalerRegistry, cluster_namespace: str) -> None:
+    def __init__(self, objects: ObjectLookup, registry: ScalerRegistry, cluster_namespace: str,
+                 resolve_again: Callable[[str, str], None] | None = None) -> None:
         self._objects = objects
         self._registry = registry
         self._cluster_namespace = cluster_namespace
+        self._resolve_again = resolve_again  # (namespace, name): a scaler learnt its metric spec
 
     def resolve(self, so: ScaledObject) -> ResolvedScaledObject:
         containers = self._containers(so)
@@ -122,8 +125,10 @@ class Resolver:
             return _failed(base, f'unknown trigger type "{spec.type}"')
         try:
             env = self._env(so, containers, so.target.env_source_container)
-            auth = self._auth_params(so, spec.auth_ref, containers) if spec.auth_ref else {}
-            config = scaler.parse(spec.type, TriggerParams(spec.metadata, auth, env))
+            auth, identity = self._auth_params(so, spec.auth_ref, containers) if spec.auth_ref else ({}, "")
+            again = functools.partial(self._resolve_again, so.namespace, so.name) if self._resolve_again else None
+            params = TriggerParams(spec.metadata, auth, env, so.namespace, so.name, again, identity)
+            config = scaler.parse(spec.type, params)
             metric = scaler.metric(config)
         except (ParameterError, ResolveError, InvalidObject) as exc:
             return _failed(base, str(exc), scaler)
@@ -195,7 +200,9 @@ class Resolver:
         data = obj.get("data") or {}
         return str(data[key]) if key in data else None
 
-    def _auth_params(self, so: ScaledObject, ref: AuthRef, containers: list[Mapping[str, Any]]) -> dict[str, str]:
+    def _auth_params(self, so: ScaledObject, ref: AuthRef,
+                     containers: list[Mapping[str, Any]]) -> tuple[dict[str, str], str]:
+        """The TriggerAuthentication's parameters, and the pod identity provider it names."""
         cluster = ref.kind == "ClusterTriggerAuthentication"
         raw = self._objects.get(ref.kind, "" if cluster else so.namespace, ref.name)
         if raw is None:
@@ -214,7 +221,7 @@ class Resolver:
             env = self._env(so, containers, target.key or so.target.env_source_container)
             if target.name in env:
                 params[target.parameter] = env[target.name]
-        return params
+        return params, auth.pod_identity
 
 
 def _failed(base: ResolvedTrigger, error: str, scaler: Scaler[Any] | None = None) -> ResolvedTrigger:

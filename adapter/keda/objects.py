@@ -131,6 +131,7 @@ class TriggerAuthentication:
     secret_refs: tuple[TargetRef, ...] = ()
     config_map_refs: tuple[TargetRef, ...] = ()
     env_refs: tuple[TargetRef, ...] = ()  # key holds the container name, may be empty
+    pod_identity: str = ""  # spec.podIdentity.provider, for the scalers to refuse or use
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -319,4 +320,5 @@ def parse_trigger_authentication(obj: Mapping[str, Any]) -> TriggerAuthenticatio
         secret_refs=refs("secretTargetRef", "key"),
         config_map_refs=refs("configMapTargetRef", "key"),
         env_refs=refs("env", "containerName"),
+        pod_identity=str(_mapping(spec.get("podIdentity"), "spec.podIdentity").get("provider") or ""),
     )

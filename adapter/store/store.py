@@ -2,11 +2,17 @@
 
 Each served trigger has an entry holding its last value (or error), when it was read, and the
 response body already rendered, so a metric GET that hits the cache is a dictionary lookup and
-bytes. Values are refreshed in two ways, both through the same per-server batch:
+bytes. Values are refreshed in three ways, all through the same per-server batch:
 
 * a background poll every tick takes each trigger whose `pollingInterval` has passed;
 * a request finding a value older than its trigger allows (the `pollingInterval` with
-  `useCachedMetrics`, else the store's short `max_age`) asks for a refresh and waits for it.
+  `useCachedMetrics`, else the store's short `max_age`) asks for a refresh and waits for it;
+* a source that pushes news (`wake`: the interceptors' counts) asks for a read of the triggers
+  it concerns, at once.
+
+A scaler client whose server pushes news itself (KEDA's external-push stream) is told which
+configs it serves (`ScalerClient.watch`, on every change of that set) and calls back; its
+triggers are then woken like any other pushed news.
 
 Concurrent requests for one trigger share one refresh (single flight). Refreshes of triggers on
 the same server are gathered into one `ScalerClient.read` call, one call in flight per server
@@ -121,8 +127,52 @@ class _Server:
         self.name = trigger.scaler.types[0]
         self.client: ScalerClient[Any] | None = None
         self.pending: dict[MetricKey, MetricEntry] = {}
+        self.again: dict[MetricKey, MetricEntry] = {}  # woken while being read: read once more
         self.worker: asyncio.Task[None] | None = None
         self.stats = store.read_stats.setdefault(self.name, ReadStats())
+        self.watched: dict[Hashable, list[MetricKey]] = {}  # config -> the triggers reading it
+        self._users = 0
+        self._watch_due = False
+
+    @property
+    def users(self) -> int:
+        return self._users
+
+    def serve(self, entry: MetricEntry) -> None:
+        """One more trigger reads this server; a push client hears of a new config."""
+        self._users += 1
+        keys = self.watched.setdefault(entry.trigger.config, [])
+        keys.append(entry.trigger.key)
+        if len(keys) == 1:
+            self._tell_watch_soon()
+
+    def unserve(self, entry: MetricEntry) -> None:
+        self._users -= 1
+        keys = self.watched.get(entry.trigger.config, [])
+        if entry.trigger.key in keys:
+            keys.remove(entry.trigger.key)
+        if not keys and self.watched.pop(entry.trigger.config, None) is not None:
+            self._tell_watch_soon()
+
+    def _tell_watch_soon(self) -> None:
+        """Tell a push client (`ScalerClient.watch`) the configs it serves, once per loop turn
+        however many triggers came or went in it (1,000 new objects: one call, not 1,000)."""
+        if self._watch_due or self.client is None:
+            return
+        self._watch_due = True
+        try:
+            asyncio.get_running_loop().call_soon(self._tell_watch)
+        except RuntimeError:  # no loop yet: the client is told when it opens
+            self._watch_due = False
+
+    def _tell_watch(self) -> None:
+        self._watch_due = False
+        if self.client is not None:
+            self.client.watch(list(self.watched), self.woken)
+
+    def woken(self, configs: Iterable[Hashable]) -> None:
+        """A push client's news about `configs`: read their triggers now."""
+        self.store.wake([key for config in configs for key in self.watched.get(config, ())])
 
     def request(self, entry: MetricEntry) -> asyncio.Future[None]:
         if entry.inflight is None:
@@ -132,18 +182,30 @@ class _Server:
                 self.worker = asyncio.create_task(self._drain(), name=f"read-{self.name}")
         return entry.inflight
 
+    def wake(self, entry: MetricEntry) -> None:
+        """Read `entry` soon; if its read is already under way, read it once more after that one,
+        since the news that woke it may have come too late for the read in progress."""
+        if entry.inflight is not None and entry.trigger.key not in self.pending:
+            self.again[entry.trigger.key] = entry
+        else:
+            self.request(entry)
+
     async def _drain(self) -> None:
         await asyncio.sleep(0)  # let requests arriving in this loop turn join the batch
         while self.pending:
             batch = list(self.pending.values())
             self.pending.clear()
             await self._read(batch)
+            again, self.again = list(self.again.values()), {}
+            for entry in again:
+                self.request(entry)
 
     async def _read(self, batch: list[MetricEntry]) -> None:
         started = time.perf_counter()
         try:
             if self.client is None:
                 self.client = self.scaler.open_client(self.sample_config)
+                self.client.watch(list(self.watched), self.woken)
             async with asyncio.timeout(self.store.timeout):
                 results: Sequence[ReadResult] = await self.client.read([e.trigger.config for e in batch])
         except Exception as exc:  # a scaler's bug must fail this batch, not the worker
@@ -216,7 +278,6 @@ class MetricStore:
         self._entries: dict[MetricKey, MetricEntry] = {}
         self._by_object: dict[ObjectKey, tuple[MetricEntry, ...]] = {}
         self._servers: dict[tuple[str, Hashable], _Server] = {}
-        self._server_users: dict[tuple[str, Hashable], int] = {}  # entries per server
         self._due: list[tuple[float, int, MetricEntry]] = []  # the poll heap
         self._order = itertools.count()  # ties in the heap, never compare entries
         self._wake_at = float("inf")  # when the sleeping poller looks next
@@ -288,23 +349,20 @@ class MetricStore:
 
     def _add(self, entry: MetricEntry) -> None:
         self._entries[entry.trigger.key] = entry
-        server = entry.trigger.server
-        self._server_users[server] = self._server_users.get(server, 0) + 1
+        self._server(entry.trigger).serve(entry)
         self.schedule(entry)
 
     def _remove(self, entry: MetricEntry) -> None:
         if self._entries.get(entry.trigger.key) is entry:
             del self._entries[entry.trigger.key]
         entry.queued_for = None  # its heap item is dropped when it comes up
-        server = entry.trigger.server
-        users = self._server_users.get(server, 0) - 1
-        if users > 0:
-            self._server_users[server] = users
+        server = self._servers.get(entry.trigger.server)
+        if server is None:
             return
-        self._server_users.pop(server, None)
-        found = self._servers.pop(server, None)
-        if found is not None:
-            found.discard_client()
+        server.unserve(entry)
+        if server.users <= 0:
+            del self._servers[entry.trigger.server]
+            server.discard_client()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -332,6 +390,19 @@ class MetricStore:
         if self.clock() - entry.read_at > self.max_age_of(entry.trigger) or entry.status == 503:
             await asyncio.shield(self._server(entry.trigger).request(entry))
         return entry
+
+    def wake(self, keys: Iterable[MetricKey]) -> None:
+        """Read these triggers now, batched per server, without waiting for the reads.
+
+        For sources that push news (interceptor counts; later keyspace notifications, KEDA's
+        external push stream): a read that changes a value or an activity tells the listeners,
+        so the controller's long poll hears of it within milliseconds, not a pollingInterval.
+        Unknown keys and triggers that failed to resolve are skipped.
+        """
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None and entry.trigger.scaler is not None and entry.trigger.config is not None:
+                self._server(entry.trigger).wake(entry)
 
     async def refresh(self, entries: Iterable[MetricEntry]) -> None:
         """Read these entries now, batched per server."""

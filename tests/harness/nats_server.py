@@ -98,10 +98,11 @@ class NatsServer(ServerContext):
     """One nats-server with JetStream and monitoring; a member of a cluster when given `cluster`."""
 
     def __init__(self, *, name: str = "n1", cluster: str | None = None, cluster_port: int | None = None,
-                 routes: Sequence[int] = ()) -> None:
+                 routes: Sequence[tuple[str, int]] = (), host: str = HOST, monitoring_port: int | None = None) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix=f"nats-{name}-"))
         self.name = name
-        self.port, self.monitoring_port = free_port(), free_port()
+        self.host = host
+        self.port, self.monitoring_port = free_port(host), monitoring_port or free_port(host)
         self.user, self.password, self.account = USER, PASSWORD, ACCOUNT
         self._cluster = cluster
         self._cluster_port = cluster_port
@@ -111,16 +112,16 @@ class NatsServer(ServerContext):
 
     @property
     def url(self) -> str:
-        return f"nats://{HOST}:{self.port}"
+        return f"nats://{self.host}:{self.port}"
 
     @property
     def monitoring_url(self) -> str:
-        return f"http://{HOST}:{self.monitoring_port}"
+        return f"http://{self.host}:{self.monitoring_port}"
 
     @property
     def monitoring_endpoint(self) -> str:
         """host:port, the shape of KEDA's `natsServerMonitoringEndpoint`."""
-        return f"{HOST}:{self.monitoring_port}"
+        return f"{self.host}:{self.monitoring_port}"
 
     def admin(self) -> JetStreamAdmin:
         return JetStreamAdmin((self.url,))
@@ -143,15 +144,15 @@ class NatsServer(ServerContext):
     def _config(self) -> str:
         lines = [
             f'server_name: "{self.name}"',
-            f'listen: "{HOST}:{self.port}"',
-            f'http: "{HOST}:{self.monitoring_port}"',
+            f'listen: "{self.host}:{self.port}"',
+            f'http: "{self.host}:{self.monitoring_port}"',
             f'authorization {{ user: "{USER}", password: "{PASSWORD}" }}',
             f'jetstream {{ store_dir: "{self.directory / "jetstream"}", max_memory_store: 64MB, '
             "max_file_store: 1GB }",
         ]
         if self._cluster is not None:
-            routes = ", ".join(f'"nats-route://{HOST}:{port}"' for port in self._routes)
-            lines.append(f'cluster {{ name: "{self._cluster}", listen: "{HOST}:{self._cluster_port}", '
+            routes = ", ".join(f'"nats-route://{host}:{port}"' for host, port in self._routes)
+            lines.append(f'cluster {{ name: "{self._cluster}", listen: "{self.host}:{self._cluster_port}", '
                          f"routes: [{routes}] }}")
         return "\n".join(lines) + "\n"
 
@@ -176,14 +177,22 @@ class NatsServer(ServerContext):
 
 
 class NatsCluster:
-    """Three NatsServers routed into one JetStream cluster named `name`; use as a context manager."""
+    """Three NatsServers routed into one JetStream cluster named `name`; use as a context manager.
+
+    As in a Kubernetes StatefulSet, the nodes differ by address and share one monitoring port:
+    node i listens on 127.0.0.(i+1), which is what KEDA's scaler assumes when it turns the
+    cluster's advertised client URLs into monitoring URLs (host of the URL, port of the endpoint).
+    """
 
     def __init__(self, size: int = 3, name: str = "eventscale") -> None:
-        cluster_ports = [free_port() for _ in range(size)]
+        hosts = [f"127.0.0.{index + 1}" for index in range(size)]
+        monitoring_port = free_port()
+        cluster_ports = [free_port(host) for host in hosts]
         self.name = name
         self.nodes = [
-            NatsServer(name=f"n{index + 1}", cluster=name, cluster_port=port,
-                       routes=[other for other in cluster_ports if other != port])
+            NatsServer(name=f"n{index + 1}", cluster=name, cluster_port=port, host=hosts[index],
+                       monitoring_port=monitoring_port,
+                       routes=[(hosts[other], p) for other, p in enumerate(cluster_ports) if other != index])
             for index, port in enumerate(cluster_ports)
         ]
 

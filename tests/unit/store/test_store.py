@@ -221,3 +221,91 @@ async def test_poller_keeps_the_polling_interval_between_ticks() -> None:
     poller.cancel()
     await store.aclose()
     assert len(world.reads) == 3  # at 0, 1 and 2 s although the tick is 5 s
+
+
+async def wait_until(condition: Any, timeout: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+async def test_wake_reads_at_once_batched_per_server_and_tells_listeners() -> None:
+    world = World(values={"a": 0, "b": 0, "c": 0})
+    _, store = setup(world, scaled_object("x", "s1", "a"), scaled_object("y", "s1", "b"),
+                     scaled_object("z", "s2", "c"))
+    await store.refresh(store.due())
+    world.reads.clear()
+    heard: list[int] = []
+    store.subscribe(lambda changed: heard.append(1))
+    world.values.update(a=3, b=3)
+    store.wake([key("x", "a"), key("y", "b"), ("default", "gone", "s0-counter-q")])  # an unknown key is skipped
+    await wait_until(lambda: len(heard) == 1)
+    assert world.reads == [("s1", ("a", "b"))]  # one batch, and the other server is not asked
+    entry = store.entry(key("x", "a"))
+    assert entry is not None and entry.value == 3 and entry.active
+
+
+async def test_wake_during_a_read_reads_again_after_it() -> None:
+    world = World(values={"a": 0}, delay=0.05)
+    _, store = setup(world, scaled_object("x", "s1", "a"))
+    first = asyncio.ensure_future(store.read(key("x", "a")))
+    await wait_until(lambda: len(world.reads) == 1)  # the read is under way, with the old value
+    world.values["a"] = 5
+    store.wake([key("x", "a")])
+    await first
+    await wait_until(lambda: len(world.reads) == 2)
+    entry = store.entry(key("x", "a"))
+    assert entry is not None and entry.value == 5
+
+
+class PushClient(CounterClient):
+    """A counter client whose server pushes news: it keeps what `watch` told it."""
+
+    def __init__(self, world: World, server: str, watched: list[list[str]]) -> None:
+        super().__init__(world, server)
+        self.watched = watched
+        self.wake: Any = None
+
+    def watch(self, configs: Sequence[CounterConfig], wake: Any) -> None:
+        self.watched.append(sorted(c.key for c in configs))
+        self.wake = wake
+
+
+class PushScaler(CounterScaler):
+    def __init__(self, world: World) -> None:
+        super().__init__(world)
+        self.watched: list[list[str]] = []
+        self.clients: list[PushClient] = []
+
+    def open_client(self, config: CounterConfig) -> PushClient:
+        client = PushClient(self.world, config.server, self.watched)
+        self.clients.append(client)
+        return client
+
+
+async def test_a_push_client_hears_its_configs_and_its_news_reads_them_at_once() -> None:
+    world = World(values={"a": 0, "b": 0})
+    scaler = PushScaler(world)
+    catalog = Catalog(ScalerRegistry(entries=(), scalers=[scaler]))
+    store = MetricStore()
+    store.follow(catalog)
+    catalog.replace_all([(scaled_object("x", "s1", "a"), "t"), (scaled_object("y", "s1", "b"), "t")])
+    assert scaler.watched == []  # no client before the first read
+    await store.refresh(store.due())
+    assert scaler.watched == [["a", "b"]]  # told on opening
+    catalog.replace_all([(scaled_object("x", "s1", "a"), "t")])
+    await asyncio.sleep(0)  # told once per loop turn, however many triggers came or went
+    assert scaler.watched[-1] == ["a"]  # and whenever the set changes
+    heard: list[int] = []
+    store.subscribe(lambda changed: heard.append(1))
+    world.reads.clear()
+    world.values["a"] = 4
+    [client] = scaler.clients
+    [config] = [e.trigger.config for e in store.entries()]
+    client.wake([config])
+    await wait_until(lambda: len(heard) == 1)
+    assert world.reads == [("s1", ("a",))]
+    entry = store.entry(key("x", "a"))
+    assert entry is not None and entry.value == 4 and entry.active
+    await store.aclose()

@@ -1,0 +1,1 @@
+"""azure-queue and azure-blob: Azure Storage accounts, read with the SDKs' asyncio clients."""

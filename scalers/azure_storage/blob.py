@@ -1,0 +1,169 @@
+"""azure-blob: scale on the number of blobs in an Azure Storage container.
+
+KEDA's keys: `blobContainerName` (required), `blobCount` (5), `activationBlobCount` (0),
+`blobPrefix`, `blobDelimiter` ("/"), `recursive` (false), `globPattern`, `connection`,
+`accountName`, `cloud` / `endpointSuffix` (see `account`). The value is, as KEDA counts it:
+
+* with `globPattern`: the blobs of a flat listing (under `blobPrefix`) whose name matches the
+  pattern (a leading `/` ignored; `*`, `?` and `[...]` as in fnmatch, where KEDA's Go glob also
+  knows `{a,b}`);
+* else the blobs directly under `blobPrefix` + `blobDelimiter` (a hierarchical listing; the
+  virtual folders it also returns are not counted), or every blob under the prefix when
+  `recursive` is true (the delimiter is then ignored).
+
+The metric is `azure-blob-<blobContainerName>`. A poll lists each distinct (container, prefix,
+delimiter, pattern) once, on the account's one client; a listing of many pages costs a request
+per 5,000 blobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from azure.core.exceptions import AzureError
+from azure.storage.blob.aio import BlobPrefix, BlobServiceClient
+
+from scalers.azure_storage.account import (
+    CONNECTION_SOURCES,
+    Account,
+    RequestHook,
+    each,
+    endpoint_suffix,
+    parse_account,
+    refuse_identity,
+    storage_failure,
+    transport,
+)
+from scalers.base import (
+    METADATA_ONLY,
+    MetricSpec,
+    ParameterError,
+    Scaler,
+    ScalerClient,
+    ScalerError,
+    TriggerParams,
+    mask,
+    param,
+    parse_params,
+    secret_values,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AzureBlobConfig:
+    container: str = param("blobContainerName", required=True, sources=METADATA_ONLY)
+    blob_count: int = param("blobCount", default=5, sources=METADATA_ONLY)
+    activation_blob_count: int = param("activationBlobCount", default=0, sources=METADATA_ONLY)
+    blob_delimiter: str = param("blobDelimiter", default="/", sources=METADATA_ONLY)
+    blob_prefix: str = param("blobPrefix", default="", sources=METADATA_ONLY)
+    recursive: bool = param("recursive", default=False, sources=METADATA_ONLY)
+    glob_pattern: str | None = param("globPattern", sources=METADATA_ONLY)
+    connection: str = param("connection", default="", sources=CONNECTION_SOURCES, secret=True)
+    account: Account = field(default_factory=lambda: Account("", ""))
+
+    @property
+    def listing(self) -> tuple[str, str, str, str | None]:
+        """(container, prefix, delimiter, pattern): what one listing answers."""
+        delimiter = "" if self.recursive or self.glob_pattern else self.blob_delimiter
+        prefix = self.blob_prefix + self.blob_delimiter if self.blob_prefix and delimiter else self.blob_prefix
+        return self.container, prefix, delimiter, self.glob_pattern.lstrip("/") if self.glob_pattern else None
+
+
+@lru_cache(maxsize=1024)
+def glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern))
+
+
+def parse_config(params: TriggerParams) -> AzureBlobConfig:
+    config = parse_params(AzureBlobConfig, params)
+    if config.glob_pattern:
+        try:
+            glob(config.glob_pattern.lstrip("/"))
+        except re.error as exc:
+            raise ParameterError(f'invalid glob pattern "{config.glob_pattern}": {exc}') from None
+    endpoint_suffix(params, "blob")
+    refuse_identity(params, "blob", "Azure Storage Blobs (supported: none)")
+    if not config.connection:
+        raise ParameterError("connection string is required when not using pod identity")
+    return parse_params(AzureBlobConfig, params, account=parse_account(config.connection, "blob"))
+
+
+Listing = tuple[str, str, str, str | None]
+
+
+class AzureBlobClient(ScalerClient[AzureBlobConfig]):
+    """One BlobServiceClient per account and credential, made on the first read."""
+
+    def __init__(self, account: Account, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
+        self._account = account
+        self._hooks = tuple(request_hooks)
+        self._secrets = secret_values(account)
+        self._timeout = timeout
+        self._service: BlobServiceClient | None = None
+
+    async def read(self, configs: Sequence[AzureBlobConfig]) -> list[float | ScalerError]:
+        service = self._open()
+        listings = list(dict.fromkeys(c.listing for c in configs))
+        answers = await asyncio.gather(*(self._count(service, listing) for listing in listings))
+        found = dict(zip(listings, answers, strict=True))
+        return [found[c.listing] for c in configs]
+
+    def _open(self) -> BlobServiceClient:
+        if self._service is None:
+            self._service = BlobServiceClient.from_connection_string(
+                self._account.connection, transport=transport(self._timeout), retry_total=0,
+                raw_request_hook=each(self._hooks))
+        return self._service
+
+    async def _count(self, service: BlobServiceClient, listing: Listing) -> float | ScalerError:
+        container, prefix, delimiter, pattern = listing
+        client = service.get_container_client(container)
+        count = 0
+        try:
+            async with asyncio.timeout(self._timeout):
+                if delimiter:
+                    async for item in client.walk_blobs(name_starts_with=prefix or None, delimiter=delimiter):
+                        count += not isinstance(item, BlobPrefix)
+                else:
+                    matcher = glob(pattern) if pattern else None
+                    async for name in client.list_blob_names(name_starts_with=prefix or None):
+                        count += matcher is None or matcher.match(name) is not None
+        except TimeoutError:
+            return self._error(container, f"no answer within {self._timeout:g}s")
+        except (AzureError, OSError) as exc:
+            return self._error(container, storage_failure(exc, "the container does not exist"))
+        return float(count)
+
+    def _error(self, container: str, what: str) -> ScalerError:
+        return ScalerError(mask(f"{self._account}: container {container}: {what}", self._secrets))
+
+    async def aclose(self) -> None:
+        service, self._service = self._service, None
+        if service is not None:
+            await service.close()
+
+
+class AzureBlobScaler(Scaler[AzureBlobConfig]):
+    types = ("azure-blob",)
+
+    def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
+        self._timeout = timeout
+        self._hooks = tuple(request_hooks)  # called with each HTTP request sent (tests and benchmarks count them)
+
+    def parse(self, trigger_type: str, params: TriggerParams) -> AzureBlobConfig:
+        return parse_config(params)
+
+    def metric(self, config: AzureBlobConfig) -> MetricSpec:
+        return MetricSpec(name=f"azure-blob-{config.container}", target=float(config.blob_count),
+                          activation=float(config.activation_blob_count))
+
+    def server_key(self, config: AzureBlobConfig) -> Account:
+        return config.account
+
+    def open_client(self, config: AzureBlobConfig) -> AzureBlobClient:
+        return AzureBlobClient(config.account, timeout=self._timeout, request_hooks=self._hooks)

@@ -1,0 +1,136 @@
+"""azure-queue: scale on the messages of an Azure Storage queue.
+
+KEDA's keys: `queueName` (required), `queueLength` (5), `activationQueueLength` (0),
+`queueLengthStrategy` (all: the queue's approximate message count; visibleonly: the messages a
+peek of 32 sees, or the approximate count when the peek is full), `connection`, `accountName`,
+`cloud` / `endpointSuffix` (see `account`). The metric is `azure-queue-<queueName>`.
+
+A poll asks each distinct queue once (one properties call, or one peek and, when it is full,
+one properties call), on the account's one client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from azure.core.exceptions import AzureError
+from azure.storage.queue.aio import QueueServiceClient
+
+from scalers.azure_storage.account import (
+    CONNECTION_SOURCES,
+    Account,
+    RequestHook,
+    each,
+    endpoint_suffix,
+    parse_account,
+    refuse_identity,
+    storage_failure,
+    transport,
+)
+from scalers.base import (
+    METADATA_ONLY,
+    MetricSpec,
+    ParameterError,
+    Scaler,
+    ScalerClient,
+    ScalerError,
+    TriggerParams,
+    mask,
+    param,
+    parse_params,
+    secret_values,
+)
+
+PEEK = 32  # KEDA's maxPeekMessages
+
+
+@dataclass(frozen=True, kw_only=True)
+class AzureQueueConfig:
+    queue_name: str = param("queueName", required=True, sources=METADATA_ONLY)
+    queue_length: int = param("queueLength", default=5, sources=METADATA_ONLY)
+    activation_queue_length: int = param("activationQueueLength", default=0, sources=METADATA_ONLY)
+    queue_length_strategy: Literal["all", "visibleonly"] = param("queueLengthStrategy", default="all",
+                                                                 sources=METADATA_ONLY)
+    connection: str = param("connection", default="", sources=CONNECTION_SOURCES, secret=True)
+    account: Account = field(default_factory=lambda: Account("", ""))
+
+
+def parse_config(params: TriggerParams) -> AzureQueueConfig:
+    config = parse_params(AzureQueueConfig, params)
+    endpoint_suffix(params, "queue")
+    refuse_identity(params, "queue", "azure storage queues")
+    if not config.connection:
+        raise ParameterError("no connection setting given")
+    return parse_params(AzureQueueConfig, params, account=parse_account(config.connection, "queue"))
+
+
+class AzureQueueClient(ScalerClient[AzureQueueConfig]):
+    """One QueueServiceClient per account and credential, made on the first read."""
+
+    def __init__(self, account: Account, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
+        self._account = account
+        self._hooks = tuple(request_hooks)
+        self._secrets = secret_values(account)
+        self._timeout = timeout
+        self._service: QueueServiceClient | None = None
+
+    async def read(self, configs: Sequence[AzureQueueConfig]) -> list[float | ScalerError]:
+        service = self._open()
+        asked = list(dict.fromkeys((c.queue_name, c.queue_length_strategy) for c in configs))
+        answers = await asyncio.gather(*(self._count(service, name, strategy) for name, strategy in asked))
+        found = dict(zip(asked, answers, strict=True))
+        return [found[(c.queue_name, c.queue_length_strategy)] for c in configs]
+
+    def _open(self) -> QueueServiceClient:
+        if self._service is None:
+            self._service = QueueServiceClient.from_connection_string(
+                self._account.connection, transport=transport(self._timeout), retry_total=0,
+                raw_request_hook=each(self._hooks))
+        return self._service
+
+    async def _count(self, service: QueueServiceClient, name: str, strategy: str) -> float | ScalerError:
+        queue = service.get_queue_client(name)
+        try:
+            async with asyncio.timeout(self._timeout):
+                if strategy == "visibleonly":
+                    visible = await queue.peek_messages(max_messages=PEEK)
+                    if len(visible) < PEEK:
+                        return float(len(visible))
+                properties = await queue.get_queue_properties()
+        except TimeoutError:
+            return self._error(name, f"no answer within {self._timeout:g}s")
+        except (AzureError, OSError) as exc:
+            return self._error(name, storage_failure(exc, "the queue does not exist"))
+        return float(properties.approximate_message_count or 0)
+
+    def _error(self, name: str, what: str) -> ScalerError:
+        return ScalerError(mask(f"{self._account}: queue {name}: {what}", self._secrets))
+
+    async def aclose(self) -> None:
+        service, self._service = self._service, None
+        if service is not None:
+            await service.close()
+
+
+class AzureQueueScaler(Scaler[AzureQueueConfig]):
+    types = ("azure-queue",)
+
+    def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
+        self._timeout = timeout
+        self._hooks = tuple(request_hooks)  # called with each HTTP request sent (tests and benchmarks count them)
+
+    def parse(self, trigger_type: str, params: TriggerParams) -> AzureQueueConfig:
+        return parse_config(params)
+
+    def metric(self, config: AzureQueueConfig) -> MetricSpec:
+        return MetricSpec(name=f"azure-queue-{config.queue_name}", target=float(config.queue_length),
+                          activation=float(config.activation_queue_length))
+
+    def server_key(self, config: AzureQueueConfig) -> Account:
+        return config.account
+
+    def open_client(self, config: AzureQueueConfig) -> AzureQueueClient:
+        return AzureQueueClient(config.account, timeout=self._timeout, request_hooks=self._hooks)

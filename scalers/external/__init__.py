@@ -1,0 +1,1 @@
+"""external and external-push: KEDA's gRPC external scaler protocol (`externalscaler.proto`)."""
