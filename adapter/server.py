@@ -15,7 +15,6 @@ authentication and authorization to kube-apiserver (see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine
@@ -181,9 +180,7 @@ async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext
         await internal.stop()
         for task in [*owned.tasks, announce]:
             task.cancel()
-        for task in [*owned.tasks, announce]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*owned.tasks, announce, return_exceptions=True)  # a task's end was logged
         await adapter.store.aclose()
         for close in adapter.cleanup:
             await close()
