@@ -35,7 +35,7 @@ from adapter.auth.authorization import AllowAuthenticated, Authorizer
 from adapter.auth.delegated_authentication import AuthConfigWatch, TokenReviewer
 from adapter.auth.delegated_authorization import SubjectAccessReviewAuthorizer
 from adapter.auth.serving_certs import SECRET_NAME, SharedServingCerts
-from adapter.auth.tls_server import PeerCertificateProtocol, server_context
+from adapter.auth.tls_server import HttpLimits, PeerCertificateProtocol, server_context
 from adapter.catalog.catalog import Catalog, raised_at
 from adapter.catalog.directory_source import DirectorySource
 from adapter.catalog.kubernetes_source import KubernetesSource
@@ -66,6 +66,7 @@ class ServeOptions:
     certs_secret: str = SECRET_NAME  # --self-signed-certs: the Secret every replica shares
     resync_period: float = 1800.0
     internal_port: int = 9022  # the controller sidecar's loopback listener (activity); 0 turns it off
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -156,12 +157,13 @@ async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext
         adapter.app,
         host=options.bind_address,
         port=options.secure_port,
-        http=PeerCertificateProtocol,
+        http=PeerCertificateProtocol.with_limits(options.http_limits),
         lifespan="off",
         access_log=False,
         log_config=None,
         ssl_context_factory=lambda _config, _default: context,
         timeout_keep_alive=60,
+        ws="none",  # no websocket upgrades: an Upgrade request is served as plain (authenticated) HTTP
     )
     server = uvicorn.Server(config)
     owned = _OwnedTasks(adapter.health)

@@ -68,8 +68,8 @@ class AdapterApp:
         self.authorizer = authorizer
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.routes(scope, receive, send)
+        if scope["type"] != "http":  # no websocket or other protocol: nothing is served without HTTP auth
+            return await refuse_other_protocols(scope, send)
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path = path.rstrip("/") or "/"
@@ -80,16 +80,18 @@ class AdapterApp:
             if path.startswith(METRICS_PREFIX) and path.count("/") == 6:
                 _, _, _, _, _, namespace, metric = path.split("/")
                 if scope["method"] != "GET":
-                    raise ApiError(405, f"method {scope['method']} is not allowed on external metrics")
+                    raise ApiError(405, f"method {scope['method']} is not allowed on external metrics",
+                                   headers={"Allow": "GET"})
                 await self.authorizer.authorize(user, ResourceAttributes(namespace, metric))
                 status, body = await self.metric(namespace, metric, scope["query_string"])
             else:
                 await self.authorizer.authorize(user, NonResourceAttributes(path))
                 return await self.routes(scope, receive, send)
         except ApiError as exc:
-            status, body = exc.code, exc.body()
             if exc.code >= 500:
                 log.warning("path=%s status=%d message=%r", path, exc.code, exc.message)
+            return await send_json(send, exc.code, exc.body(), {k.lower().encode(): v.encode()
+                                                                 for k, v in exc.headers.items()})
         await send_json(send, status, body)
 
     async def metric(self, namespace: str, metric: str, query_string: bytes) -> tuple[int, bytes]:
@@ -114,6 +116,12 @@ class AdapterApp:
                 return internal_error(f"ScaledObject {namespace}/{value} is not valid: {problem}")
             return ApiError(404, f'ScaledObject "{value}" not found in namespace "{namespace}"')
         return ApiError(404, f'no keda.k8s.io ScaledObject for deployment "{value}" in namespace "{namespace}"')
+
+
+async def refuse_other_protocols(scope: dict[str, Any], send: Send) -> None:
+    """Close a websocket before it is accepted (uvicorn answers the handshake 403); ignore other scopes."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
 
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
