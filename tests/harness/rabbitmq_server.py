@@ -74,6 +74,12 @@ class RabbitMQServer(ServerContext):
         self._server.wait_ready(self._answers, timeout=START_TIMEOUT, interval=0.25)
 
     @property
+    def process(self) -> ServerProcess:
+        """The broker's process group, for fault tests (signal, kill; `start` again after a kill: same
+        ports and data directory, so durable queues stay)."""
+        return self._server
+
+    @property
     def env(self) -> dict[str, str]:
         d = self.directory
         return {
