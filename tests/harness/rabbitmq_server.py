@@ -79,6 +79,13 @@ class RabbitMQServer(ServerContext):
         ports and data directory, so durable queues stay)."""
         return self._server
 
+    def ctl(self, *args: str) -> None:
+        """`rabbitmqctl -n <node> ARGS`, e.g. ("stop_app",) then ("start_app",) to restart the broker's app."""
+        result = subprocess.run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args], env=self.env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stdout}{result.stderr}")
+
     @property
     def env(self) -> dict[str, str]:
         d = self.directory
