@@ -35,7 +35,7 @@ from adapter.auth.authorization import AllowAuthenticated, Authorizer
 from adapter.auth.delegated_authentication import AuthConfigWatch, TokenReviewer
 from adapter.auth.delegated_authorization import SubjectAccessReviewAuthorizer
 from adapter.auth.serving_certs import SECRET_NAME, SharedServingCerts
-from adapter.auth.tls_server import HttpLimits, PeerCertificateProtocol, server_context
+from adapter.auth.tls_server import GLIBC, HttpLimits, PeerCertificateProtocol, server_context
 from adapter.catalog.catalog import Catalog, raised_at
 from adapter.catalog.directory_source import DirectorySource
 from adapter.catalog.kubernetes_source import KubernetesSource
@@ -153,6 +153,7 @@ def tls_context(options: ServeOptions, auth: AuthConfig) -> ssl.SSLContext:
 
 
 async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext) -> None:
+    GLIBC.keep_large_buffers_apart()
     config = uvicorn.Config(
         adapter.app,
         host=options.bind_address,

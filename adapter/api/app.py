@@ -39,9 +39,21 @@ HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
 
 
 
-@lru_cache(maxsize=4096)
+MAX_CACHED_QUERY = 1024  # bytes: the HPA's query strings are short; longer ones are parsed every time
+
+
 def route_of(query_string: bytes) -> tuple[str, str]:
-    """(label, value) naming the ScaledObject, from the raw query string; cached per string."""
+    """(label, value) naming the ScaledObject, from the raw query string.
+
+    Cached per string, for strings of at most `MAX_CACHED_QUERY` bytes: the cache then holds at
+    most 4 MiB of keys, however many distinct long query strings clients send.
+    """
+    if len(query_string) > MAX_CACHED_QUERY:
+        return _route_of(query_string)
+    return _cached_route_of(query_string)
+
+
+def _route_of(query_string: bytes) -> tuple[str, str]:
     values = parse_qs(query_string.decode("latin-1"), keep_blank_values=True).get("labelSelector", [""])
     try:
         selector = parse_selector(values[0])
@@ -56,6 +68,9 @@ def route_of(query_string: bytes) -> tuple[str, str]:
         f"labelSelector {values[0]!r} does not name a ScaledObject: "
         f"expected {SCALED_OBJECT_LABEL}=<name> (or {LEGACY_ROUTE_LABEL}=<deployment> for keda.k8s.io objects)",
     )
+
+
+_cached_route_of = lru_cache(maxsize=4096)(_route_of)
 
 
 class AdapterApp:
