@@ -161,5 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per kube-apiserver call is noise
+    logging.getLogger("azure").setLevel(logging.WARNING)  # one line per Service Bus request
+    # pika logs each failed connection attempt at ERROR with a traceback; the store logs the
+    # same failure once, masked and naming the scaler
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     result: int = args.func(args)
     return result

@@ -119,10 +119,10 @@ class AdapterApp:
             errors = "; ".join(resolved.trigger_errors)
             raise ApiError(404, f'external metric "{metric}" not found for ScaledObject {namespace}/{resolved.so.name}'
                            + (f" (trigger errors: {errors})" if errors else ""))
-        entry = await self.store.read(trigger.key)
-        if entry is None:  # the catalog changed while we waited
+        answer = await self.store.answer(trigger.key)
+        if answer is None:  # the catalog changed while we waited
             raise ApiError(404, f'external metric "{metric}" not found for ScaledObject {namespace}/{resolved.so.name}')
-        return entry.status, entry.body
+        return answer
 
     def _missing_scaled_object(self, namespace: str, label: str, value: str) -> ApiError:
         if label == SCALED_OBJECT_LABEL:
