@@ -9,27 +9,18 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-import ssl
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from tests.harness.adapter_process import AdapterProcess, running_adapter
+from tests.harness.fault_run import open_tls_connections, rss_mb, settled_rss
 
 BURST = 1000
 MARGIN_MB = 40
 QUERIES = 1024  # of 60 KiB each: 60 MB if the caches kept them
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture(scope="module")
@@ -47,29 +38,9 @@ def adapter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdapterProcess
         yield process
 
 
-def open_connections(adapter: AdapterProcess, count: int, request: bytes) -> list[ssl.SSLSocket]:
-    context = adapter.tls("admin")
-    opened = []
-    for _ in range(count):
-        conn = context.wrap_socket(socket.create_connection(("127.0.0.1", adapter.port), timeout=10),
-                                   server_hostname="localhost")
-        conn.sendall(request)
-        assert conn.recv(65536).startswith(b"HTTP/1.1 200"), "a burst request failed"
-        opened.append(conn)
-    return opened
-
-
-def settled_rss(pid: int, below: float, timeout: float = 15.0) -> float:
-    """Poll until the RSS is below `below` MB (or the deadline); return the last reading."""
-    deadline = time.monotonic() + timeout
-    while (seen := rss_mb(pid)) >= below and time.monotonic() < deadline:
-        time.sleep(0.25)
-    return seen
-
-
 def baseline(adapter: AdapterProcess, request: bytes) -> float:
     assert adapter.process is not None
-    for conn in open_connections(adapter, 50, request):  # warm up: imports, caches, first buffers
+    for conn in open_tls_connections(adapter, 50, request):  # warm up: imports, caches, first buffers
         conn.close()
     time.sleep(2)
     return rss_mb(adapter.process.pid)
@@ -79,7 +50,7 @@ def test_rss_returns_near_its_baseline_after_a_burst_of_tls_connections(adapter:
     assert adapter.process is not None
     request = b"GET /apis/external.metrics.k8s.io/v1beta1 HTTP/1.1\r\nhost: x\r\n\r\n"
     before = baseline(adapter, request)
-    held = open_connections(adapter, BURST, request)
+    held = open_tls_connections(adapter, BURST, request)
     peak = rss_mb(adapter.process.pid)
     for conn in held:
         conn.close()

@@ -14,11 +14,14 @@ The fault-matrix test asserts these and the recovery times; `make bench` prints 
 
 from __future__ import annotations
 
+import socket
+import ssl
 import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote
 
 from adapter.kube.wire import format_quantity
@@ -188,3 +191,32 @@ def report(results: Sequence[FaultResult], all_answers: Sequence[Answer], bound:
         lines.append(f"  {r.name:<28} answers={len(r.answers):>5} not-a-value={r.failed:>5} "
                      f"p99={r.p99 * 1000:>6.0f}ms recovery={recovery}")
     return "\n".join(lines)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def open_tls_connections(adapter: AdapterProcess, count: int, request: bytes) -> list[ssl.SSLSocket]:
+    """`count` TLS connections presenting the admin certificate, each having made one request (200)."""
+    context = adapter.tls("admin")
+    opened = []
+    for _ in range(count):
+        conn = context.wrap_socket(socket.create_connection(("127.0.0.1", adapter.port), timeout=10),
+                                   server_hostname="localhost")
+        conn.sendall(request)
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200"), "a burst request failed"
+        opened.append(conn)
+    return opened
+
+
+def settled_rss(pid: int, below: float, timeout: float = 15.0) -> float:
+    """Poll until the RSS is below `below` MB (or the deadline); the last reading."""
+    deadline = time.monotonic() + timeout
+    while (seen := rss_mb(pid)) >= below and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return seen
