@@ -48,6 +48,7 @@ def _certs(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from adapter.auth.tls_server import HttpLimits
     from adapter.kube.client import pod_namespace
     from adapter.server import ServeOptions
 
@@ -65,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
         certs_secret=args.certs_secret,
         resync_period=args.resync_period,
         internal_port=args.internal_port,
+        http_limits=HttpLimits(head_timeout=args.request_head_timeout, max_connections=args.max_connections),
     )
     if options.local_dir is not None and (options.self_signed_certs or options.kubeconfig):
         print("--local-dir (standalone mode) does not go with --kubeconfig or --self-signed-certs", file=sys.stderr)
@@ -133,6 +135,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--internal-port", type=int, default=9022,
                    help="plain-HTTP port on 127.0.0.1 where the controller sidecar reads activity (default 9022; "
                    "0 turns it off)")
+    s.add_argument("--request-head-timeout", type=float, default=10.0,
+                   help="seconds a client has to send a request's line and headers (default 10)")
+    s.add_argument("--max-connections", type=int, default=2000,
+                   help="open TLS connections at most; the next one is answered 503 and closed (default 2000)")
     k = s.add_argument_group("cluster mode (without --local-dir)")
     k.add_argument("--kubeconfig", help="kubeconfig to reach kube-apiserver (default: in-cluster service "
                    "account when in a pod, else $KUBECONFIG or ~/.kube/config)")
@@ -167,5 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per kube-apiserver call is noise
+    logging.getLogger("azure").setLevel(logging.WARNING)  # one line per Service Bus request
+    # pika logs each failed connection attempt at ERROR with a traceback; the store logs the
+    # same failure once, masked and naming the scaler
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     result: int = args.func(args)
     return result

@@ -2,7 +2,9 @@
 
 The one place that knows every part. Background work (directory polling or Kubernetes watches,
 metric polling) is started here and cancelled on shutdown; clients are closed through the store
-and the adapter's `cleanup` list.
+and the adapter's `cleanup` list. Each background task has a `/readyz` check of its own
+(`task-<name>`): a task that ended (it never should) is logged and makes the adapter unready,
+so a dead watcher is seen by a probe instead of serving a catalog that no longer changes.
 
 Standalone mode (`build_local`) reads objects from a directory and trusts the certificate
 directory's CAs. Cluster mode (`build_cluster`) watches objects in the cluster and delegates
@@ -13,7 +15,6 @@ authentication and authorization to kube-apiserver (see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine
@@ -34,8 +35,8 @@ from adapter.auth.authorization import AllowAuthenticated, Authorizer
 from adapter.auth.delegated_authentication import AuthConfigWatch, TokenReviewer
 from adapter.auth.delegated_authorization import SubjectAccessReviewAuthorizer
 from adapter.auth.serving_certs import SECRET_NAME, SharedServingCerts
-from adapter.auth.tls_server import PeerCertificateProtocol, server_context
-from adapter.catalog.catalog import Catalog
+from adapter.auth.tls_server import GLIBC, HttpLimits, PeerCertificateProtocol, server_context
+from adapter.catalog.catalog import Catalog, raised_at
 from adapter.catalog.directory_source import DirectorySource
 from adapter.catalog.kubernetes_source import KubernetesSource
 from adapter.certs import FRONT_PROXY_CLIENT_CN, CertLayout
@@ -65,7 +66,11 @@ class ServeOptions:
     certs_secret: str = SECRET_NAME  # --self-signed-certs: the Secret every replica shares
     resync_period: float = 1800.0
     internal_port: int = 9022  # the controller sidecar's loopback listener (activity); 0 turns it off
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+Background = dict[str, Callable[[], Coroutine[Any, Any, None]]]  # task name: the work it runs
 
 
 @dataclass
@@ -76,7 +81,7 @@ class Adapter:
     store: MetricStore
     health: Health
     app: AdapterApp
-    background: list[Callable[[], Coroutine[Any, Any, None]]]
+    background: Background
     cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -96,7 +101,7 @@ def build_local(options: ServeOptions) -> Adapter:
     health = Health(ready={"catalog-loaded": lambda: catalog.generation > 0})
     auth = local_auth_config(CertLayout(options.cert_dir), options.requestheader_allowed_names)
     app = _app(health, catalog, store, Authenticator(auth), AllowAuthenticated())
-    return Adapter(catalog, store, health, app, [source.run, store.poll_forever])
+    return Adapter(catalog, store, health, app, {"directory-watch": source.run, "metric-poller": store.poll_forever})
 
 
 def _app(health: Health, catalog: Catalog, store: MetricStore, authenticator: Authenticator,
@@ -119,13 +124,13 @@ async def build_cluster(options: ServeOptions) -> tuple[Adapter, ssl.SSLContext]
     only then, so a pod takes traffic once it knows every object.
     """
     api = KubeApi.connect(options.kubeconfig)
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    background: Background = {}
     shared_certs = None
     if options.self_signed_certs:
         shared_certs = SharedServingCerts(api, options.cert_dir, options.service_name, options.cluster_namespace,
                                           options.certs_secret)
         await shared_certs.load()
-        background.append(shared_certs.run)
+        background["serving-certs"] = shared_certs.run
     auth_watch = AuthConfigWatch(api)
     auth = await auth_watch.load()
     catalog, store = _catalog_and_store(options)
@@ -137,7 +142,8 @@ async def build_cluster(options: ServeOptions) -> tuple[Adapter, ssl.SSLContext]
         shared_certs.context = context
     auth_watch.follow(authenticator, context)
     app = _app(health, catalog, store, authenticator, SubjectAccessReviewAuthorizer(api))
-    background += [source.run, auth_watch.run, store.poll_forever]
+    background.update({"kubernetes-watches": source.run, "auth-config-watch": auth_watch.run,
+                       "metric-poller": store.poll_forever})
     return Adapter(catalog, store, health, app, background, cleanup=[api.aclose]), context
 
 
@@ -147,35 +153,64 @@ def tls_context(options: ServeOptions, auth: AuthConfig) -> ssl.SSLContext:
 
 
 async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext) -> None:
+    GLIBC.keep_large_buffers_apart()
     config = uvicorn.Config(
         adapter.app,
         host=options.bind_address,
         port=options.secure_port,
-        http=PeerCertificateProtocol,
+        http=PeerCertificateProtocol.with_limits(options.http_limits),
         lifespan="off",
         access_log=False,
         log_config=None,
         ssl_context_factory=lambda _config, _default: context,
         timeout_keep_alive=60,
+        ws="none",  # no websocket upgrades: an Upgrade request is served as plain (authenticated) HTTP
     )
     server = uvicorn.Server(config)
-    tasks = [asyncio.create_task(work(), name=work.__qualname__) for work in adapter.background]
-    tasks.append(asyncio.create_task(_announce(server, adapter, options)))
+    owned = _OwnedTasks(adapter.health)
+    for name, work in adapter.background.items():
+        owned.start(name, work())
+    announce = asyncio.create_task(_announce(server, adapter, options))
     internal = InternalListener(ActivityFeed(adapter.catalog, adapter.store), options.internal_port)
     if options.internal_port:
         internal.start()
+        if internal.task is not None:
+            owned.watch("internal-listener", internal.task)
     try:
         await server.serve()
     finally:
+        owned.stopping = True
         await internal.stop()
-        for task in tasks:
+        for task in [*owned.tasks, announce]:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*owned.tasks, announce, return_exceptions=True)  # a task's end was logged
         await adapter.store.aclose()
         for close in adapter.cleanup:
             await close()
+
+
+class _OwnedTasks:
+    """The tasks `serve` owns: each has a `/readyz` check `task-<name>`, failing once it ended."""
+
+    def __init__(self, health: Health) -> None:
+        self.health = health
+        self.tasks: list[asyncio.Task[None]] = []
+        self.stopping = False
+
+    def start(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        self.watch(name, asyncio.create_task(work, name=name))
+
+    def watch(self, name: str, task: asyncio.Task[None]) -> None:
+        self.tasks.append(task)
+        self.health.ready[f"task-{name}"] = lambda: not task.done()
+        task.add_done_callback(lambda done: self._ended(name, done))
+
+    def _ended(self, name: str, task: asyncio.Task[None]) -> None:
+        if self.stopping or task.cancelled():
+            return
+        error = task.exception()
+        reason = f"{type(error).__name__} at {raised_at(error)}" if error is not None else "returned"
+        log.error("task=%s ended: %s; /readyz fails task-%s from now on", name, reason, name)
 
 
 async def _announce(server: uvicorn.Server, adapter: Adapter, options: ServeOptions) -> None:

@@ -38,8 +38,9 @@ def parse_config(params: TriggerParams) -> CronConfig:
     config = parse_params(CronConfig, params)
     try:
         ZoneInfo(config.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ParameterError(f'parameter "timezone" value "{config.timezone}" is not an IANA time zone') from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
+        shown = config.timezone if len(config.timezone) <= 64 else f"{config.timezone[:64]}..."
+        raise ParameterError(f'parameter "timezone" value "{shown}" is not an IANA time zone') from None
     for key, expression in (("start", config.start), ("end", config.end)):
         if not croniter.is_valid(expression) or len(expression.split()) != 5:
             raise ParameterError(f'parameter "{key}" value "{expression}" is not a 5-field cron expression')

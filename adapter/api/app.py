@@ -39,9 +39,21 @@ HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
 
 
 
-@lru_cache(maxsize=4096)
+MAX_CACHED_QUERY = 1024  # bytes: the HPA's query strings are short; longer ones are parsed every time
+
+
 def route_of(query_string: bytes) -> tuple[str, str]:
-    """(label, value) naming the ScaledObject, from the raw query string; cached per string."""
+    """(label, value) naming the ScaledObject, from the raw query string.
+
+    Cached per string, for strings of at most `MAX_CACHED_QUERY` bytes: the cache then holds at
+    most 4 MiB of keys, however many distinct long query strings clients send.
+    """
+    if len(query_string) > MAX_CACHED_QUERY:
+        return _route_of(query_string)
+    return _cached_route_of(query_string)
+
+
+def _route_of(query_string: bytes) -> tuple[str, str]:
     values = parse_qs(query_string.decode("latin-1"), keep_blank_values=True).get("labelSelector", [""])
     try:
         selector = parse_selector(values[0])
@@ -58,6 +70,9 @@ def route_of(query_string: bytes) -> tuple[str, str]:
     )
 
 
+_cached_route_of = lru_cache(maxsize=4096)(_route_of)
+
+
 class AdapterApp:
     def __init__(self, routes: ASGIApp, catalog: Catalog, store: MetricStore,
                  authenticator: Authenticator, authorizer: Authorizer) -> None:
@@ -68,8 +83,8 @@ class AdapterApp:
         self.authorizer = authorizer
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.routes(scope, receive, send)
+        if scope["type"] != "http":  # no websocket or other protocol: nothing is served without HTTP auth
+            return await refuse_other_protocols(scope, send)
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path = path.rstrip("/") or "/"
@@ -80,16 +95,18 @@ class AdapterApp:
             if path.startswith(METRICS_PREFIX) and path.count("/") == 6:
                 _, _, _, _, _, namespace, metric = path.split("/")
                 if scope["method"] != "GET":
-                    raise ApiError(405, f"method {scope['method']} is not allowed on external metrics")
+                    raise ApiError(405, f"method {scope['method']} is not allowed on external metrics",
+                                   headers={"Allow": "GET"})
                 await self.authorizer.authorize(user, ResourceAttributes(namespace, metric))
                 status, body = await self.metric(namespace, metric, scope["query_string"])
             else:
                 await self.authorizer.authorize(user, NonResourceAttributes(path))
                 return await self.routes(scope, receive, send)
         except ApiError as exc:
-            status, body = exc.code, exc.body()
             if exc.code >= 500:
                 log.warning("path=%s status=%d message=%r", path, exc.code, exc.message)
+            return await send_json(send, exc.code, exc.body(), {k.lower().encode(): v.encode()
+                                                                 for k, v in exc.headers.items()})
         await send_json(send, status, body)
 
     async def metric(self, namespace: str, metric: str, query_string: bytes) -> tuple[int, bytes]:
@@ -102,10 +119,10 @@ class AdapterApp:
             errors = "; ".join(resolved.trigger_errors)
             raise ApiError(404, f'external metric "{metric}" not found for ScaledObject {namespace}/{resolved.so.name}'
                            + (f" (trigger errors: {errors})" if errors else ""))
-        entry = await self.store.read(trigger.key)
-        if entry is None:  # the catalog changed while we waited
+        answer = await self.store.answer(trigger.key)
+        if answer is None:  # the catalog changed while we waited
             raise ApiError(404, f'external metric "{metric}" not found for ScaledObject {namespace}/{resolved.so.name}')
-        return entry.status, entry.body
+        return answer
 
     def _missing_scaled_object(self, namespace: str, label: str, value: str) -> ApiError:
         if label == SCALED_OBJECT_LABEL:
@@ -114,6 +131,12 @@ class AdapterApp:
                 return internal_error(f"ScaledObject {namespace}/{value} is not valid: {problem}")
             return ApiError(404, f'ScaledObject "{value}" not found in namespace "{namespace}"')
         return ApiError(404, f'no keda.k8s.io ScaledObject for deployment "{value}" in namespace "{namespace}"')
+
+
+async def refuse_other_protocols(scope: dict[str, Any], send: Send) -> None:
+    """Close a websocket before it is accepted (uvicorn answers the handshake 403); ignore other scopes."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
 
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]

@@ -42,6 +42,21 @@ def _schemas(ref: str) -> dict[str, Any]:
                 "value": {"description": "the value of the metric (a Kubernetes quantity)", "type": "string"},
             },
         },
+        f"{META}.Status": {
+            "description": "Status is a return value for calls that don't return other objects.",
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "metadata": {"type": "object"},
+                "status": {"description": "Success or Failure", "type": "string"},
+                "message": {"description": "a human-readable description of the status", "type": "string"},
+                "reason": {"description": "a machine-readable description of why it failed", "type": "string"},
+                "details": {"type": "object"},
+                "code": {"description": "the HTTP status code", "type": "integer", "format": "int32"},
+            },
+            "x-kubernetes-group-version-kind": [{"group": "", "version": "v1", "kind": "Status"}],
+        },
         f"{PREFIX}.ExternalMetricValueList": {
             "description": "ExternalMetricValueList is a list of values for a given metric for some set labels",
             "type": "object",
@@ -68,12 +83,24 @@ _PARAMETERS_V2 = [
 ]
 
 
-def _operation(responses: dict[str, Any]) -> dict[str, Any]:
+ERRORS = {  # what the metric GET answers besides 200, each with a metav1.Status body
+    "400": "Bad Request: the labelSelector is malformed or names no ScaledObject",
+    "401": "Unauthorized",
+    "403": "Forbidden",
+    "404": "Not Found: no such ScaledObject, or no such metric for it",
+    "405": "Method Not Allowed: only GET (the Allow header says so)",
+    "500": "Internal Server Error: the trigger's scaler failed (the message names the trigger)",
+}
+
+
+def _operation(responses: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The GET operation; `status` is how a response carries a metav1.Status in this OpenAPI version."""
+    errors = {code: {"description": text, **status} for code, text in ERRORS.items()}
     return {
         "description": "read the value of an external metric for a ScaledObject",
         "operationId": "readExternalMetricValueList",
         "tags": ["externalMetrics_v1beta1"],
-        "responses": {**responses, "401": {"description": "Unauthorized"}},
+        "responses": {**responses, **errors},
         "x-kubernetes-action": "get",
         "x-kubernetes-group-version-kind": GVK[0],
     }
@@ -81,7 +108,7 @@ def _operation(responses: dict[str, Any]) -> dict[str, Any]:
 
 def swagger_v2() -> dict[str, Any]:
     ok = {"description": "OK", "schema": {"$ref": f"#/definitions/{PREFIX}.ExternalMetricValueList"}}
-    operation = _operation({"200": ok})
+    operation = _operation({"200": ok}, {"schema": {"$ref": f"#/definitions/{META}.Status"}})
     operation.update({"consumes": ["*/*"], "produces": ["application/json"], "schemes": ["https"],
                       "parameters": _PARAMETERS_V2})
     return {
@@ -103,7 +130,8 @@ def openapi_v3() -> dict[str, Any]:
     return {
         "openapi": "3.0.0",
         "info": {"title": "eventscale external metrics", "version": VERSION},
-        "paths": {METRIC_PATH: {"get": _operation({"200": ok}), "parameters": parameters}},
+        "paths": {METRIC_PATH: {"get": _operation({"200": ok}, {"content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{META}.Status"}}}}), "parameters": parameters}},
         "components": {"schemas": _schemas("#/components/schemas/")},
     }
 

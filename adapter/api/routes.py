@@ -30,11 +30,11 @@ def build_routes(health: Health, exposition: prometheus.Exposition | None = None
         message = {404: "the server could not find the requested resource",
                    405: "the server does not allow this method on the requested resource"}
         body = status_body(exc.status_code, message.get(exc.status_code, str(exc.detail)))
-        return _json(body, status_code=exc.status_code)
+        return _json(body, dict(exc.headers or {}), status_code=exc.status_code)  # keeps a 405's Allow
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
-        return _json(exc.body(), status_code=exc.code)
+        return _json(exc.body(), exc.headers, status_code=exc.code)
 
     @app.get("/apis")
     async def apis(request: Request) -> Response:

@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 
 
 class SelectorError(ValueError):
@@ -235,7 +234,6 @@ def validate_value(value: str) -> None:
         )
 
 
-@lru_cache(maxsize=4096)
 def parse_selector(text: str) -> Selector:
-    """Parse a labelSelector; cached because the HPA repeats the same few selectors forever."""
+    """Parse a labelSelector (`app.route_of` caches the route found in a query string)."""
     return _Parser(text).selector()

@@ -15,6 +15,7 @@ remembered, since kube-apiserver reuses one proxy certificate for every request.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -127,7 +128,7 @@ class Authenticator:
         self.config = config
         self._client_cas = _load_bundle(config.client_ca or b"")
         self._proxy_cas = _load_bundle(config.requestheader.client_ca if config.requestheader else b"")
-        self._identities: LRUCache[str, _CertIdentity] = LRUCache(maxsize=256)
+        self._identities: LRUCache[bytes, _CertIdentity] = LRUCache(maxsize=256)
 
     async def authenticate(self, scope: Scope) -> UserInfo:
         pem = client_certificate(scope)
@@ -151,10 +152,11 @@ class Authenticator:
         return ANONYMOUS
 
     def _identify(self, pem: str) -> _CertIdentity:
-        identity = self._identities.get(pem)
+        key = hashlib.sha256(pem.encode()).digest()  # a certificate may be large; its digest is not
+        identity = self._identities.get(key)
         if identity is None:
             identity = self._classify(x509.load_pem_x509_certificate(pem.encode()))
-            self._identities[pem] = identity
+            self._identities[key] = identity
         return identity
 
     def _classify(self, cert: x509.Certificate) -> _CertIdentity:

@@ -9,18 +9,83 @@ request scope carries `scope["extensions"]["tls"]` as the ASGI TLS extension spe
 The TLS context asks for a certificate but does not require one (CERT_OPTIONAL) so that kubelet
 probes and anonymous discovery work; a certificate that chains to neither trusted CA fails the
 handshake. Which CA a certificate belongs to is decided later, per certificate, by `authn`.
+
+The same protocol bounds what a client can make the server hold (`HttpLimits`), as Go's HTTP
+server does for kube-apiserver: a request head (request line and headers) of at most 1 MiB and
+1,000 header fields (431 past either), received within `head_timeout` of the connection or of
+the head's first byte (408 otherwise: a slowloris trickle, an HTTP/0.9 line that never ends), and
+at most `max_connections` open connections (503 to the next one). Every such answer, and every
+request the HTTP parser rejects (400), is a metav1.Status body, then the connection is closed.
+
+Memory per connection is given back when it closes (`Glibc`): each TLS connection holds a 256 KiB
+read buffer (asyncio's SSLProtocol) and OpenSSL state; left to its defaults glibc serves later
+buffers from the heap and keeps the heap after a burst of connections (1,000 connections kept
+about 300 MB for the life of the process). A fixed mmap threshold keeps every large buffer in a
+mapping of its own, unmapped when freed, and a `malloc_trim` shortly after connections close
+returns the small allocations' free pages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from adapter.kube.wire import status_body
+
+log = logging.getLogger("eventscale.http")
 
 Scope = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_head_bytes: int = 1024 * 1024  # Go's http.DefaultMaxHeaderBytes, what kube-apiserver allows
+    max_headers: int = 1000
+    head_timeout: float = 10.0  # seconds to receive a whole request head
+    max_connections: int = 2000
+
+
+class Glibc:
+    """The C allocator's knobs for giving memory back; does nothing where libc is not glibc."""
+
+    M_MMAP_THRESHOLD = -3
+    MMAP_THRESHOLD = 128 * 1024  # glibc's initial default, kept from rising
+    TRIM_DELAY = 1.0  # seconds after a connection closes; later closes join the same trim
+
+    def __init__(self) -> None:
+        try:
+            self._libc: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+            self._libc.malloc_trim  # noqa: B018 - glibc only
+        except (OSError, AttributeError):
+            self._libc = None
+        self._trim: asyncio.TimerHandle | None = None
+
+    def keep_large_buffers_apart(self) -> None:
+        if self._libc is not None:
+            self._libc.mallopt(self.M_MMAP_THRESHOLD, self.MMAP_THRESHOLD)
+
+    def trim_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._libc is not None and self._trim is None:
+            self._trim = loop.call_later(self.TRIM_DELAY, self._trim_now)
+
+    def _trim_now(self) -> None:
+        self._trim = None
+        if self._libc is not None:
+            self._libc.malloc_trim(0)
+
+
+GLIBC = Glibc()
+
+
+class _StopParsing(Exception):
+    """Raised in a parser callback (the parser then fails the request) after noting the refusal."""
 
 
 class _WithPeerCertificate:
@@ -51,13 +116,95 @@ def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
 
 
 class PeerCertificateProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus the ASGI TLS extension."""
+    """uvicorn's httptools protocol, plus the ASGI TLS extension and the limits of `HttpLimits`."""
+
+    limits: ClassVar[HttpLimits] = HttpLimits()
+
+    @classmethod
+    def with_limits(cls, limits: HttpLimits) -> type[PeerCertificateProtocol]:
+        return type("BoundedPeerCertificateProtocol", (cls,), {"limits": limits})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._head_bytes = self._header_count = 0
+        self._reading_head, self._refused = True, False
+        self._refusal: tuple[int, str] | None = None  # what to answer once the parser has stopped
+        self._head_timer: asyncio.TimerHandle | None = None
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(503, f"too many connections (at most {self.limits.max_connections})")
+            return
         tls = tls_extension(transport)
         if tls is not None:
             self.app = _WithPeerCertificate(self.app, tls)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+        # uvicorn cancels its keep-alive timer only when the connection ended without an error; a
+        # TLS peer that hangs up without close_notify ends with one, and the armed timer would keep
+        # this protocol, its TLS object and buffers alive for --timeout-keep-alive seconds.
+        self._unset_keepalive_if_required()
+        GLIBC.trim_soon(self.loop)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._reading_head:
+            self._arm_head_timer()
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_head_bytes:
+                self._refuse(431, f"request head larger than {self.limits.max_head_bytes} bytes")
+                return
+        super().data_received(data)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            self._refusal = (431, f"more than {self.limits.max_headers} header fields")
+            raise _StopParsing
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_head, self._head_bytes, self._header_count = True, 0, 0
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser refused (or a callback stopped): a Status."""
+        self._refuse(*(self._refusal or (400, "malformed HTTP request")))
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._reading_head and not self._refused:
+            self._refuse(408, f"request head not received within {self.limits.head_timeout:g}s")
+
+    def _refuse(self, code: int, message: str) -> None:
+        """Answer `code` with a Status body, then close: nothing more is read from this connection."""
+        self._refused = True
+        self._cancel_head_timer()
+        if self.transport.is_closing():
+            return
+        body = status_body(code, message)
+        log.info("client=%s refused=%d %s", self.client[0] if self.client else "?", code, message)
+        self.transport.write(b"".join([
+            STATUS_LINE[code], b"content-type: application/json\r\n",
+            b"content-length: ", str(len(body)).encode(), b"\r\n", b"connection: close\r\n\r\n", body,
+        ]))
+        self.transport.close()
 
 
 def client_certificate(scope: Scope) -> str | None:

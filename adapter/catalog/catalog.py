@@ -4,17 +4,23 @@ Sources (a directory, Kubernetes watches) put raw objects in; the catalog parses
 ScaledObjects, indexes them by the selector requirement the HPA sends, and tells listeners
 (the metric store, the controller) when the set of triggers changed. Problems are kept per
 object with a reason, logged once, and never stop other objects from being served.
+
+The per-object path (parse, resolve, scaler parse) is a boundary: whatever it raises, even an
+exception no parser expected, becomes one problem on that object. Its message names the
+exception's type, never its text, which may quote a value (a secret).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger, Resolver
+from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger, ResolveError, Resolver
 from adapter.keda.objects import InvalidObject, ObjectRef, ScaledObject, parse_scaled_object
 from scalers import ScalerRegistry
 
@@ -41,6 +47,9 @@ class _RecordingLookup:
 
     def get(self, kind: str, namespace: str, name: str) -> RawObject | None:
         self.read.add((kind, namespace, name))
+        sources = self._catalog.duplicates.get((kind, namespace, name))
+        if sources:
+            raise ResolveError(f"{kind} {namespace}/{name} is defined more than once: {', '.join(sources)}")
         return self._catalog.get(kind, namespace, name)
 
 
@@ -64,6 +73,7 @@ class Catalog:
         self._problems: dict[ObjectRef, Problem] = {}
         self._listeners: list[Listener] = []
         self._sources: dict[tuple[str, str, str], str] = {}
+        self.duplicates: dict[Key, list[str]] = {}  # objects given more than once: used by nobody, reported
         self._reported: dict[ObjectRef, str] = {}  # last logged message per object, to log changes once
         self._cluster_namespace = cluster_namespace
         self.generation = 0
@@ -102,18 +112,29 @@ class Catalog:
     # -- write side ------------------------------------------------------------------------
 
     def replace_all(self, objects: Iterable[tuple[RawObject, str]], problems: Iterable[Problem] = ()) -> None:
-        """Swap in a complete set of (object, source) pairs, e.g. a fresh read of a directory."""
+        """Swap in a complete set of (object, source) pairs, e.g. a fresh read of a directory.
+
+        An object given twice (the same kind, namespace and name in two files) is neither one:
+        it is reported with both sources, and whatever reads it is told so.
+        """
         before = [k for k in self._objects if k[0] == SCALED_OBJECT]
         self._objects, self._sources = {}, {}
+        seen: dict[Key, list[str]] = {}
         for obj, source in objects:
             key = _key(obj)
+            seen.setdefault(key, []).append(source)
             self._objects[key] = obj
             self._sources[key] = source
+        self.duplicates = {key: sources for key, sources in seen.items() if len(sources) > 1}
+        found = list(problems)
+        for key, sources in self.duplicates.items():
+            del self._objects[key]
+            found.append(Problem(ObjectRef(*key), f"defined more than once: {', '.join(sources)}", sources[-1]))
         self._resolved, self._routes = {}, {}
         self._depends_on, self._dependents = {}, {}
         self._problems = {}
-        self._log_new_problems({p.ref: p for p in problems})
-        self._problems = {p.ref: p for p in problems}
+        self._log_new_problems({p.ref: p for p in found})
+        self._problems = {p.ref: p for p in found}
         self._update([k for k in self._objects if k[0] == SCALED_OBJECT], also=before)
 
     def apply(self, obj: RawObject, deleted: bool = False) -> None:
@@ -186,6 +207,11 @@ class Catalog:
         except InvalidObject as exc:
             self._report(Problem(ref, str(exc), self._sources.get(key, "")))
             return
+        except Exception as exc:  # a shape no parser expected: this object's problem, never the caller's
+            log.warning("object=%r unexpected=%s at=%s", str(ref), type(exc).__name__, raised_at(exc))
+            self._report(Problem(ref, f"cannot be used: a field has an unexpected shape ({type(exc).__name__})",
+                                 self._sources.get(key, "")))
+            return
         route = (item.so.namespace, *item.so.route)
         owner = self._routes.get(route)
         if owner is not None:
@@ -213,7 +239,19 @@ class Catalog:
 
 
 def _key(obj: RawObject) -> tuple[str, str, str]:
-    meta = obj.get("metadata") or {}
-    kind = str(obj.get("kind") or "")
-    namespace = "" if kind == "ClusterTriggerAuthentication" else str(meta.get("namespace") or "default")
-    return kind, namespace, str(meta.get("name") or "")
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    kind = _text(obj.get("kind"))
+    namespace = "" if kind == "ClusterTriggerAuthentication" else _text(meta.get("namespace")) or "default"
+    return kind, namespace, _text(meta.get("name"))
+
+
+def raised_at(exc: BaseException) -> str:
+    """Where an exception was raised (file:line function), for the log; its message may hold a value."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno} {frames[-1].name}" if frames else "?"
+
+
+def _text(value: Any) -> str:
+    """A key part: sources pass strings; anything else is a key no lookup matches, never its text."""
+    return value if isinstance(value, str) else "" if value is None else f"<{type(value).__name__}>"

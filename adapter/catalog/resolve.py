@@ -4,6 +4,13 @@ This is the only place that reads Secrets, ConfigMaps, TriggerAuthentications an
 pod template. Scalers get plain strings (`TriggerParams`) and never see an object. A failure in
 one trigger is recorded on that trigger (and so on the ScaledObject's status); the others are
 still served. Messages name objects and keys, never values.
+
+The objects read here are whatever their authors wrote, so every field is checked for its shape
+before use (a Deployment whose `spec` is a string, env entries that are strings, a Secret whose
+`stringData` is a list): a wrong shape is a `ResolveError` naming the object and field. Values are
+read as scalars only; a nested value is refused rather than turned into text, since a YAML alias
+graph can make that text exponentially large. A scaler that raises anything other than
+`ParameterError` while parsing fails that one trigger, not the ScaledObject.
 """
 
 from __future__ import annotations
@@ -83,17 +90,59 @@ class ResolvedScaledObject:
         return [f"trigger {t.spec.index} ({t.spec.type}): {t.error}" for t in self.triggers if t.error]
 
 
-def _decode_secret(secret: Mapping[str, Any], key: str) -> str | None:
-    string_data = secret.get("stringData") or {}
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ResolveError(f"{where} must be an object")
+    return value
+
+
+def _mappings(value: Any, where: str) -> list[Mapping[str, Any]]:
+    """A list of objects (None is empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+        raise ResolveError(f"{where} must be a list of objects")
+    return value
+
+
+def _scalar(value: Any, where: str) -> str:
+    """A scalar field as text; a nested value is refused (its text may be huge), never converted."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if not isinstance(value, (str, int, float)):
+        raise ResolveError(f"{where} must be a string")
+    return str(value)
+
+
+def _shown(value: Any) -> str:
+    """A name for a message: the value when it is text, else its type (never a nested value's text)."""
+    return value[:100] if isinstance(value, str) else f"<{type(value).__name__}>"
+
+
+def _name(value: Any, where: str) -> str:
+    text = _scalar(value, where) if value is not None else ""
+    if not text:
+        raise ResolveError(f"{where} is required")
+    return text
+
+
+def _data(obj: Mapping[str, Any], field_name: str, where: str) -> Mapping[str, Any]:
+    return _mapping(obj.get(field_name), f"{field_name} of {where}")
+
+
+def _decode_secret(secret: Mapping[str, Any], key: str, where: str) -> str | None:
+    string_data = _data(secret, "stringData", where)
     if key in string_data:
-        return str(string_data[key])
-    data = secret.get("data") or {}
+        return _scalar(string_data[key], f'key "{key}" of {where}')
+    data = _data(secret, "data", where)
     if key not in data:
         return None
     try:
-        return base64.b64decode(str(data[key]), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise ResolveError(f'key "{key}" of a Secret is not valid base64 UTF-8') from None
+        return base64.b64decode(_scalar(data[key], f'key "{key}" of {where}'), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ResolveError(f'key "{key}" of {where} is not valid base64 UTF-8') from None
 
 
 class Resolver:
@@ -105,7 +154,10 @@ class Resolver:
         self._resolve_again = resolve_again  # (namespace, name): a scaler learnt its metric spec
 
     def resolve(self, so: ScaledObject) -> ResolvedScaledObject:
-        containers = self._containers(so)
+        try:
+            containers: list[Mapping[str, Any]] | ResolveError = self._containers(so)
+        except ResolveError as exc:  # every trigger reports it: each would read this pod template
+            containers = exc
         triggers = tuple(self._trigger(so, spec, containers) for spec in so.triggers)
         by_metric: dict[str, ResolvedTrigger] = {}
         duplicates: list[str] = []
@@ -117,13 +169,16 @@ class Resolver:
         error = f"triggers produce the same metric name: {', '.join(duplicates)}" if duplicates else None
         return ResolvedScaledObject(so, triggers, by_metric, error)
 
-    def _trigger(self, so: ScaledObject, spec: TriggerSpec, containers: list[Mapping[str, Any]]) -> ResolvedTrigger:
+    def _trigger(self, so: ScaledObject, spec: TriggerSpec,
+                 containers: list[Mapping[str, Any]] | ResolveError) -> ResolvedTrigger:
         base = ResolvedTrigger(so.namespace, so.name, spec, f"s{spec.index}-{spec.type}", so.polling_interval,
                                fallback=so.fallback)
         scaler = self._registry.get(spec.type)
         if scaler is None:
             return _failed(base, f'unknown trigger type "{spec.type}"')
         try:
+            if isinstance(containers, ResolveError):
+                raise containers
             env = self._env(so, containers, so.target.env_source_container)
             auth, identity = self._auth_params(so, spec.auth_ref, containers) if spec.auth_ref else ({}, "")
             again = functools.partial(self._resolve_again, so.namespace, so.name) if self._resolve_again else None
@@ -132,6 +187,8 @@ class Resolver:
             metric = scaler.metric(config)
         except (ParameterError, ResolveError, InvalidObject) as exc:
             return _failed(base, str(exc), scaler)
+        except Exception as exc:  # a scaler's parser that did not expect this input: this trigger fails
+            return _failed(base, f"the {spec.type} scaler cannot use these parameters ({type(exc).__name__})", scaler)
         return ResolvedTrigger(
             so.namespace, so.name, spec, metric_name(spec.index, metric.name), so.polling_interval,
             scaler, config, metric, fallback=so.fallback,
@@ -139,8 +196,11 @@ class Resolver:
 
     def _containers(self, so: ScaledObject) -> list[Mapping[str, Any]]:
         workload = self._objects.get(so.target.kind, so.namespace, so.target.name) or {}
-        template = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
-        return list(template.get("containers") or [])
+        where = f"{so.target.kind} {so.namespace}/{so.target.name}"
+        spec = _mapping(workload.get("spec"), f"spec of {where}")
+        template = _mapping(_mapping(spec.get("template"), f"spec.template of {where}").get("spec"),
+                            f"spec.template.spec of {where}")
+        return _mappings(template.get("containers"), f"spec.template.spec.containers of {where}")
 
     def _env(self, so: ScaledObject, containers: list[Mapping[str, Any]], name: str | None) -> dict[str, str]:
         container = next((c for c in containers if c.get("name") == name), None) if name else None
@@ -148,38 +208,41 @@ class Resolver:
             if name and containers:
                 raise ResolveError(f'container "{name}" not found in {so.target.kind} {so.target.name}')
             container = containers[0] if containers else {}
+        where = f'container "{_shown(container.get("name"))}" of {so.target.kind} {so.namespace}/{so.target.name}'
         env: dict[str, str] = {}
-        for source in container.get("envFrom") or []:
+        for source in _mappings(container.get("envFrom"), f"envFrom of {where}"):
             env.update(self._env_from(so.namespace, source))
-        for var in container.get("env") or []:
-            value = self._env_value(so.namespace, var)
+        for var in _mappings(container.get("env"), f"env of {where}"):
+            value = self._env_value(so.namespace, var, where)
             if value is not None:
-                env[str(var.get("name"))] = value
+                env[_name(var.get("name"), f"an env name of {where}")] = value
         return env
 
     def _env_from(self, namespace: str, source: Mapping[str, Any]) -> dict[str, str]:
-        prefix = str(source.get("prefix") or "")
+        prefix = _scalar(source.get("prefix") or "", "envFrom prefix")
         for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
-            ref = source.get(key)
+            ref = _mapping(source.get(key), f"envFrom {key}")
             if ref:
-                obj = self._objects.get(kind, namespace, str(ref.get("name")))
+                name = _name(ref.get("name"), f"envFrom {key}.name")
+                obj = self._objects.get(kind, namespace, name)
                 if obj is None:
-                    if ref.get("optional"):
+                    if ref.get("optional") is True:
                         return {}
-                    raise ResolveError(f"{kind} {namespace}/{ref.get('name')} (envFrom) not found")
-                keys = set(obj.get("data") or {}) | set(obj.get("stringData") or {})
-                return {prefix + k: self._object_value(kind, namespace, obj, k) or "" for k in keys}
+                    raise ResolveError(f"{kind} {namespace}/{name} (envFrom) not found")
+                where = f"{kind} {namespace}/{name}"
+                keys = {str(k) for field_name in ("data", "stringData") for k in _data(obj, field_name, where)}
+                return {prefix + k: self._object_value(kind, namespace, name, obj, k) or "" for k in keys}
         return {}
 
-    def _env_value(self, namespace: str, var: Mapping[str, Any]) -> str | None:
+    def _env_value(self, namespace: str, var: Mapping[str, Any], where: str) -> str | None:
         if "value" in var:
-            return str(var["value"])
-        value_from = var.get("valueFrom") or {}
+            return _scalar(var["value"], f"an env value of {where}") if var["value"] is not None else ""
+        value_from = _mapping(var.get("valueFrom"), f"an env valueFrom of {where}")
         for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
-            ref = value_from.get(key)
+            ref = _mapping(value_from.get(key), f"an env {key} of {where}")
             if ref:
-                name, key = str(ref.get("name")), str(ref.get("key"))
-                return self._lookup(kind, namespace, name, key, bool(ref.get("optional")))
+                name, key = _name(ref.get("name"), f"{key}.name"), _name(ref.get("key"), f"{key}.key")
+                return self._lookup(kind, namespace, name, key, ref.get("optional") is True)
         return None
 
     def _lookup(self, kind: str, namespace: str, name: str, key: str, optional: bool = False) -> str | None:
@@ -188,17 +251,18 @@ class Resolver:
             if optional:
                 return None
             raise ResolveError(f"{kind} {namespace}/{name} not found")
-        value = self._object_value(kind, namespace, obj, key)
+        value = self._object_value(kind, namespace, name, obj, key)
         if value is None and not optional:
             raise ResolveError(f'key "{key}" not found in {kind} {namespace}/{name}')
         return value
 
     @staticmethod
-    def _object_value(kind: str, namespace: str, obj: Mapping[str, Any], key: str) -> str | None:
+    def _object_value(kind: str, namespace: str, name: str, obj: Mapping[str, Any], key: str) -> str | None:
+        where = f"{kind} {namespace}/{name}"
         if kind == "Secret":
-            return _decode_secret(obj, key)
-        data = obj.get("data") or {}
-        return str(data[key]) if key in data else None
+            return _decode_secret(obj, key, where)
+        data = _data(obj, "data", where)
+        return _scalar(data[key], f'key "{key}" of {where}') if key in data else None
 
     def _auth_params(self, so: ScaledObject, ref: AuthRef,
                      containers: list[Mapping[str, Any]]) -> tuple[dict[str, str], str]:

@@ -211,12 +211,17 @@ def decode_document(raw: Any) -> ActivityDocument:
     return ActivityDocument(_str(raw, "generation"), bool(raw.get("full", True)), objects, deleted)
 
 
+MAX_REPLICAS = 2**31 - 1  # replica counts are int32 in Kubernetes
+
+
 def decode_replicas(raw: Any) -> list[ReplicaCount]:
-    """The body of POST /replicas; counts must be whole numbers from 0 up."""
+    """The body of POST /replicas; counts must be whole numbers from 0 to `MAX_REPLICAS`."""
     items = _list(_mapping(raw, "body").get("items"), "items")
     counts = []
     for item in items:
         item = _mapping(item, "item")
-        counts.append(ReplicaCount(_str(item, "namespace"), _str(item, "name"),
-                                   _int(item, "replicas", minimum=0)))
+        replicas = _int(item, "replicas", minimum=0)
+        if replicas > MAX_REPLICAS:
+            raise ValueError(f"replicas must be at most {MAX_REPLICAS}")
+        counts.append(ReplicaCount(_str(item, "namespace"), _str(item, "name"), replicas))
     return counts

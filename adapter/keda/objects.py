@@ -4,7 +4,11 @@ Both API versions land in one `ScaledObject`: KEDA 2.x `keda.sh/v1alpha1` and th
 `keda.k8s.io/v1alpha1` format (`scaleTargetRef.deploymentName`, metadata values that name
 environment variables, HPA `keda-hpa-<deployment>`, routed by `deploymentName=<deployment>`).
 Parsing validates what KEDA's admission webhook validates and raises `InvalidObject` with a
-message fit for the object's status; it reads no other object.
+message fit for the object's status; it reads no other object. Parsing is total: whatever shape
+a user wrote (a list where a name belongs, a string for a whole spec), the answer is a typed
+object or an `InvalidObject` naming the field, never another exception, and no value is turned
+into text with `str()` unless it is a scalar (a nested value can be a YAML alias graph whose
+text is exponentially large).
 """
 
 from __future__ import annotations
@@ -142,12 +146,35 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
+_SCALARS = (str, int, float, bool)
+
+
+def _string(value: Any, where: str, default: str = "") -> str:
+    """A scalar as text (booleans as KEDA spells them); None is `default`; anything else is refused."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return str(value).lower()
+    if not isinstance(value, _SCALARS):
+        raise InvalidObject(f"{where} must be a string")
+    return str(value)
+
+
+def _flag(value: Any, where: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidObject(f"{where} must be true or false")
+    return value
+
+
 def _int(spec: Mapping[str, Any], key: str, default: int | None, minimum: int = 0) -> int | None:
     value = spec.get(key, default)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidObject(f"spec.{key} must be an integer, got {value!r}")
+        shown = repr(value) if isinstance(value, _SCALARS) and len(str(value)) <= 40 else type(value).__name__
+        raise InvalidObject(f"spec.{key} must be an integer, got {shown}")
     if value < minimum:
         raise InvalidObject(f"spec.{key} must be at least {minimum}, got {value}")
     return value
@@ -156,9 +183,8 @@ def _int(spec: Mapping[str, Any], key: str, default: int | None, minimum: int = 
 def _strings(value: Any, where: str) -> dict[str, str]:
     result: dict[str, str] = {}
     for key, item in _mapping(value, where).items():
-        if isinstance(item, (dict, list)):
-            raise InvalidObject(f"{where}.{key} must be a string")
-        result[str(key)] = "" if item is None else (str(item).lower() if isinstance(item, bool) else str(item))
+        name = _string(key, f"a key of {where}")
+        result[name] = _string(item, f"{where}.{name}")
     return result
 
 
@@ -167,12 +193,22 @@ def _meta(obj: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
     name = meta.get("name")
     if not name or not isinstance(name, str):
         raise InvalidObject("metadata.name is required")
-    return str(meta.get("namespace") or "default"), name, meta
+    namespace = meta.get("namespace") or "default"
+    if not isinstance(namespace, str):
+        raise InvalidObject("metadata.namespace must be a string")
+    return namespace, name, meta
+
+
+def _generation(meta: Mapping[str, Any]) -> int:
+    value = meta.get("generation") or 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidObject("metadata.generation must be a whole number")
+    return value
 
 
 def parse_scaled_object(obj: Mapping[str, Any]) -> ScaledObject:
     namespace, name, meta = _meta(obj)
-    api_version = str(obj.get("apiVersion", ""))
+    api_version = _string(obj.get("apiVersion"), "apiVersion")
     spec = _mapping(obj.get("spec"), "spec")
     legacy = api_version.startswith(LEGACY_GROUP + "/")
     target = _parse_target(_mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef"), legacy)
@@ -185,9 +221,9 @@ def parse_scaled_object(obj: Mapping[str, Any]) -> ScaledObject:
         name=name,
         target=target,
         triggers=triggers,
-        uid=str(meta.get("uid", "")),
-        generation=int(meta.get("generation") or 0),
-        creation_timestamp=str(meta.get("creationTimestamp") or ""),
+        uid=_string(meta.get("uid"), "metadata.uid"),
+        generation=_generation(meta),
+        creation_timestamp=_string(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
         labels=_strings(meta.get("labels"), "metadata.labels"),
         annotations=_strings(meta.get("annotations"), "metadata.annotations"),
         polling_interval=_int(spec, "pollingInterval", 30, minimum=1) or 30,
@@ -197,9 +233,11 @@ def parse_scaled_object(obj: Mapping[str, Any]) -> ScaledObject:
         min_replica_count=_int(spec, "minReplicaCount", 0) or 0,
         max_replica_count=_int(spec, "maxReplicaCount", 100) or 0,
         fallback=_parse_fallback(spec.get("fallback")),
-        hpa_name=str(hpa_config.get("name") or f"{HPA_NAME_PREFIX}{target.name if legacy else name}"),
+        hpa_name=_string(hpa_config.get("name"), "spec.advanced.horizontalPodAutoscalerConfig.name")
+        or f"{HPA_NAME_PREFIX}{target.name if legacy else name}",
         hpa_behavior=_mapping(hpa_config.get("behavior"), "behavior") or None,
-        restore_to_original_replica_count=bool(advanced.get("restoreToOriginalReplicaCount", False)),
+        restore_to_original_replica_count=_flag(advanced.get("restoreToOriginalReplicaCount"),
+                                                "spec.advanced.restoreToOriginalReplicaCount"),
     )
     _check_replicas(so)
     return so
@@ -221,19 +259,21 @@ def _check_replicas(so: ScaledObject) -> None:
 
 
 def _parse_target(ref: Mapping[str, Any], legacy: bool) -> ScaleTarget:
+    where = "spec.scaleTargetRef"
     if legacy:
-        name = ref.get("deploymentName")
+        name = _string(ref.get("deploymentName"), f"{where}.deploymentName")
         if not name:
-            raise InvalidObject("spec.scaleTargetRef.deploymentName is required")
-        return ScaleTarget(name=str(name), env_source_container=ref.get("containerName") or None)
-    name = ref.get("name")
+            raise InvalidObject(f"{where}.deploymentName is required")
+        return ScaleTarget(name=name, env_source_container=_string(ref.get("containerName"),
+                                                                   f"{where}.containerName") or None)
+    name = _string(ref.get("name"), f"{where}.name")
     if not name:
-        raise InvalidObject("spec.scaleTargetRef.name is required")
+        raise InvalidObject(f"{where}.name is required")
     return ScaleTarget(
-        name=str(name),
-        api_version=str(ref.get("apiVersion") or "apps/v1"),
-        kind=str(ref.get("kind") or "Deployment"),
-        env_source_container=ref.get("envSourceContainerName") or None,
+        name=name,
+        api_version=_string(ref.get("apiVersion"), f"{where}.apiVersion") or "apps/v1",
+        kind=_string(ref.get("kind"), f"{where}.kind") or "Deployment",
+        env_source_container=_string(ref.get("envSourceContainerName"), f"{where}.envSourceContainerName") or None,
     )
 
 
@@ -256,27 +296,28 @@ def _parse_trigger(index: int, raw: Mapping[str, Any], legacy: bool) -> TriggerS
     metadata = _strings(raw.get("metadata"), f"{where}.metadata")
     if legacy:
         metadata = {legacy_key(k): v for k, v in metadata.items()}
-    raw_type = raw.get("metricType") or "AverageValue"
+    raw_type = _string(raw.get("metricType"), f"{where}.metricType") or "AverageValue"
     if raw_type not in ("AverageValue", "Value"):
         raise InvalidObject(f'{where}.metricType "{raw_type}" must be one of [AverageValue, Value]')
     metric_type: MetricType = "Value" if raw_type == "Value" else "AverageValue"
     auth = _mapping(raw.get("authenticationRef"), f"{where}.authenticationRef")
     auth_ref = None
     if auth:
-        if not auth.get("name"):
+        auth_name = _string(auth.get("name"), f"{where}.authenticationRef.name")
+        if not auth_name:
             raise InvalidObject(f"{where}.authenticationRef.name is required")
-        kind = auth.get("kind") or "TriggerAuthentication"
+        kind = _string(auth.get("kind"), f"{where}.authenticationRef.kind") or "TriggerAuthentication"
         if kind not in ("TriggerAuthentication", "ClusterTriggerAuthentication"):
-            raise InvalidObject(f'{where}.authenticationRef.kind "{kind}" is not a trigger authentication kind')
-        auth_ref = AuthRef(str(auth["name"]), str(kind))
+            raise InvalidObject(f'{where}.authenticationRef.kind "{kind[:100]}" is not a trigger authentication kind')
+        auth_ref = AuthRef(auth_name, kind)
     return TriggerSpec(
         index=index,
         type=trigger_type,
-        name=str(raw.get("name") or ""),
+        name=_string(raw.get("name"), f"{where}.name"),
         metadata=metadata,
         auth_ref=auth_ref,
         metric_type=metric_type,
-        use_cached_metrics=bool(raw.get("useCachedMetrics", False)),
+        use_cached_metrics=_flag(raw.get("useCachedMetrics"), f"{where}.useCachedMetrics"),
     )
 
 
@@ -288,15 +329,16 @@ def _parse_fallback(raw: Any) -> Fallback | None:
     replicas = _int(spec, "replicas", None)
     if threshold is None or replicas is None:
         raise InvalidObject("spec.fallback needs failureThreshold and replicas")
-    behavior = str(spec.get("behavior") or "static")
+    behavior = _string(spec.get("behavior"), "spec.fallback.behavior") or "static"
     if behavior not in FALLBACK_BEHAVIORS:
-        raise InvalidObject(f'spec.fallback.behavior "{behavior}" must be one of [{", ".join(FALLBACK_BEHAVIORS)}]')
+        choices = ", ".join(FALLBACK_BEHAVIORS)
+        raise InvalidObject(f'spec.fallback.behavior "{behavior[:100]}" must be one of [{choices}]')
     return Fallback(threshold, replicas, behavior)
 
 
 def parse_trigger_authentication(obj: Mapping[str, Any]) -> TriggerAuthentication:
     namespace, name, _ = _meta(obj)
-    kind = str(obj.get("kind"))
+    kind = _string(obj.get("kind"), "kind")
     spec = _mapping(obj.get("spec"), "spec")
 
     def refs(key: str, value_key: str) -> tuple[TargetRef, ...]:
@@ -305,12 +347,16 @@ def parse_trigger_authentication(obj: Mapping[str, Any]) -> TriggerAuthenticatio
             raise InvalidObject(f"spec.{key} must be a list")
         out = []
         for i, item in enumerate(items):
-            item = _mapping(item, f"spec.{key}[{i}]")
-            if not item.get("parameter") or not item.get("name"):
-                raise InvalidObject(f"spec.{key}[{i}] needs parameter and name")
-            if value_key == "key" and not item.get("key"):
-                raise InvalidObject(f"spec.{key}[{i}] needs key")
-            out.append(TargetRef(str(item["parameter"]), str(item["name"]), str(item.get(value_key) or "")))
+            where = f"spec.{key}[{i}]"
+            item = _mapping(item, where)
+            parameter = _string(item.get("parameter"), f"{where}.parameter")
+            name = _string(item.get("name"), f"{where}.name")
+            if not parameter or not name:
+                raise InvalidObject(f"{where} needs parameter and name")
+            value = _string(item.get(value_key), f"{where}.{value_key}")
+            if value_key == "key" and not value:
+                raise InvalidObject(f"{where} needs key")
+            out.append(TargetRef(parameter, name, value))
         return tuple(out)
 
     return TriggerAuthentication(

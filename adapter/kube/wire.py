@@ -33,6 +33,8 @@ REASONS = {
     404: "NotFound",
     405: "MethodNotAllowed",
     406: "NotAcceptable",
+    408: "Timeout",
+    429: "TooManyRequests",
     500: "InternalError",
     503: "ServiceUnavailable",
 }
@@ -43,6 +45,7 @@ class ApiError(Exception):
     code: int
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Allow on a 405
 
     def __str__(self) -> str:
         return self.message

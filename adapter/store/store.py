@@ -18,6 +18,10 @@ Concurrent requests for one trigger share one refresh (single flight). Refreshes
 the same server are gathered into one `ScalerClient.read` call, one call in flight per server
 at a time, so load on a broker is bounded whatever the request rate. Every read has a timeout;
 a failed read closes the server's client so the next one starts from a fresh connection.
+A request (`answer`) waits at most the timeout too, counted from its own arrival: one that
+joins a server's queue behind a stalled batch would otherwise wait for that batch and then for
+its own, twice the timeout. It then answers the trigger's last error (or fallback), else a 500
+saying no answer came in time; the read goes on and its result is kept.
 
 The poller keeps entries in a heap by due time and sleeps until the first is due (entries due
 within `batch_window` join the batch), so a trigger is read every `pollingInterval`, not at the
@@ -111,8 +115,13 @@ class MetricEntry:
         elif fallback is not None:
             self.status, self.body = 200, render_value_list(trigger.metric_name, fallback, time.time())
         elif self.error is not None:
-            message = f"unable to get external metric {trigger.metric_name} of {trigger.describe()}: {self.error}"
-            self.status, self.body = 500, internal_error(message).body()
+            self.status, self.body = 500, self.error_body(self.error)
+
+    def error_body(self, error: str) -> bytes:
+        """The Status of a failed read of this trigger, naming it."""
+        trigger = self.trigger
+        return internal_error(f"unable to get external metric {trigger.metric_name} of {trigger.describe()}: "
+                              f"{error}").body()
 
 
 
@@ -403,6 +412,19 @@ class MetricStore:
             entry = self._entries.get(key)
             if entry is not None and entry.trigger.scaler is not None and entry.trigger.config is not None:
                 self._server(entry.trigger).wake(entry)
+
+    async def answer(self, key: MetricKey) -> tuple[int, bytes] | None:
+        """Status and body a metric GET answers for `key`, within `timeout` seconds of asking."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.read(key)
+        except TimeoutError:
+            if entry.error is None:  # the last answer was a value, too old to serve now
+                return 500, entry.error_body(_as_scaler_error(TimeoutError(), self.timeout).args[0])
+        return entry.status, entry.body
 
     async def refresh(self, entries: Iterable[MetricEntry]) -> None:
         """Read these entries now, batched per server."""

@@ -5,6 +5,11 @@ Here ONE `GET /api/queues/<vhost>` per vhost, with only the columns needed, answ
 of that vhost: exact names by lookup, `useRegex` patterns by matching the listing (and failing,
 like KEDA, past `pageSize` matches), so a poll costs one request per vhost, not one per trigger.
 Each broker gets one httpx pool of at most `HTTP_MAX_CONNECTIONS` connections.
+
+A queue the broker has not measured yet is not empty: for a few seconds after a node starts,
+the listing names its queues without `messages` (statistics are collected once a second or so),
+and reading that as 0 could scale a busy workload down. Such a queue answers an error naming it,
+as does a `useRegex` match that includes one; the store's fallback rules then apply.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ LISTING_COLUMNS = (
     "message_stats.publish_details.rate,message_stats.deliver_get_details.rate"
 )
 
-Listing = dict[str, QueueStats]
+Listing = dict[str, QueueStats | None]  # None: listed, but its message count not measured yet
 
 
 class ManagementClient(ScalerClient[RabbitMQConfig]):
@@ -98,14 +103,20 @@ class ManagementClient(ScalerClient[RabbitMQConfig]):
         if isinstance(listing, ScalerError):
             return listing
         if not config.use_regex:
-            stats = listing.get(config.queue_name)
-            if stats is None:
+            if config.queue_name not in listing:
                 return self._broker.error(f'queue "{config.queue_name}" not found in vhost "{config.vhost}"')
+            stats = listing[config.queue_name]
+            if stats is None:
+                return self._not_measured(config, config.queue_name)
             return metric_value(config, stats)
         key = (config.vhost, config.queue_name)
         if key not in matches:
             pattern = queue_pattern(config.queue_name)
-            matches[key] = [s for name, s in listing.items() if pattern.search(name)]
+            matched = [name for name in listing if pattern.search(name)]
+            unmeasured = [name for name in matched if listing[name] is None]
+            if unmeasured:
+                return self._not_measured(config, unmeasured[0])
+            matches[key] = [s for name in matched if (s := listing[name]) is not None]
         found = matches[key]
         if len(found) > config.page_size:
             return self._broker.error(
@@ -113,6 +124,10 @@ class ManagementClient(ScalerClient[RabbitMQConfig]):
                 f"more than pageSize {config.page_size}"
             )
         return metric_value(config, aggregate(found, config.operation))
+
+    def _not_measured(self, config: RabbitMQConfig, queue: str) -> ScalerError:
+        return self._broker.error(f'queue "{queue}" in vhost "{config.vhost}" has no message count yet '
+                                  "(the broker has not measured it since it started)")
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -123,6 +138,9 @@ class ManagementClient(ScalerClient[RabbitMQConfig]):
 def _listing(items: list[dict[str, Any]]) -> Listing:
     listing: Listing = {}
     for item in items:
+        if item.get("messages") is None or item.get("messages_ready") is None:
+            listing[item["name"]] = None
+            continue
         stats = item.get("message_stats") or {}
         listing[item["name"]] = QueueStats(
             messages=int(item.get("messages") or 0),

@@ -119,9 +119,11 @@ def test_other_paths_are_404(admin: httpx.Client, path: str) -> None:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
-def test_other_methods_are_405(admin: httpx.Client, method: str) -> None:
-    assert_status(admin.request(method, metric_url("default", ALWAYS, selector("always"))), 405, "MethodNotAllowed")
-    assert_status(admin.request(method, GV), 405, "MethodNotAllowed")
+def test_other_methods_are_405_with_allow(admin: httpx.Client, method: str) -> None:
+    for path in (metric_url("default", ALWAYS, selector("always")), GV, "/openapi/v2", "/readyz"):
+        response = admin.request(method, path)
+        assert_status(response, 405, "MethodNotAllowed")
+        assert response.headers["allow"] == "GET", path
 
 
 def test_discovery_documents(admin: httpx.Client) -> None:
@@ -176,10 +178,18 @@ def test_discovery_406(admin: httpx.Client) -> None:
                   "NotAcceptable")
 
 
+ERROR_CODES = ["400", "401", "403", "404", "405", "500"]
+
+
 def test_openapi_v2_is_valid_swagger(admin: httpx.Client) -> None:
     document = admin.get("/openapi/v2", headers={"Accept": "application/json"}).json()
     assert document["swagger"] == "2.0"
     validate(document)
+    (operation,) = (path["get"] for path in document["paths"].values())
+    assert sorted(operation["responses"]) == ["200", *ERROR_CODES]
+    for code in ERROR_CODES:
+        assert operation["responses"][code]["schema"] == {
+            "$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Status"}
 
 
 def test_openapi_v3_index_and_group(admin: httpx.Client) -> None:
@@ -188,12 +198,17 @@ def test_openapi_v3_index_and_group(admin: httpx.Client) -> None:
     document = admin.get(url).json()
     assert document["openapi"].startswith("3.0")
     validate(document)
+    (operation,) = (path["get"] for path in document["paths"].values())
+    assert sorted(operation["responses"]) == ["200", *ERROR_CODES]
+    schema = operation["responses"]["405"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Status"}
 
 
 @pytest.mark.parametrize("path, verbose_lines", [
     ("/healthz", ["[+]ping ok", "healthz check passed"]),
     ("/livez", ["[+]ping ok", "livez check passed"]),
-    ("/readyz", ["[+]ping ok", "[+]catalog-loaded ok", "readyz check passed"]),
+    ("/readyz", ["[+]ping ok", "[+]catalog-loaded ok", "[+]task-directory-watch ok", "[+]task-metric-poller ok",
+                 "[+]task-internal-listener ok", "readyz check passed"]),
 ])
 def test_health_without_certificate(adapter: AdapterProcess, path: str, verbose_lines: list[str]) -> None:
     with adapter.client(None) as anonymous:

@@ -1,7 +1,7 @@
 """`make bench`: print the project's performance figures.
 
     python -m tests.bench            # everything
-    python -m tests.bench api        # one part: api, brokers, controller, servers, scalers
+    python -m tests.bench api        # one part: api, brokers, controller, faults, servers, scalers
 
 Figures are ratios against a baseline measured in the same command where one exists; the
 machine is shared and noisy, so read them as such.
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import api, brokers, controller, scalers, server_startup
+from tests.bench import api, brokers, controller, faults, scalers, server_startup
 
-PARTS = {"api": api, "brokers": brokers, "controller": controller, "servers": server_startup, "scalers": scalers}
+PARTS = {"api": api, "brokers": brokers, "controller": controller, "faults": faults, "servers": server_startup,
+         "scalers": scalers}
 
 
 def main(argv: list[str]) -> int:

@@ -394,6 +394,16 @@ class ControlPlane:
 
         self._wait("kube-apiserver", ready, "/readyz = 200")
 
+    def kill_apiserver(self) -> None:
+        """SIGKILL kube-apiserver (fault tests: the Kubernetes API down); etcd keeps every object."""
+        proc = self.procs.pop("kube-apiserver")
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def restart_apiserver(self) -> None:
+        """Start kube-apiserver again on the same port with the same flags, and wait until ready."""
+        self._start_apiserver()
+
     def controller_manager_args(self) -> list[str]:
         assert self.dir is not None
         self.kcm_port = free_port()

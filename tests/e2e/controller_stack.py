@@ -191,11 +191,15 @@ class ReplicaLog:
                 kwargs: dict[str, Any] = {"field_selector": f"metadata.name={self.name}", "timeout_seconds": 2}
                 if version:
                     kwargs["resource_version"] = version
-                for event in stream.stream(apps.list_namespaced_deployment, self.namespace, **kwargs):
-                    version = event["object"].metadata.resource_version
-                    self._note(int(event["object"].spec.replicas or 0))
-                    if self._stop.is_set():
-                        stream.stop()
+                try:
+                    for event in stream.stream(apps.list_namespaced_deployment, self.namespace, **kwargs):
+                        version = event["object"].metadata.resource_version
+                        self._note(int(event["object"].spec.replicas or 0))
+                        if self._stop.is_set():
+                            stream.stop()
+                except Exception:  # kube-apiserver down (a fault test) or the watch expired: watch again
+                    version = None
+                    self._stop.wait(0.2)
 
     def _note(self, count: int) -> None:
         if not self.changes or self.changes[-1][1] != count:

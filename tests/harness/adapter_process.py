@@ -85,7 +85,8 @@ class AdapterProcess:
 
     def client(self, identity: str | None = "admin", **kwargs: object) -> httpx.Client:
         """An HTTPS client presenting `<identity>.crt` from the cert dir (None: no certificate)."""
-        return httpx.Client(base_url=self.base_url, verify=self.tls(identity), timeout=10, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("timeout", 10)
+        return httpx.Client(base_url=self.base_url, verify=self.tls(identity), **kwargs)  # type: ignore[arg-type]
 
     def tls(self, identity: str | None = "admin") -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))

@@ -74,6 +74,19 @@ class RabbitMQServer(ServerContext):
         self._server.wait_ready(self._answers, timeout=START_TIMEOUT, interval=0.25)
 
     @property
+    def process(self) -> ServerProcess:
+        """The broker's process group, for fault tests (signal, kill; `start` again after a kill: same
+        ports and data directory, so durable queues stay)."""
+        return self._server
+
+    def ctl(self, *args: str) -> None:
+        """`rabbitmqctl -n <node> ARGS`, e.g. ("stop_app",) then ("start_app",) to restart the broker's app."""
+        result = subprocess.run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args], env=self.env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stdout}{result.stderr}")
+
+    @property
     def env(self) -> dict[str, str]:
         d = self.directory
         return {

@@ -96,6 +96,11 @@ class RedisServer(ServerContext):
         config.write_text(self._sentinel_config)
         return ["redis-server", str(config), "--sentinel", *args, *self._extra_args]
 
+    @property
+    def process(self) -> ServerProcess:
+        """The redis-server process, for fault tests (signal, kill; `start` again to restart)."""
+        return self._server
+
     def _answers(self) -> bool:
         try:
             return bool(self.admin().ping())

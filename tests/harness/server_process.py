@@ -6,7 +6,8 @@ polls the harness's own readiness check and fails early, with the end of that ou
 process exits or the deadline passes. A stop sends SIGTERM and, after a grace period, SIGKILL to
 the whole process group (a server started in its own session, so helpers it forked go too).
 `ServerContext` is the context-manager shape the harness servers share: a failed start is
-stopped (and cleaned up) before the error leaves `with`.
+stopped (and cleaned up) before the error leaves `with`. Fault tests `signal` the whole group
+(SIGSTOP/SIGCONT) or `kill` it (SIGKILL, as `kill -9` does) and start it again on the same ports.
 """
 
 from __future__ import annotations
@@ -47,6 +48,22 @@ class ServerProcess:
                 return
             time.sleep(interval)
         raise RuntimeError(f"{self.name} not ready after {timeout}s: {self.log_tail()}")
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Send `sig` to the server's whole process group (SIGSTOP freezes every process of it)."""
+        assert self._process is not None, "start() first"
+        os.killpg(self._process.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL the process group and reap it: the server gets no chance to close anything."""
+        if self.running:
+            self.signal(signal.SIGKILL)
+            assert self._process is not None
+            self._process.wait(timeout=10)
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""

@@ -309,3 +309,17 @@ async def test_a_push_client_hears_its_configs_and_its_news_reads_them_at_once()
     entry = store.entry(key("x", "a"))
     assert entry is not None and entry.value == 4 and entry.active
     await store.aclose()
+
+
+async def test_a_request_behind_a_stalled_batch_is_answered_within_the_timeout() -> None:
+    world = World(values={"a": 1}, delay=1.0)
+    _, store = setup(world, scaled_object("x", "s1", "a"), scaled_object("y", "s1", "b"), max_age=0, timeout=0.3)
+    first = asyncio.ensure_future(store.answer(key("x", "a")))
+    await asyncio.sleep(0.2)  # the first batch is in flight; the next request queues behind it
+    started = asyncio.get_running_loop().time()
+    answer = await store.answer(key("y", "b"))
+    waited = asyncio.get_running_loop().time() - started
+    assert answer is not None and answer[0] == 500 and waited < 0.3 + 0.1, waited
+    message = json.loads(answer[1])["message"]
+    assert "ScaledObject default/y trigger 0 (counter)" in message and "no answer within 0.3s" in message
+    assert (await first) is not None
