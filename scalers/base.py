@@ -63,12 +63,16 @@ class TriggerParams:
     """Everything a scaler may read for one trigger, already resolved by the catalog.
 
     `env` is the scale target container's environment with `valueFrom` references resolved;
-    `<key>FromEnv` in the metadata names a variable there.
+    `<key>FromEnv` in the metadata names a variable there. `namespace` and `scaled_object` name
+    the ScaledObject the trigger belongs to (KEDA's ScalableObjectNamespace and -Name), for the
+    scalers whose data is kept per object rather than on a server (`http`).
     """
 
     metadata: Mapping[str, str] = field(default_factory=dict)
     auth: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    namespace: str = ""
+    scaled_object: str = ""
 
     def get(self, key: str, sources: Sequence[Source] = ALL_SOURCES) -> str | None:
         """The first non-empty, trimmed value of `key` from `sources`, or None."""

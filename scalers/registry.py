@@ -34,6 +34,7 @@ ENTRIES: tuple[Entry, ...] = (
           ("redis-streams", "redis-cluster-streams", "redis-sentinel-streams")),
     Entry("scalers.rabbitmq.queues", "RabbitMQScaler", ("rabbitmq",)),
     Entry("scalers.azure_servicebus", "AzureServiceBusScaler", ("azure-servicebus",)),
+    Entry("scalers.http.scaler", "HttpScaler", ("http",)),
 )
 
 

@@ -123,7 +123,7 @@ class Resolver:
         try:
             env = self._env(so, containers, so.target.env_source_container)
             auth = self._auth_params(so, spec.auth_ref, containers) if spec.auth_ref else {}
-            config = scaler.parse(spec.type, TriggerParams(spec.metadata, auth, env))
+            config = scaler.parse(spec.type, TriggerParams(spec.metadata, auth, env, so.namespace, so.name))
             metric = scaler.metric(config)
         except (ParameterError, ResolveError, InvalidObject) as exc:
             return _failed(base, str(exc), scaler)

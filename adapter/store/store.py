@@ -2,11 +2,13 @@
 
 Each served trigger has an entry holding its last value (or error), when it was read, and the
 response body already rendered, so a metric GET that hits the cache is a dictionary lookup and
-bytes. Values are refreshed in two ways, both through the same per-server batch:
+bytes. Values are refreshed in three ways, all through the same per-server batch:
 
 * a background poll every tick takes each trigger whose `pollingInterval` has passed;
 * a request finding a value older than its trigger allows (the `pollingInterval` with
-  `useCachedMetrics`, else the store's short `max_age`) asks for a refresh and waits for it.
+  `useCachedMetrics`, else the store's short `max_age`) asks for a refresh and waits for it;
+* a source that pushes news (`wake`: the interceptors' counts) asks for a read of the triggers
+  it concerns, at once.
 
 Concurrent requests for one trigger share one refresh (single flight). Refreshes of triggers on
 the same server are gathered into one `ScalerClient.read` call, one call in flight per server
@@ -108,6 +110,7 @@ class _Server:
         self.name = trigger.scaler.types[0]
         self.client: ScalerClient[Any] | None = None
         self.pending: dict[MetricKey, MetricEntry] = {}
+        self.again: dict[MetricKey, MetricEntry] = {}  # woken while being read: read once more
         self.worker: asyncio.Task[None] | None = None
         self.stats = store.read_stats.setdefault(self.name, ReadStats())
 
@@ -119,12 +122,23 @@ class _Server:
                 self.worker = asyncio.create_task(self._drain(), name=f"read-{self.name}")
         return entry.inflight
 
+    def wake(self, entry: MetricEntry) -> None:
+        """Read `entry` soon; if its read is already under way, read it once more after that one,
+        since the news that woke it may have come too late for the read in progress."""
+        if entry.inflight is not None and entry.trigger.key not in self.pending:
+            self.again[entry.trigger.key] = entry
+        else:
+            self.request(entry)
+
     async def _drain(self) -> None:
         await asyncio.sleep(0)  # let requests arriving in this loop turn join the batch
         while self.pending:
             batch = list(self.pending.values())
             self.pending.clear()
             await self._read(batch)
+            again, self.again = list(self.again.values()), {}
+            for entry in again:
+                self.request(entry)
 
     async def _read(self, batch: list[MetricEntry]) -> None:
         started = time.perf_counter()
@@ -265,6 +279,19 @@ class MetricStore:
         if self.clock() - entry.read_at > self.max_age_of(entry.trigger) or entry.status == 503:
             await asyncio.shield(self._server(entry.trigger).request(entry))
         return entry
+
+    def wake(self, keys: Iterable[MetricKey]) -> None:
+        """Read these triggers now, batched per server, without waiting for the reads.
+
+        For sources that push news (interceptor counts; later keyspace notifications, KEDA's
+        external push stream): a read that changes a value or an activity tells the listeners,
+        so the controller's long poll hears of it within milliseconds, not a pollingInterval.
+        Unknown keys and triggers that failed to resolve are skipped.
+        """
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None and entry.trigger.scaler is not None and entry.trigger.config is not None:
+                self._server(entry.trigger).wake(entry)
 
     async def refresh(self, entries: Iterable[MetricEntry]) -> None:
         """Read these entries now, batched per server."""

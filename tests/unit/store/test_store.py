@@ -221,3 +221,39 @@ async def test_poller_keeps_the_polling_interval_between_ticks() -> None:
     poller.cancel()
     await store.aclose()
     assert len(world.reads) == 3  # at 0, 1 and 2 s although the tick is 5 s
+
+
+async def wait_until(condition: Any, timeout: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+async def test_wake_reads_at_once_batched_per_server_and_tells_listeners() -> None:
+    world = World(values={"a": 0, "b": 0, "c": 0})
+    _, store = setup(world, scaled_object("x", "s1", "a"), scaled_object("y", "s1", "b"),
+                     scaled_object("z", "s2", "c"))
+    await store.refresh(store.due())
+    world.reads.clear()
+    heard: list[int] = []
+    store.subscribe(lambda: heard.append(1))
+    world.values.update(a=3, b=3)
+    store.wake([key("x", "a"), key("y", "b"), ("default", "gone", "s0-counter-q")])  # an unknown key is skipped
+    await wait_until(lambda: len(heard) == 1)
+    assert world.reads == [("s1", ("a", "b"))]  # one batch, and the other server is not asked
+    entry = store.entry(key("x", "a"))
+    assert entry is not None and entry.value == 3 and entry.active
+
+
+async def test_wake_during_a_read_reads_again_after_it() -> None:
+    world = World(values={"a": 0}, delay=0.05)
+    _, store = setup(world, scaled_object("x", "s1", "a"))
+    first = asyncio.ensure_future(store.read(key("x", "a")))
+    await wait_until(lambda: len(world.reads) == 1)  # the read is under way, with the old value
+    world.values["a"] = 5
+    store.wake([key("x", "a")])
+    await first
+    await wait_until(lambda: len(world.reads) == 2)
+    entry = store.entry(key("x", "a"))
+    assert entry is not None and entry.value == 5
