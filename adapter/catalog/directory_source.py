@@ -1,54 +1,40 @@
 """Standalone mode's object source: YAML manifests in a directory, re-read when they change.
 
-Every `*.yaml`, `*.yml` and `*.json` file below the directory may hold several documents
-(`---`) or a `List`. Kinds we do not know are ignored. A file that does not parse is reported by
-name and reason; everything read from the other files keeps serving. Changes are found by
-polling file names, sizes and modification times, which is cheap at this scale and needs no
-inotify support from the filesystem.
+Files are read as `adapter.kube.manifest_files` reads them (and polled for changes). Kinds we
+do not know are ignored; an HTTPScaledObject is served as the ScaledObject it stands for
+(`adapter.keda.http_scaled_object`). A file that does not parse is reported by name and
+reason; everything read from the other files keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from adapter.catalog.catalog import Catalog, Problem, RawObject
-from adapter.keda.objects import ObjectRef
+from adapter.keda.http_scaled_object import HTTP_SCALED_OBJECT_KIND, scaled_object_for
+from adapter.keda.objects import InvalidObject, ObjectRef
+from adapter.kube.manifest_files import documents, manifest_files, stamp
 
 log = logging.getLogger("eventscale.directory")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 KINDS = frozenset({
     "ScaledObject", "TriggerAuthentication", "ClusterTriggerAuthentication", "Secret", "ConfigMap",
     "Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job", "Rollout",
 })
-SUFFIXES = (".yaml", ".yml", ".json")
-
-
-def _files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.suffix in SUFFIXES and p.is_file())
-
-
-def _documents(path: Path) -> Iterator[Any]:
-    for doc in yaml.load_all(path.read_text(), Loader=_Loader):
-        if isinstance(doc, Mapping) and doc.get("kind") == "List":
-            yield from doc.get("items") or []
-        elif doc is not None:
-            yield doc
 
 
 def read_directory(directory: Path) -> tuple[list[tuple[RawObject, str]], list[Problem]]:
     objects: list[tuple[RawObject, str]] = []
     problems: list[Problem] = []
-    for path in _files(directory):
+    for path in manifest_files(directory):
         name = str(path.relative_to(directory))
         try:
-            docs = list(_documents(path))
+            docs = list(documents(path))
         except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
             problems.append(Problem(ObjectRef("File", "", name), f"cannot parse: {_first_line(exc)}", f"file:{name}"))
             continue
@@ -58,6 +44,13 @@ def read_directory(directory: Path) -> tuple[list[tuple[RawObject, str]], list[P
                 problems.append(Problem(ObjectRef("File", "", name), message, f"file:{name}"))
             elif doc.get("kind") in KINDS:
                 objects.append((doc, f"file:{name}"))
+            elif doc.get("kind") == HTTP_SCALED_OBJECT_KIND:  # served as the ScaledObject it stands for
+                try:
+                    objects.append((scaled_object_for(doc), f"file:{name}"))
+                except InvalidObject as exc:
+                    ref = ObjectRef(HTTP_SCALED_OBJECT_KIND, str(doc["metadata"].get("namespace") or "default"),
+                                    str(doc["metadata"].get("name")))
+                    problems.append(Problem(ref, str(exc), f"file:{name}"))
     return objects, problems
 
 
@@ -74,21 +67,11 @@ class DirectorySource:
         self.interval = interval
         self._stamp: tuple[tuple[str, int, int], ...] | None = None
 
-    def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
-        stamps = []
-        for path in _files(self.directory):
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            stamps.append((str(path), stat.st_size, stat.st_mtime_ns))
-        return tuple(stamps)
-
     def _read_if_changed(self) -> tuple[list[tuple[RawObject, str]], list[Problem]] | None:
-        stamp = self._current_stamp()
-        if stamp == self._stamp:
+        current = stamp(self.directory)
+        if current == self._stamp:
             return None
-        self._stamp = stamp
+        self._stamp = current
         return read_directory(self.directory)
 
     def _apply(self, found: tuple[list[tuple[RawObject, str]], list[Problem]]) -> None:

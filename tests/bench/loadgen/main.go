@@ -1,6 +1,6 @@
 // loadgen: an HTTPS keep-alive load generator for `make bench`.
 //
-// It presents a client certificate, keeps one connection per worker, and either runs
+// It presents a client certificate (or speaks plain HTTP without -ca), keeps one connection per worker, and either runs
 // closed-loop (as fast as the server answers) or open-loop at a fixed total rate, cycling
 // through the URLs given on standard input. It prints one JSON object: requests, errors,
 // seconds, throughput and latency percentiles in milliseconds. Written in Go so that the load
@@ -35,7 +35,7 @@ type result struct {
 }
 
 func main() {
-	ca := flag.String("ca", "", "CA bundle (PEM)")
+	ca := flag.String("ca", "", "CA bundle (PEM); none: plain HTTP")
 	cert := flag.String("cert", "", "client certificate (PEM)")
 	key := flag.String("key", "", "client key (PEM)")
 	concurrency := flag.Int("c", 1, "workers, one keep-alive connection each")
@@ -66,6 +66,10 @@ func readURLs() []string {
 }
 
 func newClient(caPath, certPath, keyPath string, conns int) *http.Client {
+	if caPath == "" { // plain HTTP (the interceptor benchmark)
+		transport := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, ForceAttemptHTTP2: false}
+		return &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	}
 	pool := x509.NewCertPool()
 	pem, err := os.ReadFile(caPath)
 	if err != nil || !pool.AppendCertsFromPEM(pem) {
