@@ -150,10 +150,13 @@ class EndpointIndex:
     # -- Endpoints -----------------------------------------------------------------------------
 
     def ready(self, route: Route) -> list[Address]:
-        cache_key = (route.service, route.port)
-        found = self._ready.get(cache_key)
+        return self.addresses(route.service, route.port)
+
+    def addresses(self, service: ServiceKey, port: str) -> list[Address]:
+        """Ready addresses of `service`'s port (number or name), cached until the Service changes."""
+        found = self._ready.get((service, port))
         if found is None:
-            found = self._ready[cache_key] = self._resolve(route.service, route.port)
+            found = self._ready[(service, port)] = self._resolve(service, port)
         return found
 
     def _resolve(self, service: ServiceKey, port: str) -> list[Address]:

@@ -60,6 +60,9 @@ class Downstream(Protocol):
 
     def send_data(self, data: bytes) -> None: ...
 
+    def flush(self) -> None:
+        """The upstream's read is handled: write what it produced."""
+
     def end_response(self) -> None: ...
 
     def reset(self) -> None:
@@ -228,6 +231,10 @@ class Exchange:
     def response_data(self, data: bytes) -> None:
         if not self.aborted:
             self.downstream.send_data(data)
+
+    def response_flush(self) -> None:
+        if not self.aborted:
+            self.downstream.flush()
 
     def response_end(self) -> None:
         self.upstream = None

@@ -17,7 +17,7 @@ import asyncio
 import base64
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -66,12 +66,12 @@ class Http1Connection(asyncio.Protocol):
         self._h2c: RequestHead | None = None  # a request asking to upgrade to HTTP/2
         self._early_tunnel_bytes = b""  # sent after an Upgrade request, before the upstream's 101
         self._headers_too_large = False
+        self._out: list[bytes] = []  # response bytes of one upstream read, written at `flush`
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         peer = transport.get_extra_info("peername")
         self.client = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         ssl_object = transport.get_extra_info("ssl_object")
@@ -226,28 +226,38 @@ class Http1Connection(asyncio.Protocol):
         if self._close_after:
             lines.append(b"connection: close\r\n")
         lines.append(b"\r\n")
-        self.transport.write(b"".join(lines))
+        self._out.append(b"".join(lines))
 
     def send_data(self, data: bytes) -> None:
         if self.transport is None or not data:
             return
         if self._chunked_response:
-            self.transport.writelines([b"%x\r\n" % len(data), data, b"\r\n"])
+            self._out += [b"%x\r\n" % len(data), data, b"\r\n"]
         else:
-            self.transport.write(data)
+            self._out.append(data)
+
+    def flush(self) -> None:
+        """Write what one upstream read produced in one call (head and body in one packet)."""
+        if self._out:
+            out, self._out = self._out, []
+            if self.transport is not None:
+                self.transport.writelines(out)
 
     def end_response(self) -> None:
-        if self.transport is not None and self._chunked_response:
-            self.transport.write(b"0\r\n\r\n")
+        if self._chunked_response:
+            self._out.append(b"0\r\n\r\n")
+        self.flush()
         self._next()
 
     def reset(self) -> None:
+        self.flush()
         if self.transport is not None:
             self.transport.abort()
 
     def answer(self, answer: LocalAnswer) -> None:
         if self.transport is None:
             return
+        self._out = []  # a response the upstream began cannot be followed by an answer of ours
         body = answer.body
         lines = [b"HTTP/1.1 %d " % answer.status, REASONS.get(answer.status, b"Error"), b"\r\n",
                  b"content-type: text/plain; charset=utf-8\r\ncontent-length: ", str(len(body)).encode(), b"\r\n"]

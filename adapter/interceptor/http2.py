@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import h2.config
 import h2.connection
@@ -109,6 +109,9 @@ class Http2Stream:
         self._pending_bytes += len(data)
         self.drain()
 
+    def flush(self) -> None:
+        self.connection.flush()
+
     def end_response(self) -> None:
         if not self.closed:
             self._pending_end = True
@@ -186,8 +189,7 @@ class Http2Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport,
                         upgraded: tuple[bytes, RequestHead] | None = None) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         peer = transport.get_extra_info("peername")
         self.client = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         self.proxy.connections.add(self)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import httptools
 
@@ -43,6 +43,8 @@ class Exchange(Protocol):
     def response_start(self, head: ResponseHead) -> None: ...
 
     def response_data(self, data: bytes) -> None: ...
+
+    def response_flush(self) -> None: ...
 
     def response_end(self) -> None: ...
 
@@ -78,8 +80,7 @@ class UpstreamConnection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -88,12 +89,14 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is None:  # bytes on an idle connection: the upstream is confused
             self.close()
             return
+        exchange = self.exchange
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self._upgraded(data[upgrade.args[0]:])
         except httptools.HttpParserError as exc:
             self._lost(f"invalid response: {exc}")
+        exchange.response_flush()
         if self._head_done:  # a HEAD response: the header block was all of it
             self._head_done = False
             self._parser = httptools.HttpResponseParser(self)
