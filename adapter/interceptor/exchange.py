@@ -113,7 +113,7 @@ class Exchange:
         for attempt in (1, 2):
             address = await self._endpoint(route, counter, tried)
             try:
-                connection = await self.proxy.pool.acquire(address)
+                connection = await self.proxy.pool.acquire(address, fresh=attempt > 1)
             except (OSError, TimeoutError) as exc:
                 error = str(exc) or type(exc).__name__
                 self.proxy.endpoints.failed(route, address)

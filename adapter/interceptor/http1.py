@@ -17,6 +17,7 @@ import asyncio
 import base64
 import logging
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -46,6 +47,13 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_QUEUED = 8
 
 
+@dataclass
+class _Request:
+    exchange: Exchange
+    close_after: bool  # the client asked for the connection to end with this request
+    http10: bool
+
+
 class Http1Connection(asyncio.Protocol):
     def __init__(self, proxy: Proxy, scheme: bytes) -> None:
         self.proxy, self.scheme = proxy, scheme
@@ -56,9 +64,9 @@ class Http1Connection(asyncio.Protocol):
         self._headers: Headers = []
         self._header_bytes = 0
         self._current: Exchange | None = None  # the request being parsed
-        self._queue: deque[Exchange] = deque()  # the one answering first, then pipelined ones
+        self._queue: deque[_Request] = deque()  # the one answering first, then pipelined ones
         self._chunked_response = False
-        self._close_after = False
+        self._close_after = False  # set when the request being answered is the connection's last
         self._first = True
         self._tunnel: UpstreamConnection | None = None
         self._reading_paused = False
@@ -112,7 +120,7 @@ class Http1Connection(asyncio.Protocol):
             self._idle.cancel()
         if self._tunnel is not None:
             self._tunnel.close()
-        for exchange in [*self._queue, *([self._current] if self._current else [])]:
+        for exchange in {*(r.exchange for r in self._queue), *([self._current] if self._current else [])}:
             exchange.abort()
         self._queue.clear()
         self.transport = None
@@ -121,13 +129,13 @@ class Http1Connection(asyncio.Protocol):
         if self._tunnel is not None:
             self._tunnel.pause_reading()
         elif self._queue:
-            self._queue[0].pause_response()
+            self._queue[0].exchange.pause_response()
 
     def resume_writing(self) -> None:
         if self._tunnel is not None:
             self._tunnel.resume_reading()
         elif self._queue:
-            self._queue[0].resume_response()
+            self._queue[0].exchange.resume_response()
 
     # -- httptools callbacks -------------------------------------------------------------------------
 
@@ -154,9 +162,10 @@ class Http1Connection(asyncio.Protocol):
             return
         exchange = Exchange(self.proxy, self, head)
         self._current = exchange
-        self._queue.append(exchange)
+        parser = self._parser
+        self._queue.append(_Request(exchange, not parser.should_keep_alive(), parser.get_http_version() == "1.0"))
         if len(self._queue) == 1:
-            exchange.start()
+            self._begin()
         elif len(self._queue) > MAX_QUEUED:
             self.pause_reading()
 
@@ -185,8 +194,6 @@ class Http1Connection(asyncio.Protocol):
         kept = [(n, v) for n, v in kept if n != b"expect"]
         content_length = int(length) if length is not None and not chunked else None
         has_body = chunked or bool(content_length)
-        if not parser.should_keep_alive():
-            self._close_after = True
         return RequestHead(parser.get_method(), self._url, split_host(host), path_of(self._url), kept,
                            content_length if has_body else None, has_body, upgrade, expect, self.client)
 
@@ -209,8 +216,8 @@ class Http1Connection(asyncio.Protocol):
     def start_response(self, head: ResponseHead) -> None:
         if self.transport is None:
             return
-        exchange = self._queue[0]
-        http10 = self._parser.get_http_version() == "1.0"
+        request = self._queue[0]
+        exchange, http10 = request.exchange, request.http10
         lines = [b"HTTP/1.1 %d " % head.status, head.reason or REASONS.get(head.status, b"OK"), b"\r\n"]
         for name, value in head.headers:
             lines += [name, b": ", value, b"\r\n"]
@@ -263,7 +270,7 @@ class Http1Connection(asyncio.Protocol):
                  b"content-type: text/plain; charset=utf-8\r\ncontent-length: ", str(len(body)).encode(), b"\r\n"]
         for name, value in answer.headers:
             lines += [name, b": ", value, b"\r\n"]
-        exchange = self._queue[0] if self._queue else None
+        exchange = self._queue[0].exchange if self._queue else None
         if exchange is not None and self._current is exchange:
             self._close_after = True  # its body was not read: the connection cannot be reused
         if self._close_after:
@@ -302,6 +309,12 @@ class Http1Connection(asyncio.Protocol):
 
     # -- internals -----------------------------------------------------------------------------------
 
+    def _begin(self) -> None:
+        """Start answering the request at the head of the queue."""
+        request = self._queue[0]
+        self._close_after = request.close_after
+        request.exchange.start()
+
     def _next(self) -> None:
         if self._queue:
             self._queue.popleft()
@@ -310,7 +323,7 @@ class Http1Connection(asyncio.Protocol):
                 self.transport.close()
             return
         if self._queue:
-            self._queue[0].start()
+            self._begin()
         else:
             self._arm_idle()
         self.resume_reading()

@@ -159,7 +159,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.exchange.response_data(data)
 
     def on_message_complete(self) -> None:
-        if self.exchange is not None and self.response_started and not self._head_done:
+        if self.exchange is not None and self.response_started and not self._head_done and self._upgrade_head is None:
             self._finish_response()
 
     # -- sending a request ------------------------------------------------------------------------
@@ -173,6 +173,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = exchange
         self.response_started = False
         self._until_close = False
+        self._upgrade_head = None
         self._headers, self._reason = [], b""
         head = exchange.head
         self._chunked_request = head.has_body and head.content_length is None
@@ -263,8 +264,9 @@ class UpstreamPool:
         self._idle: dict[Address, list[UpstreamConnection]] = {}
         self.connects = 0
 
-    async def acquire(self, address: Address) -> UpstreamConnection:
-        idle = self._idle.get(address)
+    async def acquire(self, address: Address, *, fresh: bool = False) -> UpstreamConnection:
+        """An idle connection to `address`, or a new one (always new with `fresh`)."""
+        idle = None if fresh else self._idle.get(address)
         while idle:
             connection = idle.pop()
             if not connection.closed:
