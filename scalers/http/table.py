@@ -2,8 +2,9 @@
 
 Each interceptor replica's latest report is kept whole, with the time it arrived; the value of a
 route is the sum over the replicas whose report is still within its `ttl`, so two replicas add
-up and a replica that stopped pushing drops out. `update` answers which routes' sums changed,
-so the caller can wake exactly those triggers in the metric store.
+up and a replica that stopped pushing drops out. `update` (and `lapse`, when a report's ttl ran
+out) answer which routes' sums changed, so the caller can wake exactly those triggers in the
+metric store.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ class CountsTable:
         self.reports += 1
         self._forget_expired(now)
         return {key for key in touched if self.total(key, now) != before[key]}
+
+    def lapse(self, interceptor: str, sequence: int) -> set[RouteKey]:
+        """Forget `interceptor`'s report if it is still the one numbered `sequence` (its ttl has run
+        out with no newer one); the routes whose totals changed."""
+        received = self._received.get(interceptor)
+        if received is None or received.report.sequence != sequence:
+            return set()
+        del self._received[interceptor]
+        return {key for key, c in received.routes.items() if (c.pending, c.held, c.rate) != (0, 0, 0)}
 
     def total(self, key: RouteKey, now: float | None = None) -> RouteTotal:
         now = self.clock() if now is None else now

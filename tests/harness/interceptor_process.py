@@ -27,9 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def http_scaled_object(name: str, namespace: str = "default", **metadata: str) -> dict[str, Any]:
     """A ScaledObject with one `http` trigger (port 80 unless given)."""
-    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"scaleTargetRef": {"name": name}, "triggers": [{"type": "http",
-                                                                    "metadata": {"port": "80", **metadata}}]}}
+    trigger = {"type": "http", "metadata": {"port": "80", **metadata}}
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"scaleTargetRef": {"name": name}, "triggers": [trigger]}}
 
 
 def write_objects(directory: Path, *objects: dict[str, Any]) -> Path:

@@ -97,10 +97,10 @@ def test_server_sent_events_arrive_as_they_are_sent(interceptor: InterceptorProc
 
 
 async def test_http2_streams_server_sent_events(interceptor: InterceptorProcess) -> None:
-    async with httpx.AsyncClient(http1=False, http2=True, base_url=interceptor.url, timeout=10) as client:
-        async with client.stream("GET", "/sse?events=3&gap=0.3") as response:
-            lags = [time.time() - float(line.split(" at ")[1]) async for line in response.aiter_lines()
-                    if line.startswith("data: ")]
+    async with httpx.AsyncClient(http1=False, http2=True, base_url=interceptor.url, timeout=10) as client, \
+            client.stream("GET", "/sse?events=3&gap=0.3") as response:
+        lags = [time.time() - float(line.split(" at ")[1]) async for line in response.aiter_lines()
+                if line.startswith("data: ")]
     assert len(lags) == 3 and max(lags) < 0.15
 
 

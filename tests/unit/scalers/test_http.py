@@ -121,3 +121,14 @@ async def test_readings_activity_follows_held_requests_and_activation() -> None:
     assert await client.read([concurrency, rate]) == [Reading(1.0, True), Reading(0.5, True)]  # held: active
     table.update(report("a", 2, RouteCounts(ROUTE, pending=3, held=0, rate=12.0)))
     assert await client.read([concurrency, rate]) == [Reading(3.0, False), Reading(12.0, True)]
+
+
+def test_a_lapsed_report_is_forgotten_unless_replaced() -> None:
+    table = CountsTable()
+    table.update(report("a", 1, RouteCounts(ROUTE, 2)))
+    table.update(report("b", 1, RouteCounts(ROUTE, 1)))
+    table.update(report("a", 2, RouteCounts(ROUTE, 2)))
+    assert table.lapse("a", 1) == set()  # a newer report stands
+    assert table.lapse("a", 2) == {ROUTE} and table.total(ROUTE).pending == 1
+    table.update(report("c", 1, RouteCounts(ROUTE)))
+    assert table.lapse("c", 1) == set()  # it counted nothing: nothing changes
