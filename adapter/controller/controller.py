@@ -22,13 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from adapter.controller.activity_client import ActivityClient
 from adapter.controller.events import EventRecorder
 from adapter.controller.guarded_api import ControllerKube, NotLeading, SoKey, so_key
+from adapter.controller.http_scaled_objects import HttpScaledObjectMirror
 from adapter.controller.leader import LeaderElector
 from adapter.controller.object_cache import ObjectCache, interesting, transform, workload
 from adapter.controller.queue import RateLimiter, WorkQueue
@@ -246,7 +249,9 @@ def _ready(obj: Object) -> bool:
 async def run_controller(api: KubeApi, options: ControllerOptions, stop: asyncio.Event) -> None:
     """Run until `stop` is set; then release the Lease and close clients."""
     controller = Controller(api, options)
-    task = asyncio.create_task(controller.run())
+    mirror = HttpScaledObjectMirror(api, controller.kube, lambda: controller.elector.leading,
+                                    resync=min(options.resync_period, 30.0))
+    task = asyncio.create_task(_together(controller.run(), mirror.run()))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
     task.cancel()
@@ -254,3 +259,9 @@ async def run_controller(api: KubeApi, options: ControllerOptions, stop: asyncio
         await task
     stopping.cancel()
     await api.aclose()
+
+
+async def _together(*work: Coroutine[Any, Any, None]) -> None:
+    async with asyncio.TaskGroup() as group:
+        for one in work:
+            group.create_task(one)
