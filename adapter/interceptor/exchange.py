@@ -5,10 +5,15 @@
     address = ready endpoint, else hold:      held + 1 (the first held request pushes counts
                                               at once); 503 + Retry-After past the route's
                                               limit; 504 past its hold timeout
-    connect (pooled)                          refused: the endpoint is reported and the
-                                              request tried once more, on another if any
+    connect (pooled)                          refused: the request never reached it, so it
+                                              tries another ready endpoint; when every one
+                                              refused, it is held until the endpoints change
+                                              (a pod listed ready before it listens, or gone
+                                              before the EndpointSlice says so); 502 if they
+                                              still refuse at the hold timeout
     send head, then the body as it arrives    a reused connection that closes before any
-    relay the response as it arrives          answer is retried once (bodiless requests only)
+    relay the response as it arrives          answer is retried once on a fresh connection
+                                              (bodiless requests only)
     counter.end()
 
 Until an upstream connection is attached the request body is kept (at most `BUFFER_LIMIT`
@@ -108,29 +113,36 @@ class Exchange:
     # -- choosing and reaching an endpoint ---------------------------------------------------------
 
     async def _forward(self, route: Route, counter: RouteCounter) -> None:
-        tried: list[Address] = []
-        error = ""
-        for attempt in (1, 2):
-            address = await self._endpoint(route, counter, tried)
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None  # set when this request first has to wait
+        refused: list[Address] = []  # endpoints that refused this request since the last change
+        error, retried = "", False
+        while True:
+            address = self._pick(route, counter, refused)
+            if address is None:
+                deadline = deadline or loop.time() + route.bounds.timeout
+                await self._hold(route, counter, deadline, error)
+                refused.clear()  # the endpoints changed: every one may be tried again
+                continue
             try:
-                connection = await self.proxy.pool.acquire(address, fresh=attempt > 1)
+                connection = await self.proxy.pool.acquire(address, fresh=retried)
             except (OSError, TimeoutError) as exc:
-                error = str(exc) or type(exc).__name__
+                error = f"{address[0]}:{address[1]}: {str(exc) or type(exc).__name__}"
                 self.proxy.endpoints.failed(route, address)
-                tried.append(address)
-                log.info("route=%s endpoint=%s:%d connect failed attempt=%d: %s", route, *address, attempt, error)
+                refused.append(address)
+                log.info("route=%s connect failed (%s); trying %s", route, error,
+                         "another endpoint" if self._pick(route, counter, refused, turn=False) else "when one is ready")
                 continue
             outcome = await self._exchange_with(connection)
             if outcome is not Outcome.RETRY:
                 return
-            tried.append(address)
-            error = "the upstream closed a kept-alive connection before answering"
-        raise LocalAnswer(502, f"upstream of {route} not reachable: {error}")
+            if retried:
+                raise LocalAnswer(502, f"the upstream of {route} closed the connection twice before answering")
+            retried = True
 
-    async def _endpoint(self, route: Route, counter: RouteCounter, tried: list[Address]) -> Address:
-        found = self._pick(route, counter, tried)
-        if found is not None:
-            return found
+    async def _hold(self, route: Route, counter: RouteCounter, deadline: float, error: str) -> None:
+        """Wait until the route's endpoints change; 503 past the route's limit, 504 (502 when its
+        endpoints refused connections) once `deadline` passes."""
         if counter.held >= route.bounds.limit:
             retry_after = str(max(1, math.ceil(min(route.bounds.timeout, 5.0)))).encode()
             raise LocalAnswer(503, f"{route} is starting: {counter.held} requests already wait for it",
@@ -138,25 +150,24 @@ class Exchange:
         if counter.hold():
             self.proxy.first_held(route)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + route.bounds.timeout
         try:
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise LocalAnswer(504, f"{route} has no ready endpoint after {route.bounds.timeout:g}s")
+            remaining = deadline - loop.time()
+            if remaining > 0:
                 await self.proxy.endpoints.wait_change(route.service, remaining)
-                found = self._pick(route, counter, tried)
-                if found is not None:
-                    return found
+            if loop.time() >= deadline and not self.proxy.endpoints.ready(route):
+                raise LocalAnswer(504, f"{route} has no ready endpoint after {route.bounds.timeout:g}s")
+            if loop.time() >= deadline:
+                raise LocalAnswer(502, f"the endpoints of {route} refused connections for "
+                                       f"{route.bounds.timeout:g}s (last: {error})")
         finally:
             counter.release()
 
-    def _pick(self, route: Route, counter: RouteCounter, tried: list[Address]) -> Address | None:
-        ready = self.proxy.endpoints.ready(route)
-        candidates = [a for a in ready if a not in tried] or ready
+    def _pick(self, route: Route, counter: RouteCounter, refused: list[Address], turn: bool = True) -> Address | None:
+        candidates = [a for a in self.proxy.endpoints.ready(route) if a not in refused]
         if not candidates:
             return None
-        counter.turn += 1
+        if turn:
+            counter.turn += 1
         return candidates[counter.turn % len(candidates)]
 
     async def _exchange_with(self, connection: UpstreamConnection) -> Outcome:
