@@ -7,10 +7,11 @@
                                               limit; 504 past its hold timeout
     connect (pooled)                          refused: the request never reached it, so it
                                               tries another ready endpoint; when every one
-                                              refused, it is held until the endpoints change
-                                              (a pod listed ready before it listens, or gone
-                                              before the EndpointSlice says so); 502 if they
-                                              still refuse at the hold timeout
+                                              refused, it is held and tries them again at the
+                                              next change or after a pause (50 ms doubling to
+                                              1 s): a pod listed ready before it listens, or
+                                              gone before the EndpointSlice says so; 502 if
+                                              they still refuse at the hold timeout
     send head, then the body as it arrives    a reused connection that closes before any
     relay the response as it arrives          answer is retried once on a fresh connection
                                               (bodiless requests only)
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("eventscale.interceptor.exchange")
 
 BUFFER_LIMIT = 64 * 1024
+REFUSED_PAUSE = 0.05  # first pause before endpoints that refused are tried again
 
 
 class Outcome(enum.Enum):
@@ -105,6 +107,8 @@ class Exchange:
         try:
             await self._forward(route, counter)
         except LocalAnswer as answer:
+            if answer.status >= 500:
+                log.info("route=%s status=%d %s", route, answer.status, answer.message)
             if not self.aborted:
                 self.downstream.answer(answer)
         finally:
@@ -116,13 +120,16 @@ class Exchange:
         loop = asyncio.get_running_loop()
         deadline: float | None = None  # set when this request first has to wait
         refused: list[Address] = []  # endpoints that refused this request since the last change
-        error, retried = "", False
+        error, retried, pause = "", False, REFUSED_PAUSE
         while True:
             address = self._pick(route, counter, refused)
             if address is None:
                 deadline = deadline or loop.time() + route.bounds.timeout
-                await self._hold(route, counter, deadline, error)
-                refused.clear()  # the endpoints changed: every one may be tried again
+                # endpoints that refused are tried again after a pause (doubling), or at a change
+                await self._hold(route, counter, deadline, error, pause if refused else None)
+                if refused:
+                    pause = min(pause * 2, 1.0)
+                refused.clear()
                 continue
             try:
                 connection = await self.proxy.pool.acquire(address, fresh=retried)
@@ -140,9 +147,10 @@ class Exchange:
                 raise LocalAnswer(502, f"the upstream of {route} closed the connection twice before answering")
             retried = True
 
-    async def _hold(self, route: Route, counter: RouteCounter, deadline: float, error: str) -> None:
-        """Wait until the route's endpoints change; 503 past the route's limit, 504 (502 when its
-        endpoints refused connections) once `deadline` passes."""
+    async def _hold(self, route: Route, counter: RouteCounter, deadline: float, error: str,
+                    pause: float | None) -> None:
+        """Wait until the route's endpoints change (or `pause` seconds pass); 503 past the route's
+        limit, 504 (502 when its endpoints refused connections) once `deadline` passes."""
         if counter.held >= route.bounds.limit:
             retry_after = str(max(1, math.ceil(min(route.bounds.timeout, 5.0)))).encode()
             raise LocalAnswer(503, f"{route} is starting: {counter.held} requests already wait for it",
@@ -153,7 +161,7 @@ class Exchange:
         try:
             remaining = deadline - loop.time()
             if remaining > 0:
-                await self.proxy.endpoints.wait_change(route.service, remaining)
+                await self.proxy.endpoints.wait_change(route.service, min(remaining, pause or remaining))
             if loop.time() >= deadline and not self.proxy.endpoints.ready(route):
                 raise LocalAnswer(504, f"{route} has no ready endpoint after {route.bounds.timeout:g}s")
             if loop.time() >= deadline:
@@ -264,6 +272,8 @@ class Exchange:
         elif connection is not None and connection.reused and not self.head.has_body:
             self._finish(Outcome.RETRY)
         else:
+            log.info("upstream=%s:%d failed before answering: %s", *(connection.address if connection else ("?", 0)),
+                     error)
             self.downstream.answer(LocalAnswer(502, f"the upstream failed before answering: {error}"))
             self._finish(Outcome.FAILED)
 

@@ -78,8 +78,9 @@ class PlayedKubelet:
                     self._follow(int(event["object"].spec.replicas or 0))
                     if self._stop.is_set():
                         break
-            except client.ApiException as exc:
-                if exc.status == 410:
+            except Exception as exc:  # noted, and the watch goes on: a test reads `events` when it fails
+                self.events.append((time.time(), f"error: {exc!r}"))
+                if isinstance(exc, client.ApiException) and exc.status == 410:
                     version = None
 
     def _follow(self, replicas: int) -> None:

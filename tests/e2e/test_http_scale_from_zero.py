@@ -113,7 +113,7 @@ def test_scale_from_zero_story(stack: Stack, interceptor: InterceptorProcess, ne
         # the next request wakes it again
         woke_at = time.time()
         response, took = first_request(interceptor, host)
-        assert response.status_code == 200 and took < 15
+        assert response.status_code == 200 and took < 15, (response.text, kubelet.events, log.changes)
         log.seen(1, after=woke_at, timeout=5)
         log.seen(0, after=time.time(), timeout=60)
     finally:

@@ -167,6 +167,7 @@ class UpstreamProcess:
         self.start_delay, self.netns = start_delay, netns
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        self._log_offset = 0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -179,6 +180,7 @@ class UpstreamProcess:
 
     def start(self) -> UpstreamProcess:
         self.started_at = time.monotonic()
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0  # earlier runs' lines
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(self.command(), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -189,7 +191,7 @@ class UpstreamProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
-            if f"listening {self.host} {self.port}" in self.log.read_text(errors="replace"):
+            if f"listening {self.host} {self.port}" in self.log.read_text(errors="replace")[self._log_offset:]:
                 return time.monotonic() - self.started_at
             if self.process.poll() is not None:
                 raise RuntimeError(f"upstream exited with {self.process.returncode}:\n{self.log.read_text()[-2000:]}")

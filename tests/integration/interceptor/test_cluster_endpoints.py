@@ -96,3 +96,18 @@ async def test_many_held_requests_all_go_out_and_spread_over_endpoints(
     assert [r.status_code for r in responses] == [200] * 100
     by_replica = {name: sum(r.headers["x-upstream"] == name for r in responses) for name in ("a", "b")}
     assert min(by_replica.values()) >= 30, by_replica
+
+
+async def test_an_endpoint_listed_before_it_listens_is_tried_again(
+        proxied: tuple[Proxy, EndpointIndex, str], tmp_path: Any) -> None:
+    proxy, index, url = proxied
+    port = free_port()
+    index.changed(ENDPOINT_SLICES, slice_of(("127.0.0.1", port)), deleted=False)  # ready, says the slice
+    starting = UpstreamProcess("127.0.0.1", port, tmp_path / "late.log", start_delay=1.0).start()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            response = await client.get("/hello")  # refused at first; no EndpointSlice change follows
+        assert response.text == "hello"
+        assert [c.held for c in proxy.counters.counters()] == [0]
+    finally:
+        starting.stop()
