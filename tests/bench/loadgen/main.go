@@ -1,10 +1,11 @@
 // loadgen: an HTTPS keep-alive load generator for `make bench`.
 //
-// It presents a client certificate (or speaks plain HTTP without -ca), keeps one connection per worker, and either runs
-// closed-loop (as fast as the server answers) or open-loop at a fixed total rate, cycling
-// through the URLs given on standard input. It prints one JSON object: requests, errors,
-// seconds, throughput and latency percentiles in milliseconds. Written in Go so that the load
-// generator is not the bottleneck when measuring a Python server on the same machine.
+// It presents a client certificate (or speaks plain HTTP without -ca), keeps one connection
+// per worker, and either runs closed-loop (as fast as the server answers) or open-loop at a
+// fixed total rate, cycling through the URLs given on standard input. It prints one JSON
+// object: requests, errors, seconds, throughput and latency percentiles in milliseconds.
+// Written in Go so that the load generator is not the bottleneck when measuring a Python
+// server on the same machine. With -serve it is instead the benchmark's fastest upstream.
 package main
 
 import (
@@ -42,7 +43,12 @@ func main() {
 	duration := flag.Duration("d", 5*time.Second, "how long to run")
 	rate := flag.Float64("rate", 0, "total requests per second (0: as fast as possible)")
 	warmup := flag.Duration("warmup", time.Second, "time before measuring")
+	serve := flag.String("serve", "", "instead of loading: answer \"hello\" on this address (an upstream)")
 	flag.Parse()
+	if *serve != "" {
+		serveHello(*serve)
+		return
+	}
 
 	urls := readURLs()
 	client := newClient(*ca, *cert, *key, *concurrency)
@@ -166,4 +172,17 @@ func report(latencies []time.Duration, errors int, elapsed time.Duration, concur
 func fail(message string) {
 	fmt.Fprintln(os.Stderr, "loadgen:", message)
 	os.Exit(2)
+}
+
+// serveHello is the benchmark's fastest upstream: keep-alive HTTP/1.1, five bytes per answer.
+func serveHello(address string) {
+	body := []byte("hello")
+	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(body)
+	})
+	fmt.Println("listening", address)
+	if err := http.ListenAndServe(address, handler); err != nil {
+		fail(err.Error())
+	}
 }
