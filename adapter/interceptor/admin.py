@@ -36,7 +36,11 @@ def exposition(proxy: Proxy, pusher: CountsPusher | None) -> str:
                   "# TYPE eventscale_interceptor_pushes_total counter",
                   f"eventscale_interceptor_pushes_total {pusher.pushes}",
                   "# TYPE eventscale_interceptor_push_failures_total counter",
-                  f"eventscale_interceptor_push_failures_total {pusher.failures}"]
+                  f"eventscale_interceptor_push_failures_total {pusher.failures}",
+                  "# HELP eventscale_interceptor_urgent_push_seconds The last push made for a held request: "
+                  "from holding it to every adapter's answer.",
+                  "# TYPE eventscale_interceptor_urgent_push_seconds gauge",
+                  f"eventscale_interceptor_urgent_push_seconds {pusher.urgent_seconds:.6f}"]
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +64,16 @@ class CountsPusher:
         self.pushes = 0
         self.failures = 0
         self._urgent = asyncio.Event()
+        self._urgent_since: float | None = None
+        self.urgent_seconds = 0.0  # the last urgent push: from the held request to every adapter's answer
         self._failing: set[str] = set()
         self._client = httpx.AsyncClient(verify=context, timeout=timeout, http2=False,
                                          headers={"content-type": "application/json",
                                                   "user-agent": "eventscale-interceptor"})
 
     def push_now(self) -> None:
+        if self._urgent_since is None:
+            self._urgent_since = time.monotonic()
         self._urgent.set()
 
     async def run(self) -> None:
@@ -77,7 +82,10 @@ class CountsPusher:
                 async with asyncio.timeout(self.interval):
                     await self._urgent.wait()
             self._urgent.clear()
+            since, self._urgent_since = self._urgent_since, None
             await self.push_once()
+            if since is not None:
+                self.urgent_seconds = time.monotonic() - since
 
     async def push_once(self) -> None:
         targets = list(self.targets())

@@ -4,7 +4,9 @@ There is no kubelet, so pods never run. `PlayedKubelet` does its part for one De
 `spec.replicas` rises above 0 it starts the workload (the aiohttp upstream, inside a network
 namespace, optionally after a start delay) and, once it listens, publishes an EndpointSlice of
 the workload's Service with that address ready; when replicas fall to 0 it empties the slice and
-stops the process. Every change is timed, so a benchmark can split a cold start into its parts.
+stops the process. With `prestarted` the process runs from the start and a scale-up only waits
+`start_delay` before publishing (a workload ready at once, or after exactly that long, without
+the cost of starting Python). Every change is timed, so a benchmark can split a cold start.
 
 `cluster_interceptor` runs `python -m adapter interceptor` as the shipped ServiceAccount
 `eventscale-interceptor` (a TokenRequest token), pushing to the given adapters.
@@ -48,9 +50,11 @@ def cluster_interceptor(cp: ControlPlane, work: Path, adapters: list[AdapterProc
 
 class PlayedKubelet:
     def __init__(self, cp: ControlPlane, namespace: str, name: str, netns: NetworkNamespace, log: Path,
-                 start_delay: float = 0.0) -> None:
+                 start_delay: float = 0.0, prestarted: bool = False) -> None:
         self.cp, self.namespace, self.name, self.netns, self.log = cp, namespace, name, netns, log
         self.start_delay = start_delay
+        self.prestarted = prestarted  # the process runs from the start; `start_delay` is then waited before
+        self.process: UpstreamProcess | None = None  # the prestarted one
         self.upstream: UpstreamProcess | None = None
         self.events: list[tuple[float, str]] = []  # (time.time(), what)
         self._stop = threading.Event()
@@ -59,6 +63,10 @@ class PlayedKubelet:
 
     def start(self) -> PlayedKubelet:
         self._publish([])
+        if self.prestarted:
+            self.process = UpstreamProcess(self.netns.address, UPSTREAM_PORT, self.log, name=self.name,
+                                           netns=self.netns.name).start()
+            self.process.wait_listening()
         self._thread.start()
         return self
 
@@ -86,16 +94,21 @@ class PlayedKubelet:
     def _follow(self, replicas: int) -> None:
         if replicas > 0 and self.upstream is None:
             self.events.append((time.time(), "replicas>0"))
-            self.upstream = UpstreamProcess(self.netns.address, UPSTREAM_PORT, self.log, name=self.name,
-                                            start_delay=self.start_delay, netns=self.netns.name).start()
-            self.upstream.wait_listening(timeout=30 + self.start_delay)
+            if self.process is not None:
+                time.sleep(self.start_delay)
+                self.upstream = self.process
+            else:
+                self.upstream = UpstreamProcess(self.netns.address, UPSTREAM_PORT, self.log, name=self.name,
+                                                start_delay=self.start_delay, netns=self.netns.name).start()
+                self.upstream.wait_listening(timeout=30 + self.start_delay)
             self.events.append((time.time(), "listening"))
             self._publish([self.netns.address])
             self.events.append((time.time(), "published"))
         elif replicas == 0 and self.upstream is not None:
             self.events.append((time.time(), "replicas=0"))
             self._publish([])
-            self.upstream.stop()
+            if self.upstream is not self.process:
+                self.upstream.stop()
             self.upstream = None
             self.events.append((time.time(), "stopped"))
 
@@ -117,7 +130,8 @@ class PlayedKubelet:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
-        if self.upstream is not None:
-            self.upstream.stop()
-            self.upstream = None
+        for process in {self.upstream, self.process} - {None}:
+            assert process is not None
+            process.stop()
+        self.upstream = self.process = None
         self._api.close()
