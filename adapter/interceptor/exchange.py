@@ -27,7 +27,6 @@ answering gives a 502 naming the error.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import math
@@ -92,35 +91,48 @@ class Exchange:
         self._buffered = 0
         self._request_done = not head.has_body
         self._paused_for_buffer = False
-        self._done: asyncio.Future[Outcome] | None = None
+        self._done: asyncio.Future[Outcome] | None = None  # awaited by `run`, set by `_finish`
+        self._counter: RouteCounter | None = None  # counting this request until `_end`
 
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self.run())
-
-    async def run(self) -> None:
+        """Route and count; forward at once over an idle kept-alive connection when there is one
+        (no task: the common case costs callbacks only), else in a task that may hold and connect."""
         route = self.proxy.routes.match(self.head.host, self.head.path)
         if route is None:
             self.downstream.answer(LocalAnswer(404, f"no route for host {self.head.host!r} path {self.head.path!r}"))
             return
-        counter = self.proxy.counters.of(route)
+        self._counter = counter = self.proxy.counters.of(route)
         counter.begin()
+        address = self._pick(route, counter, [])
+        connection = self.proxy.pool.take_idle(address) if address is not None else None
+        if connection is not None:
+            self._attach(connection)
+        else:
+            self.task = asyncio.get_running_loop().create_task(self.run(route, counter))
+
+    async def run(self, route: Route, counter: RouteCounter, retried: bool = False) -> None:
         try:
-            await self._forward(route, counter)
+            await self._forward(route, counter, retried)
         except LocalAnswer as answer:
             if answer.status >= 500:
                 log.info("route=%s status=%d %s", route, answer.status, answer.message)
             if not self.aborted:
                 self.downstream.answer(answer)
         finally:
+            self._end()
+
+    def _end(self) -> None:
+        counter, self._counter = self._counter, None
+        if counter is not None:
             counter.end()
 
     # -- choosing and reaching an endpoint ---------------------------------------------------------
 
-    async def _forward(self, route: Route, counter: RouteCounter) -> None:
+    async def _forward(self, route: Route, counter: RouteCounter, retried: bool) -> None:
         loop = asyncio.get_running_loop()
         deadline: float | None = None  # set when this request first has to wait
         refused: list[Address] = []  # endpoints that refused this request since the last change
-        error, retried, pause = "", False, REFUSED_PAUSE
+        error, pause = "", REFUSED_PAUSE
         while True:
             address = self._pick(route, counter, refused)
             if address is None:
@@ -180,6 +192,13 @@ class Exchange:
 
     async def _exchange_with(self, connection: UpstreamConnection) -> Outcome:
         self._done = asyncio.get_running_loop().create_future()
+        self._attach(connection)
+        outcome = await self._done
+        self._done = None
+        return outcome
+
+    def _attach(self, connection: UpstreamConnection) -> None:
+        """Send the request on `connection`: its head, what of the body arrived, the rest as it comes."""
         self.upstream = connection
         connection.start(self)
         for chunk in self._buffer:
@@ -192,11 +211,17 @@ class Exchange:
         if self._paused_for_buffer:
             self._paused_for_buffer = False
             self.downstream.resume_reading()
-        return await self._done
 
     def _finish(self, outcome: Outcome) -> None:
-        if self._done is not None and not self._done.done():
-            self._done.set_result(outcome)
+        if self._done is not None:  # `run` awaits the outcome
+            if not self._done.done():
+                self._done.set_result(outcome)
+        elif self.task is None:  # forwarded at once by `start`
+            if outcome is Outcome.RETRY and not self.aborted and self._counter is not None:
+                route = self._counter.route
+                self.task = asyncio.get_running_loop().create_task(self.run(route, self._counter, retried=True))
+            else:
+                self._end()
 
     # -- from the client side ----------------------------------------------------------------------
 
@@ -225,7 +250,7 @@ class Exchange:
             upstream.close()
         self._finish(Outcome.FAILED)
         if self.task is not None and not self.task.done() and self._done is None:
-            self.task.cancel()  # still routing or held: nothing to wait for
+            self.task.cancel()  # still holding or connecting: nothing to wait for
 
     def pause_response(self) -> None:
         if self.upstream is not None:
@@ -279,14 +304,12 @@ class Exchange:
 
     def upgraded(self, head: ResponseHead, rest: bytes) -> None:
         connection = self.upstream
-        if connection is None or self._done is None or self.aborted:
+        if connection is None or self.aborted:
             return
         self.upstream = None
-        self.downstream.start_tunnel(head, connection, rest, self._done)
+        closed = self._done
+        if closed is None:  # forwarded at once by `start`: the tunnel's end ends the count
+            closed = asyncio.get_running_loop().create_future()
+            closed.add_done_callback(lambda _: self._end())
+        self.downstream.start_tunnel(head, connection, rest, closed)
 
-
-async def cancelled(task: asyncio.Task[None] | None) -> None:
-    if task is not None and not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -35,7 +35,7 @@ from adapter.interceptor.messages import (
     path_of,
     split_host,
 )
-from adapter.interceptor.upstream import UpstreamConnection
+from adapter.interceptor.upstream import UpstreamConnection, no_delay
 
 if TYPE_CHECKING:
     from adapter.interceptor.proxy import Proxy
@@ -80,6 +80,7 @@ class Http1Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        no_delay(transport)
         peer = transport.get_extra_info("peername")
         self.client = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         ssl_object = transport.get_extra_info("ssl_object")

@@ -92,6 +92,7 @@ class Http2Stream:
 
     def send_continue(self) -> None:
         self.connection.send_headers(self.stream_id, [(b":status", b"100")], end=False)
+        self.connection.flush()
 
     def start_response(self, head: ResponseHead) -> None:
         headers: Headers = [(b":status", str(head.status).encode()), *head.headers]
@@ -299,8 +300,8 @@ class Http2Connection(asyncio.Protocol):
             return 0
 
     def send_headers(self, stream_id: int, headers: Headers, *, end: bool) -> None:
+        """Queued: written with what follows it from the same upstream read (`flush`)."""
         self._safely(lambda: self.h2.send_headers(stream_id, headers, end_stream=end))
-        self.flush()
 
     def send_data(self, stream_id: int, data: bytes, end: bool = False) -> None:
         self._safely(lambda: self.h2.send_data(stream_id, data, end_stream=end))

@@ -15,7 +15,9 @@ upstream closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Protocol, cast
 
@@ -33,6 +35,14 @@ from adapter.interceptor.messages import (
 log = logging.getLogger("eventscale.interceptor.upstream")
 
 Address = tuple[str, int]
+
+
+def no_delay(transport: asyncio.BaseTransport) -> None:
+    """Small writes (an event, a head) go out at once, not when the peer's delayed ACK comes."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class Exchange(Protocol):
@@ -74,6 +84,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._chunked_request = False
         self._head_done = False
         self._upgrade_head: ResponseHead | None = None
+        self._reuse_after_head = True
         self._until_close = False  # the response has neither a length nor chunks: its end is the connection's
         self._idle_timer: asyncio.TimerHandle | None = None
 
@@ -81,6 +92,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        no_delay(transport)
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -100,7 +112,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._head_done:  # a HEAD response: the header block was all of it
             self._head_done = False
             self._parser = httptools.HttpResponseParser(self)
-            self._finish_response()
+            self._finish_response(reuse=self._reuse_after_head)
 
     def eof_received(self) -> bool | None:
         if self.tunnel_closed is not None:
@@ -151,11 +163,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.exchange.response_start(head)
             if self.exchange.head.is_head:
                 self._head_done = True
+                # an upstream that sends the body anyway would leave it on the connection: not reused
+                self._reuse_after_head = head.content_length in (None, 0) and not chunked
         else:
             self._upgrade_head = head
 
     def on_body(self, data: bytes) -> None:
-        if self.exchange is not None:
+        if self.exchange is not None and not self._head_done:  # a body after a HEAD answer is not passed on
             self.exchange.response_data(data)
 
     def on_message_complete(self) -> None:
@@ -226,9 +240,9 @@ class UpstreamConnection(asyncio.Protocol):
         return ResponseHead(status, self._reason or b"", kept, None if no_body else content_length,
                             not no_body and content_length != 0, upgrade)
 
-    def _finish_response(self) -> None:
+    def _finish_response(self, reuse: bool = True) -> None:
         exchange, self.exchange = self.exchange, None
-        keep_alive = self._parser.should_keep_alive() if not self.closed else False
+        keep_alive = reuse and not self.closed and self._parser.should_keep_alive()
         if exchange is not None:
             exchange.response_end()
         if keep_alive and not self.closed:
@@ -264,14 +278,21 @@ class UpstreamPool:
         self._idle: dict[Address, list[UpstreamConnection]] = {}
         self.connects = 0
 
-    async def acquire(self, address: Address, *, fresh: bool = False) -> UpstreamConnection:
-        """An idle connection to `address`, or a new one (always new with `fresh`)."""
-        idle = None if fresh else self._idle.get(address)
+    def take_idle(self, address: Address) -> UpstreamConnection | None:
+        """An idle kept-alive connection to `address`, newest first, if there is one."""
+        idle = self._idle.get(address)
         while idle:
             connection = idle.pop()
             if not connection.closed:
                 connection.reused = True
                 return connection
+        return None
+
+    async def acquire(self, address: Address, *, fresh: bool = False) -> UpstreamConnection:
+        """An idle connection to `address`, or a new one (always new with `fresh`)."""
+        connection = None if fresh else self.take_idle(address)
+        if connection is not None:
+            return connection
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.connect_timeout):
             _, connection = await loop.create_connection(lambda: UpstreamConnection(self, address), *address)
