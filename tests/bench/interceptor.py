@@ -3,7 +3,7 @@
 * Overhead: the Go load generator asks an upstream directly and through the interceptor
   (standalone mode, one route, its own process on uvloop), in one run, alternating, `ROUNDS`
   times (medians); beside them the same proxying written the ASGI way (`asgi_proxy`: uvicorn +
-  httpx), the design the interceptor was measured against. Two upstreams: the Go hello server
+  aiohttp's client), the design the interceptor was measured against. Two upstreams: the Go hello server
   (the interceptor's own ceiling: the upstream costs almost nothing) and the aiohttp test
   upstream (a Python application). At 1 and 64 connections as fast as answered (goal: >= 0.5x
   the direct throughput), and at a fixed 1,000 requests/s over 16 connections (goal: p99
@@ -81,7 +81,7 @@ def python_upstream(loadgen: Path, work: Path) -> Iterator[tuple[str, int]]:
 
 @contextmanager
 def asgi_proxy(upstream: str) -> Iterator[int]:
-    """The ASGI design (`asgi_proxy`: uvicorn + httpx) in front of the same upstream."""
+    """The ASGI design (`asgi_proxy`: uvicorn + aiohttp's client) in front of the same upstream."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "tests.bench.asgi_proxy", "--port", str(port), "--upstream",
                                 upstream], cwd=ROOT)
