@@ -139,9 +139,12 @@ class HttpScaledObjectMirror:
                                f"ScaledObject {key[0]}/{key[1]} exists and is not owned by this HTTPScaledObject")
             return
         labels = (current.get("metadata") or {}).get("labels") or {}
-        if current.get("spec") != desired["spec"] or labels.get(OWNER_LABEL) != key[1]:
-            meta = {**current["metadata"], "labels": {**labels, OWNER_LABEL: key[1]}}
-            await self.kube.write("PUT", path, {**current, "metadata": meta, "spec": desired["spec"]})
+        spec = current.get("spec") or {}
+        if spec != desired["spec"] or labels.get(OWNER_LABEL) != key[1]:
+            # a merge patch that sets the spec exactly: keys it no longer has are removed (null)
+            patch = {"metadata": {"labels": {OWNER_LABEL: key[1]}},
+                     "spec": {**{k: None for k in spec if k not in desired["spec"]}, **desired["spec"]}}
+            await self.kube.write("PATCH", path, patch, "application/merge-patch+json")
             log.info("httpscaledobject=%s/%s scaledobject updated", *key)
         await self._status(hso, True, "HTTPScaledObjectIsReady", f"ScaledObject {key[0]}/{key[1]} is up to date")
 
