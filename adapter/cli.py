@@ -1,5 +1,6 @@
 """Command line: `certs` makes the PKI, `serve` runs the adapter, `manifests` registers our CA,
-`convert` rewrites 2019 ScaledObjects, `controller` runs the sidecar (adapter/controller/command.py).
+`convert` rewrites 2019 ScaledObjects, `controller` runs the sidecar (adapter/controller/command.py),
+`interceptor` the HTTP proxy (adapter/interceptor/command.py).
 
     python -m adapter certs --cert-dir certs
     python -m adapter serve --local-dir manifests/examples/local --cert-dir certs --secure-port 6443
@@ -8,6 +9,7 @@
     python -m adapter manifests --cert-dir certs --out manifests
     python -m adapter convert old-scaledobjects.yaml > scaledobjects.yaml
     python -m adapter controller --kubeconfig ~/.kube/config --adapter-url http://127.0.0.1:9022
+    python -m adapter interceptor --listen 0.0.0.0:8080                  # in a cluster
 
 `serve` without `--local-dir` is cluster mode.
 """
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from adapter import certs
 from adapter.controller import command as controller_command
+from adapter.interceptor import command as interceptor_command
 
 if TYPE_CHECKING:
     from adapter.server import ServeOptions
@@ -166,6 +169,7 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_convert)
 
     controller_command.add_parser(commands)
+    interceptor_command.add_parser(commands)
     return root
 
 

@@ -28,6 +28,7 @@ import uvicorn
 from adapter.api.activity_feed import ActivityFeed, InternalListener
 from adapter.api.app import AdapterApp
 from adapter.api.health import Health
+from adapter.api.interceptor_counts import CountsReceiver
 from adapter.api.prometheus import Exposition
 from adapter.api.routes import build_routes
 from adapter.auth.authentication import AuthConfig, Authenticator, RequestHeaderConfig
@@ -43,7 +44,9 @@ from adapter.certs import FRONT_PROXY_CLIENT_CN, CertLayout
 from adapter.keda.names import SCALED_OBJECT_LABEL
 from adapter.kube.client import KubeApi
 from adapter.store.store import MetricStore
-from scalers.registry import REGISTRY
+from scalers.http.scaler import HttpScaler
+from scalers.http.table import CountsTable
+from scalers.registry import ScalerRegistry
 
 log = logging.getLogger("eventscale.server")
 
@@ -106,15 +109,23 @@ def build_local(options: ServeOptions) -> Adapter:
 
 def _app(health: Health, catalog: Catalog, store: MetricStore, authenticator: Authenticator,
          authorizer: Authorizer) -> AdapterApp:
-    routes = build_routes(health, Exposition(store))
+    routes = build_routes(health, Exposition(store), CountsReceiver(_http_table(catalog), store))
     return AdapterApp(routes, catalog, store, authenticator, authorizer)
 
 
 def _catalog_and_store(options: ServeOptions) -> tuple[Catalog, MetricStore]:
-    catalog = Catalog(REGISTRY, options.cluster_namespace)
+    # each adapter has its own table of interceptor counts (see _http_table)
+    catalog = Catalog(ScalerRegistry(scalers=[HttpScaler()]), options.cluster_namespace)
     store = MetricStore(max_age=options.metric_max_age, timeout=options.scaler_timeout, tick=options.poll_tick)
     store.follow(catalog)
     return catalog, store
+
+
+def _http_table(catalog: Catalog) -> CountsTable:
+    """The table the `http` scaler of this catalog reads, which POST /interceptor/counts fills."""
+    scaler = catalog.registry.get("http")
+    assert isinstance(scaler, HttpScaler)
+    return scaler.table
 
 
 async def build_cluster(options: ServeOptions) -> tuple[Adapter, ssl.SSLContext]:

@@ -42,6 +42,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("scalers.azure_storage.blob", "AzureBlobScaler", ("azure-blob",)),
     Entry("scalers.nats_jetstream", "NatsJetStreamScaler", ("nats-jetstream",)),
     Entry("scalers.azure_eventhub.scaler", "AzureEventHubScaler", ("azure-eventhub",)),
+    Entry("scalers.http.scaler", "HttpScaler", ("http",)),
 )
 
 

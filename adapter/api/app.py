@@ -100,7 +100,7 @@ class AdapterApp:
                 await self.authorizer.authorize(user, ResourceAttributes(namespace, metric))
                 status, body = await self.metric(namespace, metric, scope["query_string"])
             else:
-                await self.authorizer.authorize(user, NonResourceAttributes(path))
+                await self.authorizer.authorize(user, NonResourceAttributes(path, scope["method"].lower()))
                 return await self.routes(scope, receive, send)
         except ApiError as exc:
             if exc.code >= 500:

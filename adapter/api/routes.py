@@ -1,11 +1,14 @@
 """The FastAPI part of the API: discovery, OpenAPI, health and /metrics. Everything but metric values.
 
-These answers are static bytes; FastAPI gives us routing, method handling and a single place
+These answers are static bytes (and the interceptors' counts are taken in, see
+`interceptor_counts`); FastAPI gives us routing, method handling and a single place
 to turn every HTTP error into a metav1.Status. The metric GET, the hot path, is served before
 FastAPI by `app.AdapterApp`.
 """
 
 from __future__ import annotations
+
+import json
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -13,6 +16,8 @@ from starlette.exceptions import HTTPException
 
 from adapter.api import discovery, openapi, prometheus
 from adapter.api.health import Health, run_checks, run_one
+from adapter.api.interceptor_counts import PATH as COUNTS_PATH
+from adapter.api.interceptor_counts import CountsReceiver
 from adapter.kube.wire import EXTERNAL_METRICS_GROUP, EXTERNAL_METRICS_GROUP_VERSION, ApiError, status_body
 
 JSON = "application/json"
@@ -22,7 +27,8 @@ def _json(body: bytes, headers: dict[str, str] | None = None, status_code: int =
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)
 
 
-def build_routes(health: Health, exposition: prometheus.Exposition | None = None) -> FastAPI:
+def build_routes(health: Health, exposition: prometheus.Exposition | None = None,
+                 counts: CountsReceiver | None = None) -> FastAPI:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
 
     @app.exception_handler(HTTPException)
@@ -71,6 +77,15 @@ def build_routes(health: Health, exposition: prometheus.Exposition | None = None
         @app.get("/metrics")
         async def metrics() -> Response:
             return Response(exposition.render(), media_type=prometheus.CONTENT_TYPE)
+
+    if counts is not None:
+        @app.post(COUNTS_PATH)
+        async def interceptor_counts(request: Request) -> Response:
+            try:
+                changed = counts.receive(await request.body())
+            except ValueError as exc:  # json.JSONDecodeError is one
+                raise ApiError(400, f"invalid interceptor counts: {exc}") from None
+            return _json(json.dumps({"changedRoutes": changed}).encode())
 
     for endpoint in ("healthz", "livez", "readyz"):
         _add_health(app, health, endpoint)

@@ -62,6 +62,7 @@ class Problem:
 
 class Catalog:
     def __init__(self, registry: ScalerRegistry, cluster_namespace: str = "eventscale") -> None:
+        self.registry = registry
         self._objects: dict[tuple[str, str, str], RawObject] = {}
         self._reads = _RecordingLookup(self)
         self._resolver = Resolver(self._reads, registry, cluster_namespace, self.resolve_again)

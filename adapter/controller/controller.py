@@ -27,13 +27,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from adapter.controller.activity_client import ActivityClient
 from adapter.controller.events import EventRecorder
 from adapter.controller.guarded_api import ControllerKube, NotLeading, SoKey
+from adapter.controller.http_scaled_objects import HttpScaledObjectMirror
 from adapter.controller.leader import LeaderElector
 from adapter.controller.object_cache import (
     SCALED_OBJECT_RESOURCES,
@@ -302,7 +305,9 @@ def _hpa_essence(hpa: Hpa) -> tuple[object, ...]:
 async def run_controller(api: KubeApi, options: ControllerOptions, stop: asyncio.Event) -> None:
     """Run until `stop` is set; then release the Lease and close clients."""
     controller = Controller(api, options)
-    task = asyncio.create_task(controller.run())
+    mirror = HttpScaledObjectMirror(api, controller.kube, lambda: controller.elector.leading,
+                                    resync=min(options.resync_period, 30.0))
+    task = asyncio.create_task(_together(controller.run(), mirror.run()))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
     task.cancel()
@@ -310,3 +315,9 @@ async def run_controller(api: KubeApi, options: ControllerOptions, stop: asyncio
         await task
     stopping.cancel()
     await api.aclose()
+
+
+async def _together(*work: Coroutine[Any, Any, None]) -> None:
+    async with asyncio.TaskGroup() as group:
+        for one in work:
+            group.create_task(one)

@@ -174,6 +174,10 @@ class ControllerKube:
     async def patch_scaled_object(self, key: SoKey, patch: Object, subresource: str = "") -> Object:
         return await self._call("PATCH", so_path(key, subresource), patch, "application/merge-patch+json")
 
+    async def write(self, method: str, path: str, body: Object, content_type: str = "application/json") -> Object:
+        """Any other write (the ScaledObjects of HTTPScaledObjects), rate-limited and leader-checked."""
+        return await self._call(method, path, body, content_type)
+
     async def create_event(self, namespace: str, event: Object) -> Object:
         return await self._call("POST", f"/api/v1/namespaces/{namespace}/events", event,
                                 limiter=self.event_limiter)

@@ -1,10 +1,11 @@
 // loadgen: an HTTPS keep-alive load generator for `make bench`.
 //
-// It presents a client certificate, keeps one connection per worker, and either runs
-// closed-loop (as fast as the server answers) or open-loop at a fixed total rate, cycling
-// through the URLs given on standard input. It prints one JSON object: requests, errors,
-// seconds, throughput and latency percentiles in milliseconds. Written in Go so that the load
-// generator is not the bottleneck when measuring a Python server on the same machine.
+// It presents a client certificate (or speaks plain HTTP without -ca), keeps one connection
+// per worker, and either runs closed-loop (as fast as the server answers) or open-loop at a
+// fixed total rate, cycling through the URLs given on standard input. It prints one JSON
+// object: requests, errors, seconds, throughput and latency percentiles in milliseconds.
+// Written in Go so that the load generator is not the bottleneck when measuring a Python
+// server on the same machine. With -serve it is instead the benchmark's fastest upstream.
 package main
 
 import (
@@ -35,14 +36,19 @@ type result struct {
 }
 
 func main() {
-	ca := flag.String("ca", "", "CA bundle (PEM)")
+	ca := flag.String("ca", "", "CA bundle (PEM); none: plain HTTP")
 	cert := flag.String("cert", "", "client certificate (PEM)")
 	key := flag.String("key", "", "client key (PEM)")
 	concurrency := flag.Int("c", 1, "workers, one keep-alive connection each")
 	duration := flag.Duration("d", 5*time.Second, "how long to run")
 	rate := flag.Float64("rate", 0, "total requests per second (0: as fast as possible)")
 	warmup := flag.Duration("warmup", time.Second, "time before measuring")
+	serve := flag.String("serve", "", "instead of loading: answer \"hello\" on this address (an upstream)")
 	flag.Parse()
+	if *serve != "" {
+		serveHello(*serve)
+		return
+	}
 
 	urls := readURLs()
 	client := newClient(*ca, *cert, *key, *concurrency)
@@ -66,6 +72,10 @@ func readURLs() []string {
 }
 
 func newClient(caPath, certPath, keyPath string, conns int) *http.Client {
+	if caPath == "" { // plain HTTP (the interceptor benchmark)
+		transport := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, ForceAttemptHTTP2: false}
+		return &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	}
 	pool := x509.NewCertPool()
 	pem, err := os.ReadFile(caPath)
 	if err != nil || !pool.AppendCertsFromPEM(pem) {
@@ -162,4 +172,17 @@ func report(latencies []time.Duration, errors int, elapsed time.Duration, concur
 func fail(message string) {
 	fmt.Fprintln(os.Stderr, "loadgen:", message)
 	os.Exit(2)
+}
+
+// serveHello is the benchmark's fastest upstream: keep-alive HTTP/1.1, five bytes per answer.
+func serveHello(address string) {
+	body := []byte("hello")
+	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(body)
+	})
+	fmt.Println("listening", address)
+	if err := http.ListenAndServe(address, handler); err != nil {
+		fail(err.Error())
+	}
 }

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapter.catalog.directory_source import MAX_ALIAS_NODES, read_directory
+from adapter.catalog.directory_source import read_directory
+from adapter.kube.manifest_files import MAX_ALIAS_NODES
 
 
 def laughs(levels: int, width: int = 10) -> str:
