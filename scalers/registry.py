@@ -34,6 +34,11 @@ ENTRIES: tuple[Entry, ...] = (
           ("redis-streams", "redis-cluster-streams", "redis-sentinel-streams")),
     Entry("scalers.rabbitmq.queues", "RabbitMQScaler", ("rabbitmq",)),
     Entry("scalers.azure_servicebus", "AzureServiceBusScaler", ("azure-servicebus",)),
+    Entry("scalers.kafka", "KafkaScaler", ("kafka",)),
+    Entry("scalers.prometheus", "PrometheusScaler", ("prometheus",)),
+    Entry("scalers.metrics_api", "MetricsApiScaler", ("metrics-api",)),
+    Entry("scalers.cpu_memory", "CpuMemoryScaler", ("cpu", "memory")),
+    Entry("scalers.kubernetes_workload", "KubernetesWorkloadScaler", ("kubernetes-workload",)),
 )
 
 

@@ -3,7 +3,9 @@
 Sources (a directory, Kubernetes watches) put raw objects in; the catalog parses and resolves
 ScaledObjects, indexes them by the selector requirement the HPA sends, and tells listeners
 (the metric store, the controller) when the set of triggers changed. Problems are kept per
-object with a reason, logged once, and never stop other objects from being served.
+object with a reason, logged once, and never stop other objects from being served. Pods and
+EndpointSlices go to `cluster` (what the kubernetes-workload and metrics-api scalers read) and
+never cause a re-resolution.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapter.catalog import cluster_objects
+from adapter.catalog.cluster_objects import ClusterObjects
 from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger, Resolver
 from adapter.keda.objects import InvalidObject, ObjectRef, ScaledObject, parse_scaled_object
 from scalers import ScalerRegistry
@@ -54,7 +58,8 @@ class Catalog:
     def __init__(self, registry: ScalerRegistry, cluster_namespace: str = "eventscale") -> None:
         self._objects: dict[tuple[str, str, str], RawObject] = {}
         self._reads = _RecordingLookup(self)
-        self._resolver = Resolver(self._reads, registry, cluster_namespace)
+        self.cluster = ClusterObjects()
+        self._resolver = Resolver(self._reads, registry, cluster_namespace, self.cluster)
         self._depends_on: dict[Key, set[Key]] = {}  # ScaledObject -> objects its resolution read
         self._dependents: dict[Key, set[Key]] = {}  # object -> ScaledObjects that read it
         self._resolved: dict[tuple[str, str], ResolvedScaledObject] = {}
@@ -100,7 +105,11 @@ class Catalog:
     def replace_all(self, objects: Iterable[tuple[RawObject, str]], problems: Iterable[Problem] = ()) -> None:
         """Swap in a complete set of (object, source) pairs, e.g. a fresh read of a directory."""
         self._objects, self._sources = {}, {}
+        cluster: list[RawObject] = []
         for obj, source in objects:
+            if obj.get("kind") in cluster_objects.KINDS:
+                cluster.append(obj)
+                continue
             key = _key(obj)
             self._objects[key] = obj
             self._sources[key] = source
@@ -109,10 +118,14 @@ class Catalog:
         self._problems = {}
         self._log_new_problems({p.ref: p for p in problems})
         self._problems = {p.ref: p for p in problems}
+        self.cluster.replace_all(cluster)
         self._update([k for k in self._objects if k[0] == SCALED_OBJECT])
 
     def apply(self, obj: RawObject, deleted: bool = False) -> None:
         """One watch event: add, update or delete an object, then re-resolve what depends on it."""
+        if obj.get("kind") in cluster_objects.KINDS:
+            self.cluster.apply(obj, deleted)
+            return
         key = _key(obj)
         if deleted:
             self._objects.pop(key, None)

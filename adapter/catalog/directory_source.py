@@ -25,7 +25,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 KINDS = frozenset({
     "ScaledObject", "TriggerAuthentication", "ClusterTriggerAuthentication", "Secret", "ConfigMap",
-    "Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job", "Rollout",
+    "Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job", "Rollout", "Pod", "EndpointSlice",
 })
 SUFFIXES = (".yaml", ".yml", ".json")
 

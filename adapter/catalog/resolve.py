@@ -24,8 +24,12 @@ from adapter.keda.objects import (
     parse_trigger_authentication,
 )
 from scalers import MetricSpec, ParameterError, Scaler, ScalerRegistry, TriggerParams, metric_name
+from scalers.cluster import ClusterView
 
 MetricKey = tuple[str, str, str]  # namespace, ScaledObject name, lowercase metric name
+
+UTILIZATION_UNSUPPORTED = ("'Utilization' metric type is unsupported for external metrics, allowed values are "
+                           "'Value' or 'AverageValue'")
 
 
 class ObjectLookup(Protocol):
@@ -56,6 +60,11 @@ class ResolvedTrigger:
     @property
     def key(self) -> MetricKey:
         return self.namespace, self.scaled_object, self.metric_name.lower()
+
+    @property
+    def served(self) -> bool:
+        """Polled and served as an external metric (cpu and memory are the HPA's own)."""
+        return self.error is None and self.metric is not None and self.metric.resource is None
 
     @property
     def server(self) -> tuple[str, Hashable]:
@@ -96,10 +105,12 @@ def _decode_secret(secret: Mapping[str, Any], key: str) -> str | None:
 
 
 class Resolver:
-    def __init__(self, objects: ObjectLookup, registry: ScalerRegistry, cluster_namespace: str) -> None:
+    def __init__(self, objects: ObjectLookup, registry: ScalerRegistry, cluster_namespace: str,
+                 cluster: ClusterView | None = None) -> None:
         self._objects = objects
         self._registry = registry
         self._cluster_namespace = cluster_namespace
+        self._cluster = cluster
 
     def resolve(self, so: ScaledObject) -> ResolvedScaledObject:
         containers = self._containers(so)
@@ -107,7 +118,7 @@ class Resolver:
         by_metric: dict[str, ResolvedTrigger] = {}
         duplicates: list[str] = []
         for trigger in triggers:
-            if trigger.error is None:
+            if trigger.served:
                 if trigger.key[2] in by_metric:
                     duplicates.append(trigger.metric_name)
                 by_metric[trigger.key[2]] = trigger
@@ -123,10 +134,14 @@ class Resolver:
         try:
             env = self._env(so, containers, so.target.env_source_container)
             auth = self._auth_params(so, spec.auth_ref, containers) if spec.auth_ref else {}
-            config = scaler.parse(spec.type, TriggerParams(spec.metadata, auth, env))
+            params = TriggerParams(spec.metadata, auth, env, namespace=so.namespace,
+                                   metric_type=spec.declared_metric_type, cluster=self._cluster)
+            config = scaler.parse(spec.type, params)
             metric = scaler.metric(config)
         except (ParameterError, ResolveError, InvalidObject) as exc:
             return _failed(base, str(exc), scaler)
+        if spec.metric_type == "Utilization" and metric.resource is None:
+            return _failed(base, UTILIZATION_UNSUPPORTED, scaler)
         return ResolvedTrigger(
             so.namespace, so.name, spec, metric_name(spec.index, metric.name), so.polling_interval,
             scaler, config, metric, fallback=so.fallback,

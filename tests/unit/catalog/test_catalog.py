@@ -95,7 +95,7 @@ def test_cluster_trigger_authentication_reads_the_cluster_namespace() -> None:
                                                                    "key": "missing"}]}),
       secret("s", n="5")],
      'key "missing" not found in Secret default/s'),
-    ([scaled_object("so", {"type": "kafka", "metadata": {}})], 'unknown trigger type "kafka"'),
+    ([scaled_object("so", {"type": "pulsar", "metadata": {}})], 'unknown trigger type "pulsar"'),
     ([scaled_object("so", {"type": "cron", "metadata": CRON_META})], 'missing required parameter "desiredReplicas"'),
     ([scaled_object("so", {"type": "cron", "metadata": CRON_META},
                     target={"name": "web", "envSourceContainerName": "sidecar"}), deployment([])],
