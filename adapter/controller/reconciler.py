@@ -276,8 +276,8 @@ class Reconciler:
         old_name = look.status.get("hpaName")
         if old_name and old_name != so.hpa_name:
             await self._delete_hpa(so, str(old_name))
-        metrics = [HpaMetric(t.metric_name, t.metric_type, t.target) for t in activity.triggers
-                   if t.resolved and t.target is not None]
+        metrics = [HpaMetric(t.metric_name, t.metric_type, t.target or 0.0, t.resource) for t in activity.triggers
+                   if t.resolved and (t.target is not None or t.resource is not None)]
         wanted = desired_hpa(so, TargetKind(target.api_version, target.kind), metrics,
                              pause_scale_in=pause.scale_in, pause_scale_out=pause.scale_out)
         found = self.cache.get(HPAS, so.namespace, so.hpa_name)
@@ -365,7 +365,8 @@ class Reconciler:
             scaleTargetKind=target.kind_string, scaleTargetGVKR=target.as_status(),
             originalReplicaCount=original if original is not None else int((scale.get("spec") or {}).get("replicas")
                                                                           or 0),
-            externalMetricNames=[t.metric_name for t in triggers if t.resolved], hpaName=so.hpa_name,
+            externalMetricNames=[t.metric_name for t in triggers if t.polled], hpaName=so.hpa_name,
+            resourceMetricNames=[t.resource.resource for t in triggers if t.resource] or None,
             health=health(triggers), triggersActivity=triggers_activity(triggers),
         )
         falling_back = any(in_fallback(so.fallback, t.failures) for t in triggers if t.error)
