@@ -20,6 +20,7 @@ sockets), no environment proxies, TLS from `scalers.tls`.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -194,7 +195,11 @@ def open_client(auth: HttpAuth, timeout: float, hooks: Sequence[RequestHook] = (
     )
 
 
-def describe_http_error(exc: httpx.HTTPError) -> str:
+# A server refusing a client certificate after a TLS 1.3 handshake surfaces as a bare SSLError.
+TRANSPORT_ERRORS = (httpx.HTTPError, ssl.SSLError, OSError)
+
+
+def describe_http_error(exc: BaseException) -> str:
     """`Type: detail` for a transport failure (httpx's messages name no credential)."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -51,6 +51,7 @@ from scalers.base import (
 from scalers.cluster import ClusterView
 from scalers.http import (
     DEFAULT_TIMEOUT,
+    TRANSPORT_ERRORS,
     HttpAuth,
     RequestHook,
     check_url,
@@ -273,8 +274,10 @@ def _from_prometheus(text: str, location: str) -> float:
         raise BodyValueError(f"prometheus format parsing error: {exc}") from None
     found = False
     for family in families:
+        # prometheus_client names a counter's samples `<family>_total` even when the text did not
+        counted_as = f"{name}_total" if family.type == "counter" and family.name == name else name
         for sample in family.samples:
-            if sample.name != name:
+            if sample.name not in (name, counted_as):
                 continue
             found = True
             if all(sample.labels.get(label) == value for label, value in labels):
@@ -340,8 +343,8 @@ class MetricsApiClient(ScalerClient[MetricsApiConfig]):
 
     async def _get(self, url: str) -> Fetched:
         try:
-            response = await self._client().get(url, params=self._server.auth.query() or None)
-        except httpx.HTTPError as exc:
+            response = await self._client().get(httpx.URL(url).copy_merge_params(self._server.auth.query()))
+        except TRANSPORT_ERRORS as exc:
             return Fetched(error=describe_http_error(exc))
         if response.status_code != 200:
             return Fetched(error=f"{response.url.path}: api returned {response.status_code}")

@@ -39,6 +39,7 @@ from scalers.base import (
 )
 from scalers.http import (
     DEFAULT_TIMEOUT,
+    TRANSPORT_ERRORS,
     HttpAuth,
     RequestHook,
     check_url,
@@ -166,7 +167,7 @@ class PrometheusClient(ScalerClient[PrometheusConfig]):
         params.update(self._server.auth.query())
         try:
             response = await self._client().get(request.url, params=params, headers=dict(request.headers))
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             return ScalerError(f"prometheus {self._server.origin}: {describe_http_error(exc)}")
         if not 200 <= response.status_code <= 299:
             return ScalerError(f"prometheus {self._server.origin}: prometheus query api returned error. "
