@@ -25,15 +25,21 @@ INVALID_OFFSET = -1
 Partition = tuple[str, int]  # topic, partition
 
 
-def partition_lag(config: KafkaConfig, partition: Partition, committed: int, end: int,
+def partition_lag(config: KafkaConfig, partition: Partition, committed: int, end: int | None,
                   previous: MutableMapping[Partition, int]) -> tuple[int, int]:
-    """(lag, lag with persistent lag) of one partition; updates `previous` like KEDA's previousOffsets."""
+    """(lag, lag with persistent lag) of one partition; updates `previous` like KEDA's previousOffsets.
+
+    An end offset the broker did not answer (`None`) counts 0, as in KEDA (Event Hubs leaves
+    partitions out now and then)."""
     if committed == INVALID_OFFSET:
         if config.offset_reset_policy == "latest":
             value = 0 if config.scale_to_zero_on_invalid_offset else 1
             return value, value
         if config.scale_to_zero_on_invalid_offset:
             return 0, 0
+    if end is None:
+        return 0, 0
+    if committed == INVALID_OFFSET:
         return end, end
     lag = end - committed
     if config.exclude_persistent_lag:
@@ -50,7 +56,7 @@ def total_lag(config: KafkaConfig, partitions: Sequence[Partition], committed: M
     total = total_with_persistent = with_lag = 0
     for partition in partitions:
         lag, lag_with_persistent = partition_lag(config, partition, committed.get(partition, INVALID_OFFSET),
-                                                 ends[partition], previous)
+                                                 ends.get(partition), previous)
         total += lag
         total_with_persistent += lag_with_persistent
         with_lag += lag > 0

@@ -103,7 +103,7 @@ class KafkaClient(ScalerClient[KafkaConfig]):
         failed = next((ends[p] for p in partitions if isinstance(ends.get(p), str)), None)
         if failed is not None:
             return self._error(str(failed))
-        found = {p: int(ends[p]) for p in partitions}
+        found = {p: int(end) for p in partitions if isinstance(end := ends.get(p), int)}
         previous = self._previous.setdefault(config, {})
         value, with_persistent = total_lag(config, partitions, group.committed, found, previous)
         return Reading(float(value), active=with_persistent > config.activation_lag_threshold)
