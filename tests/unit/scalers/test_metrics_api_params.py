@@ -33,7 +33,8 @@ def parse(metadata: dict[str, str], auth: dict[str, str] | None = None, cluster:
         "activation_target_value": 0.0, "format": "json", "service": None, "aggregation": "average",
         "server.origin": "http://dummy:1230", "server.timeout": 3.0, "server.auth.modes": ()}),
     ({**BASE, "timeout": "1000"}, {}, {"server.timeout": 1.0}),
-    ({**BASE, "activationTargetValue": "3.5", "format": "yaml"}, {}, {"activation_target_value": 3.5, "format": "yaml"}),
+    ({**BASE, "activationTargetValue": "3.5", "format": "yaml"}, {},
+     {"activation_target_value": 3.5, "format": "yaml"}),
     ({**BASE, "format": "prometheus", "valueLocation": 'q{a="b"}'}, {}, {"format": "prometheus"}),
     ({**BASE, "authMode": "tls"}, {"ca": CA, "cert": CERT, "key": KEY}, {"server.auth.tls.cert": CERT}),
     ({**BASE, "authMode": "tls"}, {"cert": CERT, "key": KEY}, {"server.auth.tls.ca": None}),
@@ -88,7 +89,8 @@ def test_aggregation_names_the_service_of_the_url() -> None:
     ({**BASE, "authMode": "bearer"}, {}, "bearer token=<empty> is required when bearer auth is enabled"),
     ({**BASE, "unsafeSsl": "yes!"}, {}, 'parameter "unsafeSsl" value "yes!" must be a boolean'),
     ({**BASE, "authMode": "apiKey"}, {"apiKey": "k", "method": "cookie"}, 'parameter "method" value "cookie"'),
-    ({**BASE, "format": "prometheus", "valueLocation": "backend_queue_size{invalid=test}"}, {}, "not a metric selector"),
+    ({**BASE, "format": "prometheus", "valueLocation": "backend_queue_size{invalid=test}"}, {},
+     "not a metric selector"),
     ({**BASE, "format": "prometheus", "valueLocation": 'q{a!="b"}'}, {}, 'only "=" label matchers are supported'),
     ({**BASE, "aggregateFromKubeServiceEndpoints": "true"}, {}, "needs the cluster's endpoints"),
 ])
@@ -151,4 +153,5 @@ def test_metric_selector(text: str, expected: tuple[str, tuple[tuple[str, str], 
 
 def test_metric_name() -> None:
     spec = SCALER.metric(parse({**BASE, "valueLocation": "metric.test", "activationTargetValue": "1"}))
-    assert (spec.name, spec.target, spec.activation) == ("metric-api-metric.test", 42.0, 1.0)  # s1-metric-api-metric-test
+    # served as s<index>-metric-api-metric-test once indexed and normalised
+    assert (spec.name, spec.target, spec.activation) == ("metric-api-metric.test", 42.0, 1.0)
