@@ -154,3 +154,35 @@ def test_shipped_examples_resolve_without_problems() -> None:
         catalog.replace_all(found, problems)
         assert not catalog.problems, (directory, catalog.problems)
         assert list(catalog.triggers()), directory
+
+
+# -- cpu/memory, kubernetes-workload: what is served and what the scalers see ------------------------
+
+
+def test_cpu_is_resolved_but_never_served_and_utilization_is_refused_for_external_metrics() -> None:
+    cpu = {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}
+    cron = {"type": "cron", "metricType": "Utilization", "metadata": {**CRON_META, "desiredReplicas": "1"}}
+    so = {**scaled_object("so", cpu), "spec": {"scaleTargetRef": {"name": "web"}, "triggers": [cpu, cron]}}
+    catalog = load(so)
+    resolved = catalog.scaled_object("default", "so")
+    assert resolved is not None
+    first, second = resolved.triggers
+    assert first.error is None and first.metric is not None and first.metric.resource is not None
+    assert not first.served and list(catalog.triggers()) == []
+    assert second.error == ("'Utilization' metric type is unsupported for external metrics, allowed values are "
+                            "'Value' or 'AverageValue'")
+
+
+def test_pods_and_endpoint_slices_feed_the_cluster_view_without_re_resolving() -> None:
+    workload = {"type": "kubernetes-workload", "metadata": {"podSelector": "app=web", "value": "2"}}
+    pod = {"kind": "Pod", "metadata": {"name": "p1", "namespace": "default", "labels": {"app": "web"}},
+           "status": {"phase": "Running"}}
+    catalog = load(scaled_object("so", workload), pod)
+    generation = catalog.generation
+    assert catalog.cluster.count_pods("default", "app=web") == 1
+    catalog.apply({**pod, "metadata": {**pod["metadata"], "name": "p2"}})
+    assert catalog.cluster.count_pods("default", "app=web") == 2 and catalog.generation == generation
+    catalog.apply(pod, deleted=True)
+    assert catalog.cluster.count_pods("default", "app=web") == 1
+    (trigger,) = catalog.triggers()
+    assert trigger.metric_name == "s0-workload-default" and trigger.config.namespace == "default"
