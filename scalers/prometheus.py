@@ -10,10 +10,17 @@ The answer is read as KEDA reads it: no series (or an empty value) is 0 when `ig
 else an error; more than one series is an error; NaN and ±Inf are 0 when `ignoreNullValues`,
 else an error; a matrix result counts as empty; a scalar or string result is an error.
 
-Triggers on one server with the same credentials share one keep-alive client: a poll sends each
-distinct query once, all concurrently, over at most two connections (`scalers.http`). KEDA sends
-`time=<now>`; we leave it out, which Prometheus reads as the same instant, so identical queries
-of a poll are one request.
+Triggers on one server with the same credentials share one keep-alive client over at most two
+connections (`scalers.http`), and a poll asks for each distinct query once. KEDA sends one GET
+per trigger (with `time=<now>`); here up to `QUERIES_PER_REQUEST` queries that share their
+parameters and headers go in ONE request: each is wrapped as
+`label_replace(<query>, "__eventscale_query", "<n>", "", "")`, joined with `or`, and the answer's
+series are split back by that label, so each query sees exactly the series it would have alone
+(the label keeps them apart, so `or` drops none). The requests of a poll go concurrently. A
+combined request Prometheus refuses (one query is bad PromQL, or answers a scalar, which
+label_replace does not take) is asked again query by query, and a query that fails alone is
+from then on always sent alone, so one bad trigger costs its own request and nothing else. A
+server that refuses POST (405) is asked one GET per query.
 """
 
 from __future__ import annotations
@@ -50,6 +57,10 @@ from scalers.http import (
     parse_auth,
     parse_timeout,
 )
+
+QUERIES_PER_REQUEST = 100
+QUERY_LABEL = "__eventscale_query"
+MAX_SOLO = 10_000  # queries remembered as refusing to be combined
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,12 +155,14 @@ def value_of(body: Any, query: str, ignore_null_values: bool) -> float:
 
 
 class PrometheusClient(ScalerClient[PrometheusConfig]):
-    """One keep-alive client per server; each distinct query of a batch sent once, concurrently."""
+    """One keep-alive client per server; each distinct query of a batch asked once, combined per request."""
 
     def __init__(self, server: PrometheusServer, hooks: Sequence[RequestHook] = ()) -> None:
         self._server = server
         self._hooks = list(hooks)
         self._http: httpx.AsyncClient | None = None
+        self._solo: set[Query] = set()  # failed alone once: never combined again
+        self._combine = True  # False once the server refused a POST
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -157,25 +170,65 @@ class PrometheusClient(ScalerClient[PrometheusConfig]):
         return self._http
 
     async def read(self, configs: Sequence[PrometheusConfig]) -> list[float | ScalerError]:
-        queries = list(dict.fromkeys(c.request for c in configs))
-        answers = dict(zip(queries, await asyncio.gather(*(self._ask(q) for q in queries)), strict=True))
+        answers: dict[Query, Any] = {}
+        for found in await asyncio.gather(*(self._ask_many(chunk) for chunk in self._requests(configs))):
+            answers.update(found)
         return [self._value(c, answers[c.request]) for c in configs]
 
+    def _requests(self, configs: Sequence[PrometheusConfig]) -> list[list[Query]]:
+        """The distinct queries, grouped into requests: those sharing url, parameters and headers together."""
+        groups: dict[tuple[Any, ...], list[Query]] = {}
+        for query in dict.fromkeys(c.request for c in configs):
+            alone = query in self._solo or not self._combine
+            key = (query.url, query.parameters, query.headers, query if alone else None)
+            groups.setdefault(key, []).append(query)
+        return [queries[i:i + QUERIES_PER_REQUEST] for queries in groups.values()
+                for i in range(0, len(queries), QUERIES_PER_REQUEST)]
+
+    async def _ask_many(self, queries: list[Query]) -> dict[Query, Any]:
+        if len(queries) == 1:
+            return {queries[0]: await self._ask(queries[0])}
+        combined = "\nor\n".join(f'label_replace(\n{q.query}\n, "{QUERY_LABEL}", "{i}", "", "")'
+                                  for i, q in enumerate(queries))
+        response = await self._send(queries[0], combined, post=True)
+        if isinstance(response, ScalerError):
+            return dict.fromkeys(queries, response)
+        if response.status_code in (400, 405, 422):
+            self._combine = self._combine and response.status_code != 405
+            return await self._one_by_one(queries)
+        answer = self._decoded(response, "the combined queries")
+        if isinstance(answer, ScalerError):
+            return dict.fromkeys(queries, answer)
+        return _split(answer, queries)
+
+    async def _one_by_one(self, queries: list[Query]) -> dict[Query, Any]:
+        answers = dict(zip(queries, await asyncio.gather(*(self._ask(q) for q in queries)), strict=True))
+        if len(self._solo) < MAX_SOLO:
+            self._solo.update(q for q, answer in answers.items() if not _combinable(answer))
+        return answers
+
     async def _ask(self, request: Query) -> Any:
-        """The decoded answer, or a ScalerError (never raised: one bad query fails only its triggers)."""
-        params = {**dict(request.parameters), "query": request.query}
-        params.update(self._server.auth.query())
+        """One query's decoded answer, or a ScalerError (never raised: a bad query fails only its triggers)."""
+        response = await self._send(request, request.query, post=False)
+        return response if isinstance(response, ScalerError) else self._decoded(response, f"query {request.query}")
+
+    async def _send(self, request: Query, query: str, *, post: bool) -> httpx.Response | ScalerError:
+        params = {**dict(request.parameters), "query": query, **self._server.auth.query()}
         try:
-            response = await self._client().get(request.url, params=params, headers=dict(request.headers))
+            if post:
+                return await self._client().post(request.url, data=params, headers=dict(request.headers))
+            return await self._client().get(request.url, params=params, headers=dict(request.headers))
         except TRANSPORT_ERRORS as exc:
             return ScalerError(f"prometheus {self._server.origin}: {describe_http_error(exc)}")
+
+    def _decoded(self, response: httpx.Response, what: str) -> Any:
         if not 200 <= response.status_code <= 299:
             return ScalerError(f"prometheus {self._server.origin}: prometheus query api returned error. "
                                f"status: {response.status_code}{_reason(response)}")
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return ScalerError(f"prometheus {self._server.origin}: the answer to query {request.query} is not JSON")
+            return ScalerError(f"prometheus {self._server.origin}: the answer to {what} is not JSON")
 
     def _value(self, config: PrometheusConfig, answer: Any) -> float | ScalerError:
         if isinstance(answer, ScalerError):
@@ -189,6 +242,24 @@ class PrometheusClient(ScalerClient[PrometheusConfig]):
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+def _combinable(answer: Any) -> bool:
+    """A query that answered a vector alone can go in a combined request (label_replace takes vectors)."""
+    if isinstance(answer, ScalerError) or not isinstance(answer, dict):
+        return False
+    return (answer.get("data") or {}).get("resultType", "vector") in ("vector", "matrix")
+
+
+def _split(answer: Any, queries: list[Query]) -> dict[Query, Any]:
+    """A combined answer as one vector answer per query, series told apart by QUERY_LABEL."""
+    series: list[list[Any]] = [[] for _ in queries]
+    result = ((answer.get("data") or {}).get("result") if isinstance(answer, dict) else None) or []
+    for item in result:
+        index = (item.get("metric") or {}).get(QUERY_LABEL) if isinstance(item, dict) else None
+        if isinstance(index, str) and index.isdigit() and int(index) < len(queries):
+            series[int(index)].append(item)
+    return {q: {"data": {"resultType": "vector", "result": found}} for q, found in zip(queries, series, strict=True)}
 
 
 def _reason(response: httpx.Response) -> str:

@@ -166,7 +166,7 @@ async def test_an_unreachable_server_fails_its_triggers(scaler: PrometheusScaler
     assert isinstance(found, ScalerError) and "prometheus http://127.0.0.1:1: ConnectError" in str(found)
 
 
-async def test_a_poll_sends_each_distinct_query_once_over_two_connections(
+async def test_a_poll_combines_the_distinct_queries_in_one_request_over_two_connections(
         scaler: PrometheusScaler, requests: Requests, opened: list[PrometheusClient],
         prometheus_server: PrometheusServer, metrics_exporter: MetricsExporter, metric: str) -> None:
     for queue in range(10):
@@ -179,5 +179,33 @@ async def test_a_poll_sends_each_distinct_query_once_over_two_connections(
     client = scaler.open_client(configs[0])
     opened.append(client)
     assert await client.read(configs) == [float(i % 10) for i in range(200)]
-    assert len(requests.seen) == 10
+    assert [r.method for r in requests.seen] == ["POST"]  # 10 distinct queries, one request
     assert tcp_connections_to(port) - before <= 2
+    many = [config(scaler, prometheus_server.url, f'sum({metric}) + {i}') for i in range(250)]
+    assert await client.read(many) == [45.0 + i for i in range(250)]
+    assert len(requests.seen) == 1 + 3  # at most 100 queries per request
+
+
+async def test_a_query_that_cannot_be_combined_fails_alone_and_is_then_sent_alone(
+        scaler: PrometheusScaler, requests: Requests, opened: list[PrometheusClient],
+        prometheus_server: PrometheusServer, metrics_exporter: MetricsExporter, metric: str) -> None:
+    metrics_exporter.set_gauge(metric, 6, {"queue": "a"})
+    metrics_exporter.set_gauge(metric, 1, {"queue": "b"})
+    prometheus_server.wait_for_value(f"sum({metric})", 7)
+    queries = [f"sum({metric})", f"sum({metric}", f"scalar(sum({metric}))", f"{metric}",
+               f'{metric}{{queue="a"}} or {metric}{{queue="b"}}  # a comment to the end of the line',
+               f"{metric}_absent", f'max({metric}) or vector(0)']
+    configs = [config(scaler, prometheus_server.url, q) for q in queries]
+    client = scaler.open_client(configs[0])
+    opened.append(client)
+    first = await client.read(configs)
+    assert first[0] == 7.0 and first[5] == 0.0 and first[6] == 6.0
+    assert isinstance(first[1], ScalerError) and "status: 400" in str(first[1])
+    assert isinstance(first[2], ScalerError) and "returned a scalar result" in str(first[2])
+    assert isinstance(first[3], ScalerError) and "multiple elements" in str(first[3])
+    assert isinstance(first[4], ScalerError) and "multiple elements" in str(first[4])
+    assert len(requests.seen) == 1 + len(queries)  # refused combined, then one by one
+    requests.seen.clear()
+    second = await client.read(configs)
+    assert [str(v) for v in second] == [str(v) for v in first]
+    assert sorted(r.method for r in requests.seen) == ["GET", "GET", "POST"]  # bad and scalar alone, rest combined
