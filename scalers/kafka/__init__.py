@@ -9,13 +9,18 @@ counts, see `lag`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from scalers.base import MetricSpec, Scaler, TriggerParams
 from scalers.kafka.config import KafkaCluster, KafkaConfig, parse_config
-from scalers.kafka.offsets import KafkaClient
+from scalers.kafka.offsets import KafkaClient, RequestHook
 
 
 class KafkaScaler(Scaler[KafkaConfig]):
     types = ("kafka",)
+
+    def __init__(self, request_hooks: Sequence[RequestHook] = ()) -> None:
+        self._hooks = list(request_hooks)
 
     def parse(self, trigger_type: str, params: TriggerParams) -> KafkaConfig:
         return parse_config(params)
@@ -29,4 +34,4 @@ class KafkaScaler(Scaler[KafkaConfig]):
         return config.cluster
 
     def open_client(self, config: KafkaConfig) -> KafkaClient:
-        return KafkaClient(config.cluster)
+        return KafkaClient(config.cluster, self._hooks)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,8 @@ from scalers.kafka.protocol import GroupsFindCoordinatorRequest, GroupsOffsetFet
 from scalers.tls import TLSMaterialError, client_context
 
 log = logging.getLogger("eventscale.kafka")
+
+RequestHook = Callable[[Any], None]  # told of every request sent (tests, benchmarks)
 
 CLIENT_ID = "eventscale"
 REQUEST_TIMEOUT_MS = 10_000
@@ -74,15 +76,15 @@ def _error_name(code: int) -> str:
 class KafkaClient(ScalerClient[KafkaConfig]):
     """One aiokafka client per cluster and credentials, shared by every config on it."""
 
-    def __init__(self, cluster: KafkaCluster) -> None:
+    def __init__(self, cluster: KafkaCluster, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._cluster = cluster
+        self._hooks = list(request_hooks)
         self._client: AIOKafkaClient | None = None
         self._coordinators: dict[str, int] = {}
         self._previous: dict[KafkaConfig, dict[Partition, int]] = {}  # excludePersistentLag state
         self._tracked: set[str] = set()  # topics whose metadata we keep
         self._metadata_at = float("-inf")
         self._stale = False
-        self.requests = 0  # sent since start, for tests and benchmarks
 
     # -- the batch -----------------------------------------------------------------------------
 
@@ -149,13 +151,17 @@ class KafkaClient(ScalerClient[KafkaConfig]):
 
     async def _send(self, client: AIOKafkaClient, node: int, request: Any) -> Any:
         """The response; a request the broker has no version for raises as aiokafka raises it."""
-        self.requests += 1
+        self._count(request)
         try:
             return await client.send(node, request)
         except IncompatibleBrokerVersion:
             raise
         except KafkaError as exc:
             raise self._error(f"request to broker {node} failed: {type(exc).__name__}: {exc}") from None
+
+    def _count(self, request: Any) -> None:
+        for hook in self._hooks:
+            hook(request)
 
     # -- committed offsets ---------------------------------------------------------------------
 
@@ -215,7 +221,7 @@ class KafkaClient(ScalerClient[KafkaConfig]):
         return {g: self._coordinators.get(g, "its coordinator is not available") for g in groups}
 
     async def _find_one(self, client: AIOKafkaClient, group: str) -> None:
-        self.requests += 1
+        self._count(None)
         try:
             self._coordinators[group] = await client.coordinator_lookup(CoordinationType.GROUP, group)
         except KafkaError as exc:

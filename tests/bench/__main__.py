@@ -1,7 +1,7 @@
 """`make bench`: print the project's performance figures.
 
     python -m tests.bench            # everything
-    python -m tests.bench api        # one part: api, brokers, controller
+    python -m tests.bench api        # one part: api, brokers, controller, scalers
 
 Figures are ratios against a baseline measured in the same command where one exists; the
 machine is shared and noisy, so read them as such.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import api, brokers, controller
+from tests.bench import api, brokers, controller, scalers
 
-PARTS = {"api": api, "brokers": brokers, "controller": controller}
+PARTS = {"api": api, "brokers": brokers, "controller": controller, "scalers": scalers}
 
 
 def main(argv: list[str]) -> int:

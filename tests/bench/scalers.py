@@ -1,0 +1,213 @@
+"""Scaler benchmark: 1,000 Kafka and 1,000 Prometheus ScaledObjects, each against KEDA's shape; RSS at 10,000.
+
+Real servers started here: one Kafka broker with 100 topics of 10 partitions and 1,000 consumer
+groups (group i reads topic i % 100), one Prometheus scraping 1,000 series. The shared path is
+the adapter's own (catalog -> metric store -> one client per server, batched reads). The
+baseline, in the same run, is KEDA's shape: one client per ScaledObject (the same scaler code,
+one config per client), all reading at once as KEDA's per-ScaledObject loops do.
+
+Per poll (median of POLLS): CPU of this process (threads included), requests (counted by the
+scalers' request hooks), bytes on the wire both ways (the kernel's per-socket counters, `ss -ti`)
+and connections held (the kernel's TCP table). Then the resident memory of this process holding
+10,000 ScaledObjects across the new scalers (Kafka, Prometheus, Metrics API,
+kubernetes-workload, cpu and memory) after a poll of all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import httpx
+
+from adapter.catalog.catalog import Catalog
+from adapter.store.store import MetricStore
+from scalers.base import ScalerClient, TriggerParams
+from scalers.kafka import KafkaScaler
+from scalers.prometheus import PrometheusScaler
+from scalers.registry import ScalerRegistry
+from tests.bench.brokers import rss_mb, scaled_object
+from tests.harness.http_api_server import HttpApiServer
+from tests.harness.kafka_server import KafkaServer
+from tests.harness.prometheus_server import MetricsExporter, PrometheusServer
+from tests.harness.rabbitmq_server import tcp_connections_to
+from tests.harness.tls import TLSMaterial
+
+TOPICS, PARTITIONS, GROUPS, SERIES, POLLS = 100, 10, 1000, 1000, 5
+GAUGE = "bench_backlog"
+BASELINE_CONCURRENCY = 50
+SLOW = {"timeout": "30s"}  # for HTTP: a shared machine may take its time to accept a thousand connections
+
+
+class Counter:
+    """Requests sent, from the scalers' request hooks."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, _request: Any) -> None:
+        self.count += 1
+
+    async def http(self, _request: httpx.Request) -> None:
+        self.count += 1
+
+
+def wire_bytes(port: int) -> int:
+    """Bytes sent plus received by every open TCP socket to 127.0.0.1:`port` (kernel counters)."""
+    out = subprocess.run(["ss", "-tinH", "state", "established", "dst", f"127.0.0.1:{port}"],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(int(n) for n in re.findall(r"bytes_(?:sent|received):(\d+)", out))
+
+
+def kafka_trigger(kafka: KafkaServer, i: int) -> dict[str, Any]:
+    return {"type": "kafka", "metadata": {"bootstrapServers": kafka.bootstrap, "consumerGroup": f"bench-{i % GROUPS}",
+                                          "topic": f"bench-{i % TOPICS}", "lagThreshold": "5"}}
+
+
+def prometheus_trigger(prometheus: PrometheusServer, i: int) -> dict[str, Any]:
+    return {"type": "prometheus", "metadata": {"serverAddress": prometheus.url, "threshold": "5", **SLOW,
+                                               "query": f'sum({GAUGE}{{queue="{i % SERIES}"}})'}}
+
+
+async def fill_kafka(kafka: KafkaServer) -> None:
+    for t in range(TOPICS):
+        await kafka.create_topic(f"bench-{t}", PARTITIONS)
+    await kafka.produce_many({(f"bench-{t}", p): 5 for t in range(TOPICS) for p in range(PARTITIONS)})
+    await kafka.commit_many({f"bench-{g}": (f"bench-{g % TOPICS}", dict.fromkeys(range(PARTITIONS), g % 5))
+                             for g in range(GROUPS)})
+
+
+async def measure_polls(poll: Callable[[], Awaitable[None]], port: int, requests: Counter) -> dict[str, float]:
+    await poll()  # connect, look up coordinators and metadata
+    cpu, wire, sent = [], [], []
+    for _ in range(POLLS):
+        before_bytes, before_requests, started = wire_bytes(port), requests.count, time.process_time()
+        await poll()
+        cpu.append(time.process_time() - started)
+        wire.append(wire_bytes(port) - before_bytes)
+        sent.append(requests.count - before_requests)
+    return {"cpu_ms": round(statistics.median(cpu) * 1000, 1), "requests": statistics.median(sent),
+            "kbytes": round(statistics.median(wire) / 1024, 1), "connections": tcp_connections_to(port)}
+
+
+async def shared(triggers: Sequence[dict[str, Any]], registry: ScalerRegistry, port: int,
+                 requests: Counter) -> dict[str, float]:
+    """The adapter's path: one catalog and store, one client per server."""
+    catalog, store = Catalog(registry), MetricStore(timeout=60)
+    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    catalog.replace_all([(scaled_object(f"s{i}", t), "bench") for i, t in enumerate(triggers)])
+
+    async def poll() -> None:
+        await store.refresh(list(store.entries()))
+
+    try:
+        result = await measure_polls(poll, port, requests)
+        errors = [e.error for e in store.entries() if e.error]
+        assert not errors, errors[:3]
+        return result
+    finally:
+        await store.aclose()
+
+
+async def baseline(scaler: Any, trigger_type: str, triggers: Sequence[dict[str, Any]], port: int,
+                   requests: Counter) -> dict[str, float]:
+    """KEDA's shape: one client per ScaledObject, each reading its own config, BASELINE_CONCURRENCY at a
+    time (KEDA's loops are spread over the polling interval; all at once would only queue in the server)."""
+    configs = [scaler.parse(trigger_type, TriggerParams(metadata={**t["metadata"], **SLOW})) for t in triggers]
+    clients: list[ScalerClient[Any]] = [scaler.open_client(c) for c in configs]
+    gate = asyncio.Semaphore(BASELINE_CONCURRENCY)
+
+    async def one(client: ScalerClient[Any], config: Any) -> Any:
+        async with gate:
+            return await client.read([config])
+
+    async def poll() -> None:
+        answers = await asyncio.gather(*(one(client, c) for client, c in zip(clients, configs, strict=True)))
+        assert not any(isinstance(a[0], Exception) for a in answers), [a for a in answers if isinstance(a[0],
+                                                                                                         Exception)][:3]
+
+    try:
+        return await measure_polls(poll, port, requests)
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def mixed_rss(kafka: KafkaServer, prometheus: PrometheusServer, api: HttpApiServer) -> dict[str, float]:
+    """10,000 ScaledObjects across the new scalers in one catalog and store, after one poll of all."""
+    triggers: list[dict[str, Any]] = [kafka_trigger(kafka, i) for i in range(2500)]
+    triggers += [prometheus_trigger(prometheus, i) for i in range(2500)]
+    triggers += [{"type": "metrics-api", "metadata": {"url": f"{api.url}/m{i % 100}", "valueLocation": "queue",
+                                                      "targetValue": "5"}} for i in range(2000)]
+    triggers += [{"type": "kubernetes-workload", "metadata": {"podSelector": f"job=j{i % 100}", "value": "2"}}
+                 for i in range(1500)]
+    resources = [{"type": kind, "metricType": "Utilization", "metadata": {"value": "50"}}
+                 for kind in ("cpu", "memory") for _ in range(750)]
+    pods = [{"kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "b", "labels": {"job": f"j{i % 100}"}},
+             "status": {"phase": "Running"}} for i in range(1000)]
+    catalog, store = Catalog(ScalerRegistry()), MetricStore(timeout=60)
+    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    objects = [(scaled_object(f"m{i}", t), "bench") for i, t in enumerate(triggers)]
+    objects += [({**scaled_object(f"r{i}", t), "spec": {"scaleTargetRef": {"name": f"r{i}"}, "minReplicaCount": 1,
+                                                       "triggers": [t]}}, "bench") for i, t in enumerate(resources)]
+    before = rss_mb()
+    catalog.replace_all([*objects, *((p, "bench") for p in pods)])
+    try:
+        await store.refresh(list(store.entries()))
+        errors = [e.error for e in store.entries() if e.error]
+        assert not errors, errors[:3]
+        resolved = sum(1 for _ in catalog.scaled_objects())
+        return {"objects": resolved, "rss_mb": round(rss_mb(), 1), "growth_mb": round(rss_mb() - before, 1)}
+    finally:
+        await store.aclose()
+
+
+async def measure(kafka: KafkaServer, prometheus: PrometheusServer, api: HttpApiServer) -> dict[str, Any]:
+    started = time.monotonic()
+    await fill_kafka(kafka)
+    result: dict[str, Any] = {"setup_s": round(time.monotonic() - started, 1)}
+    result["rss"] = await mixed_rss(kafka, prometheus, api)
+    kafka_port = int(kafka.bootstrap.rsplit(":", 1)[1])
+    prometheus_port = int(prometheus.url.rsplit(":", 1)[1])
+    counter = Counter()
+    kafka_scaler, prometheus_scaler = KafkaScaler(request_hooks=[counter]), PrometheusScaler([counter.http])
+    registry = ScalerRegistry(scalers=[kafka_scaler, prometheus_scaler])
+    kafka_triggers = [kafka_trigger(kafka, i) for i in range(GROUPS)]
+    prometheus_triggers = [prometheus_trigger(prometheus, i) for i in range(SERIES)]
+    result["kafka"] = await shared(kafka_triggers, registry, kafka_port, counter)
+    result["kafka_baseline"] = await baseline(kafka_scaler, "kafka", kafka_triggers, kafka_port, counter)
+    result["prometheus"] = await shared(prometheus_triggers, registry, prometheus_port, counter)
+    result["prometheus_baseline"] = await baseline(prometheus_scaler, "prometheus", prometheus_triggers,
+                                                   prometheus_port, counter)
+    return result
+
+
+def run() -> dict[str, Any]:
+    with MetricsExporter() as exporter, HttpApiServer() as api:
+        for i in range(SERIES):
+            exporter.set_gauge(GAUGE, i % 7, {"queue": str(i)})
+        for i in range(100):
+            api.answer(f"/m{i}", f'{{"queue": {i}}}')
+        with KafkaServer(TLSMaterial.generate()) as kafka, PrometheusServer([exporter.address]) as prometheus:
+            prometheus.wait_for_value(f"count({GAUGE})", SERIES)
+            return asyncio.run(measure(kafka, prometheus, api))
+
+
+def print_report(result: dict[str, Any]) -> None:
+    print(f"Scalers: {GROUPS:,} Kafka ScaledObjects on one broker ({TOPICS} topics x {PARTITIONS} partitions, "
+          f"{GROUPS:,} groups) and {SERIES:,} Prometheus ScaledObjects on one server; median of {POLLS} polls")
+    print(f"  {'':<22}{'connections':>12}{'requests/poll':>15}{'KiB/poll':>10}{'CPU ms/poll':>13}")
+    for name in ("kafka", "kafka_baseline", "prometheus", "prometheus_baseline"):
+        row = result[name]
+        print(f"  {name:<22}{row['connections']:>12}{row['requests']:>15}{row['kbytes']:>10}{row['cpu_ms']:>13}")
+    for name in ("kafka", "prometheus"):
+        ratio = result[name]["cpu_ms"] / max(result[f"{name}_baseline"]["cpu_ms"], 0.001)
+        print(f"  {name} CPU per poll, shared/baseline: {ratio:.3f} (goal <= 0.1)")
+    rss = result["rss"]
+    print(f"  resident memory with {rss['objects']:,} ScaledObjects across the new scalers, after a poll: "
+          f"{rss['rss_mb']} MB (+{rss['growth_mb']} MB for the objects; goal < 200 MB)")
