@@ -8,8 +8,8 @@ cluster and credentials answers every config of a poll with:
 1. ONE OffsetFetch per group coordinator naming every group of the batch (v8, KIP-709), each
    group's offsets for all its topics; coordinators are looked up in one FindCoordinator (v4) and
    remembered until a group answers NOT_COORDINATOR;
-2. metadata for the topics read, kept by aiokafka and refreshed every `METADATA_MAX_AGE` or when
-   a topic or leader is missing;
+2. metadata for the topics read (asked for with topic auto-creation off), refreshed when a new
+   topic is read, every `METADATA_MAX_AGE`, or after a topic or leader went missing;
 3. ONE ListOffsets (latest) per partition leader naming every partition of the batch.
 
 Requests go over aiokafka's one connection per broker. Older brokers without OffsetFetch v8 or

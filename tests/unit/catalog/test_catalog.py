@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from adapter.catalog.catalog import Catalog
+from adapter.catalog.directory_source import read_directory
 from scalers.registry import REGISTRY
 
 CRON_META = {"timezone": "UTC", "start": "0 6 * * *", "end": "0 20 * * *"}
@@ -186,3 +187,28 @@ def test_pods_and_endpoint_slices_feed_the_cluster_view_without_re_resolving() -
     assert catalog.cluster.count_pods("default", "app=web") == 1
     (trigger,) = catalog.triggers()
     assert trigger.metric_name == "s0-workload-default" and trigger.config.namespace == "default"
+
+
+def test_standalone_mode_reads_pods_from_the_directory(tmp_path: Any) -> None:
+    (tmp_path / "objects.yaml").write_text("""
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: so}
+spec:
+  scaleTargetRef: {name: web}
+  triggers: [{type: kubernetes-workload, metadata: {podSelector: "app in (web, api)", value: "1"}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, labels: {app: web}}
+status: {phase: Running}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, labels: {app: api}}
+status: {phase: Succeeded}
+""")
+    objects, problems = read_directory(tmp_path)
+    catalog = Catalog(REGISTRY)
+    catalog.replace_all(objects, problems)
+    assert not catalog.problems and catalog.cluster.count_pods("default", "app in (web, api)") == 1
