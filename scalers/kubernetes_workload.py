@@ -7,7 +7,8 @@ ScaledObject's own namespace are counted, except Succeeded and Failed ones. The 
 
 KEDA lists pods from the API server on every poll of every trigger. Here the count comes from the
 catalog's view of pods (`scalers.cluster`): the pod watch in cluster mode, Pod manifests in
-standalone mode. A poll makes no API call; every trigger is one pass over its namespace's pods.
+standalone mode. A poll makes no API call; each distinct selector of a namespace is one pass over
+that namespace's pods.
 """
 
 from __future__ import annotations
@@ -62,11 +63,15 @@ def parse_config(params: TriggerParams) -> WorkloadConfig:
 
 
 class WorkloadClient(ScalerClient[WorkloadConfig]):
-    """Counts from the catalog's pods; no connection to open or close."""
+    """Counts from the catalog's pods, each distinct (namespace, selector) once per read; no connection."""
 
     async def read(self, configs: Sequence[WorkloadConfig]) -> list[float | ScalerError]:
-        return [float(c.cluster.count_pods(c.namespace, c.pod_selector, group_by_node=c.group_by_node))
-                for c in configs]
+        counts: dict[tuple[str, str, bool], float] = {}
+        for c in configs:
+            key = (c.namespace, c.pod_selector, c.group_by_node)
+            if key not in counts:
+                counts[key] = float(c.cluster.count_pods(c.namespace, c.pod_selector, group_by_node=c.group_by_node))
+        return [counts[(c.namespace, c.pod_selector, c.group_by_node)] for c in configs]
 
 
 class KubernetesWorkloadScaler(Scaler[WorkloadConfig]):

@@ -176,7 +176,9 @@ async def mixed_rss(kafka: KafkaServer, prometheus: PrometheusServer, api: HttpA
         return [e.error for e in store.entries() if e.error]
 
     try:
+        started = time.perf_counter()
         await warm(poll)
+        print(f"  (10,000 objects: first full poll in {time.perf_counter() - started:.1f} s)", flush=True)
         resolved = sum(1 for _ in catalog.scaled_objects())
         return {"objects": resolved, "rss_mb": round(rss_mb(), 1), "growth_mb": round(rss_mb() - before, 1)}
     finally:
