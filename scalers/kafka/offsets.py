@@ -39,12 +39,11 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.commit import OffsetFetchRequest
 from aiokafka.protocol.metadata import MetadataRequest
-from aiokafka.protocol.offset import OffsetRequest
 
 from scalers.base import Reading, ScalerClient, ScalerError, mask, secret_values
 from scalers.kafka.config import KafkaCluster, KafkaConfig
 from scalers.kafka.lag import Partition, total_lag
-from scalers.kafka.protocol import GroupsFindCoordinatorRequest, GroupsOffsetFetchRequest
+from scalers.kafka.protocol import EndOffsetsRequest, GroupsFindCoordinatorRequest, GroupsOffsetFetchRequest
 from scalers.tls import TLSMaterialError, client_context
 
 log = logging.getLogger("eventscale.kafka")
@@ -56,7 +55,6 @@ REQUEST_TIMEOUT_MS = 10_000
 METADATA_MAX_AGE = 60.0  # seconds between metadata refreshes of the topics read
 BACKGROUND_METADATA_MS = 24 * 3600 * 1000  # aiokafka's own periodic refresh, which we do not need
 GROUPS_PER_REQUEST = 1000
-LATEST = -1  # ListOffsets timestamp for the end offset
 RETRIABLE_COORDINATOR_ERRORS = {14, 15, 16}  # COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR
 
 
@@ -93,7 +91,8 @@ class KafkaClient(ScalerClient[KafkaConfig]):
         groups = await self._committed(client, sorted({c.consumer_group for c in configs}))
         topics = {t for c in configs for t in self._topics(c, groups[c.consumer_group])}
         await self._metadata(client, topics)
-        wanted = {c: self._partitions(client, c, groups[c.consumer_group]) for c in configs}
+        known: dict[tuple[str, tuple[int, ...] | None], list[Partition] | str] = {}
+        wanted = {c: self._partitions(client, c, groups[c.consumer_group], known) for c in configs}
         ends = await self._end_offsets(client, {p for found in wanted.values() if isinstance(found, list)
                                                 for p in found})
         return [self._reading(c, groups[c.consumer_group], wanted[c], ends) for c in configs]
@@ -248,8 +247,10 @@ class KafkaClient(ScalerClient[KafkaConfig]):
         client.cluster.update_metadata(response)
         self._metadata_at, self._stale = now, False
 
-    def _partitions(self, client: AIOKafkaClient, config: KafkaConfig, group: GroupOffsets) -> list[Partition] | str:
-        """The partitions `config` reads (after partitionLimitation), or why it cannot be read."""
+    def _partitions(self, client: AIOKafkaClient, config: KafkaConfig, group: GroupOffsets,
+                    known: dict[tuple[str, tuple[int, ...] | None], list[Partition] | str]) -> list[Partition] | str:
+        """The partitions `config` reads (after partitionLimitation), or why it cannot be read;
+        `known` keeps each topic's answer for the rest of the read."""
         if group.error is not None:
             return group.error
         topics = sorted(self._topics(config, group))
@@ -258,15 +259,25 @@ class KafkaClient(ScalerClient[KafkaConfig]):
                     "nothing to measure")
         found: list[Partition] = []
         for topic in topics:
-            ids = client.cluster.partitions_for_topic(topic)
-            if not ids:
-                self._stale = True
-                return f'topic "{topic}" is unknown (UnknownTopicOrPartitionError)'
-            active = sorted(p for p in ids if config.partition_limitation is None or p in config.partition_limitation)
-            if not active:
-                return f"expected at least one active partition within the topic '{topic}'"
-            found += [(topic, p) for p in active]
+            key = (topic, config.partition_limitation)
+            if key not in known:
+                known[key] = self._topic_partitions(client, topic, config.partition_limitation)
+            answer = known[key]
+            if isinstance(answer, str):
+                return answer
+            found += answer
         return found
+
+    def _topic_partitions(self, client: AIOKafkaClient, topic: str,
+                          limitation: tuple[int, ...] | None) -> list[Partition] | str:
+        ids = client.cluster.partitions_for_topic(topic)
+        if not ids:
+            self._stale = True
+            return f'topic "{topic}" is unknown (UnknownTopicOrPartitionError)'
+        active = sorted(p for p in ids if limitation is None or p in limitation)
+        if not active:
+            return f"expected at least one active partition within the topic '{topic}'"
+        return [(topic, p) for p in active]
 
     async def _end_offsets(self, client: AIOKafkaClient, partitions: set[Partition]) -> dict[Partition, int | str]:
         by_leader: dict[int, list[Partition]] = {}
@@ -285,15 +296,15 @@ class KafkaClient(ScalerClient[KafkaConfig]):
 
     async def _list_offsets(self, client: AIOKafkaClient, node: int,
                             partitions: list[Partition]) -> dict[Partition, int | str]:
-        topics: dict[str, list[tuple[int, int]]] = {}
+        topics: dict[str, list[int]] = {}
         for topic, partition in sorted(partitions):
-            topics.setdefault(topic, []).append((partition, LATEST))
-        response = await self._send(client, node, OffsetRequest(-1, 0, list(topics.items())))
+            topics.setdefault(topic, []).append(partition)
+        response = await self._send(client, node, EndOffsetsRequest(list(topics.items())))
         found: dict[Partition, int | str] = {}
         for topic, answers in response.topics:
-            for partition, code, *rest in answers:
+            for partition, code, _timestamp, offset in answers:
                 if code == NoError.errno:
-                    found[(topic, partition)] = rest[-1]
+                    found[(topic, partition)] = offset
                 else:
                     found[(topic, partition)] = f"end offset of {topic}/{partition}: {_error_name(code)}"
                     self._stale = True
