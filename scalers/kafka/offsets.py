@@ -66,6 +66,14 @@ class GroupOffsets:
     error: str | None = None
 
 
+@dataclass
+class EndOffsets:
+    """The latest offset of each partition asked for, or why a partition has none."""
+
+    offsets: dict[Partition, int] = field(default_factory=dict)
+    errors: dict[Partition, str] = field(default_factory=dict)
+
+
 def _error_name(code: int) -> str:
     error = for_code(code)
     return f"{error.__name__} ({getattr(error, 'description', '') or code})"
@@ -92,21 +100,21 @@ class KafkaClient(ScalerClient[KafkaConfig]):
         topics = {t for c in configs for t in self._topics(c, groups[c.consumer_group])}
         await self._metadata(client, topics)
         known: dict[tuple[str, tuple[int, ...] | None], list[Partition] | str] = {}
-        wanted = {c: self._partitions(client, c, groups[c.consumer_group], known) for c in configs}
-        ends = await self._end_offsets(client, {p for found in wanted.values() if isinstance(found, list)
-                                                for p in found})
-        return [self._reading(c, groups[c.consumer_group], wanted[c], ends) for c in configs]
+        wanted = [self._partitions(client, c, groups[c.consumer_group], known) for c in configs]
+        ends = await self._end_offsets(client, {p for found in wanted if isinstance(found, list) for p in found})
+        return [self._reading(c, groups[c.consumer_group], found, ends)
+                for c, found in zip(configs, wanted, strict=True)]
 
     def _reading(self, config: KafkaConfig, group: GroupOffsets, partitions: list[Partition] | str,
-                 ends: dict[Partition, int | str]) -> Reading | ScalerError:
+                 ends: EndOffsets) -> Reading | ScalerError:
         if isinstance(partitions, str):
             return self._error(partitions)
-        failed = next((ends[p] for p in partitions if isinstance(ends.get(p), str)), None)
-        if failed is not None:
-            return self._error(str(failed))
-        found = {p: int(end) for p in partitions if isinstance(end := ends.get(p), int)}
-        previous = self._previous.setdefault(config, {})
-        value, with_persistent = total_lag(config, partitions, group.committed, found, previous)
+        if ends.errors:
+            failed = next((ends.errors[p] for p in partitions if p in ends.errors), None)
+            if failed is not None:
+                return self._error(failed)
+        previous = self._previous.setdefault(config, {}) if config.exclude_persistent_lag else {}
+        value, with_persistent = total_lag(config, partitions, group.committed, ends.offsets, previous)
         return Reading(float(value), active=with_persistent > config.activation_lag_threshold)
 
     def _error(self, what: str) -> ScalerError:
@@ -279,36 +287,32 @@ class KafkaClient(ScalerClient[KafkaConfig]):
             return f"expected at least one active partition within the topic '{topic}'"
         return [(topic, p) for p in active]
 
-    async def _end_offsets(self, client: AIOKafkaClient, partitions: set[Partition]) -> dict[Partition, int | str]:
+    async def _end_offsets(self, client: AIOKafkaClient, partitions: set[Partition]) -> EndOffsets:
         by_leader: dict[int, list[Partition]] = {}
-        ends: dict[Partition, int | str] = {}
+        ends = EndOffsets()
         for partition in partitions:
             leader = client.cluster.leader_for_partition(TopicPartition(*partition))
             if leader is None or leader < 0:
-                ends[partition] = f"partition {partition[0]}/{partition[1]} has no leader"
+                ends.errors[partition] = f"partition {partition[0]}/{partition[1]} has no leader"
                 self._stale = True
             else:
                 by_leader.setdefault(leader, []).append(partition)
-        answers = await asyncio.gather(*(self._list_offsets(client, node, ps) for node, ps in by_leader.items()))
-        for answer in answers:
-            ends.update(answer)
+        await asyncio.gather(*(self._list_offsets(client, node, ps, ends) for node, ps in by_leader.items()))
         return ends
 
-    async def _list_offsets(self, client: AIOKafkaClient, node: int,
-                            partitions: list[Partition]) -> dict[Partition, int | str]:
+    async def _list_offsets(self, client: AIOKafkaClient, node: int, partitions: list[Partition],
+                            ends: EndOffsets) -> None:
         topics: dict[str, list[int]] = {}
         for topic, partition in sorted(partitions):
             topics.setdefault(topic, []).append(partition)
         response = await self._send(client, node, EndOffsetsRequest(list(topics.items())))
-        found: dict[Partition, int | str] = {}
         for topic, answers in response.topics:
             for partition, code, _timestamp, offset in answers:
                 if code == NoError.errno:
-                    found[(topic, partition)] = offset
+                    ends.offsets[(topic, partition)] = offset
                 else:
-                    found[(topic, partition)] = f"end offset of {topic}/{partition}: {_error_name(code)}"
+                    ends.errors[(topic, partition)] = f"end offset of {topic}/{partition}: {_error_name(code)}"
                     self._stale = True
-        return found
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
