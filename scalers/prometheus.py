@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -216,7 +217,8 @@ class PrometheusClient(ScalerClient[PrometheusConfig]):
         params = {**dict(request.parameters), "query": query, **self._server.auth.query()}
         try:
             if post:
-                return await self._client().post(request.url, data=params, headers=dict(request.headers))
+                headers = {**dict(request.headers), "Content-Type": "application/x-www-form-urlencoded"}
+                return await self._client().post(request.url, content=form(params), headers=headers)
             return await self._client().get(request.url, params=params, headers=dict(request.headers))
         except TRANSPORT_ERRORS as exc:
             return ScalerError(f"prometheus {self._server.origin}: {describe_http_error(exc)}")
@@ -242,6 +244,17 @@ class PrometheusClient(ScalerClient[PrometheusConfig]):
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+_UNSAFE = re.compile(rb"[^A-Za-z0-9_.~-]")
+
+
+def form(params: dict[str, str]) -> bytes:
+    """`params` form-encoded; urllib's quote walks every byte in Python, far slower on 10 kB queries."""
+    def quoted(text: str) -> bytes:
+        return _UNSAFE.sub(lambda m: b"%%%02X" % m.group()[0], text.encode())
+
+    return b"&".join(quoted(k) + b"=" + quoted(v) for k, v in params.items())
 
 
 def _combinable(answer: Any) -> bool:
