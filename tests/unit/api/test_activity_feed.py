@@ -17,8 +17,14 @@ import pytest
 
 from adapter.api.activity_feed import ActivityFeed, build_internal_app
 from adapter.catalog.catalog import Catalog
-from adapter.keda.activity import (ObjectActivity, ResourceMetric, TriggerActivity, decode_document, encode_document,
-                                   encode_object)
+from adapter.keda.activity import (
+    ObjectActivity,
+    ResourceMetric,
+    TriggerActivity,
+    decode_document,
+    encode_document,
+    encode_object,
+)
 from adapter.store.store import MetricStore
 from scalers.registry import REGISTRY
 
