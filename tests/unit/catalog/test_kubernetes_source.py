@@ -11,18 +11,15 @@ from kubernetes import client as k8s_client
 
 from adapter.catalog.catalog import Catalog
 from adapter.catalog.kubernetes_source import (
-    DEPLOYMENTS,
-    LEGACY_SCALED_OBJECTS,
-    SCALED_OBJECTS,
-    SECRETS,
-    TRIGGER_AUTHENTICATIONS,
     KubernetesSource,
     strip_endpoint_slice,
     strip_pod,
     strip_scaled_object,
     strip_workload,
 )
+from adapter.keda.names import LEGACY_SCALED_OBJECTS, SCALED_OBJECTS, TRIGGER_AUTHENTICATIONS
 from adapter.kube.client import KubeApi, Object
+from adapter.kube.resources import DEPLOYMENTS, SECRETS
 from scalers.registry import REGISTRY
 
 
@@ -135,6 +132,7 @@ def test_only_the_scaled_objects_that_read_an_object_are_resolved_again(source: 
 
 
 def test_pods_and_endpoint_slices_keep_only_what_the_scalers_read() -> None:
+    pod: dict[str, Any]
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": "p", "namespace": "n", "labels": {"app": "a"}, "resourceVersion": "9",
                         "managedFields": [{}], "ownerReferences": [{}]},

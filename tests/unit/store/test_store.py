@@ -182,6 +182,7 @@ async def test_failures_past_the_threshold_answer_the_fallback_value() -> None:
         assert entry is not None
         statuses.append((entry.status, entry.in_fallback, entry.active))
     assert statuses == [(500, False, False), (500, False, False), (200, True, False)]  # 3 > failureThreshold 2
+    assert entry is not None
     assert json.loads(entry.body)["items"][0]["value"] == "15"  # target 5 x 3 replicas
     world.fail = False
     entry = await store.read(key("x", "a"))
