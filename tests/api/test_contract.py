@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -31,6 +32,7 @@ def assert_status(response: httpx.Response, code: int, reason: str, contains: st
     assert response.status_code == code, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
+    assert isinstance(body, dict), body
     assert body["kind"] == "Status" and body["apiVersion"] == "v1" and body["status"] == "Failure"
     assert body["code"] == code and body["reason"] == reason
     assert contains in body["message"]
@@ -220,7 +222,7 @@ def test_health_without_certificate(adapter: AdapterProcess, path: str, verbose_
         assert anonymous.get(path + "/nope").status_code == 404
 
 
-def test_values_follow_the_directory(admin: httpx.Client, adapter: AdapterProcess, local_dir) -> None:  # type: ignore[no-untyped-def]
+def test_values_follow_the_directory(admin: httpx.Client, adapter: AdapterProcess, local_dir: Path) -> None:
     extra = local_dir / "extra.yaml"
     extra.write_text(json.dumps({
         "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",

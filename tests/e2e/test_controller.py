@@ -71,7 +71,8 @@ def redis_trigger(server: RedisServer, key: str, **metadata: str) -> dict[str, A
 
 
 def hpa_of(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
-    return get(cp, "hpa", namespace, name)
+    hpa: dict[str, Any] | None = get(cp, "hpa", namespace, name)
+    return hpa
 
 
 def desired(cp: ControlPlane, namespace: str, name: str) -> int | None:
@@ -413,8 +414,9 @@ class VersionLog:
             objects = client.CustomObjectsApi(api)
             version_seen = "0"
             while not self._stop.is_set():
-                stream = watch.Watch().stream(objects.list_namespaced_custom_object, group, version, namespace,
-                                              plural, resource_version=version_seen, timeout_seconds=2)
+                stream = watch.Watch().stream(  # type: ignore[no-untyped-call]  # kubernetes.watch is unannotated
+                    objects.list_namespaced_custom_object, group, version, namespace, plural,
+                    resource_version=version_seen, timeout_seconds=2)
                 self._started = True
                 for event in stream:
                     version_seen = event["object"]["metadata"]["resourceVersion"]
