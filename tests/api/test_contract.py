@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -28,7 +30,7 @@ def metric_url(namespace: str, metric: str, query: str) -> str:
     return f"{GV}/namespaces/{namespace}/{metric}?{query}"
 
 
-def assert_status(response: httpx.Response, code: int, reason: str, contains: str = "") -> dict[str, object]:
+def assert_status(response: httpx.Response, code: int, reason: str, contains: str = "") -> dict[str, Any]:
     assert response.status_code == code, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
@@ -110,7 +112,7 @@ def test_unknown_metric_and_scaled_object_are_404(admin: httpx.Client) -> None:
 def test_invalid_scaled_object_is_reported(admin: httpx.Client, adapter: AdapterProcess) -> None:
     body = assert_status(admin.get(metric_url("default", ALWAYS, selector("broken"))), 500, "InternalError",
                          "ScaledObject default/broken is not valid: minReplicaCount (5) must be less than")
-    assert body["details"]["causes"][0]["message"]  # type: ignore[index]
+    assert body["details"]["causes"][0]["message"]
     assert "ScaledObject default/broken" in adapter.log() and "minReplicaCount (5)" in adapter.log()
 
 
@@ -244,12 +246,12 @@ def test_values_follow_the_directory(admin: httpx.Client, adapter: AdapterProces
     assert gone.status_code == 404
 
 
-def _eventually(call, status: int = 200, timeout: float = 10.0) -> httpx.Response:  # type: ignore[no-untyped-def]
+def _eventually(call: Callable[[], httpx.Response], status: int = 200, timeout: float = 10.0) -> httpx.Response:
     import time
 
     deadline = time.monotonic() + timeout
     while True:
-        response: httpx.Response = call()
+        response = call()
         if response.status_code == status or time.monotonic() > deadline:
             return response
         time.sleep(0.1)

@@ -113,7 +113,8 @@ def test_a_scaled_object_of_the_other_group_takes_the_name_back(source: Kubernet
     source.changed(SCALED_OBJECTS, strip_scaled_object(scaled_object()), deleted=False)
     legacy = strip_scaled_object(scaled_object("keda.k8s.io/v1alpha1"))
     source.changed(LEGACY_SCALED_OBJECTS, legacy, deleted=False)
-    assert source.catalog.scaled_object("default", "web").so.legacy  # type: ignore[union-attr]
+    resolved = source.catalog.scaled_object("default", "web")
+    assert resolved is not None and resolved.so.legacy
     source.changed(LEGACY_SCALED_OBJECTS, legacy, deleted=True)
     resolved = source.catalog.scaled_object("default", "web")
     assert resolved is not None and not resolved.so.legacy
