@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -27,10 +30,11 @@ def metric_url(namespace: str, metric: str, query: str) -> str:
     return f"{GV}/namespaces/{namespace}/{metric}?{query}"
 
 
-def assert_status(response: httpx.Response, code: int, reason: str, contains: str = "") -> dict[str, object]:
+def assert_status(response: httpx.Response, code: int, reason: str, contains: str = "") -> dict[str, Any]:
     assert response.status_code == code, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
+    assert isinstance(body, dict), body
     assert body["kind"] == "Status" and body["apiVersion"] == "v1" and body["status"] == "Failure"
     assert body["code"] == code and body["reason"] == reason
     assert contains in body["message"]
@@ -108,7 +112,7 @@ def test_unknown_metric_and_scaled_object_are_404(admin: httpx.Client) -> None:
 def test_invalid_scaled_object_is_reported(admin: httpx.Client, adapter: AdapterProcess) -> None:
     body = assert_status(admin.get(metric_url("default", ALWAYS, selector("broken"))), 500, "InternalError",
                          "ScaledObject default/broken is not valid: minReplicaCount (5) must be less than")
-    assert body["details"]["causes"][0]["message"]  # type: ignore[index]
+    assert body["details"]["causes"][0]["message"]
     assert "ScaledObject default/broken" in adapter.log() and "minReplicaCount (5)" in adapter.log()
 
 
@@ -220,7 +224,7 @@ def test_health_without_certificate(adapter: AdapterProcess, path: str, verbose_
         assert anonymous.get(path + "/nope").status_code == 404
 
 
-def test_values_follow_the_directory(admin: httpx.Client, adapter: AdapterProcess, local_dir) -> None:  # type: ignore[no-untyped-def]
+def test_values_follow_the_directory(admin: httpx.Client, adapter: AdapterProcess, local_dir: Path) -> None:
     extra = local_dir / "extra.yaml"
     extra.write_text(json.dumps({
         "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
@@ -242,12 +246,12 @@ def test_values_follow_the_directory(admin: httpx.Client, adapter: AdapterProces
     assert gone.status_code == 404
 
 
-def _eventually(call, status: int = 200, timeout: float = 10.0) -> httpx.Response:  # type: ignore[no-untyped-def]
+def _eventually(call: Callable[[], httpx.Response], status: int = 200, timeout: float = 10.0) -> httpx.Response:
     import time
 
     deadline = time.monotonic() + timeout
     while True:
-        response: httpx.Response = call()
+        response = call()
         if response.status_code == status or time.monotonic() > deadline:
             return response
         time.sleep(0.1)

@@ -78,7 +78,8 @@ class WatchLog:
             list_fn, version = lister(api), None
             while not self._stop.is_set():
                 kwargs: dict[str, Any] = {"timeout_seconds": 2, **({"resource_version": version} if version else {})}
-                for event in watch.Watch().stream(list_fn, namespace, **kwargs):
+                events = watch.Watch().stream(list_fn, namespace, **kwargs)  # type: ignore[no-untyped-call]  # kubernetes.watch is unannotated
+                for event in events:
                     version = event["object"].metadata.resource_version
                     with self._lock:
                         self.events.append((time.time(), event["object"].metadata.name, event["object"]))
@@ -212,7 +213,8 @@ def _pid(stack: Stack, which: str) -> int:
     pod = stack.pods[0]
     process = pod.controller.process if which == "controller" else pod.adapter.process
     assert process is not None
-    return process.pid
+    pid: int = process.pid
+    return pid
 
 
 def process_cpu(pid: int) -> float:

@@ -130,7 +130,7 @@ async def shared(triggers: Sequence[dict[str, Any]], registry: ScalerRegistry, p
                  requests: Counter, traffic: Callable[[], int] | None = None) -> dict[str, float]:
     """The adapter's path: one catalog and store, one client per server."""
     catalog, store = Catalog(registry), MetricStore(timeout=60)
-    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    store.follow(catalog)
     catalog.replace_all([(scaled_object(f"s{i}", t), "bench") for i, t in enumerate(triggers)])
 
     async def poll() -> list[str]:
@@ -196,7 +196,7 @@ async def mixed_rss(kafka: KafkaServer, prometheus: PrometheusServer, api: HttpA
     pods = [{"kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "b", "labels": {"job": f"j{i % 100}"}},
              "status": {"phase": "Running"}} for i in range(1000)]
     catalog, store = Catalog(ScalerRegistry()), MetricStore(timeout=60)
-    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    store.follow(catalog)
     objects = [(scaled_object(f"m{i}", t), "bench") for i, t in enumerate(triggers)]
     objects += [({**scaled_object(f"r{i}", t), "spec": {"scaleTargetRef": {"name": f"r{i}"}, "minReplicaCount": 1,
                                                        "triggers": [t]}}, "bench") for i, t in enumerate(resources)]

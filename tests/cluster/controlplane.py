@@ -222,7 +222,8 @@ class ControlPlane:
         """An official ``kubernetes.client.ApiClient`` using the admin kubeconfig."""
         from kubernetes import config
 
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        # kubernetes.config is unannotated
+        return config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
 
     def env(self) -> dict[str, str]:
         """os.environ plus KUBECONFIG pointing at the admin kubeconfig."""
@@ -453,7 +454,7 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 30, what: str = "co
              interval: float = 0.25) -> T:
     """Poll `probe` until it returns something truthy; AssertionError naming `what` on timeout."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: T | None = None
     while time.monotonic() < deadline:
         last = probe()
         if last:

@@ -78,7 +78,8 @@ def _stamp(version: str) -> str:
 
 
 def helm_path(version: str | None = None) -> Path:
-    return _build.cache_root() / f"helm-{version or helm_version()}" / "helm"
+    root: Path = _build.cache_root()
+    return root / f"helm-{version or helm_version()}" / "helm"
 
 
 def _is_built(binary: Path, version: str) -> bool:

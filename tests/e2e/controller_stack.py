@@ -75,7 +75,9 @@ class Stack:
             return next((p.controller for p in self.pods if p.controller.identity == identity and
                          p.controller.running), None)
 
-        return wait_for(running_holder, timeout=timeout, what="a running controller holding the Lease", interval=0.1)
+        leader: ControllerProcess = wait_for(running_holder, timeout=timeout,
+                                             what="a running controller holding the Lease", interval=0.1)
+        return leader
 
     def restart_stopped(self) -> None:
         for pod in self.pods:
@@ -145,7 +147,8 @@ def wait_condition(cp: ControlPlane, namespace: str, name: str, kind: str, expec
         found = (get(cp, resource, namespace, name) or {}).get("status") or {}
         return found if condition(found, kind) == expected else None
 
-    return wait_for(reached, timeout=timeout, what=f"{name} {kind}={expected}", interval=0.2)
+    status: dict[str, Any] = wait_for(reached, timeout=timeout, what=f"{name} {kind}={expected}", interval=0.2)
+    return status
 
 
 def events(cp: ControlPlane, namespace: str, name: str) -> list[tuple[str, str, str, int]]:
@@ -187,16 +190,17 @@ class ReplicaLog:
             apps = client.AppsV1Api(api)
             version = None
             while not self._stop.is_set():
-                stream = watch.Watch()
+                stream = watch.Watch()  # type: ignore[no-untyped-call]  # kubernetes.watch is unannotated
                 kwargs: dict[str, Any] = {"field_selector": f"metadata.name={self.name}", "timeout_seconds": 2}
                 if version:
                     kwargs["resource_version"] = version
                 try:
-                    for event in stream.stream(apps.list_namespaced_deployment, self.namespace, **kwargs):
+                    events = stream.stream(apps.list_namespaced_deployment, self.namespace, **kwargs)  # type: ignore[no-untyped-call]  # kubernetes.watch is unannotated
+                    for event in events:
                         version = event["object"].metadata.resource_version
                         self._note(int(event["object"].spec.replicas or 0))
                         if self._stop.is_set():
-                            stream.stop()
+                            stream.stop()  # type: ignore[no-untyped-call]  # kubernetes.watch is unannotated
                 except Exception:  # kube-apiserver down (a fault test) or the watch expired: watch again
                     version = None
                     self._stop.wait(0.2)
@@ -214,7 +218,8 @@ class ReplicaLog:
         def found() -> float | None:
             return next((at for at, seen in self.changes if seen == count and at >= after), None)
 
-        return wait_for(found, timeout=timeout, what=f"deployment {self.name} at {count} replicas", interval=0.05)
+        at: float = wait_for(found, timeout=timeout, what=f"deployment {self.name} at {count} replicas", interval=0.05)
+        return at
 
     def stop(self) -> None:
         self._stop.set()

@@ -81,7 +81,8 @@ class PlayedKubelet:
             if version:
                 kwargs["resource_version"] = version
             try:
-                for event in watch.Watch().stream(apps.list_namespaced_deployment, self.namespace, **kwargs):
+                events = watch.Watch().stream(apps.list_namespaced_deployment, self.namespace, **kwargs)  # type: ignore[no-untyped-call]  # kubernetes.watch is unannotated
+                for event in events:
                     version = event["object"].metadata.resource_version
                     self._follow(int(event["object"].spec.replicas or 0))
                     if self._stop.is_set():
@@ -119,13 +120,13 @@ class PlayedKubelet:
                                         "endpointslice.kubernetes.io/managed-by": "e2e-played-kubelet"}},
                 "addressType": "IPv4", "ports": [{"name": "http", "port": UPSTREAM_PORT, "protocol": "TCP"}],
                 "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses]}
-        discovery = client.DiscoveryV1Api(self._api)
+        discovery = client.DiscoveryV1Api(self._api)  # its annotations want a V1EndpointSlice; it sends a dict as is
         try:
-            discovery.replace_namespaced_endpoint_slice(f"{self.name}-played", self.namespace, body)
+            discovery.replace_namespaced_endpoint_slice(f"{self.name}-played", self.namespace, body)  # type: ignore[arg-type]
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
-            discovery.create_namespaced_endpoint_slice(self.namespace, body)
+            discovery.create_namespaced_endpoint_slice(self.namespace, body)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         self._stop.set()

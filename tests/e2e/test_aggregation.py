@@ -47,7 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
                                "kind": "Echo", "verbs": ["get"]}],
             })
         elif path.startswith(f"/apis/{GROUP}/{VERSION}/namespaces/"):
-            peer = self.connection.getpeercert() or {}  # type: ignore[attr-defined]
+            peer = self.connection.getpeercert() or {}
             subject = dict(pair[0] for pair in peer.get("subject", ()))
             self._json(200, {
                 "kind": "Echo", "apiVersion": f"{GROUP}/{VERSION}",

@@ -76,7 +76,7 @@ def assert_still_acting(stack: Stack, redis: RedisServer, namespace: str, logs: 
     """Work for `idle` is acted on within `within` seconds; returns how long it took."""
     pushed = time.time()
     redis.admin().rpush(f"{namespace}-idle", 1)
-    seen = logs["idle"].seen(1, after=pushed, timeout=within + 20)
+    seen: float = logs["idle"].seen(1, after=pushed, timeout=within + 20)
     assert seen - pushed <= within, seen - pushed
     return seen - pushed
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -59,7 +59,7 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = 15) 
     assert check(), what
 
 
-async def running(work: Callable[[], Awaitable[None]], body: Callable[[], Awaitable[None]]) -> None:
+async def running(work: Callable[[], Coroutine[Any, Any, None]], body: Callable[[], Awaitable[None]]) -> None:
     task = asyncio.create_task(work())
     try:
         await body()

@@ -44,8 +44,11 @@ def test_readyz_and_version(control_plane: ControlPlane) -> None:
 
 
 def test_official_python_client_lists_namespaces(control_plane: ControlPlane) -> None:
+    names = set()
     with control_plane.api_client() as api:
-        names = {ns.metadata.name for ns in client.CoreV1Api(api).list_namespace().items}
+        for namespace in client.CoreV1Api(api).list_namespace().items:
+            assert namespace.metadata is not None
+            names.add(namespace.metadata.name)
     assert {"default", "kube-system", "kube-public"} <= names
 
 

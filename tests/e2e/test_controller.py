@@ -71,7 +71,14 @@ def redis_trigger(server: RedisServer, key: str, **metadata: str) -> dict[str, A
 
 
 def hpa_of(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
-    return get(cp, "hpa", namespace, name)
+    hpa: dict[str, Any] | None = get(cp, "hpa", namespace, name)
+    return hpa
+
+
+def existing_hpa(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    hpa = hpa_of(cp, namespace, name)
+    assert hpa is not None, f"no HPA {namespace}/{name}"
+    return hpa
 
 
 def desired(cp: ControlPlane, namespace: str, name: str) -> int | None:
@@ -123,14 +130,14 @@ def test_redis_list_story(stack: Stack, redis: RedisServer, namespace: str) -> N
     cp, ns = stack.cp, namespace
     apply(cp, ns, deployment("worker", 0), scaled_object("worker", [redis_trigger(redis, f"{ns}-jobs")]))
     wait_for(lambda: hpa_of(cp, ns, "keda-hpa-worker"), what="the HPA")
-    spec = hpa_of(cp, ns, "keda-hpa-worker")["spec"]  # type: ignore[index]
+    spec = existing_hpa(cp, ns, "keda-hpa-worker")["spec"]
     assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 10)
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"}
     assert spec["metrics"] == [{"type": "External", "external": {
         "metric": {"name": f"s0-redis-{ns}-jobs", "selector": {"matchLabels": {"scaledobject.keda.sh/name": "worker"}}},
         "target": {"type": "AverageValue", "averageValue": "5"}}}]
     assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 0
-    owner = hpa_of(cp, ns, "keda-hpa-worker")["metadata"]["ownerReferences"][0]  # type: ignore[index]
+    owner = existing_hpa(cp, ns, "keda-hpa-worker")["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["controller"]) == ("ScaledObject", "worker", True)
     admin = redis.admin()
     assert_story(cp, ns, "worker", f"s0-redis-{ns}-jobs", lambda: admin.rpush(f"{ns}-jobs", *range(23)),
@@ -322,7 +329,7 @@ def test_2019_format_end_to_end(stack: Stack, redis: RedisServer, namespace: str
                                                                    "listLength": "5"}}]}}
     apply(cp, ns, deployment("legacy", 0, env={"REDIS_ADDRESS": redis.address}), legacy)
     wait_for(lambda: hpa_of(cp, ns, "keda-hpa-legacy"), what="keda-hpa-<deployment>")
-    metric = hpa_of(cp, ns, "keda-hpa-legacy")["spec"]["metrics"][0]["external"]["metric"]  # type: ignore[index]
+    metric = existing_hpa(cp, ns, "keda-hpa-legacy")["spec"]["metrics"][0]["external"]["metric"]
     assert metric == {"name": f"s0-redis-{key}", "selector": {"matchLabels": {"deploymentName": "legacy"}}}
     admin.rpush(key, *range(12))
     wait_replicas(cp, ns, "legacy", 3, timeout=20)
@@ -413,8 +420,9 @@ class VersionLog:
             objects = client.CustomObjectsApi(api)
             version_seen = "0"
             while not self._stop.is_set():
-                stream = watch.Watch().stream(objects.list_namespaced_custom_object, group, version, namespace,
-                                              plural, resource_version=version_seen, timeout_seconds=2)
+                stream = watch.Watch().stream(  # type: ignore[no-untyped-call]  # kubernetes.watch is unannotated
+                    objects.list_namespaced_custom_object, group, version, namespace, plural,
+                    resource_version=version_seen, timeout_seconds=2)
                 self._started = True
                 for event in stream:
                     version_seen = event["object"]["metadata"]["resourceVersion"]

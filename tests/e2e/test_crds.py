@@ -45,7 +45,8 @@ NAMES = ("scaledobject", "scaledobjects", "so")
 def kubectl(cp: ControlPlane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """kubectl with a discovery cache of its own, so what it resolves is what the server says now."""
     with tempfile.TemporaryDirectory() as cache:
-        return cp.kubectl("--cache-dir", cache, *args, check=check)
+        result: subprocess.CompletedProcess[str] = cp.kubectl("--cache-dir", cache, *args, check=check)
+        return result
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ Key = tuple[str, str, str]
 @pytest.fixture(scope="module")
 def helm(request: pytest.FixtureRequest) -> Path:
     started = time.monotonic()
-    binary = ensure_helm()
+    binary: Path = ensure_helm()
     _report(request, f"helm: binary ready in {time.monotonic() - started:.1f}s ({binary})")
     return binary
 

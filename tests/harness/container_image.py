@@ -92,7 +92,8 @@ def _debian_mirror() -> str:
     sources = [*sorted(Path("/etc/apt/sources.list.d").glob("*.sources")), Path("/etc/apt/sources.list")]
     for path in sources:
         text = path.read_text() if path.exists() else ""
-        for url in re.findall(r"^(?:URIs:|deb)\s+(?:\[[^]]*\]\s+)?(\S+)", text, re.MULTILINE):
+        urls: list[str] = re.findall(r"^(?:URIs:|deb)\s+(?:\[[^]]*\]\s+)?(\S+)", text, re.MULTILINE)
+        for url in urls:
             if url.rstrip("/").endswith("/debian"):
                 return url
     return "http://deb.debian.org/debian"

@@ -127,7 +127,7 @@ class EventHubsStandIn:
         return _reply(request, 202, "Accepted")
 
     def management(self, request: Message) -> Message:
-        props = request.properties or {}
+        props: dict[str, object] = request.properties or {}
         kind = str(props.get("type", "")).removeprefix("com.microsoft:")
         self.requests[kind] += 1
         hub = self.hubs.get(str(props.get("name")))
@@ -180,7 +180,10 @@ def decode(body: bytes) -> tuple[int, list[Any], bytes]:
     data.rewind()
     data.next()
     described = data.get_object()
-    return int(described.descriptor), list(described.value or []), body[used:]
+    assert isinstance(described, Described) and isinstance(described.descriptor, int), \
+        f"a frame body holds a performative (a described list), not {described!r}"
+    fields = list(described.value) if isinstance(described.value, list) else []  # None: no fields
+    return described.descriptor, fields, body[used:]
 
 
 @dataclass
@@ -203,7 +206,9 @@ class _Connection:
     async def run(self) -> None:
         await self._expect_header(SASL_HEADER)
         self.writer.write(SASL_HEADER)
-        self._send(0, SASL_MECHANISMS, [Array(UNDESCRIBED, Data.SYMBOL, symbol("ANONYMOUS"))], sasl=True)
+        # proton's annotation of Array's descriptor leaves out UNDESCRIBED, the value it documents for plain arrays
+        mechanisms = Array(UNDESCRIBED, Data.SYMBOL, symbol("ANONYMOUS"))  # type: ignore[arg-type]
+        self._send(0, SASL_MECHANISMS, [mechanisms], sasl=True)
         await self._frame()  # sasl-init
         self._send(0, SASL_OUTCOME, [ubyte(0), None], sasl=True)
         await self._expect_header(AMQP_HEADER)
@@ -241,7 +246,8 @@ class _Connection:
         name, handle, client_receives = str(fields[0]), int(fields[1]), bool(fields[2])
         source, target = fields[5], fields[6]
         node = source if client_receives else target
-        address = str(node.value[0]) if isinstance(node, Described) and node.value else ""
+        fields_of_node = node.value if isinstance(node, Described) and isinstance(node.value, list) else []
+        address = str(fields_of_node[0]) if fields_of_node else ""
         ours = len(self.links)
         self.links[(channel, handle)] = _Link(name, ours, not client_receives, address)
         self._send(channel, ATTACH, [name, uint(ours), not client_receives, fields[3], fields[4], source, target,

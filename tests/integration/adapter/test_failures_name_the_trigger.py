@@ -87,7 +87,7 @@ async def test_each_failure_names_its_trigger_and_no_secret_and_leaves_the_other
                                                             "targetValue": "1"}}),
     ]
     catalog, store = Catalog(REGISTRY), MetricStore(timeout=30)
-    catalog.subscribe(lambda: store.sync(catalog.triggers()))
+    store.follow(catalog)
     catalog.replace_all([(o, "test") for o in objects])
     assert not catalog.problems
     try:

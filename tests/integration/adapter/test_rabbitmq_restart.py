@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -64,8 +64,10 @@ def test_no_zero_while_the_broker_has_not_measured(broker: RabbitMQServer, tmp_p
         reader = threading.Thread(target=read_steadily, args=(adapter, stop, answers), daemon=True)
         reader.start()
         try:
-            for restart in ((lambda: broker.ctl("stop_app"), lambda: broker.ctl("start_app")),
-                            (broker.process.kill, broker.start)):
+            restarts: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
+                (lambda: broker.ctl("stop_app"), lambda: broker.ctl("start_app")),
+                (broker.process.kill, broker.start))
+            for restart in restarts:
                 before = len(answers)
                 for step in restart:
                     step()

@@ -12,7 +12,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,6 +32,11 @@ def redis(tls_material: TLSMaterial) -> Iterator[RedisServer]:
         yield server
 
 
+def scaled_object(name: str, trigger: Mapping[str, object]) -> dict[str, object]:
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name},
+            "spec": {"scaleTargetRef": {"name": name}, "pollingInterval": POLLING, "triggers": [trigger]}}
+
+
 def trigger_objects(redis: RedisServer, tls: TLSMaterial) -> list[dict[str, object]]:
     plain = {"type": "redis", "metadata": {"address": redis.address, "listName": "stall", "listLength": "5"}}
     secure = {"type": "redis", "authenticationRef": {"name": "tls"},
@@ -40,9 +45,7 @@ def trigger_objects(redis: RedisServer, tls: TLSMaterial) -> list[dict[str, obje
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ca"}, "stringData": {"ca": tls.ca_pem}},
         {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "tls"},
          "spec": {"secretTargetRef": [{"parameter": "ca", "name": "ca", "key": "ca"}]}},
-        *({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name},
-           "spec": {"scaleTargetRef": {"name": name}, "pollingInterval": POLLING, "triggers": [trigger]}}
-          for name, trigger in (("plain", plain), ("secure", secure))),
+        *(scaled_object(name, trigger) for name, trigger in (("plain", plain), ("secure", secure))),
     ]
 
 

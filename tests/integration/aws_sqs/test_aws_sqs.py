@@ -41,7 +41,7 @@ async def queue(aws_standin: AwsStandIn) -> str:
     ({"scaleOnInFlight": "false", "scaleOnDelayed": "true"}, 7.0),
 ])
 async def test_value_by_mode(aws_standin: AwsStandIn, queue: str, metadata: dict[str, str], expected: float) -> None:
-    trigger = config(aws_standin, queue, **metadata)
+    trigger = config(aws_standin, queue, credentials=None, **metadata)
     client = SCALER.open_client(trigger)
     try:
         assert await client.read([trigger]) == [expected]
@@ -52,7 +52,8 @@ async def test_value_by_mode(aws_standin: AwsStandIn, queue: str, metadata: dict
 async def test_one_get_queue_attributes_per_queue_per_poll(aws_standin: AwsStandIn, queue: str) -> None:
     other = await aws_standin.create_queue(f"other-{uuid.uuid4().hex[:8]}")
     await aws_standin.send_messages(other, 2)
-    triggers = [config(aws_standin, queue, **({"scaleOnDelayed": "true"} if i % 3 == 0 else {})) for i in range(30)]
+    triggers = [config(aws_standin, queue, scaleOnDelayed="true") if i % 3 == 0 else config(aws_standin, queue)
+                for i in range(30)]
     triggers += [config(aws_standin, other) for _ in range(30)]
     assert len({SCALER.server_key(t) for t in triggers}) == 1
     calls: list[str] = []

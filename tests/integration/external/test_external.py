@@ -76,7 +76,9 @@ async def test_integer_sizes(scaler_server: ExternalScalerServer) -> None:
                                  [scaled_object("ints", "external", {"scalerAddress": scaler_server.address})]) as (
             catalog, store):
         await wait_for(lambda: served(catalog, "ints") is not None)
-        trigger = catalog.scaled_object(NAMESPACE, "ints").triggers[0]  # type: ignore[union-attr]
+        resolved = catalog.scaled_object(NAMESPACE, "ints")
+        assert resolved is not None
+        trigger = resolved.triggers[0]
         assert trigger.metric is not None and trigger.metric.target == 3.0
         entry = await store.read(key("ints", "s0-queue-length"))
         assert entry is not None and entry.value == 7.0

@@ -36,12 +36,18 @@ def objects(directory: Path) -> Path:
     return write_objects(directory, deployment, so)
 
 
+class ActivityAdapter(AdapterProcess):
+    """An adapter serving its activity feed on a known internal port."""
+
+    internal_port: int
+
+
 @pytest.fixture
-def adapter(tmp_path: Path) -> Iterator[AdapterProcess]:
+def adapter(tmp_path: Path) -> Iterator[ActivityAdapter]:
     internal = free_port()
-    process = AdapterProcess(objects(tmp_path / "objects"), tmp_path / "certs", tmp_path / "adapter.log",
-                             extra_args=("--internal-port", str(internal)))
-    process.internal_port = internal  # type: ignore[attr-defined]
+    process = ActivityAdapter(objects(tmp_path / "objects"), tmp_path / "certs", tmp_path / "adapter.log",
+                              extra_args=("--internal-port", str(internal)))
+    process.internal_port = internal
     process.start()
     try:
         yield process
@@ -58,9 +64,9 @@ def interceptor(adapter: AdapterProcess, upstream_port: int, log: Path, *extra: 
                                *extra), log)
 
 
-def activity(adapter: AdapterProcess, etag: str | None = None, wait: float = 0) -> tuple[str, dict[str, Any]]:
+def activity(adapter: ActivityAdapter, etag: str | None = None, wait: float = 0) -> tuple[str, dict[str, Any]]:
     headers = {"if-none-match": etag} if etag else {}
-    response = httpx.get(f"http://127.0.0.1:{adapter.internal_port}/activity?wait={wait}",  # type: ignore[attr-defined]
+    response = httpx.get(f"http://127.0.0.1:{adapter.internal_port}/activity?wait={wait}",
                          headers=headers, timeout=wait + 5)
     if response.status_code == 304:
         return response.headers["etag"], {}
@@ -81,7 +87,7 @@ def held_get(proxy: InterceptorProcess) -> httpx.Response:
 
 
 def test_a_held_request_reaches_the_activity_feed_at_once_and_replicas_add_up(
-        adapter: AdapterProcess, tmp_path: Path) -> None:
+        adapter: ActivityAdapter, tmp_path: Path) -> None:
     upstream_port = free_port()
     with interceptor(adapter, upstream_port, tmp_path / "a.log") as a, \
             interceptor(adapter, upstream_port, tmp_path / "b.log") as b, ThreadPoolExecutor(8) as pool:
@@ -103,7 +109,7 @@ def test_a_held_request_reaches_the_activity_feed_at_once_and_replicas_add_up(
             assert metric_value(adapter) == "0"
 
 
-def test_a_replica_that_stops_pushing_drops_out(adapter: AdapterProcess, tmp_path: Path) -> None:
+def test_a_replica_that_stops_pushing_drops_out(adapter: ActivityAdapter, tmp_path: Path) -> None:
     with interceptor(adapter, free_port(), tmp_path / "a.log") as a, ThreadPoolExecutor(2) as pool:
         held = pool.submit(held_get, a)
         wait_for(lambda: activity(adapter)[1]["active"], what="the held request seen")

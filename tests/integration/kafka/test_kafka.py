@@ -85,7 +85,7 @@ async def lagging_topic(kafka: KafkaServer, name: str, ends: dict[int, int], com
 async def test_lag_follows_keda(kafka_server: KafkaServer, opened: list[KafkaClient], name: str,
                                 metadata: dict[str, str], value: float, active: bool) -> None:
     topic, group = await lagging_topic(kafka_server, name, {0: 5, 1: 7, 2: 6}, {0: 2, 1: 7})
-    (found,) = await read(opened, config(kafka_server.bootstrap, group, topic, **metadata))
+    (found,) = await read(opened, config(kafka_server.bootstrap, group, topic, None, **metadata))
     assert found == Reading(value, active)
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
-from scalers.base import ScalerClient, ScalerError
+from scalers.base import Reading, ScalerClient, ScalerError
 from scalers.rabbitmq.management_client import HTTP_MAX_CONNECTIONS
 from scalers.rabbitmq.queue_config import RabbitMQConfig
 from scalers.rabbitmq.queues import RabbitMQScaler
@@ -35,7 +35,7 @@ MODES = ("QueueLength", "MessageRate", "DeliverGetRate", "PublishedToDeliveredRa
          "ExpectedQueueConsumptionTime")
 
 
-def floats(values: list[float | ScalerError]) -> list[float]:
+def floats(values: Sequence[float | Reading | ScalerError]) -> list[float]:
     numbers = [v for v in values if isinstance(v, float)]
     assert len(numbers) == len(values), values
     return numbers

@@ -15,6 +15,7 @@ import redis
 from redis.crc import key_slot
 
 from scalers.base import ScalerError
+from tests.harness.ports import free_port
 from tests.harness.redis_servers import (
     ACL_PASSWORD,
     ACL_USER,
@@ -24,7 +25,6 @@ from tests.harness.redis_servers import (
     RedisSentinelSetup,
     RedisServer,
     Traffic,
-    free_port,
 )
 from tests.harness.tls import KEY_PASSWORD, TLSMaterial
 

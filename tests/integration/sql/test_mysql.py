@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -132,9 +133,9 @@ async def test_a_slow_query_is_killed_on_the_server(mariadb_server: MariaDBServe
     (lambda s: s.dsn(database="missing_db"), "(1044)"),
     (lambda s: s.dsn().replace(f":{s.port})", ":1)"), "cannot connect: (2003)"),
 ])
-async def test_server_failures_fail_the_whole_read_without_secrets(mariadb_server: MariaDBServer, dsn_of: object,
-                                                                   error: str) -> None:
-    failing = config(mariadb_server, "SELECT 1", dsn=dsn_of(mariadb_server))  # type: ignore[operator]
+async def test_server_failures_fail_the_whole_read_without_secrets(
+        mariadb_server: MariaDBServer, dsn_of: Callable[[MariaDBServer], str], error: str) -> None:
+    failing = config(mariadb_server, "SELECT 1", dsn=dsn_of(mariadb_server))
     client = SCALER.open_client(failing)
     with pytest.raises(ScalerError) as caught:
         await client.read([failing])

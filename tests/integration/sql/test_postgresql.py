@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -147,9 +148,9 @@ async def test_a_slow_query_is_cancelled_on_the_server(postgres_server: Postgres
     (lambda s: s.dsn(database="missing_db"), "the database does not exist"),
     (lambda s: s.dsn().replace(f":{s.port}/", ":1/"), "cannot connect: "),
 ])
-async def test_server_failures_fail_the_whole_read_without_secrets(postgres_server: PostgresServer, dsn_of: object,
-                                                                   error: str) -> None:
-    dsn = dsn_of(postgres_server)  # type: ignore[operator]
+async def test_server_failures_fail_the_whole_read_without_secrets(
+        postgres_server: PostgresServer, dsn_of: Callable[[PostgresServer], str], error: str) -> None:
+    dsn = dsn_of(postgres_server)
     failing = config(postgres_server, "SELECT 1", dsn=dsn)
     client = PostgreSQLClient(failing, timeout=2.0)
     with pytest.raises(ScalerError) as caught:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from adapter.auth.authentication import ANONYMOUS, AuthConfig, Authenticator, RequestHeaderConfig, UserInfo
@@ -12,7 +14,7 @@ CLIENT_CA = new_ca("client-ca")
 PROXY_CA = new_ca("proxy-ca")
 
 
-def scope(cert: KeyPair | None, headers: list[tuple[str, str]] = ()) -> dict[str, object]:  # type: ignore[assignment]
+def scope(cert: KeyPair | None, headers: Sequence[tuple[str, str]] = ()) -> dict[str, object]:
     chain = [cert.cert_pem.decode()] if cert else []
     return {"headers": [(k.lower().encode(), v.encode()) for k, v in headers],
             "extensions": {"tls": {"client_cert_chain": chain}}}

@@ -9,6 +9,8 @@ import pytest
 
 from adapter.catalog.catalog import Catalog
 from adapter.catalog.directory_source import read_directory
+from scalers.cron import CronConfig
+from scalers.kubernetes_workload import WorkloadConfig
 from scalers.registry import REGISTRY
 
 CRON_META = {"timezone": "UTC", "start": "0 6 * * *", "end": "0 20 * * *"}
@@ -38,11 +40,12 @@ def load(*objects: dict[str, Any]) -> Catalog:
     return catalog
 
 
-def desired(catalog: Catalog, name: str = "so") -> Any:
+def desired(catalog: Catalog, name: str = "so") -> int:
     resolved = catalog.scaled_object("default", name)
     assert resolved is not None, catalog.problems
     (trigger,) = resolved.triggers
     assert trigger.error is None, trigger.error
+    assert isinstance(trigger.config, CronConfig)
     return trigger.config.desired_replicas
 
 
@@ -176,6 +179,7 @@ def test_cpu_is_resolved_but_never_served_and_utilization_is_refused_for_externa
 
 def test_pods_and_endpoint_slices_feed_the_cluster_view_without_re_resolving() -> None:
     workload = {"type": "kubernetes-workload", "metadata": {"podSelector": "app=web", "value": "2"}}
+    pod: dict[str, Any]
     pod = {"kind": "Pod", "metadata": {"name": "p1", "namespace": "default", "labels": {"app": "web"}},
            "status": {"phase": "Running"}}
     catalog = load(scaled_object("so", workload), pod)
@@ -186,6 +190,7 @@ def test_pods_and_endpoint_slices_feed_the_cluster_view_without_re_resolving() -
     catalog.apply(pod, deleted=True)
     assert catalog.cluster.count_pods("default", "app=web") == 1
     (trigger,) = catalog.triggers()
+    assert isinstance(trigger.config, WorkloadConfig)
     assert trigger.metric_name == "s0-workload-default" and trigger.config.namespace == "default"
 
 

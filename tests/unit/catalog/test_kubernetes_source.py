@@ -11,18 +11,15 @@ from kubernetes import client as k8s_client
 
 from adapter.catalog.catalog import Catalog
 from adapter.catalog.kubernetes_source import (
-    DEPLOYMENTS,
-    LEGACY_SCALED_OBJECTS,
-    SCALED_OBJECTS,
-    SECRETS,
-    TRIGGER_AUTHENTICATIONS,
     KubernetesSource,
     strip_endpoint_slice,
     strip_pod,
     strip_scaled_object,
     strip_workload,
 )
+from adapter.keda.names import LEGACY_SCALED_OBJECTS, SCALED_OBJECTS, TRIGGER_AUTHENTICATIONS
 from adapter.kube.client import KubeApi, Object
+from adapter.kube.resources import DEPLOYMENTS, SECRETS
 from scalers.registry import REGISTRY
 
 
@@ -116,7 +113,8 @@ def test_a_scaled_object_of_the_other_group_takes_the_name_back(source: Kubernet
     source.changed(SCALED_OBJECTS, strip_scaled_object(scaled_object()), deleted=False)
     legacy = strip_scaled_object(scaled_object("keda.k8s.io/v1alpha1"))
     source.changed(LEGACY_SCALED_OBJECTS, legacy, deleted=False)
-    assert source.catalog.scaled_object("default", "web").so.legacy  # type: ignore[union-attr]
+    resolved = source.catalog.scaled_object("default", "web")
+    assert resolved is not None and resolved.so.legacy
     source.changed(LEGACY_SCALED_OBJECTS, legacy, deleted=True)
     resolved = source.catalog.scaled_object("default", "web")
     assert resolved is not None and not resolved.so.legacy
@@ -135,6 +133,7 @@ def test_only_the_scaled_objects_that_read_an_object_are_resolved_again(source: 
 
 
 def test_pods_and_endpoint_slices_keep_only_what_the_scalers_read() -> None:
+    pod: dict[str, Any]
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": "p", "namespace": "n", "labels": {"app": "a"}, "resourceVersion": "9",
                         "managedFields": [{}], "ownerReferences": [{}]},

@@ -8,6 +8,7 @@ import pytest
 
 from adapter.controller import conditions as c
 from adapter.controller.decide import Inputs, Pause, annotation_errors, decide, parse_bool, pause_of
+from adapter.keda.scaled_object_status import Condition
 
 NOW = 1_000_000.0
 BASE = Inputs(min_replicas=0, idle_replicas=None, cooldown=300, initial_cooldown=0, created_at=NOW - 3600,
@@ -54,7 +55,7 @@ def test_forced_activation_says_so() -> None:
     (given(current=0), None, c.NOT_ACTIVE),
     (given(current=1, last_active=NOW - 400, pause_scale_in=True), None, c.NOT_ACTIVE),
 ], ids=str)
-def test_inactive(inputs: Inputs, scale_to: int | None, condition: c.Condition) -> None:
+def test_inactive(inputs: Inputs, scale_to: int | None, condition: Condition) -> None:
     decision = decide(inputs, NOW)
     assert decision.scale_to == scale_to and decision.active == condition
 
@@ -65,7 +66,7 @@ def test_cooldown_tells_when_to_look_again() -> None:
 
 
 @pytest.mark.parametrize("fallback, ready", [(False, c.TRIGGER_ERROR), (True, None)])
-def test_an_error_never_scales_down(fallback: bool, ready: c.Condition | None) -> None:
+def test_an_error_never_scales_down(fallback: bool, ready: Condition | None) -> None:
     decision = decide(given(current=4, error=True, fallback=fallback, last_active=NOW - 10_000), NOW)
     assert decision.scale_to is None and decision.ready == ready
 

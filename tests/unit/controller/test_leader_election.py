@@ -53,7 +53,7 @@ async def campaign(candidate: LeaderElector, log: list[str]) -> asyncio.Task[Non
 
 
 async def test_one_leader_then_takeover_within_the_lease_duration() -> None:
-    server, log = LeaseServer(), []
+    server, log = LeaseServer(), list[str]()
     a, b = elector(server, "a"), elector(server, "b")
     task_a = await campaign(a, log)
     await asyncio.sleep(0.1)
@@ -71,7 +71,7 @@ async def test_one_leader_then_takeover_within_the_lease_duration() -> None:
 
 
 async def test_release_hands_over_at_the_next_try() -> None:
-    server, log = LeaseServer(), []
+    server, log = LeaseServer(), list[str]()
     a, b = elector(server, "a"), elector(server, "b")
     task_a = await campaign(a, log)
     await asyncio.sleep(0.1)
@@ -87,7 +87,7 @@ async def test_release_hands_over_at_the_next_try() -> None:
 
 
 async def test_a_leader_that_cannot_renew_stops_before_the_lease_expires() -> None:
-    server, log = LeaseServer(), []
+    server, log = LeaseServer(), list[str]()
     a, b = elector(server, "a"), elector(server, "b")
     task_a = await campaign(a, log)
     await asyncio.sleep(0.1)

@@ -10,7 +10,7 @@ import pytest
 
 from scalers import REGISTRY, ParameterError, TriggerParams, mask, param, parse_params, secret_values
 from scalers.base import SECRET_SOURCES, secret_field
-from scalers.registry import ENTRIES
+from scalers.registry import ENTRIES, Entry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,8 +73,8 @@ def test_importing_scalers_loads_no_broker_sdk() -> None:
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
-def test_every_entry_loads_a_scaler_serving_its_types(entry: object) -> None:
-    for trigger_type in entry.types:  # type: ignore[attr-defined]
+def test_every_entry_loads_a_scaler_serving_its_types(entry: Entry) -> None:
+    for trigger_type in entry.types:
         scaler = REGISTRY.get(trigger_type)
-        assert scaler is not None and set(scaler.types) == set(entry.types)  # type: ignore[attr-defined]
+        assert scaler is not None and set(scaler.types) == set(entry.types)
     assert REGISTRY.get("no-such-trigger") is None

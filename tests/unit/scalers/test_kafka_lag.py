@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from scalers.kafka.config import KafkaCluster, KafkaConfig
-from scalers.kafka.lag import INVALID_OFFSET, factors, next_balancing_factor, partition_lag, total_lag
+from scalers.kafka.lag import INVALID_OFFSET, Partition, factors, next_balancing_factor, partition_lag, total_lag
 
 BASE = KafkaConfig(cluster=KafkaCluster(bootstrap_servers=("b:9092",)), consumer_group="g", topic="t")
 P = ("t", 0)
@@ -38,7 +38,8 @@ def test_partition_lag(config: KafkaConfig, committed: int, end: int | None, exp
 
 
 def test_persistent_lag_counts_for_activity_only_while_the_offset_stands_still() -> None:
-    config, previous = with_(exclude_persistent_lag=True), {}
+    config = with_(exclude_persistent_lag=True)
+    previous: dict[Partition, int] = {}
     assert partition_lag(config, P, 10, 30, previous) == (20, 20)
     assert partition_lag(config, P, 10, 35, previous) == (0, 25)
     assert partition_lag(config, P, 12, 35, previous) == (23, 23)

@@ -13,9 +13,13 @@ from scalers.kafka.protocol import (
     OffsetFetchResponse_v8,
 )
 
+Tags = dict[int, bytes]  # tagged fields by tag: none are written
+PartitionAnswer = tuple[int, int, int, str | None, int, Tags]
+GroupAnswer = tuple[str, list[tuple[str, list[PartitionAnswer], Tags]], int, Tags]
+
 
 def test_offset_fetch_v8_answers_read_back_as_written() -> None:
-    groups = [
+    groups: list[GroupAnswer] = [
         ("g1", [("t", [(0, 5, -1, "", 0, {}), (1, 7, 3, None, 0, {}), (2, 9, -1, "meta" * 40, 0, {})], {})], 0, {}),
         ("g2", [], 16, {}),
         ("gé", [("t2", [(3, -1, -1, "", 3, {})], {})], 0, {}),

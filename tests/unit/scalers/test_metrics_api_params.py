@@ -13,7 +13,14 @@ import pytest
 
 from adapter.catalog.cluster_objects import ClusterObjects
 from scalers.base import ParameterError, TriggerParams
-from scalers.metrics_api import BodyValueError, MetricsApiConfig, MetricsApiScaler, metric_selector, value_from_body
+from scalers.metrics_api import (
+    BodyValueError,
+    Format,
+    MetricsApiConfig,
+    MetricsApiScaler,
+    metric_selector,
+    value_from_body,
+)
 from tests.harness.tls import TLSMaterial
 
 SCALER = MetricsApiScaler()
@@ -135,12 +142,12 @@ PROMETHEUS = b"""# HELP backend_queue_size Total number of items
     (JSON, "count.more", "json", None), (b"[1, 2]", "1", "json", 2.0), (b"{bad", "x", "json", None),
     (b"a: true", "a", "yaml", None),
 ])
-def test_values(body: bytes, location: str, form: str, expected: float | None) -> None:
+def test_values(body: bytes, location: str, form: Format, expected: float | None) -> None:
     if expected is None:
         with pytest.raises((BodyValueError, ParameterError)):
-            value_from_body(body, location, form)  # type: ignore[arg-type]
+            value_from_body(body, location, form)
     else:
-        assert value_from_body(body, location, form) == expected  # type: ignore[arg-type]
+        assert value_from_body(body, location, form) == expected
 
 
 @pytest.mark.parametrize("text, expected", [

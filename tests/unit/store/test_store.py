@@ -93,7 +93,8 @@ async def test_concurrent_reads_share_one_call() -> None:
     entries = await asyncio.gather(*(store.read(key("x", "a")) for _ in range(50)))
     assert world.reads == [("s1", ("a",))]
     assert all(e is entries[0] for e in entries)
-    body = json.loads(entries[0].body)  # type: ignore[union-attr]
+    assert entries[0] is not None
+    body = json.loads(entries[0].body)
     assert body["items"][0]["value"] == "3" and body["items"][0]["metricName"] == "s0-counter-a"
 
 
@@ -139,10 +140,12 @@ async def test_server_failure_fails_every_trigger_of_the_batch_and_missing_key_o
     world = World(values={"a": 1}, fail=True)
     _, store = setup(world, scaled_object("x", "s1", "a"), scaled_object("y", "s1", "b"), max_age=0)
     x, y = await asyncio.gather(store.read(key("x", "a")), store.read(key("y", "b")))
-    assert x.status == y.status == 500  # type: ignore[union-attr]
+    assert x is not None and y is not None
+    assert x.status == y.status == 500
     world.fail = False
     x, y = await asyncio.gather(store.read(key("x", "a")), store.read(key("y", "b")))
-    assert x.status == 200 and y.status == 500 and "no key b" in json.loads(y.body)["message"]  # type: ignore[union-attr]
+    assert x is not None and y is not None
+    assert x.status == 200 and y.status == 500 and "no key b" in json.loads(y.body)["message"]
 
 
 async def test_removed_triggers_release_their_client() -> None:
@@ -182,6 +185,7 @@ async def test_failures_past_the_threshold_answer_the_fallback_value() -> None:
         assert entry is not None
         statuses.append((entry.status, entry.in_fallback, entry.active))
     assert statuses == [(500, False, False), (500, False, False), (200, True, False)]  # 3 > failureThreshold 2
+    assert entry is not None
     assert json.loads(entry.body)["items"][0]["value"] == "15"  # target 5 x 3 replicas
     world.fail = False
     entry = await store.read(key("x", "a"))
