@@ -64,14 +64,16 @@ def interceptor(adapter: AdapterProcess, upstream_port: int, log: Path, *extra: 
                                *extra), log)
 
 
-def activity(adapter: ActivityAdapter, etag: str | None = None, wait: float = 0) -> tuple[str, dict[str, Any]]:
-    headers = {"if-none-match": etag} if etag else {}
-    response = httpx.get(f"http://127.0.0.1:{adapter.internal_port}/activity?wait={wait}",
-                         headers=headers, timeout=wait + 5)
+def activity(adapter: ActivityAdapter, since: str | None = None, wait: float = 0) -> tuple[str, dict[str, Any]]:
+    """The controller's view: the whole feed, or (with `since`) the long poll for what changed."""
+    query = f"?since={since}&wait={wait}" if since else ""
+    response = httpx.get(f"http://127.0.0.1:{adapter.internal_port}/activity{query}", timeout=wait + 5)
     if response.status_code == 304:
-        return response.headers["etag"], {}
-    trigger = response.json()["scaledObjects"][0]["triggers"][0]
-    return response.headers["etag"], trigger
+        assert since is not None
+        return since, {}
+    document = response.json()
+    objects = document["scaledObjects"]
+    return document["generation"], objects[0]["triggers"][0] if objects else {}
 
 
 def metric_value(adapter: AdapterProcess) -> str:
@@ -91,11 +93,11 @@ def test_a_held_request_reaches_the_activity_feed_at_once_and_replicas_add_up(
     upstream_port = free_port()
     with interceptor(adapter, upstream_port, tmp_path / "a.log") as a, \
             interceptor(adapter, upstream_port, tmp_path / "b.log") as b, ThreadPoolExecutor(8) as pool:
-        etag, trigger = activity(adapter)
+        generation, trigger = activity(adapter)
         assert (trigger["value"], trigger["active"]) == (0.0, False)
         sent = time.monotonic()
         first = pool.submit(held_get, a)
-        etag, trigger = activity(adapter, etag, wait=10)  # the long poll the controller makes
+        generation, trigger = activity(adapter, generation, wait=10)  # the long poll the controller makes
         heard_after = time.monotonic() - sent
         assert (trigger["value"], trigger["active"]) == (1.0, True)
         assert heard_after < 0.5, heard_after  # pushed; the pollingInterval is 300 s
