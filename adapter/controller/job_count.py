@@ -57,7 +57,7 @@ def demand(loads: Sequence[TriggerLoad], calculation: str, min_jobs: int, max_jo
         queue, asked = sum(p[0] for p in per), sum(p[1] for p in per)
     elif per:
         queue, asked = max(per, key=lambda p: p[0])
-    active = bool(per) and (calculation != "max" or queue > 0) or min_jobs > 0
+    active = (bool(per) and (calculation != "max" or queue > 0)) or min_jobs > 0
     return Demand(active, math.ceil(queue), math.ceil(min(asked, max_jobs)))
 
 
