@@ -1,0 +1,191 @@
+"""ScaledJobs end to end: real kube-apiserver, the real Job controller, a real Redis list.
+
+One adapter + controller pair (see `controller_stack`) reads a Redis list per ScaledJob and
+creates Jobs. There is no kubelet: the Job controller creates each Job's pod and the test
+plays the kubelet by setting pod phases through the status subresource; the Job controller
+then marks the Job Complete, as on a real node. Polling is 1 s.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cluster_adapter import apply
+from controller_stack import Stack, condition, get, wait_condition
+from controlplane import ControlPlane, wait_for
+
+from tests.harness.redis_servers import RedisServer
+
+pytestmark = pytest.mark.e2e
+
+SJ = "scaledjob.keda.sh"
+
+
+@pytest.fixture(scope="module")
+def stack(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(control_plane, tmp_path_factory.mktemp("scaledjob-stack"))
+    try:
+        yield running.start(1)
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+def scaled_job(name: str, triggers: list[dict[str, Any]], annotations: dict[str, str] | None = None,
+               **spec: Any) -> dict[str, Any]:
+    template = {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "work", "image": "registry.invalid/worker:1"}]}}
+    metadata: dict[str, Any] = {"name": name, "labels": {"team": "batch"}}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "metadata": metadata,
+            "spec": {"jobTargetRef": {"template": template, "backoffLimit": 0}, "pollingInterval": 1,
+                     "triggers": triggers, **spec}}
+
+
+def redis_list(server: RedisServer, key: str) -> dict[str, Any]:
+    return {"type": "redis", "metadata": {"address": server.address, "listName": key, "listLength": "1"}}
+
+
+def jobs(cp: ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = cp.kubectl_json("get", "jobs", "-n", namespace, "-l",
+                                                  f"scaledjob.keda.sh/name={name}")["items"]
+    return found
+
+
+def pods_of(cp: ControlPlane, namespace: str, job: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = cp.kubectl_json("get", "pods", "-n", namespace, "-l", f"job-name={job}")["items"]
+    return found
+
+
+def set_phase(cp: ControlPlane, namespace: str, pod: str, phase: str) -> None:
+    """What a kubelet reports: the pod's phase (and, once finished, its container's end)."""
+    status: dict[str, Any] = {"phase": phase}
+    if phase in ("Succeeded", "Failed"):
+        code = 0 if phase == "Succeeded" else 1
+        status["containerStatuses"] = [{"name": "work", "image": "registry.invalid/worker:1", "imageID": "",
+                                        "ready": False, "restartCount": 0,
+                                        "state": {"terminated": {"exitCode": code, "reason": "Completed"}}}]
+    cp.kubectl("patch", "pod", pod, "-n", namespace, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": status}))
+
+
+def finish(cp: ControlPlane, namespace: str, job: str, phase: str = "Succeeded") -> None:
+    pod = wait_for(lambda: pods_of(cp, namespace, job), timeout=20, what=f"a pod of job {job}")[0]
+    set_phase(cp, namespace, pod["metadata"]["name"], phase)
+
+
+def finished(job: dict[str, Any]) -> str | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond["type"] in ("Complete", "Failed") and cond["status"] == "True":
+            return str(cond["type"])
+    return None
+
+
+def count_stays(cp: ControlPlane, namespace: str, name: str, expected: int, seconds: float) -> None:
+    """The number of Jobs is `expected` at every look for `seconds` (several 1 s polls)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert len(jobs(cp, namespace, name)) == expected
+        time.sleep(0.3)
+
+
+def test_jobs_are_created_for_queued_messages_up_to_the_maximum_then_pruned(
+        stack: Stack, redis: RedisServer, namespace: str) -> None:
+    cp, admin, key = stack.cp, redis.admin(), f"{namespace}-work"
+    apply(cp, namespace, scaled_job("encode", [redis_list(redis, key)], maxReplicaCount=5,
+                                    successfulJobsHistoryLimit=2, failedJobsHistoryLimit=1))
+    wait_condition(cp, namespace, "encode", "Ready", ("True", "ScaledJobReady"), resource=SJ)
+    assert jobs(cp, namespace, "encode") == []
+
+    started = time.monotonic()
+    admin.rpush(key, *range(12))  # 12 messages, 1 per Job, at most 5 Jobs
+    created = wait_for(lambda: len(jobs(cp, namespace, "encode")) >= 5 or None, timeout=20, what="5 Jobs")
+    latency = time.monotonic() - started
+    print(f"\nmessage -> 5 Jobs created in {latency:.2f}s (pollingInterval 1)")
+    assert created
+    count_stays(cp, namespace, "encode", 5, 3.0)
+    found = jobs(cp, namespace, "encode")
+    sj = get(cp, SJ, namespace, "encode") or {}
+    for job in found:
+        meta = job["metadata"]
+        assert meta["name"].startswith("encode-")
+        assert meta["labels"]["team"] == "batch" and meta["labels"]["app.kubernetes.io/name"] == "encode"
+        assert meta["annotations"]["scaledjob.keda.sh/generation"] == str(sj["metadata"]["generation"])
+        assert meta["ownerReferences"][0]["uid"] == sj["metadata"]["uid"]
+        assert job["spec"]["template"]["metadata"]["labels"]["scaledjob.keda.sh/name"] == "encode"
+        assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+        assert job["spec"]["backoffLimit"] == 0
+    assert condition(sj.get("status") or {}, "Active") == ("True", "ScalerActive")
+    assert (sj.get("status") or {}).get("lastActiveTime")
+
+    # five workers take a message each and exit: five more Jobs for the seven left
+    admin.ltrim(key, 5, -1)
+    for job in found:
+        finish(cp, namespace, job["metadata"]["name"])
+    wait_for(lambda: sum(finished(j) is None for j in jobs(cp, namespace, "encode")) == 5 or None, timeout=30,
+             what="5 new Jobs for the messages left")
+    # the history keeps 2 completed Jobs of the 5
+    wait_for(lambda: sum(finished(j) == "Complete" for j in jobs(cp, namespace, "encode")) == 2 or None,
+             timeout=30, what="completed Jobs pruned to successfulJobsHistoryLimit")
+
+    # the queue drains, the Jobs end (one fails): nothing new, history limits hold
+    admin.delete(key)
+    running = [j["metadata"]["name"] for j in jobs(cp, namespace, "encode") if finished(j) is None]
+    for name in running[:-1]:
+        finish(cp, namespace, name)
+    finish(cp, namespace, running[-1], "Failed")
+    wait_for(lambda: all(finished(j) for j in jobs(cp, namespace, "encode")) or None, timeout=30,
+             what="every Job finished")
+    wait_condition(cp, namespace, "encode", "Active", ("False", "ScalerNotActive"), resource=SJ)
+    wait_for(lambda: sorted(finished(j) or "" for j in jobs(cp, namespace, "encode")) ==
+             ["Complete", "Complete", "Failed"] or None, timeout=30, what="2 completed and 1 failed Job kept")
+    count_stays(cp, namespace, "encode", 3, 2.0)
+
+
+def test_a_paused_scaled_job_creates_nothing_until_resumed(stack: Stack, redis: RedisServer, namespace: str) -> None:
+    cp, admin, key = stack.cp, redis.admin(), f"{namespace}-held"
+    apply(cp, namespace, scaled_job("held", [redis_list(redis, key)], {"autoscaling.keda.sh/paused": "true"},
+                                    maxReplicaCount=3))
+    wait_condition(cp, namespace, "held", "Paused", ("True", "ScaledJobPaused"), resource=SJ)
+    admin.rpush(key, 1, 2)
+    count_stays(cp, namespace, "held", 0, 3.0)
+    cp.kubectl("annotate", SJ, "held", "-n", namespace, "autoscaling.keda.sh/paused-")
+    wait_for(lambda: len(jobs(cp, namespace, "held")) == 2 or None, timeout=20, what="2 Jobs once resumed")
+    wait_condition(cp, namespace, "held", "Paused", ("False", "ScaledJobUnpaused"), resource=SJ)
+
+
+def test_accurate_counts_pending_jobs_as_holding_queued_messages(
+        stack: Stack, redis: RedisServer, namespace: str) -> None:
+    cp, admin, key = stack.cp, redis.admin(), f"{namespace}-acc"
+    apply(cp, namespace, scaled_job("acc", [redis_list(redis, key)], maxReplicaCount=10,
+                                    scalingStrategy={"strategy": "accurate"}))
+    admin.rpush(key, *range(3))
+    wait_for(lambda: len(jobs(cp, namespace, "acc")) == 3 or None, timeout=20, what="3 Jobs")
+    first = jobs(cp, namespace, "acc")
+    finish(cp, namespace, first[0]["metadata"]["name"], "Running")  # one worker took its message
+    admin.lpop(key)
+    admin.rpush(key, 3, 4)  # 4 waiting, 2 Jobs still pending: 2 more (default would make 1)
+    wait_for(lambda: len(jobs(cp, namespace, "acc")) == 5 or None, timeout=20, what="5 Jobs")
+    count_stays(cp, namespace, "acc", 5, 3.0)
+
+
+def test_a_scaled_job_with_a_broken_trigger_says_so_and_creates_nothing(
+        stack: Stack, redis: RedisServer, namespace: str) -> None:
+    cp = stack.cp
+    apply(cp, namespace, scaled_job("broken", [{"type": "no-such-scaler", "metadata": {}}]),
+          scaled_job("fine", [redis_list(redis, f"{namespace}-fine")]))
+    wait_condition(cp, namespace, "broken", "Ready", ("False", "TriggerError"), resource=SJ)
+    wait_condition(cp, namespace, "fine", "Ready", ("True", "ScaledJobReady"), resource=SJ)
+    redis.admin().rpush(f"{namespace}-fine", 1)
+    wait_for(lambda: len(jobs(cp, namespace, "fine")) == 1 or None, timeout=20, what="a Job for the fine one")
+    assert jobs(cp, namespace, "broken") == []
