@@ -2,8 +2,9 @@
 
 The adapter reads a ScaledJob's triggers like any ScaledObject's (same scalers, shared
 clients, batched reads) and its values reach this process in the activity document. Here,
-per ScaledJob and per poll: list its Jobs (label `scaledjob.keda.sh/name`), prune finished
-ones beyond `successfulJobsHistoryLimit`/`failedJobsHistoryLimit`, count those not finished
+per ScaledJob and per poll: list its Jobs (label `scaledjob.keda.sh/name`), delete those made
+from an older generation of the spec (`rollout.strategy` default; gradual lets them finish),
+prune finished ones beyond `successfulJobsHistoryLimit`/`failedJobsHistoryLimit`, count those not finished
 (and, for the accurate and eager strategies, those whose pods are not yet running, from one
 list of its pods), create what `adapter.controller.job_count` says, and write the status
 conditions (Ready, Active, Paused) and `lastActiveTime` when they differ. A poll is also run
@@ -48,6 +49,7 @@ log = logging.getLogger("eventscale.scaledjobs")
 
 MANAGED_BY = "eventscale"
 JOBS_CREATED = "KEDAJobsCreated"
+ROLLOUT_CLEANED = "ScaledJobRolloutCleanupCompleted"
 RETRY = 2.0  # seconds before a failed poll is tried again (at most its pollingInterval)
 
 READY = Condition("Ready", "True", "ScaledJobReady", "ScaledJob is defined correctly and is ready for scaling")
@@ -103,6 +105,12 @@ def job_manifest(job: ScaledJob) -> Object:
             "metadata": {"generateName": f"{job.name}-", "namespace": job.namespace, "labels": labels,
                          "annotations": annotations, "ownerReferences": [owner]},
             "spec": spec}
+
+
+def of_other_generation(job: Mapping[str, Any], generation: int) -> bool:
+    """A Job made from another generation of its ScaledJob's spec (or with no record of one)."""
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(JOB_GENERATION) != str(generation)
 
 
 def finished_as(job: Mapping[str, Any]) -> str | None:
@@ -249,6 +257,7 @@ class ScaledJobs:
             await self._write_status(obj, [check_failed(str(exc))])
             return
         jobs = await self._list(jobs_path(job.namespace), job.name)
+        jobs = await self._roll_out(job, obj, jobs)
         jobs = await self._prune(job, jobs)
         if pause_of(job.annotations).stopped:
             await self._write_status(obj, [PAUSED])
@@ -276,6 +285,21 @@ class ScaledJobs:
         answer = await self.kube.list(path, f"{SCALED_JOB_LABEL}={name}")
         return list(answer.get("items") or [])
 
+    async def _roll_out(self, job: ScaledJob, obj: Object, jobs: list[Object]) -> list[Object]:
+        """Rollout default (or immediate): delete the Jobs made from another generation of the spec."""
+        if job.rollout_strategy == "gradual":
+            return jobs
+        old = [str(j["metadata"]["name"]) for j in jobs if of_other_generation(j, job.generation)]
+        policy = "Foreground" if job.propagation_policy == "foreground" else "Background"
+        for name in old:
+            with contextlib.suppress(ApiStatusError):  # gone already
+                await self.kube.delete(jobs_path(job.namespace, name), policy)
+        if old:
+            log.info("scaledjob=%s/%s deleted jobs=%d of an older spec", job.namespace, job.name, len(old))
+            self.events.record(_involved(job, obj), "Normal", ROLLOUT_CLEANED,
+                               f"Deleted {len(old)} jobs owned by the previous version of the scaledJob")
+        return [j for j in jobs if j["metadata"]["name"] not in old]
+
     async def _prune(self, job: ScaledJob, jobs: list[Object]) -> list[Object]:
         doomed = beyond_history(jobs, job.successful_jobs_history_limit, job.failed_jobs_history_limit)
         for name in doomed:
@@ -292,10 +316,7 @@ class ScaledJobs:
             await self.kube.write("POST", jobs_path(job.namespace), manifest)
         self.created += count
         log.info("scaledjob=%s/%s created jobs=%d", job.namespace, job.name, count)
-        meta = obj.get("metadata") or {}
-        self.events.record(Involved(job.api_version, job.namespace, job.name, job.uid,
-                                    str(meta.get("resourceVersion") or "")),
-                           "Normal", JOBS_CREATED, f"Created {count} jobs")
+        self.events.record(_involved(job, obj), "Normal", JOBS_CREATED, f"Created {count} jobs")
 
     async def _write_status(self, obj: Object, updates: list[Condition], last_active: str | None = None) -> None:
         current = obj.get("status") or {}
@@ -308,6 +329,11 @@ class ScaledJobs:
             answer = await self.kube.write("PATCH", scaled_job_path(meta["namespace"], meta["name"], "status"),
                                            {"status": patch}, "application/merge-patch+json")
             self.objects[_key(obj)] = keep_scaled_job(answer)
+
+
+def _involved(job: ScaledJob, obj: Object) -> Involved:
+    meta = obj.get("metadata") or {}
+    return Involved(job.api_version, job.namespace, job.name, job.uid, str(meta.get("resourceVersion") or ""))
 
 
 def _key(obj: Object) -> Key:

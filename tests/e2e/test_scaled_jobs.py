@@ -91,6 +91,10 @@ def finished(job: dict[str, Any]) -> str | None:
     return None
 
 
+def outcomes(cp: ControlPlane, namespace: str, name: str) -> list[str]:
+    return sorted(finished(j) or "running" for j in jobs(cp, namespace, name))
+
+
 def count_stays(cp: ControlPlane, namespace: str, name: str, expected: int, seconds: float) -> None:
     """The number of Jobs is `expected` at every look for `seconds` (several 1 s polls)."""
     deadline = time.monotonic() + seconds
@@ -140,15 +144,14 @@ def test_jobs_are_created_for_queued_messages_up_to_the_maximum_then_pruned(
 
     # the queue drains, the Jobs end (one fails): nothing new, history limits hold
     admin.delete(key)
+    wait_condition(cp, namespace, "encode", "Active", ("False", "ScalerNotActive"), resource=SJ)
     running = [j["metadata"]["name"] for j in jobs(cp, namespace, "encode") if finished(j) is None]
+    assert len(running) == 5
     for name in running[:-1]:
         finish(cp, namespace, name)
     finish(cp, namespace, running[-1], "Failed")
-    wait_for(lambda: all(finished(j) for j in jobs(cp, namespace, "encode")) or None, timeout=30,
-             what="every Job finished")
-    wait_condition(cp, namespace, "encode", "Active", ("False", "ScalerNotActive"), resource=SJ)
-    wait_for(lambda: sorted(finished(j) or "" for j in jobs(cp, namespace, "encode")) ==
-             ["Complete", "Complete", "Failed"] or None, timeout=30, what="2 completed and 1 failed Job kept")
+    wait_for(lambda: outcomes(cp, namespace, "encode") == ["Complete", "Complete", "Failed"] or None, timeout=30,
+             what="2 completed and 1 failed Job kept")
     count_stays(cp, namespace, "encode", 3, 2.0)
 
 
@@ -189,3 +192,29 @@ def test_a_scaled_job_with_a_broken_trigger_says_so_and_creates_nothing(
     redis.admin().rpush(f"{namespace}-fine", 1)
     wait_for(lambda: len(jobs(cp, namespace, "fine")) == 1 or None, timeout=20, what="a Job for the fine one")
     assert jobs(cp, namespace, "broken") == []
+
+
+@pytest.mark.parametrize("strategy", ["default", "gradual"])
+def test_a_template_change_rolls_out_by_strategy(stack: Stack, redis: RedisServer, namespace: str,
+                                                 strategy: str) -> None:
+    cp, key = stack.cp, f"{namespace}-roll"
+    apply(cp, namespace, scaled_job("roll", [redis_list(redis, key)], rollout={"strategy": strategy}))
+    redis.admin().rpush(key, 1, 2)
+    wait_for(lambda: len(jobs(cp, namespace, "roll")) == 2 or None, timeout=20, what="2 Jobs")
+    before = {j["metadata"]["name"] for j in jobs(cp, namespace, "roll")}
+    cp.kubectl("patch", SJ, "roll", "-n", namespace, "--type=json", "-p", json.dumps([
+        {"op": "add", "path": "/spec/jobTargetRef/template/spec/containers/0/env",
+         "value": [{"name": "MODE", "value": "new"}]}]))
+    generation = str((get(cp, SJ, namespace, "roll") or {})["metadata"]["generation"])
+    if strategy == "default":  # the old Jobs go, new ones of the new template take the 2 messages
+        def replaced() -> list[dict[str, Any]] | None:
+            found = jobs(cp, namespace, "roll")
+            names = {j["metadata"]["name"] for j in found}
+            return found if len(found) == 2 and not names & before else None
+        new = wait_for(replaced, timeout=30, what="the Jobs of the old template replaced")
+        assert all(j["metadata"]["annotations"]["scaledjob.keda.sh/generation"] == generation for j in new)
+        assert all(j["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "MODE", "value": "new"}]
+                   for j in new)
+    else:  # gradual: the old Jobs finish their work; they already cover the queue
+        count_stays(cp, namespace, "roll", 2, 3.0)
+        assert {j["metadata"]["name"] for j in jobs(cp, namespace, "roll")} == before
