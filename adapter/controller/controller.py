@@ -52,7 +52,7 @@ from adapter.controller.queue import RateLimiter, WorkQueue
 from adapter.controller.reconciler import Reconciler
 from adapter.controller.scaled_jobs import ScaledJobs, keep_scaled_job
 from adapter.keda.activity import Key, ReplicaCount
-from adapter.keda.names import KEDA_GROUPS, SCALED_JOBS
+from adapter.keda.names import KEDA_GROUPS, LEGACY_SCALED_OBJECTS, SCALED_JOBS
 from adapter.kube.autoscaling import Hpa, Scale
 from adapter.kube.client import ApiStatusError, KubeApi
 from adapter.kube.resources import DEPLOYMENTS, HPAS, STATEFUL_SETS, Resource
@@ -97,8 +97,9 @@ class Controller:
         self.reflectors = [Reflector(api, r, self.cache, transform_for(r), resync=options.resync_period)
                            for r in (*SCALED_OBJECT_RESOURCES, HPAS, DEPLOYMENTS, STATEFUL_SETS)]
         self.scaled_jobs = ScaledJobs(self.kube, self.activity, self.events, lambda: self.elector.leading)
-        self.job_reflector = Reflector(api, SCALED_JOBS, self.scaled_jobs, keep_scaled_job,
-                                       resync=options.resync_period)  # not waited for: the CRD is optional
+        # not waited for: the CRDs are optional; 2019 ScaledObjects are read again for `scaleType: job`
+        self.job_reflectors = [Reflector(api, r, self.scaled_jobs, keep_scaled_job, resync=options.resync_period)
+                               for r in (SCALED_JOBS, LEGACY_SCALED_OBJECTS)]
         self.reconciles = 0
         self.started = time.monotonic()
         self.ready_after: float | None = None  # seconds from start to the first pass over every object
@@ -131,7 +132,7 @@ class Controller:
 
     def follow(self, group: asyncio.TaskGroup) -> None:
         """Keep the caches and the activity view current (what a follower does too)."""
-        for reflector in (*self.reflectors, self.job_reflector):
+        for reflector in (*self.reflectors, *self.job_reflectors):
             group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
         group.create_task(self.activity.run(), name="activity")
 

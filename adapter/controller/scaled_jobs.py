@@ -36,10 +36,10 @@ from adapter.controller.guarded_api import ControllerKube, NotLeading
 from adapter.controller.hpa import VERSION
 from adapter.controller.job_count import TriggerLoad, jobs_to_create
 from adapter.controller.status import merge_patch
-from adapter.keda.activity import Key, ObjectActivity, object_key
-from adapter.keda.names import JOB_GENERATION, KEDA_GROUP, KEDA_VERSION, SCALED_JOB_LABEL
+from adapter.keda.activity import Key, ObjectActivity, object_key, split_key
+from adapter.keda.names import JOB_GENERATION, LEGACY_JOB_LABEL, SCALED_JOB_LABEL
 from adapter.keda.objects import InvalidObject
-from adapter.keda.scaled_job import SCALED_JOB_KIND, ScaledJob, parse_scaled_job
+from adapter.keda.scaled_job import SCALED_JOB_KIND, ScaledJob, is_job_object, parse_scaled_job
 from adapter.keda.scaled_object_status import Condition, merged, parse_status
 from adapter.kube.client import ApiStatusError, Object
 from adapter.kube.resources import Resource
@@ -69,9 +69,11 @@ def jobs_path(namespace: str, name: str = "") -> str:
     return f"{base}/{name}" if name else base
 
 
-def scaled_job_path(namespace: str, name: str, subresource: str = "") -> str:
-    path = f"/apis/{KEDA_GROUP}/{KEDA_VERSION}/namespaces/{namespace}/scaledjobs/{name}"
-    return f"{path}/{subresource}" if subresource else path
+def status_path(obj: Object) -> str:
+    """The status subresource of a ScaledJob, or of a 2019 `scaleType: job` ScaledObject."""
+    meta = obj["metadata"]
+    plural = "scaledjobs" if obj.get("kind") == SCALED_JOB_KIND else "scaledobjects"
+    return f"/apis/{obj['apiVersion']}/namespaces/{meta['namespace']}/{plural}/{meta['name']}/status"
 
 
 def keep_scaled_job(obj: Object) -> Object:
@@ -91,12 +93,13 @@ def job_manifest(job: ScaledJob) -> Object:
     """One Job of the ScaledJob: its template, KEDA's labels and annotations, owned by it."""
     spec = copy.deepcopy(dict(job.job_spec))
     template = spec.setdefault("template", {})
-    template.setdefault("metadata", {}).setdefault("labels", {})[SCALED_JOB_LABEL] = job.name
+    own = {SCALED_JOB_LABEL: job.name, **({LEGACY_JOB_LABEL: job.name} if job.legacy else {})}
+    template.setdefault("metadata", {}).setdefault("labels", {}).update(own)
     pod = template.setdefault("spec", {})
     pod.setdefault("restartPolicy", "OnFailure")  # a Job refuses Always, a pod's default
     labels = {"app.kubernetes.io/name": job.name, "app.kubernetes.io/version": VERSION,
               "app.kubernetes.io/part-of": job.name, "app.kubernetes.io/managed-by": MANAGED_BY,
-              SCALED_JOB_LABEL: job.name,
+              **own,
               **{k: v for k, v in job.labels.items() if k not in job.excluded_labels}}
     annotations = {JOB_GENERATION: str(job.generation), **job.annotations}
     owner = {"apiVersion": job.api_version, "kind": job.kind, "name": job.name, "uid": job.uid,
@@ -180,14 +183,15 @@ class ScaledJobs:
     # -- the watch sink --------------------------------------------------------------------------
 
     def listed(self, resource: Resource, objects: list[Object]) -> None:
-        fresh = {_key(o): o for o in objects}
-        for key in set(self.objects) - set(fresh):
+        fresh = {_key(o): o for o in objects if is_job_object(o)}
+        for key in [k for k in self.objects if split_key(k)[0] == resource.kind and k not in fresh]:
             self._forget(key)
         for key, obj in fresh.items():
             self._put(key, obj)
 
     def changed(self, resource: Resource, obj: Object, deleted: bool) -> None:
-        if deleted:
+        """A ScaledJob, or a 2019 ScaledObject (kept while it has `scaleType: job`)."""
+        if deleted or not is_job_object(obj):
             self._forget(_key(obj))
         else:
             self._put(_key(obj), obj)
@@ -209,10 +213,8 @@ class ScaledJobs:
             self._wake.set()
 
     def on_activity(self, changed: set[Key]) -> None:
-        for namespace, owner in changed:
-            kind, _, name = owner.partition("/")
-            if kind == SCALED_JOB_KIND and name:
-                self.poke((namespace, name))
+        for key in changed:
+            self.poke(key)
 
     # -- polling ---------------------------------------------------------------------------------
 
@@ -262,7 +264,7 @@ class ScaledJobs:
         if pause_of(job.annotations).stopped:
             await self._write_status(obj, [PAUSED])
             return
-        activity = self.activity.objects.get(object_key(SCALED_JOB_KIND, job.namespace, job.name))
+        activity = self.activity.objects.get(object_key(job.kind, job.namespace, job.name))
         if activity is None or not self.activity.fresh:
             return  # the adapter has not read it yet, or is not answering: decide nothing
         if activity.error:
@@ -325,9 +327,7 @@ class ScaledJobs:
             wanted["lastActiveTime"] = last_active
         patch = merge_patch(current, wanted)
         if patch:
-            meta = obj["metadata"]
-            answer = await self.kube.write("PATCH", scaled_job_path(meta["namespace"], meta["name"], "status"),
-                                           {"status": patch}, "application/merge-patch+json")
+            answer = await self.kube.write("PATCH", status_path(obj), {"status": patch}, "application/merge-patch+json")
             self.objects[_key(obj)] = keep_scaled_job(answer)
 
 
@@ -337,8 +337,10 @@ def _involved(job: ScaledJob, obj: Object) -> Involved:
 
 
 def _key(obj: Object) -> Key:
+    """The `object_key`: a ScaledJob and a 2019 ScaledObject of one name are two objects."""
     meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    return object_key(str(obj.get("kind") or SCALED_JOB_KIND), str(meta.get("namespace") or ""),
+                      str(meta.get("name") or ""))
 
 
 def _polling_interval(obj: Object) -> float:

@@ -218,3 +218,26 @@ def test_a_template_change_rolls_out_by_strategy(stack: Stack, redis: RedisServe
     else:  # gradual: the old Jobs finish their work; they already cover the queue
         count_stays(cp, namespace, "roll", 2, 3.0)
         assert {j["metadata"]["name"] for j in jobs(cp, namespace, "roll")} == before
+
+
+def test_the_2019_scale_type_job_object_creates_jobs(stack: Stack, redis: RedisServer, namespace: str) -> None:
+    cp, key = stack.cp, f"{namespace}-old"
+    container = {"name": "work", "image": "registry.invalid/worker:1",
+                 "env": [{"name": "REDIS_ADDRESS", "value": redis.address}]}
+    apply(cp, namespace, {
+        "apiVersion": "keda.k8s.io/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "old"},
+        "spec": {"scaleType": "job", "pollingInterval": 1, "maxReplicaCount": 4,
+                 "jobTargetRef": {"template": {"spec": {"containers": [container]}}},
+                 "triggers": [{"type": "redis", "metadata": {"address": "REDIS_ADDRESS", "listName": key,
+                                                             "listLength": "1"}}]}})
+    redis.admin().rpush(key, *range(6))
+    made = wait_for(lambda: len(jobs(cp, namespace, "old")) == 4 or None, timeout=20, what="4 Jobs")
+    assert made
+    found = jobs(cp, namespace, "old")
+    owner = (get(cp, "scaledobject.keda.k8s.io", namespace, "old") or {})["metadata"]
+    assert all(j["metadata"]["labels"]["scaledobject"] == "old" for j in found)
+    assert all(j["metadata"]["ownerReferences"][0]["kind"] == "ScaledObject" and
+               j["metadata"]["ownerReferences"][0]["uid"] == owner["uid"] for j in found)
+    wait_condition(cp, namespace, "old", "Ready", ("True", "ScaledJobReady"), resource="scaledobject.keda.k8s.io")
+    assert get(cp, "hpa", namespace, "keda-hpa-old") is None
+    count_stays(cp, namespace, "old", 4, 2.0)
