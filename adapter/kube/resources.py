@@ -1,7 +1,7 @@
 """Kubernetes resources both processes read, named once.
 
-A `Resource` is what a list or watch needs (group, version, plural, namespacing, optional
-field and label selectors); the core and apps resources either process watches are defined here, KEDA's
+A `Resource` is what a list or watch needs (group, version, plural, namespacing, an optional
+field selector); the core and apps resources either process watches are defined here, KEDA's
 own in `adapter.keda.names`.
 """
 
@@ -19,7 +19,6 @@ class Resource:
     namespaced: bool = True
     namespace: str = ""  # watch one namespace only
     field_selector: str = ""
-    label_selector: str = ""
 
     @property
     def api_version(self) -> str:
@@ -31,17 +30,16 @@ class Resource:
         return f"{base}/namespaces/{self.namespace}/{self.plural}" if self.namespace else f"{base}/{self.plural}"
 
     def __str__(self) -> str:
-        name = f"{self.plural}.{self.group}" if self.group else self.plural
-        return f"{name}[{self.label_selector}]" if self.label_selector else name
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
 SECRETS = Resource("", "v1", "secrets", "Secret", field_selector="type!=helm.sh/release.v1")
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
+PODS = Resource("", "v1", "pods", "Pod")
+ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 STATEFUL_SETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler")
-JOBS = Resource("batch", "v1", "jobs", "Job")
-PODS = Resource("", "v1", "pods", "Pod")
 
 # Workloads whose replica count is read from a watch rather than GET /scale, by (apiVersion, kind).
 WORKLOADS = {(r.api_version, r.kind): r for r in (DEPLOYMENTS, STATEFUL_SETS)}

@@ -100,8 +100,7 @@ class Reflector(Generic[T]):
         await asyncio.sleep(delay)
 
     def _params(self) -> dict[str, str]:
-        selectors = {"fieldSelector": self.resource.field_selector, "labelSelector": self.resource.label_selector}
-        return {k: v for k, v in selectors.items() if v}
+        return {"fieldSelector": self.resource.field_selector} if self.resource.field_selector else {}
 
     async def _list(self) -> None:
         objects: list[T] = []
@@ -160,8 +159,8 @@ class Reflector(Generic[T]):
 
     async def _absent_for_now(self) -> None:
         if not self._absent:
-            log.warning("resource=%s is not served (CRD not installed?); looking again every %.0fs",
-                        self.resource, self.absent_retry)
+            log.info("resource=%s is not served (CRD not installed?); looking again every %.0fs",
+                     self.resource, self.absent_retry)
             self._absent = True
         self.resource_version = None
         self.sink.listed(self.resource, [])
