@@ -77,10 +77,9 @@ def effective_max(strategy: ScalingStrategy, asked: int, running: int, pending: 
     return asked - running, scale_to
 
 
-def jobs_to_create(strategy: ScalingStrategy, loads: Sequence[TriggerLoad], running: int, pending: int,
+def jobs_to_create(strategy: ScalingStrategy, wanted: Demand, running: int, pending: int,
                    min_jobs: int, max_jobs: int) -> int:
-    """The Jobs to create now, given the triggers' readings and the Jobs not finished."""
-    wanted = demand(loads, strategy.multiple_scalers_calculation, min_jobs, max_jobs)
+    """The Jobs to create now, given what the triggers ask for and the Jobs not finished."""
     if not wanted.active:
         return 0
     if running < min_jobs:

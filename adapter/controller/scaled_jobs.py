@@ -34,7 +34,7 @@ from adapter.controller.decide import pause_of
 from adapter.controller.events import EventRecorder, Involved
 from adapter.controller.guarded_api import ControllerKube, NotLeading
 from adapter.controller.hpa import VERSION
-from adapter.controller.job_count import TriggerLoad, jobs_to_create
+from adapter.controller.job_count import TriggerLoad, demand, jobs_to_create
 from adapter.controller.status import merge_patch
 from adapter.keda.activity import Key, ObjectActivity, object_key, split_key
 from adapter.keda.names import JOB_GENERATION, LEGACY_JOB_LABEL, SCALED_JOB_LABEL
@@ -276,12 +276,12 @@ class ScaledJobs:
         if job.uses_pending and running:
             pods = await self._list(f"/api/v1/namespaces/{job.namespace}/pods", job.name)
             pending = pending_jobs(running, pods, job.scaling.pending_pod_conditions)
-        count = jobs_to_create(job.scaling, loads, len(running), pending, job.min_jobs, job.max_jobs)
-        await self._create(job, obj, count)
-        active = any(load.active for load in loads) or job.min_jobs > 0
-        ready = READY if not failed else PARTIAL_TRIGGER_ERROR if active else TRIGGER_ERROR
-        await self._write_status(obj, [ready, c.ACTIVE if active else c.NOT_ACTIVE, UNPAUSED],
-                                 last_active=timestamp(self.wall()) if active else None)
+        wanted = demand(loads, job.scaling.multiple_scalers_calculation, job.min_jobs, job.max_jobs)
+        await self._create(job, obj, jobs_to_create(job.scaling, wanted, len(running), pending, job.min_jobs,
+                                                    job.max_jobs))
+        ready = READY if not failed else PARTIAL_TRIGGER_ERROR if wanted.active else TRIGGER_ERROR
+        await self._write_status(obj, [ready, c.ACTIVE if wanted.active else c.NOT_ACTIVE, UNPAUSED],
+                                 last_active=timestamp(self.wall()) if wanted.active else None)
 
     async def _list(self, path: str, name: str) -> list[Object]:
         answer = await self.kube.list(path, f"{SCALED_JOB_LABEL}={name}")

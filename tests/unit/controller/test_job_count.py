@@ -82,5 +82,5 @@ def test_demand_joins_active_triggers(loads: list[TriggerLoad], calculation: str
 ])
 def test_jobs_to_create_in_one_poll(strategy: ScalingStrategy, value: float, running: int, pending: int,
                                     min_jobs: int, max_jobs: int, expected: int) -> None:
-    loads = [TriggerLoad(value, 1, value > 0)]
-    assert jobs_to_create(strategy, loads, running, pending, min_jobs, max_jobs) == expected
+    wanted = demand([TriggerLoad(value, 1, value > 0)], strategy.multiple_scalers_calculation, min_jobs, max_jobs)
+    assert jobs_to_create(strategy, wanted, running, pending, min_jobs, max_jobs) == expected
