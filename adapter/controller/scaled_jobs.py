@@ -89,11 +89,18 @@ def _same_but_status(old: Object, new: Object) -> bool:
     return essence(old) == essence(new)
 
 
+def job_label(job: ScaledJob) -> str:
+    """The label that marks a ScaledJob's Jobs and pods: `scaledjob.keda.sh/name`, or KEDA 1.x's
+    `scaledobject` for a 2019 object, so a ScaledJob and a 2019 object of one name never count
+    each other's Jobs."""
+    return LEGACY_JOB_LABEL if job.legacy else SCALED_JOB_LABEL
+
+
 def job_manifest(job: ScaledJob) -> Object:
     """One Job of the ScaledJob: its template, KEDA's labels and annotations, owned by it."""
     spec = copy.deepcopy(dict(job.job_spec))
     template = spec.setdefault("template", {})
-    own = {SCALED_JOB_LABEL: job.name, **({LEGACY_JOB_LABEL: job.name} if job.legacy else {})}
+    own = {job_label(job): job.name}
     template.setdefault("metadata", {}).setdefault("labels", {}).update(own)
     pod = template.setdefault("spec", {})
     pod.setdefault("restartPolicy", "OnFailure")  # a Job refuses Always, a pod's default
@@ -258,7 +265,7 @@ class ScaledJobs:
         except InvalidObject as exc:
             await self._write_status(obj, [check_failed(str(exc))])
             return
-        jobs = await self._list(jobs_path(job.namespace), job.name)
+        jobs = await self._list(jobs_path(job.namespace), job)
         jobs = await self._roll_out(job, obj, jobs)
         jobs = await self._prune(job, jobs)
         if pause_of(job.annotations).stopped:
@@ -274,7 +281,7 @@ class ScaledJobs:
         running = [j for j in jobs if finished_as(j) is None]
         pending = 0
         if job.uses_pending and running:
-            pods = await self._list(f"/api/v1/namespaces/{job.namespace}/pods", job.name)
+            pods = await self._list(f"/api/v1/namespaces/{job.namespace}/pods", job)
             pending = pending_jobs(running, pods, job.scaling.pending_pod_conditions)
         wanted = demand(loads, job.scaling.multiple_scalers_calculation, job.min_jobs, job.max_jobs)
         await self._create(job, obj, jobs_to_create(job.scaling, wanted, len(running), pending, job.min_jobs,
@@ -283,8 +290,8 @@ class ScaledJobs:
         await self._write_status(obj, [ready, c.ACTIVE if wanted.active else c.NOT_ACTIVE, UNPAUSED],
                                  last_active=timestamp(self.wall()) if wanted.active else None)
 
-    async def _list(self, path: str, name: str) -> list[Object]:
-        answer = await self.kube.list(path, f"{SCALED_JOB_LABEL}={name}")
+    async def _list(self, path: str, job: ScaledJob) -> list[Object]:
+        answer = await self.kube.list(path, f"{job_label(job)}={job.name}")
         return list(answer.get("items") or [])
 
     async def _roll_out(self, job: ScaledJob, obj: Object, jobs: list[Object]) -> list[Object]:

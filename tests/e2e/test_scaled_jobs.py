@@ -62,6 +62,12 @@ def jobs(cp: ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
     return found
 
 
+def legacy_jobs(cp: ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The Jobs of a 2019 `scaleType: job` ScaledObject: labelled as KEDA 1.x did."""
+    found: list[dict[str, Any]] = cp.kubectl_json("get", "jobs", "-n", namespace, "-l", f"scaledobject={name}")["items"]
+    return found
+
+
 def pods_of(cp: ControlPlane, namespace: str, job: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = cp.kubectl_json("get", "pods", "-n", namespace, "-l", f"job-name={job}")["items"]
     return found
@@ -230,14 +236,18 @@ def test_the_2019_scale_type_job_object_creates_jobs(stack: Stack, redis: RedisS
                  "jobTargetRef": {"template": {"spec": {"containers": [container]}}},
                  "triggers": [{"type": "redis", "metadata": {"address": "REDIS_ADDRESS", "listName": key,
                                                              "listLength": "1"}}]}})
+    apply(cp, namespace, scaled_job("old", [redis_list(redis, f"{key}-new")]))  # one name, two objects
     redis.admin().rpush(key, *range(6))
-    made = wait_for(lambda: len(jobs(cp, namespace, "old")) == 4 or None, timeout=20, what="4 Jobs")
+    redis.admin().rpush(f"{key}-new", 1)
+    made = wait_for(lambda: len(legacy_jobs(cp, namespace, "old")) == 4 or None, timeout=20, what="4 Jobs")
     assert made
-    found = jobs(cp, namespace, "old")
+    wait_for(lambda: len(jobs(cp, namespace, "old")) == 1 or None, timeout=20, what="the ScaledJob's own Job")
+    found = legacy_jobs(cp, namespace, "old")
     owner = (get(cp, "scaledobject.keda.k8s.io", namespace, "old") or {})["metadata"]
-    assert all(j["metadata"]["labels"]["scaledobject"] == "old" for j in found)
+    assert all("scaledjob.keda.sh/name" not in j["metadata"]["labels"] for j in found)
     assert all(j["metadata"]["ownerReferences"][0]["kind"] == "ScaledObject" and
                j["metadata"]["ownerReferences"][0]["uid"] == owner["uid"] for j in found)
     wait_condition(cp, namespace, "old", "Ready", ("True", "ScaledJobReady"), resource="scaledobject.keda.k8s.io")
     assert get(cp, "hpa", namespace, "keda-hpa-old") is None
-    count_stays(cp, namespace, "old", 4, 2.0)
+    count_stays(cp, namespace, "old", 1, 2.0)
+    assert len(legacy_jobs(cp, namespace, "old")) == 4
