@@ -142,11 +142,15 @@ def test_jobs_are_created_for_queued_messages_up_to_the_maximum_then_pruned(
     admin.ltrim(key, 5, -1)
     for job in found:
         finish(cp, namespace, job["metadata"]["name"])
-    wait_for(lambda: sum(finished(j) is None for j in jobs(cp, namespace, "encode")) == 5 or None, timeout=30,
-             what="5 new Jobs for the messages left")
-    # the history keeps 2 completed Jobs of the 5
-    wait_for(lambda: sum(finished(j) == "Complete" for j in jobs(cp, namespace, "encode")) == 2 or None,
-             timeout=30, what="completed Jobs pruned to successfulJobsHistoryLimit")
+    first = {j["metadata"]["name"] for j in found}
+
+    def refilled() -> bool:  # 5 new Jobs for the messages left; the history keeps 2 of the first 5
+        now = jobs(cp, namespace, "encode")
+        fresh = [j for j in now if j["metadata"]["name"] not in first]
+        kept = [j for j in now if j["metadata"]["name"] in first]
+        return (len(fresh) == 5 and all(finished(j) is None for j in fresh) and len(kept) == 2
+                and all(finished(j) == "Complete" for j in kept))
+    wait_for(lambda: refilled() or None, timeout=30, what="5 new Jobs and 2 completed ones kept")
 
     # the queue drains, the Jobs end (one fails): nothing new, history limits hold
     admin.delete(key)
