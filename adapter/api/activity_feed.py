@@ -11,7 +11,7 @@ a second time, so it reads what the store already knows:
                                   with nothing changed the answer waits up to `wait` seconds,
                                   then is 304 (a long poll). A <g> of another process, or older
                                   than the deletions kept, gets the full document.
-    GET  /activity/<ns>/<name>    one ScaledObject
+    GET  /activity/<ns>/<name>    one ScaledObject (`?kind=ScaledJob`: one ScaledJob)
     POST /replicas                {"items": [{"namespace", "name", "replicas"}]}: current replica
                                   counts for the currentReplicas* fallback behaviours
     GET  /healthz
@@ -23,6 +23,10 @@ version; the catalog and the store say which ScaledObjects changed, only those a
 again (once per change, whatever the number of readers), and a delta is found by walking the
 objects newest first until one is older than `since`: an answer costs what changed, not what
 exists. The full document (a first request, a restart) is the encoded objects joined.
+
+ScaledJobs (and 2019 `scaleType: job` ScaledObjects) are in the same document, a ScaledJob
+with `"kind": "ScaledJob"`: the controller counts the Jobs to create from the same per-trigger
+view.
 
 No authentication: the listener binds loopback, which only the pod's own containers share.
 Nothing secret is served (trigger errors are already masked by the scalers).
@@ -46,9 +50,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from adapter.catalog.catalog import Catalog
+from adapter.catalog.catalog import READERS, Catalog
 from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger
+from adapter.catalog.scaled_jobs import ResolvedScaledJob
 from adapter.keda.activity import (
+    SCALED_OBJECT_KIND,
     Key,
     ObjectActivity,
     ResourceMetric,
@@ -57,6 +63,8 @@ from adapter.keda.activity import (
     encode_document,
     encode_object,
     object_fields,
+    object_key,
+    split_key,
 )
 from adapter.keda.objects import ObjectRef
 from adapter.kube.wire import micro_timestamp
@@ -104,14 +112,14 @@ class ActivityFeed:
         self._changed = asyncio.Event()
 
     def _known(self) -> list[Key]:
-        keys = [(r.so.namespace, r.so.name) for r in self.catalog.scaled_objects()]
-        return keys + [(p.ref.namespace, p.ref.name) for p in self.catalog.problems if p.ref.kind == "ScaledObject"]
+        problems = [p.ref for p in self.catalog.problems if p.ref.kind in READERS]
+        return [*self.catalog.readers(), *(object_key(r.kind, r.namespace, r.name) for r in problems)]
 
     def _settle(self) -> None:
         """Encode the objects marked changed; those that really differ get a new version."""
         dirty, self._dirty = self._dirty, set()
         for key in sorted(dirty):
-            found = self.one(*key)
+            found = self._of_key(key)
             body = encode_object(found) if found is not None else None
             old = self._objects.get(key)
             if (old is not None and old.body == body) or (old is None and body is None):
@@ -167,12 +175,20 @@ class ActivityFeed:
         return encode_document(generation, False, (e.body for _, e in changed if e.body is not None),
                                [k for k, e in changed if e.body is None])
 
-    def one(self, namespace: str, name: str) -> ObjectActivity | None:
-        resolved = self.catalog.scaled_object(namespace, name)
+    def one(self, namespace: str, name: str, kind: str = SCALED_OBJECT_KIND) -> ObjectActivity | None:
+        key = object_key(kind, namespace, name)
+        resolved = self.catalog.scaled_object(*key) if kind == SCALED_OBJECT_KIND else None
         if resolved is not None:
             return self._resolved(resolved)
-        message = self.catalog.problem(ObjectRef("ScaledObject", namespace, name))
-        return self._invalid(namespace, name, message) if message is not None else None
+        job = self.catalog.scaled_job(key)
+        if job is not None:
+            return self._resolved_job(job)
+        message = self.catalog.problem(ObjectRef(kind, namespace, name))
+        return self._invalid(kind, namespace, name, message) if message is not None else None
+
+    def _of_key(self, key: Key) -> ObjectActivity | None:
+        kind, namespace, name = split_key(key)
+        return self.one(namespace, name, kind)
 
     def _resolved(self, resolved: ResolvedScaledObject) -> ObjectActivity:
         so = resolved.so
@@ -180,12 +196,18 @@ class ActivityFeed:
                               generation=so.generation, error=resolved.error,
                               triggers=tuple(self._trigger(t) for t in resolved.triggers))
 
-    def _invalid(self, namespace: str, name: str, message: str) -> ObjectActivity:
-        raw = self.catalog.get("ScaledObject", namespace, name) or {}
+    def _resolved_job(self, resolved: ResolvedScaledJob) -> ObjectActivity:
+        job = resolved.job
+        return ObjectActivity(namespace=job.namespace, name=job.name, api_version=job.api_version, uid=job.uid,
+                              generation=job.generation, error=resolved.error, kind=job.kind,
+                              triggers=tuple(self._trigger(t) for t in resolved.triggers))
+
+    def _invalid(self, kind: str, namespace: str, name: str, message: str) -> ObjectActivity:
+        raw = self.catalog.get(kind, namespace, name) or {}
         meta = raw.get("metadata") or {}
         generation = meta.get("generation", 0)
         return ObjectActivity(namespace=namespace, name=name, api_version=str(raw.get("apiVersion") or ""),
-                              uid=str(meta.get("uid") or ""),
+                              uid=str(meta.get("uid") or ""), kind=kind,
                               generation=generation if isinstance(generation, int) else 0,
                               error=message, triggers=())
 
@@ -224,10 +246,10 @@ def build_internal_app(feed: ActivityFeed) -> FastAPI:
         return Response(feed.document(since), media_type="application/json")
 
     @app.get("/activity/{namespace}/{name}")
-    async def one(namespace: str, name: str) -> Response:
-        found = feed.one(namespace, name)
+    async def one(namespace: str, name: str, kind: str = SCALED_OBJECT_KIND) -> Response:
+        found = feed.one(namespace, name, kind) if kind in READERS else None
         if found is None:
-            return Response(json.dumps({"error": f"ScaledObject {namespace}/{name} is not known"}), 404,
+            return Response(json.dumps({"error": f"{kind} {namespace}/{name} is not known"}), 404,
                             media_type="application/json")
         return Response(json.dumps(object_fields(found)), media_type="application/json")
 

@@ -4,8 +4,9 @@ Nothing is counted on the request path. The per-scaler families (a handful of li
 collected at scrape time; the per-trigger ones (three lines per trigger, 300,000 at 100,000
 ScaledObjects) are rendered per ScaledObject when the store says its entries changed, and a
 scrape joins what is rendered: its cost is the objects changed since the last scrape plus one
-copy of the bytes, not a formatting pass over every trigger. Labels name ScaledObjects,
-triggers, metrics and scaler types only, never a server address, a user or a credential.
+copy of the bytes, not a formatting pass over every trigger. Labels name ScaledObjects (or
+ScaledJobs, as `scaledjob=`), triggers, metrics and scaler types only, never a server address,
+a user or a credential.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from adapter.keda.scaled_job import SCALED_JOB_KIND
 from adapter.store.store import MetricEntry, MetricStore, ObjectKey
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -68,8 +70,9 @@ def _trigger_lines(entries: Sequence[MetricEntry]) -> tuple[bytes, bytes, bytes]
     lines: tuple[list[str], list[str], list[str]] = ([], [], [])
     for entry in entries:
         trigger = entry.trigger
+        owner = "scaledjob" if trigger.kind == SCALED_JOB_KIND else "scaledobject"
         labels = (f'{{metric="{_escape(trigger.metric_name)}",namespace="{_escape(trigger.namespace)}",'
-                  f'scaledobject="{_escape(trigger.scaled_object)}",scaler="{_escape(trigger.spec.type)}",'
+                  f'{owner}="{_escape(trigger.scaled_object)}",scaler="{_escape(trigger.spec.type)}",'
                   f'trigger="{trigger.spec.index}"}}')
         if entry.value is not None:
             lines[0].append(f"{TRIGGER_FAMILIES[0][0]}{labels} {_number(entry.value)}\n")

@@ -2,10 +2,12 @@
 
 Sources (a directory, Kubernetes watches) put raw objects in; the catalog parses and resolves
 ScaledObjects, indexes them by the selector requirement the HPA sends, and tells listeners
-(the metric store, the controller) when the set of triggers changed. Problems are kept per
-object with a reason, logged once, and never stop other objects from being served. Pods and
-EndpointSlices go to `cluster` (what the kubernetes-workload and metrics-api scalers read) and
-never cause a re-resolution.
+(the metric store, the controller) when the set of triggers changed. ScaledJobs (and 2019
+`scaleType: job` ScaledObjects) are resolved the same way (`adapter.catalog.scaled_jobs`) but
+get no route: no HPA reads them. Listeners are told `adapter.keda.activity.object_key`s.
+Problems are kept per object with a reason, logged once, and never stop other objects from
+being served. Pods and EndpointSlices go to `cluster` (what the kubernetes-workload and
+metrics-api scalers read) and never cause a re-resolution.
 
 The per-object path (parse, resolve, scaler parse) is a boundary: whatever it raises, even an
 exception no parser expected, becomes one problem on that object. Its message names the
@@ -25,16 +27,20 @@ from typing import Any
 from adapter.catalog import cluster_objects
 from adapter.catalog.cluster_objects import ClusterObjects
 from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger, ResolveError, Resolver
-from adapter.keda.objects import InvalidObject, ObjectRef, ScaledObject, parse_scaled_object
+from adapter.catalog.scaled_jobs import ResolvedScaledJob, resolve_scaled_job
+from adapter.keda.activity import object_key, split_key
+from adapter.keda.objects import InvalidObject, ObjectRef, parse_scaled_object
+from adapter.keda.scaled_job import SCALED_JOB_KIND, is_job_object, parse_scaled_job
 from scalers import ScalerRegistry
 
 log = logging.getLogger("eventscale.catalog")
 
 SCALED_OBJECT = "ScaledObject"
+READERS = (SCALED_OBJECT, SCALED_JOB_KIND)  # the kinds resolved into triggers
 
 RawObject = Mapping[str, Any]
 Key = tuple[str, str, str]  # kind, namespace, name
-Listener = Callable[[set[tuple[str, str]]], None]  # told the (namespace, name) of ScaledObjects re-resolved
+Listener = Callable[[set[tuple[str, str]]], None]  # told the object_keys of ScaledObjects and ScaledJobs re-resolved
 
 
 class _RecordingLookup:
@@ -75,6 +81,7 @@ class Catalog:
         self._depends_on: dict[Key, set[Key]] = {}  # ScaledObject -> objects its resolution read
         self._dependents: dict[Key, set[Key]] = {}  # object -> ScaledObjects that read it
         self._resolved: dict[tuple[str, str], ResolvedScaledObject] = {}
+        self._jobs: dict[tuple[str, str], ResolvedScaledJob] = {}  # by object_key
         self._routes: dict[tuple[str, str, str], ResolvedScaledObject] = {}
         self._problems: dict[ObjectRef, Problem] = {}
         self._listeners: list[Listener] = []
@@ -98,6 +105,23 @@ class Catalog:
     def triggers(self) -> Iterable[ResolvedTrigger]:
         for resolved in self._resolved.values():
             yield from resolved.by_metric.values()
+
+    def scaled_jobs(self) -> Iterable[ResolvedScaledJob]:
+        return self._jobs.values()
+
+    def scaled_job(self, key: tuple[str, str]) -> ResolvedScaledJob | None:
+        """A ScaledJob (or 2019 `scaleType: job` ScaledObject) by its object_key."""
+        return self._jobs.get(key)
+
+    def triggers_of(self, key: tuple[str, str]) -> tuple[ResolvedTrigger, ...]:
+        """The servable triggers of the ScaledObject or ScaledJob of this object_key."""
+        found = self._resolved.get(key) or self._jobs.get(key)
+        return tuple(found.by_metric.values()) if found is not None else ()
+
+    def readers(self) -> Iterable[tuple[str, str]]:
+        """The object_keys of every resolved ScaledObject and ScaledJob."""
+        yield from self._resolved
+        yield from self._jobs
 
     def route(self, namespace: str, label: str, value: str) -> ResolvedScaledObject | None:
         return self._routes.get((namespace, label, value))
@@ -123,7 +147,7 @@ class Catalog:
         An object given twice (the same kind, namespace and name in two files) is neither one:
         it is reported with both sources, and whatever reads it is told so.
         """
-        before = [k for k in self._objects if k[0] == SCALED_OBJECT]
+        before = [k for k in self._objects if k[0] in READERS]
         self._objects, self._sources = {}, {}
         seen: dict[Key, list[str]] = {}
         cluster: list[RawObject] = []
@@ -140,13 +164,13 @@ class Catalog:
         for key, sources in self.duplicates.items():
             del self._objects[key]
             found.append(Problem(ObjectRef(*key), f"defined more than once: {', '.join(sources)}", sources[-1]))
-        self._resolved, self._routes = {}, {}
+        self._resolved, self._routes, self._jobs = {}, {}, {}
         self._depends_on, self._dependents = {}, {}
         self._problems = {}
         self._log_new_problems({p.ref: p for p in found})
         self._problems = {p.ref: p for p in found}
         self.cluster.replace_all(cluster)
-        self._update([k for k in self._objects if k[0] == SCALED_OBJECT], also=before)
+        self._update([k for k in self._objects if k[0] in READERS], also=before)
 
     def apply(self, obj: RawObject, deleted: bool = False) -> None:
         """One watch event: add, update or delete an object, then re-resolve what depends on it."""
@@ -159,21 +183,22 @@ class Catalog:
         else:
             self._objects[key] = obj
         kind, namespace, _ = key
-        if kind == SCALED_OBJECT:
+        if kind in READERS:
             affected = [key]
-            if deleted:  # an object that lost a route conflict may now own the route
+            if deleted and kind == SCALED_OBJECT:  # an object that lost a route conflict may now own the route
                 affected += [(r.kind, r.namespace, r.name) for r in self._problems
                              if r.kind == SCALED_OBJECT and r.namespace == namespace]
         else:
             affected = sorted(self._dependents.get(key, ()))
         self._update(affected)
 
-    def resolve_again(self, namespace: str, name: str) -> None:
-        """A scaler learnt what changes how this ScaledObject resolves (an external scaler's metric
-        spec): resolve it again at the next loop turn, with every other one asked for meanwhile."""
+    def resolve_again(self, namespace: str, owner: str) -> None:
+        """A scaler learnt what changes how this ScaledObject (or ScaledJob: `owner` is the second
+        part of its object_key) resolves (an external scaler's metric spec): resolve it again at
+        the next loop turn, with every other one asked for meanwhile."""
         if not self._again:
             asyncio.get_running_loop().call_soon(self._resolve_pending)
-        self._again.add((SCALED_OBJECT, namespace, name))
+        self._again.add(split_key((namespace, owner)))
 
     def _resolve_pending(self) -> None:
         keys, self._again = sorted(self._again), set()
@@ -185,7 +210,7 @@ class Catalog:
         for key in keys:
             self._add(key)
         self.generation += 1
-        changed = {(k[1], k[2]) for k in (*keys, *also)}
+        changed = {object_key(*k) for k in (*keys, *also)}
         for listener in self._listeners:
             listener(changed)
 
@@ -193,6 +218,7 @@ class Catalog:
         old = self._resolved.pop((key[1], key[2]), None)
         if old is not None:
             self._routes.pop((old.so.namespace, *old.so.route), None)
+        self._jobs.pop(object_key(*key), None)
         self._problems.pop(ObjectRef(*key), None)
         for read in self._depends_on.pop(key, ()):
             dependents = self._dependents.get(read)
@@ -201,10 +227,13 @@ class Catalog:
                 if not dependents:
                     del self._dependents[read]
 
-    def _resolve(self, key: Key, so: ScaledObject) -> ResolvedScaledObject:
+    def _resolve(self, key: Key, raw: RawObject) -> ResolvedScaledObject | ResolvedScaledJob:
+        """Parse and resolve the object at `key`, noting what it read as what it depends on."""
         self._reads.read = set()
         try:
-            return self._resolver.resolve(so)
+            if is_job_object(raw):
+                return resolve_scaled_job(self._resolver, parse_scaled_job(raw))
+            return self._resolver.resolve(parse_scaled_object(raw))
         finally:
             self._depends_on[key] = self._reads.read
             for read in self._reads.read:
@@ -217,7 +246,7 @@ class Catalog:
             self._reported.pop(ref, None)
             return
         try:
-            item = self._resolve(key, parse_scaled_object(raw))
+            item = self._resolve(key, raw)
         except InvalidObject as exc:
             self._report(Problem(ref, str(exc), self._sources.get(key, "")))
             return
@@ -226,14 +255,17 @@ class Catalog:
             self._report(Problem(ref, f"cannot be used: a field has an unexpected shape ({type(exc).__name__})",
                                  self._sources.get(key, "")))
             return
-        route = (item.so.namespace, *item.so.route)
-        owner = self._routes.get(route)
-        if owner is not None:
-            label, value = item.so.route
-            self._report(Problem(ref, f"selector {label}={value} is already used by {owner.so.name}"))
-            return
-        self._routes[route] = item
-        self._resolved[(item.so.namespace, item.so.name)] = item
+        if isinstance(item, ResolvedScaledJob):
+            self._jobs[item.key] = item
+        else:
+            route = (item.so.namespace, *item.so.route)
+            owner = self._routes.get(route)
+            if owner is not None:
+                label, value = item.so.route
+                self._report(Problem(ref, f"selector {label}={value} is already used by {owner.so.name}"))
+                return
+            self._routes[route] = item
+            self._resolved[(item.so.namespace, item.so.name)] = item
         message = item.error or "; ".join(item.trigger_errors)
         if message:
             self._report(Problem(ref, message, self._sources.get(key, "")))

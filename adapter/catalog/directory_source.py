@@ -29,7 +29,7 @@ from adapter.kube.manifest_files import UnsafeDocument, documents, manifest_file
 log = logging.getLogger("eventscale.directory")
 
 KINDS = frozenset({
-    "ScaledObject", "TriggerAuthentication", "ClusterTriggerAuthentication", "Secret", "ConfigMap",
+    "ScaledObject", "ScaledJob", "TriggerAuthentication", "ClusterTriggerAuthentication", "Secret", "ConfigMap",
     "Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job", "Rollout", "Pod", "EndpointSlice",
 })
 

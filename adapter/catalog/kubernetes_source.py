@@ -1,7 +1,7 @@
 """Cluster mode's object source: the catalog fed from Kubernetes watches, never per request.
 
 One `Reflector` (list, then watch) per resource: ScaledObjects of both API groups
-(`keda.sh/v1alpha1` and the 2019 `keda.k8s.io/v1alpha1`), TriggerAuthentications,
+(`keda.sh/v1alpha1` and the 2019 `keda.k8s.io/v1alpha1`), ScaledJobs, TriggerAuthentications,
 ClusterTriggerAuthentications, Secrets, ConfigMaps, Deployments and StatefulSets, Pods and
 EndpointSlices (for the kubernetes-workload and metrics-api scalers), all namespaces. When
 every resource has been listed once, the union goes to `catalog.replace_all` and the source
@@ -11,9 +11,9 @@ and a relist (410 Gone, resync) is turned into the applies of what differs.
 Memory at 10,000 objects is kept down by keeping only what the catalog reads: metadata is cut
 to name and namespace (plus, for ScaledObjects, uid, generation, creation time, labels and
 annotations without `last-applied-configuration`), managedFields and status are dropped,
-workloads keep only their containers' names and env, Secrets and ConfigMaps only `data`, and
-Helm release Secrets (large, never a trigger's credentials) are not listed at all, pods keep
-their labels, phase and node only. Stripping
+workloads, and the Job templates of ScaledJobs, keep only their containers' names and env,
+Secrets and ConfigMaps only `data`, and Helm release Secrets (large, never a trigger's
+credentials) are not listed at all, pods keep their labels, phase and node only. Stripping
 also makes most updates no-ops: a Deployment's status changing on every scale, or the
 controller writing a ScaledObject's status, compares equal after stripping and is not applied.
 
@@ -33,6 +33,7 @@ from adapter.catalog.catalog import Catalog
 from adapter.keda.names import (
     CLUSTER_TRIGGER_AUTHENTICATIONS,
     LEGACY_SCALED_OBJECTS,
+    SCALED_JOBS,
     SCALED_OBJECTS,
     TRIGGER_AUTHENTICATIONS,
 )
@@ -70,7 +71,24 @@ def _head(obj: Object, full: bool = False) -> Object:
 
 
 def strip_scaled_object(obj: Object) -> Object:
-    return {**_head(obj, full=True), "spec": obj.get("spec") or {}}
+    """A ScaledObject or ScaledJob: the spec, but of a Job template (`jobTargetRef`: a
+    ScaledJob's, or a 2019 `scaleType: job` ScaledObject's) only its containers' env."""
+    spec = obj.get("spec") or {}
+    job = spec.get("jobTargetRef") if isinstance(spec, dict) else None
+    if isinstance(job, dict) and isinstance(job.get("template"), dict):
+        pod = job["template"].get("spec")
+        containers = pod.get("containers") if isinstance(pod, dict) else None
+        spec = {**spec, "jobTargetRef": {"template": {"spec": {"containers": _env_of(containers)}}}}
+    return {**_head(obj, full=True), "spec": spec}
+
+
+def _env_of(containers: object) -> object:
+    """Containers' names, env and envFrom: what `*FromEnv` resolves from (other shapes kept as
+    they are, for the catalog to report)."""
+    if not isinstance(containers, list):
+        return containers
+    return [{k: c[k] for k in ("name", "env", "envFrom") if k in c} if isinstance(c, dict) else c
+            for c in containers]
 
 
 def strip_spec(obj: Object) -> Object:
@@ -83,8 +101,7 @@ def strip_data(obj: Object) -> Object:
 
 def strip_workload(obj: Object) -> Object:
     template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-    containers = [{k: c[k] for k in ("name", "env", "envFrom") if k in c} for c in template.get("containers") or []]
-    return {**_head(obj), "spec": {"template": {"spec": {"containers": containers}}}}
+    return {**_head(obj), "spec": {"template": {"spec": {"containers": _env_of(template.get("containers") or [])}}}}
 
 
 def strip_pod(obj: Object) -> Object:
@@ -108,6 +125,7 @@ def strip_endpoint_slice(obj: Object) -> Object:
 WATCHED: tuple[tuple[Resource, Transform[Object]], ...] = (
     (SCALED_OBJECTS, strip_scaled_object),
     (LEGACY_SCALED_OBJECTS, strip_scaled_object),
+    (SCALED_JOBS, strip_scaled_object),
     (TRIGGER_AUTHENTICATIONS, strip_spec),
     (CLUSTER_TRIGGER_AUTHENTICATIONS, strip_spec),
     (SECRETS, strip_data),

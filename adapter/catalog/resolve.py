@@ -22,6 +22,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from adapter.keda.activity import SCALED_OBJECT_KIND, Key, object_key
 from adapter.keda.objects import (
     AuthRef,
     Fallback,
@@ -34,7 +35,7 @@ from adapter.keda.objects import (
 from scalers import MetricSpec, ParameterError, Scaler, ScalerRegistry, TriggerParams, metric_name
 from scalers.cluster import ClusterView
 
-MetricKey = tuple[str, str, str]  # namespace, ScaledObject name, lowercase metric name
+MetricKey = tuple[str, str, str]  # namespace, owner (the second part of its object_key), lowercase metric name
 
 UTILIZATION_UNSUPPORTED = ("'Utilization' metric type is unsupported for external metrics, allowed values are "
                            "'Value' or 'AverageValue'")
@@ -64,10 +65,16 @@ class ResolvedTrigger:
     metric: MetricSpec | None = None
     error: str | None = None
     fallback: Fallback | None = None  # the ScaledObject's, applied per metric by the store
+    kind: str = SCALED_OBJECT_KIND  # of the object the trigger belongs to: ScaledObject or ScaledJob
+
+    @property
+    def owner_key(self) -> Key:
+        """The key of the object the trigger belongs to (`adapter.keda.activity.object_key`)."""
+        return object_key(self.kind, self.namespace, self.scaled_object)
 
     @property
     def key(self) -> MetricKey:
-        return self.namespace, self.scaled_object, self.metric_name.lower()
+        return self.namespace, self.owner_key[1], self.metric_name.lower()
 
     @property
     def served(self) -> bool:
@@ -82,7 +89,7 @@ class ResolvedTrigger:
     def describe(self) -> str:
         """How logs and errors name this trigger."""
         return (
-            f"ScaledObject {self.namespace}/{self.scaled_object} trigger {self.spec.index}"
+            f"{self.kind} {self.namespace}/{self.scaled_object} trigger {self.spec.index}"
             f" ({self.spec.type}{', ' + self.spec.name if self.spec.name else ''})"
         )
 
@@ -160,15 +167,21 @@ class Resolver:
         self._objects = objects
         self._registry = registry
         self._cluster_namespace = cluster_namespace
-        self._resolve_again = resolve_again  # (namespace, name): a scaler learnt its metric spec
+        self._resolve_again = resolve_again  # (namespace, owner of the object_key): a scaler learnt its metric spec
         self._cluster = cluster
 
-    def resolve(self, so: ScaledObject) -> ResolvedScaledObject:
+    def resolve(self, so: ScaledObject, pod_containers: Any = None,
+                kind: str = SCALED_OBJECT_KIND) -> ResolvedScaledObject:
+        """`pod_containers`: the containers whose env the triggers read, when they are not the
+        scale target's (a ScaledJob's are in its own jobTargetRef); `kind`: of the object the
+        triggers belong to, when it is not a ScaledObject."""
         try:
-            containers: list[Mapping[str, Any]] | ResolveError = self._containers(so)
+            containers: list[Mapping[str, Any]] | ResolveError = (
+                self._containers(so) if pod_containers is None else
+                _mappings(pod_containers, f"the containers of {so.target.kind} {so.namespace}/{so.target.name}"))
         except ResolveError as exc:  # every trigger reports it: each would read this pod template
             containers = exc
-        triggers = tuple(self._trigger(so, spec, containers) for spec in so.triggers)
+        triggers = tuple(self._trigger(so, spec, containers, kind) for spec in so.triggers)
         by_metric: dict[str, ResolvedTrigger] = {}
         duplicates: list[str] = []
         for trigger in triggers:
@@ -180,9 +193,9 @@ class Resolver:
         return ResolvedScaledObject(so, triggers, by_metric, error)
 
     def _trigger(self, so: ScaledObject, spec: TriggerSpec,
-                 containers: list[Mapping[str, Any]] | ResolveError) -> ResolvedTrigger:
+                 containers: list[Mapping[str, Any]] | ResolveError, kind: str) -> ResolvedTrigger:
         base = ResolvedTrigger(so.namespace, so.name, spec, f"s{spec.index}-{spec.type}", so.polling_interval,
-                               fallback=so.fallback)
+                               fallback=so.fallback, kind=kind)
         scaler = self._registry.get(spec.type)
         if scaler is None:
             return _failed(base, f'unknown trigger type "{spec.type}"')
@@ -191,7 +204,8 @@ class Resolver:
                 raise containers
             env = self._env(so, containers, so.target.env_source_container)
             auth, identity = self._auth_params(so, spec.auth_ref, containers) if spec.auth_ref else ({}, "")
-            again = functools.partial(self._resolve_again, so.namespace, so.name) if self._resolve_again else None
+            again = (functools.partial(self._resolve_again, *object_key(kind, so.namespace, so.name))
+                     if self._resolve_again else None)
             params = TriggerParams(spec.metadata, auth, env, so.namespace, so.name, again, identity,
                                    metric_type=spec.declared_metric_type, cluster=self._cluster)
             config = scaler.parse(spec.type, params)
@@ -204,7 +218,7 @@ class Resolver:
             return _failed(base, UTILIZATION_UNSUPPORTED, scaler)
         return ResolvedTrigger(
             so.namespace, so.name, spec, metric_name(spec.index, metric.name), so.polling_interval,
-            scaler, config, metric, fallback=so.fallback,
+            scaler, config, metric, fallback=so.fallback, kind=kind,
         )
 
     def _containers(self, so: ScaledObject) -> list[Mapping[str, Any]]:
@@ -304,5 +318,5 @@ class Resolver:
 def _failed(base: ResolvedTrigger, error: str, scaler: Scaler[Any] | None = None) -> ResolvedTrigger:
     return ResolvedTrigger(
         base.namespace, base.scaled_object, base.spec, base.metric_name, base.polling_interval,
-        scaler, None, None, error, base.fallback,
+        scaler, None, None, error, base.fallback, base.kind,
     )

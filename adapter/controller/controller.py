@@ -17,6 +17,9 @@ proportional to what changed: nothing requeues every object. What wakes an objec
 A failed reconcile is retried with a per-object backoff (0.5 s doubling to 30 s; a conflict
 after 0.2 s). `workers` reconciles run at once; the rate limiter bounds their API calls.
 
+ScaledJobs have a poll loop of their own (`adapter.controller.scaled_jobs`), run by the leader
+with the same rate limiter, Lease check and activity view.
+
 Both replicas also tell their own adapter the HPA's current replica count of objects whose
 fallback behaviour needs it (`currentReplicas*`), since either adapter may answer the HPA.
 """
@@ -47,8 +50,9 @@ from adapter.controller.object_cache import (
 )
 from adapter.controller.queue import RateLimiter, WorkQueue
 from adapter.controller.reconciler import Reconciler
+from adapter.controller.scaled_jobs import ScaledJobs, keep_scaled_job
 from adapter.keda.activity import Key, ReplicaCount
-from adapter.keda.names import KEDA_GROUPS
+from adapter.keda.names import KEDA_GROUPS, LEGACY_SCALED_OBJECTS, SCALED_JOBS
 from adapter.kube.autoscaling import Hpa, Scale
 from adapter.kube.client import ApiStatusError, KubeApi
 from adapter.kube.resources import DEPLOYMENTS, HPAS, STATEFUL_SETS, Resource
@@ -92,6 +96,10 @@ class Controller:
         self.queue: WorkQueue[SoKey] = WorkQueue()
         self.reflectors = [Reflector(api, r, self.cache, transform_for(r), resync=options.resync_period)
                            for r in (*SCALED_OBJECT_RESOURCES, HPAS, DEPLOYMENTS, STATEFUL_SETS)]
+        self.scaled_jobs = ScaledJobs(self.kube, self.activity, self.events, lambda: self.elector.leading)
+        # not waited for: the CRDs are optional; 2019 ScaledObjects are read again for `scaleType: job`
+        self.job_reflectors = [Reflector(api, r, self.scaled_jobs, keep_scaled_job, resync=options.resync_period)
+                               for r in (SCALED_JOBS, LEGACY_SCALED_OBJECTS)]
         self.reconciles = 0
         self.started = time.monotonic()
         self.ready_after: float | None = None  # seconds from start to the first pass over every object
@@ -110,6 +118,7 @@ class Controller:
                 group.create_task(self._report_replicas(), name="replicas")
                 group.create_task(self.events.run(), name="events")
                 group.create_task(self._log_stats(), name="stats")
+                group.create_task(self.scaled_jobs.run(), name="scaledjobs")
                 await asyncio.gather(*(r.listed.wait() for r in self.reflectors))
                 log.info("caches synced in %.2fs identity=%s scaledobjects=%d hpas=%d; campaigning for lease %s/%s",
                          time.monotonic() - self.started, self.options.identity,
@@ -123,7 +132,7 @@ class Controller:
 
     def follow(self, group: asyncio.TaskGroup) -> None:
         """Keep the caches and the activity view current (what a follower does too)."""
-        for reflector in self.reflectors:
+        for reflector in (*self.reflectors, *self.job_reflectors):
             group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
         group.create_task(self.activity.run(), name="activity")
 
@@ -243,6 +252,7 @@ class Controller:
                 self.queue.add(obj.key)
 
     def _on_activity(self, changed: set[Key]) -> None:
+        self.scaled_jobs.on_activity(changed)
         for namespace, name in changed:
             for group in KEDA_GROUPS:
                 if self.cache.scaled_object((group, namespace, name)) is not None:
@@ -289,6 +299,7 @@ class Controller:
             await asyncio.sleep(STATS_EVERY)
             calls = ",".join(f"{k.replace(' ', ':')}={v}" for k, v in sorted(self.kube.calls.items()))
             line = (f"scaledobjects={sum(self.cache.count(r) for r in SCALED_OBJECT_RESOURCES)} "
+                    f"scaledjobs={len(self.scaled_jobs.objects)} jobs_created={self.scaled_jobs.created} "
                     f"hpas={self.cache.count(HPAS)} reconciles={self.reconciles} timed={self.queue.timed} "
                     f"activity_answers={self.activity.answers} activity_full={self.activity.full_answers} "
                     f"calls={calls or '-'}")

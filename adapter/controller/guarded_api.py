@@ -1,4 +1,4 @@
-"""The controller's calls to kube-apiserver: scale subresources, HPAs, ScaledObjects, Events.
+"""The controller's calls to kube-apiserver: scale subresources, HPAs, ScaledObjects, Jobs, Events.
 
 Every call goes through one token bucket (`RateLimiter`), so a thousand objects changing at
 once cannot flood kube-apiserver; leader election uses the bare client so renewing the Lease
@@ -132,13 +132,22 @@ class ControllerKube:
         self.calls: dict[str, int] = {}  # by what was called ("PATCH scaledobjects/status", ...), for benchmarks
 
     async def _call(self, method: str, path: str, body: Object | None = None,
-                    content_type: str = "application/json", limiter: RateLimiter | None = None) -> Object:
+                    content_type: str = "application/json", limiter: RateLimiter | None = None,
+                    params: dict[str, str] | None = None) -> Object:
         await (limiter or self.limiter).acquire()
         if method != "GET" and not self.may_write():
             raise NotLeading(f"{method} {path}")
         what = f"{method} {_kind_of(path)}"
         self.calls[what] = self.calls.get(what, 0) + 1
-        return await self.api.request(method, path, body=body, content_type=content_type)
+        return await self.api.request(method, path, body=body, content_type=content_type, params=params)
+
+    async def list(self, path: str, label_selector: str) -> Object:
+        """A list of a collection (the Jobs and Pods of a ScaledJob), by label selector."""
+        return await self._call("GET", path, params={"labelSelector": label_selector})
+
+    async def delete(self, path: str, propagation_policy: str) -> None:
+        await self._call("DELETE", path, {"apiVersion": "v1", "kind": "DeleteOptions",
+                                          "propagationPolicy": propagation_policy})
 
     @staticmethod
     def scale_path(target: GroupVersionKindResource, namespace: str, name: str) -> str:

@@ -35,6 +35,7 @@ from adapter.keda.names import (
     SCALED_OBJECTS,
 )
 from adapter.keda.objects import InvalidObject, ScaledObject, parse_scaled_object
+from adapter.keda.scaled_job import is_job_object
 from adapter.keda.scaled_object_status import ScaledObjectStatus, parse_status
 from adapter.kube.autoscaling import Hpa, Scale, parse_hpa, parse_scale
 from adapter.kube.client import Object
@@ -64,6 +65,7 @@ class CachedScaledObject:
     spec: ScaledObject | None
     invalid: str | None
     status: ScaledObjectStatus
+    creates_jobs: bool = False  # a 2019 `scaleType: job` object: adapter.controller.scaled_jobs acts on it
 
     @property
     def namespace(self) -> str:
@@ -96,8 +98,11 @@ def parse_cached_scaled_object(obj: Object) -> CachedScaledObject:
     meta = _mapping(obj.get("metadata"))
     api_version = str(obj.get("apiVersion") or "")
     key = (_group(api_version), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+    creates_jobs = is_job_object(obj)
+    spec: ScaledObject | None = None
+    invalid: str | None = None
     try:
-        spec, invalid = parse_scaled_object(obj), None
+        spec = None if creates_jobs else parse_scaled_object(obj)
     except InvalidObject as exc:
         spec, invalid = None, str(exc)
     except (TypeError, ValueError, AttributeError) as exc:  # a shape the parser did not expect
@@ -109,7 +114,7 @@ def parse_cached_scaled_object(obj: Object) -> CachedScaledObject:
         deleting=bool(meta.get("deletionTimestamp")),
         finalizers=tuple(str(f) for f in meta.get("finalizers") or []),
         labelled=labels.get(SCALED_OBJECT_LABEL) == key[2], target=_target_of(obj, key[0]),
-        spec=spec, invalid=invalid, status=parse_status(obj.get("status")),
+        spec=spec, invalid=invalid, status=parse_status(obj.get("status")), creates_jobs=creates_jobs,
     )
 
 

@@ -124,7 +124,7 @@ class Reconciler:
 
     async def reconcile(self, key: SoKey) -> float | None:
         obj = self.cache.scaled_object(key)
-        if obj is None:
+        if obj is None or obj.creates_jobs:  # a 2019 `scaleType: job` object is a ScaledJob's business
             return None
         if obj.deleting:
             await self._finalize(obj)

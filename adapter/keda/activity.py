@@ -13,6 +13,10 @@ encodes an object once per change however many documents carry it.
 
 `decode_*` validate what they read and raise `ValueError` with the offending field; the
 encoded names are camelCase, as in Kubernetes objects, since people read them with curl.
+
+ScaledJobs are in the same document, each with `"kind": "ScaledJob"` (a ScaledObject has no
+`kind`): they read triggers like ScaledObjects and the controller needs the same per-trigger
+view to count the Jobs to create. `object_key` keys both kinds in one key space.
 """
 
 from __future__ import annotations
@@ -23,7 +27,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-Key = tuple[str, str]  # namespace, name
+Key = tuple[str, str]  # namespace, name (a ScaledJob's name prefixed "ScaledJob/": see object_key)
+SCALED_OBJECT_KIND = "ScaledObject"
+
+
+def object_key(kind: str, namespace: str, name: str) -> Key:
+    """The key of an object that reads triggers, in both processes: (namespace, name) for a
+    ScaledObject (of either API group, and a 2019 `scaleType: job` one), (namespace,
+    "<kind>/<name>") for a ScaledJob, so that a ScaledObject and a ScaledJob of one name never
+    share a key (no Kubernetes name contains a slash)."""
+    return (namespace, name) if kind == SCALED_OBJECT_KIND else (namespace, f"{kind}/{name}")
+
+
+def split_key(key: Key) -> tuple[str, str, str]:
+    """(kind, namespace, name) of an `object_key`."""
+    namespace, name = key
+    kind, slash, plain = name.partition("/")
+    return (kind, namespace, plain) if slash else (SCALED_OBJECT_KIND, namespace, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +93,11 @@ class ObjectActivity:
     error: str | None
     triggers: tuple[TriggerActivity, ...]
     api_version: str = ""
+    kind: str = SCALED_OBJECT_KIND  # or ScaledJob
 
     @property
     def key(self) -> Key:
-        return self.namespace, self.name
+        return object_key(self.kind, self.namespace, self.name)
 
     @property
     def active(self) -> bool:
@@ -134,8 +155,14 @@ def _trigger_fields(t: TriggerActivity) -> dict[str, Any]:
 
 
 def object_fields(o: ObjectActivity) -> dict[str, Any]:
-    return {"namespace": o.namespace, "name": o.name, "apiVersion": o.api_version, "uid": o.uid,
+    kind = {} if o.kind == SCALED_OBJECT_KIND else {"kind": o.kind}
+    return {"namespace": o.namespace, "name": o.name, **kind, "apiVersion": o.api_version, "uid": o.uid,
             "generation": o.generation, "error": o.error, "triggers": [_trigger_fields(t) for t in o.triggers]}
+
+
+def _deleted_fields(key: Key) -> dict[str, str]:
+    kind, namespace, name = split_key(key)
+    return {"namespace": namespace, "name": name, **({} if kind == SCALED_OBJECT_KIND else {"kind": kind})}
 
 
 def encode_object(o: ObjectActivity) -> bytes:
@@ -145,8 +172,7 @@ def encode_object(o: ObjectActivity) -> bytes:
 def encode_document(generation: str, full: bool, encoded_objects: Iterable[bytes],
                     deleted: Iterable[Key] = ()) -> bytes:
     """A document from objects already encoded with `encode_object`."""
-    head = json.dumps({"generation": generation, "full": full,
-                       "deleted": [{"namespace": ns, "name": name} for ns, name in deleted]},
+    head = json.dumps({"generation": generation, "full": full, "deleted": [_deleted_fields(k) for k in deleted]},
                       separators=(",", ":")).encode()
     return head[:-1] + b',"scaledObjects":[' + b",".join(encoded_objects) + b"]}"
 
@@ -231,7 +257,7 @@ def decode_object(raw: Any) -> ObjectActivity:
     return ObjectActivity(
         namespace=_str(raw, "namespace"), name=_str(raw, "name"), uid=_str(raw, "uid", ""),
         generation=_int(raw, "generation", 0), error=_optional_str(raw, "error"),
-        api_version=_str(raw, "apiVersion", ""),
+        api_version=_str(raw, "apiVersion", ""), kind=_str(raw, "kind", SCALED_OBJECT_KIND),
         triggers=tuple(decode_trigger(_mapping(t, "trigger")) for t in _list(raw.get("triggers"), "triggers")),
     )
 
@@ -239,7 +265,7 @@ def decode_object(raw: Any) -> ObjectActivity:
 def decode_document(raw: Any) -> ActivityDocument:
     raw = _mapping(raw, "document")
     objects = tuple(decode_object(o) for o in _list(raw.get("scaledObjects"), "scaledObjects"))
-    deleted = tuple((_str(d, "namespace"), _str(d, "name"))
+    deleted = tuple(object_key(_str(d, "kind", SCALED_OBJECT_KIND), _str(d, "namespace"), _str(d, "name"))
                     for d in (_mapping(item, "deleted") for item in _list(raw.get("deleted"), "deleted")))
     return ActivityDocument(_str(raw, "generation"), bool(raw.get("full", True)), objects, deleted)
 

@@ -18,6 +18,7 @@ LEGACY_SCALED_OBJECTS = Resource(LEGACY_GROUP, KEDA_VERSION, "scaledobjects", "S
 TRIGGER_AUTHENTICATIONS = Resource(KEDA_GROUP, KEDA_VERSION, "triggerauthentications", "TriggerAuthentication")
 CLUSTER_TRIGGER_AUTHENTICATIONS = Resource(KEDA_GROUP, KEDA_VERSION, "clustertriggerauthentications",
                                            "ClusterTriggerAuthentication", namespaced=False)
+SCALED_JOBS = Resource(KEDA_GROUP, KEDA_VERSION, "scaledjobs", "ScaledJob")
 
 
 def scaled_objects_of(group: str) -> Resource:
@@ -29,6 +30,15 @@ SCALED_OBJECT_LABEL = "scaledobject.keda.sh/name"  # the HPA's metric selector, 
 LEGACY_ROUTE_LABEL = "deploymentName"  # the 2019 format's metric selector
 FINALIZER = "finalizer.keda.sh"
 HPA_NAME_PREFIX = "keda-hpa-"
+
+# ScaledJobs: the label that selects a ScaledJob's Jobs (and, in their pod template, its Pods),
+# the annotation recording the ScaledJob generation a Job was made from, and the annotation
+# listing ScaledJob labels not copied onto its Jobs. A 2019 `scaleType: job` ScaledObject
+# labelled its Jobs and Pods `scaledobject=<name>` instead.
+SCALED_JOB_LABEL = "scaledjob.keda.sh/name"
+LEGACY_JOB_LABEL = "scaledobject"
+JOB_GENERATION = "scaledjob.keda.sh/generation"
+JOB_EXCLUDED_LABELS = "scaledjob.keda.sh/job-excluded-labels"
 
 PAUSED = "autoscaling.keda.sh/paused"
 PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"

@@ -175,15 +175,16 @@ def _flag(value: Any, where: str) -> bool:
     return value
 
 
-def _int(spec: Mapping[str, Any], key: str, default: int | None, minimum: int = 0) -> int | None:
+def _int(spec: Mapping[str, Any], key: str, default: int | None, minimum: int | None = 0,
+         where: str = "spec") -> int | None:
     value = spec.get(key, default)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         shown = repr(value) if isinstance(value, _SCALARS) and len(str(value)) <= 40 else type(value).__name__
-        raise InvalidObject(f"spec.{key} must be an integer, got {shown}")
-    if value < minimum:
-        raise InvalidObject(f"spec.{key} must be at least {minimum}, got {value}")
+        raise InvalidObject(f"{where}.{key} must be an integer, got {shown}")
+    if minimum is not None and value < minimum:
+        raise InvalidObject(f"{where}.{key} must be at least {minimum}, got {value}")
     return value
 
 

@@ -54,7 +54,7 @@ from scalers import Reading, ReadResult, ScalerClient, ScalerError, mask, secret
 log = logging.getLogger("eventscale.store")
 
 Clock = Callable[[], float]
-ObjectKey = tuple[str, str]  # namespace, ScaledObject name
+ObjectKey = tuple[str, str]  # the object_key of a ScaledObject or ScaledJob (adapter.keda.activity)
 Listener = Callable[[set[ObjectKey]], None]
 
 
@@ -77,7 +77,7 @@ class MetricEntry:
 
     @property
     def object_key(self) -> ObjectKey:
-        return self.trigger.namespace, self.trigger.scaled_object
+        return self.trigger.owner_key
 
     @property
     def active(self) -> bool:
@@ -326,11 +326,10 @@ class MetricStore:
     def follow(self, catalog: Catalog) -> None:
         """Keep the entries equal to the catalog's triggers, object by object as it changes."""
         def changed(objects: set[ObjectKey]) -> None:
-            self.sync_objects({key: _triggers_of(catalog, key) for key in sorted(objects)})
+            self.sync_objects({key: catalog.triggers_of(key) for key in sorted(objects)})
 
         catalog.subscribe(changed)
-        self.sync_objects({(r.so.namespace, r.so.name): tuple(r.by_metric.values())
-                           for r in catalog.scaled_objects()})
+        self.sync_objects({key: catalog.triggers_of(key) for key in catalog.readers()})
 
     def sync_objects(self, objects: dict[ObjectKey, tuple[ResolvedTrigger, ...]]) -> None:
         """Make these ScaledObjects' entries match their triggers (none: the object is gone);
@@ -516,7 +515,3 @@ class MetricStore:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-
-def _triggers_of(catalog: Catalog, key: ObjectKey) -> tuple[ResolvedTrigger, ...]:
-    found = catalog.scaled_object(*key)
-    return tuple(found.by_metric.values()) if found is not None else ()

@@ -70,9 +70,11 @@ APISERVER_HOSTS = (
     "127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local", "10.0.0.1",
 )
-#: controllers run by kube-controller-manager (HPA and what a Deployment needs)
+#: controllers run by kube-controller-manager (HPA, what a Deployment needs, and the Job
+#: controller the Jobs of ScaledJobs are run by)
 CONTROLLERS = (
     "deployment-controller",
+    "job-controller",
     "replicaset-controller",
     "horizontal-pod-autoscaler-controller",
     "garbage-collector-controller",

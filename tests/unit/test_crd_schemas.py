@@ -12,6 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILES = (
     "manifests/crds/keda.sh_scaledobjects.yaml",
+    "manifests/crds/keda.sh_scaledjobs.yaml",
     "manifests/crds/keda.sh_triggerauthentications.yaml",
     "manifests/crds/keda.sh_clustertriggerauthentications.yaml",
     "manifests/components/legacy-keda-k8s-io/keda.k8s.io_scaledobjects.yaml",
@@ -45,9 +46,10 @@ def test_every_field_has_a_description(path: str) -> None:
 @pytest.mark.parametrize("path, short_names, columns", [
     (CRD_FILES[0], ["so"], ["ScaleTargetKind", "ScaleTargetName", "Min", "Max", "Ready", "Active", "Fallback",
                             "Paused", "Triggers", "Authentications", "Age"]),
-    (CRD_FILES[1], ["ta", "triggerauth"], ["PodIdentity", "Secret", "Env", "VaultAddress", "ScaledObjects",
+    (CRD_FILES[1], ["sj"], ["Min", "Max", "Ready", "Active", "Paused", "Triggers", "Authentications", "Age"]),
+    (CRD_FILES[2], ["ta", "triggerauth"], ["PodIdentity", "Secret", "Env", "VaultAddress", "ScaledObjects",
                                            "ScaledJobs"]),
-    (CRD_FILES[2], ["cta", "clustertriggerauth"], ["PodIdentity", "Secret", "Env", "FilePath", "VaultAddress",
+    (CRD_FILES[3], ["cta", "clustertriggerauth"], ["PodIdentity", "Secret", "Env", "FilePath", "VaultAddress",
                                                    "ScaledObjects", "ScaledJobs"]),
 ])
 def test_names_and_printer_columns_are_kedas(path: str, short_names: list[str], columns: list[str]) -> None:

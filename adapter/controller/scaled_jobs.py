@@ -1,0 +1,355 @@
+"""ScaledJobs: every `pollingInterval`, Jobs created from `jobTargetRef` for the work waiting.
+
+The adapter reads a ScaledJob's triggers like any ScaledObject's (same scalers, shared
+clients, batched reads) and its values reach this process in the activity document. Here,
+per ScaledJob and per poll: list its Jobs (label `scaledjob.keda.sh/name`), delete those made
+from an older generation of the spec (`rollout.strategy` default; gradual lets them finish),
+prune finished ones beyond `successfulJobsHistoryLimit`/`failedJobsHistoryLimit`, count those not finished
+(and, for the accurate and eager strategies, those whose pods are not yet running, from one
+list of its pods), create what `adapter.controller.job_count` says, and write the status
+conditions (Ready, Active, Paused) and `lastActiveTime` when they differ. A poll is also run
+as soon as the ScaledJob or its activity changes, so a message waits one adapter read, not
+a read plus a poll.
+
+Only the leader polls; every write is leader-checked and rate-limited by `ControllerKube`. A
+ScaledJob that cannot be parsed, or whose triggers the adapter reports as broken, gets
+Ready=False with the reason on its status and creates nothing; no other ScaledJob is held up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from adapter.controller import conditions as c
+from adapter.controller.activity_client import ActivityClient
+from adapter.controller.decide import pause_of
+from adapter.controller.events import EventRecorder, Involved
+from adapter.controller.guarded_api import ControllerKube, NotLeading
+from adapter.controller.hpa import VERSION
+from adapter.controller.job_count import TriggerLoad, demand, jobs_to_create
+from adapter.controller.status import merge_patch
+from adapter.keda.activity import Key, ObjectActivity, object_key, split_key
+from adapter.keda.names import JOB_GENERATION, LEGACY_JOB_LABEL, SCALED_JOB_LABEL
+from adapter.keda.objects import InvalidObject
+from adapter.keda.scaled_job import SCALED_JOB_KIND, ScaledJob, is_job_object, parse_scaled_job
+from adapter.keda.scaled_object_status import Condition, merged, parse_status
+from adapter.kube.client import ApiStatusError, Object
+from adapter.kube.resources import Resource
+from adapter.kube.wire import timestamp
+
+log = logging.getLogger("eventscale.scaledjobs")
+
+MANAGED_BY = "eventscale"
+JOBS_CREATED = "KEDAJobsCreated"
+ROLLOUT_CLEANED = "ScaledJobRolloutCleanupCompleted"
+RETRY = 2.0  # seconds before a failed poll is tried again (at most its pollingInterval)
+
+READY = Condition("Ready", "True", "ScaledJobReady", "ScaledJob is defined correctly and is ready for scaling")
+TRIGGER_ERROR = Condition("Ready", "False", "TriggerError", "Triggers defined in ScaledJob are not working correctly")
+PARTIAL_TRIGGER_ERROR = Condition("Ready", "Unknown", "PartialTriggerError",
+                                  "Some triggers defined in ScaledJob are not working correctly")
+PAUSED = Condition("Paused", "True", "ScaledJobPaused", "ScaledJob is paused")
+UNPAUSED = Condition("Paused", "False", "ScaledJobUnpaused", "ScaledJob is not paused")
+
+
+def check_failed(message: str) -> Condition:
+    return Condition("Ready", "False", "ScaledJobCheckFailed", message)
+
+
+def jobs_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+    return f"{base}/{name}" if name else base
+
+
+def status_path(obj: Object) -> str:
+    """The status subresource of a ScaledJob, or of a 2019 `scaleType: job` ScaledObject."""
+    meta = obj["metadata"]
+    plural = "scaledjobs" if obj.get("kind") == SCALED_JOB_KIND else "scaledobjects"
+    return f"/apis/{obj['apiVersion']}/namespaces/{meta['namespace']}/{plural}/{meta['name']}/status"
+
+
+def keep_scaled_job(obj: Object) -> Object:
+    """What the cache keeps of a ScaledJob: all but managedFields."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return {**obj, "metadata": meta}
+
+
+def _same_but_status(old: Object, new: Object) -> bool:
+    def essence(o: Object) -> tuple[Any, ...]:
+        meta = o.get("metadata") or {}
+        return meta.get("generation"), meta.get("labels"), meta.get("annotations"), o.get("spec")
+    return essence(old) == essence(new)
+
+
+def job_label(job: ScaledJob) -> str:
+    """The label that marks a ScaledJob's Jobs and pods: `scaledjob.keda.sh/name`, or KEDA 1.x's
+    `scaledobject` for a 2019 object, so a ScaledJob and a 2019 object of one name never count
+    each other's Jobs."""
+    return LEGACY_JOB_LABEL if job.legacy else SCALED_JOB_LABEL
+
+
+def job_manifest(job: ScaledJob) -> Object:
+    """One Job of the ScaledJob: its template, KEDA's labels and annotations, owned by it."""
+    spec = copy.deepcopy(dict(job.job_spec))
+    template = spec.setdefault("template", {})
+    own = {job_label(job): job.name}
+    template.setdefault("metadata", {}).setdefault("labels", {}).update(own)
+    pod = template.setdefault("spec", {})
+    pod.setdefault("restartPolicy", "OnFailure")  # a Job refuses Always, a pod's default
+    labels = {"app.kubernetes.io/name": job.name, "app.kubernetes.io/version": VERSION,
+              "app.kubernetes.io/part-of": job.name, "app.kubernetes.io/managed-by": MANAGED_BY,
+              **own,
+              **{k: v for k, v in job.labels.items() if k not in job.excluded_labels}}
+    annotations = {JOB_GENERATION: str(job.generation), **job.annotations}
+    owner = {"apiVersion": job.api_version, "kind": job.kind, "name": job.name, "uid": job.uid,
+             "controller": True, "blockOwnerDeletion": True}
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"generateName": f"{job.name}-", "namespace": job.namespace, "labels": labels,
+                         "annotations": annotations, "ownerReferences": [owner]},
+            "spec": spec}
+
+
+def of_other_generation(job: Mapping[str, Any], generation: int) -> bool:
+    """A Job made from another generation of its ScaledJob's spec (or with no record of one)."""
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(JOB_GENERATION) != str(generation)
+
+
+def finished_as(job: Mapping[str, Any]) -> str | None:
+    """"Complete" or "Failed" when the Job has finished, else None."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            return str(condition["type"])
+    return None
+
+
+def beyond_history(jobs: Sequence[Mapping[str, Any]], successful_limit: int, failed_limit: int) -> list[str]:
+    """Names of the finished Jobs to delete: the oldest beyond each history limit."""
+    doomed: list[str] = []
+    for outcome, limit in (("Complete", successful_limit), ("Failed", failed_limit)):
+        done = sorted((j for j in jobs if finished_as(j) == outcome),
+                      key=lambda j: str((j.get("status") or {}).get("completionTime")
+                                        or (j.get("metadata") or {}).get("creationTimestamp") or ""))
+        doomed += [str(j["metadata"]["name"]) for j in done[:max(0, len(done) - limit)]]
+    return doomed
+
+
+def pending_jobs(jobs: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]],
+                 conditions: Sequence[str]) -> int:
+    """Jobs not finished whose pods are not yet at work: none Running or Succeeded, or (with
+    `pendingPodConditions`) not every one of those conditions True on their pods."""
+    by_job: dict[str, list[Mapping[str, Any]]] = {}
+    for pod in pods:
+        owner = ((pod.get("metadata") or {}).get("labels") or {}).get("job-name")
+        if owner:
+            by_job.setdefault(owner, []).append(pod)
+    count = 0
+    for job in jobs:
+        if finished_as(job) is not None:
+            continue
+        own = by_job.get(str(job["metadata"]["name"]), [])
+        if conditions:
+            met = sum(1 for p in own for cond in (p.get("status") or {}).get("conditions") or []
+                      if cond.get("type") in conditions and cond.get("status") == "True")
+            count += met != len(conditions)
+        else:
+            count += not any((p.get("status") or {}).get("phase") in ("Running", "Succeeded") for p in own)
+    return count
+
+
+def trigger_loads(activity: ObjectActivity) -> tuple[list[TriggerLoad], int]:
+    """The readings usable for scaling, and how many triggers failed."""
+    loads = [TriggerLoad(t.value, t.target or 0.0, t.active) for t in activity.triggers
+             if t.resolved and t.error is None and t.value is not None]
+    failed = sum(1 for t in activity.triggers if not t.resolved or t.error is not None)
+    return loads, failed
+
+
+class ScaledJobs:
+    """The ScaledJob cache (a watch `Sink`) and the poll loop the leader runs."""
+
+    def __init__(self, kube: ControllerKube, activity: ActivityClient, events: EventRecorder,
+                 leading: Callable[[], bool], clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.kube, self.activity, self.events, self.leading = kube, activity, events, leading
+        self.clock, self.wall = clock, wall
+        self.objects: dict[Key, Object] = {}
+        self.polls = 0
+        self.created = 0
+        self._due: dict[Key, float] = {}
+        self._wake = asyncio.Event()
+
+    # -- the watch sink --------------------------------------------------------------------------
+
+    def listed(self, resource: Resource, objects: list[Object]) -> None:
+        fresh = {_key(o): o for o in objects if is_job_object(o)}
+        for key in [k for k in self.objects if split_key(k)[0] == resource.kind and k not in fresh]:
+            self._forget(key)
+        for key, obj in fresh.items():
+            self._put(key, obj)
+
+    def changed(self, resource: Resource, obj: Object, deleted: bool) -> None:
+        """A ScaledJob, or a 2019 ScaledObject (kept while it has `scaleType: job`)."""
+        if deleted or not is_job_object(obj):
+            self._forget(_key(obj))
+        else:
+            self._put(_key(obj), obj)
+
+    def _put(self, key: Key, obj: Object) -> None:
+        old = self.objects.get(key)
+        self.objects[key] = obj
+        if old is None or not _same_but_status(old, obj):
+            self.poke(key)
+
+    def _forget(self, key: Key) -> None:
+        self.objects.pop(key, None)
+        self._due.pop(key, None)
+
+    def poke(self, key: Key) -> None:
+        """Poll this ScaledJob now."""
+        if key in self.objects:
+            self._due[key] = self.clock()
+            self._wake.set()
+
+    def on_activity(self, changed: set[Key]) -> None:
+        for key in changed:
+            self.poke(key)
+
+    # -- polling ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            now = self.clock()
+            for key in sorted(k for k, at in self._due.items() if at <= now):
+                await self._poll_guarded(key)
+            self._wake.clear()
+            soonest = min(self._due.values(), default=now + 60.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, soonest - self.clock())):
+                    await self._wake.wait()
+
+    async def _poll_guarded(self, key: Key) -> None:
+        obj = self.objects.get(key)
+        if obj is None:
+            return
+        interval = _polling_interval(obj)
+        self._due[key] = self.clock() + interval
+        if not self.leading():
+            return
+        try:
+            await self.poll(obj)
+        except NotLeading:
+            return
+        except (ApiStatusError, httpx.HTTPError) as exc:
+            log.warning("scaledjob=%s/%s error=%r retry_in=%.1fs", *key, str(exc) or type(exc).__name__,
+                        min(RETRY, interval))
+            self._due[key] = self.clock() + min(RETRY, interval)
+        except Exception:  # one ScaledJob's bug must not stop the others
+            log.exception("scaledjob=%s/%s poll failed", *key)
+            self._due[key] = self.clock() + min(RETRY, interval)
+        finally:
+            self.polls += 1
+
+    async def poll(self, obj: Object) -> None:
+        """One poll of one ScaledJob (see the module docstring)."""
+        try:
+            job = parse_scaled_job(obj)
+        except InvalidObject as exc:
+            await self._write_status(obj, [check_failed(str(exc))])
+            return
+        jobs = await self._list(jobs_path(job.namespace), job)
+        jobs = await self._roll_out(job, obj, jobs)
+        jobs = await self._prune(job, jobs)
+        if pause_of(job.annotations).stopped:
+            await self._write_status(obj, [PAUSED])
+            return
+        activity = self.activity.objects.get(object_key(job.kind, job.namespace, job.name))
+        if activity is None or not self.activity.fresh:
+            return  # the adapter has not read it yet, or is not answering: decide nothing
+        if activity.error:
+            await self._write_status(obj, [check_failed(activity.error), UNPAUSED])
+            return
+        loads, failed = trigger_loads(activity)
+        running = [j for j in jobs if finished_as(j) is None]
+        pending = 0
+        if job.uses_pending and running:
+            pods = await self._list(f"/api/v1/namespaces/{job.namespace}/pods", job)
+            pending = pending_jobs(running, pods, job.scaling.pending_pod_conditions)
+        wanted = demand(loads, job.scaling.multiple_scalers_calculation, job.min_jobs, job.max_jobs)
+        await self._create(job, obj, jobs_to_create(job.scaling, wanted, len(running), pending, job.min_jobs,
+                                                    job.max_jobs))
+        ready = READY if not failed else PARTIAL_TRIGGER_ERROR if wanted.active else TRIGGER_ERROR
+        await self._write_status(obj, [ready, c.ACTIVE if wanted.active else c.NOT_ACTIVE, UNPAUSED],
+                                 last_active=timestamp(self.wall()) if wanted.active else None)
+
+    async def _list(self, path: str, job: ScaledJob) -> list[Object]:
+        answer = await self.kube.list(path, f"{job_label(job)}={job.name}")
+        return list(answer.get("items") or [])
+
+    async def _roll_out(self, job: ScaledJob, obj: Object, jobs: list[Object]) -> list[Object]:
+        """Rollout default (or immediate): delete the Jobs made from another generation of the spec."""
+        if job.rollout_strategy == "gradual":
+            return jobs
+        old = [str(j["metadata"]["name"]) for j in jobs if of_other_generation(j, job.generation)]
+        policy = "Foreground" if job.propagation_policy == "foreground" else "Background"
+        for name in old:
+            with contextlib.suppress(ApiStatusError):  # gone already
+                await self.kube.delete(jobs_path(job.namespace, name), policy)
+        if old:
+            log.info("scaledjob=%s/%s deleted jobs=%d of an older spec", job.namespace, job.name, len(old))
+            self.events.record(_involved(job, obj), "Normal", ROLLOUT_CLEANED,
+                               f"Deleted {len(old)} jobs owned by the previous version of the scaledJob")
+        return [j for j in jobs if j["metadata"]["name"] not in old]
+
+    async def _prune(self, job: ScaledJob, jobs: list[Object]) -> list[Object]:
+        doomed = beyond_history(jobs, job.successful_jobs_history_limit, job.failed_jobs_history_limit)
+        for name in doomed:
+            with contextlib.suppress(ApiStatusError):  # gone already
+                await self.kube.delete(jobs_path(job.namespace, name), "Background")
+            log.info("scaledjob=%s/%s deleted job=%s beyond the history limit", job.namespace, job.name, name)
+        return [j for j in jobs if j["metadata"]["name"] not in doomed]
+
+    async def _create(self, job: ScaledJob, obj: Object, count: int) -> None:
+        if count <= 0:
+            return
+        manifest = job_manifest(job)
+        for _ in range(count):
+            await self.kube.write("POST", jobs_path(job.namespace), manifest)
+        self.created += count
+        log.info("scaledjob=%s/%s created jobs=%d", job.namespace, job.name, count)
+        self.events.record(_involved(job, obj), "Normal", JOBS_CREATED, f"Created {count} jobs")
+
+    async def _write_status(self, obj: Object, updates: list[Condition], last_active: str | None = None) -> None:
+        current = obj.get("status") or {}
+        wanted: dict[str, Any] = {"conditions": merged(parse_status(current).conditions, updates)}
+        if last_active is not None:
+            wanted["lastActiveTime"] = last_active
+        patch = merge_patch(current, wanted)
+        if patch:
+            answer = await self.kube.write("PATCH", status_path(obj), {"status": patch}, "application/merge-patch+json")
+            self.objects[_key(obj)] = keep_scaled_job(answer)
+
+
+def _involved(job: ScaledJob, obj: Object) -> Involved:
+    meta = obj.get("metadata") or {}
+    return Involved(job.api_version, job.namespace, job.name, job.uid, str(meta.get("resourceVersion") or ""))
+
+
+def _key(obj: Object) -> Key:
+    """The `object_key`: a ScaledJob and a 2019 ScaledObject of one name are two objects."""
+    meta = obj.get("metadata") or {}
+    return object_key(str(obj.get("kind") or SCALED_JOB_KIND), str(meta.get("namespace") or ""),
+                      str(meta.get("name") or ""))
+
+
+def _polling_interval(obj: Object) -> float:
+    value = (obj.get("spec") or {}).get("pollingInterval")
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 30.0
