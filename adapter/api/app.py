@@ -24,8 +24,9 @@ from adapter.auth.authentication import Authenticator
 from adapter.auth.authorization import Authorizer, NonResourceAttributes, ResourceAttributes
 from adapter.catalog.catalog import Catalog
 from adapter.keda.names import LEGACY_ROUTE_LABEL, SCALED_OBJECT_LABEL
-from adapter.keda.objects import ObjectRef
+from adapter.keda.objects import COMPOSITE_METRIC, ObjectRef
 from adapter.kube.wire import EXTERNAL_METRICS_GROUP_VERSION, ApiError, internal_error
+from adapter.store.composite import answer_composite
 from adapter.store.store import MetricStore
 
 log = logging.getLogger("eventscale.api")
@@ -116,6 +117,8 @@ class AdapterApp:
             raise self._missing_scaled_object(namespace, label, value)
         trigger = resolved.by_metric.get(metric.lower())
         if trigger is None:
+            if resolved.so.scaling_modifiers is not None and metric.lower() == COMPOSITE_METRIC:
+                return await answer_composite(resolved, self.store)
             errors = "; ".join(resolved.trigger_errors)
             raise ApiError(404, f'external metric "{metric}" not found for ScaledObject {namespace}/{resolved.so.name}'
                            + (f" (trigger errors: {errors})" if errors else ""))

@@ -3,9 +3,10 @@
 Built as KEDA builds it: name `keda-hpa-<name>` (or `advanced.horizontalPodAutoscalerConfig.name`),
 minReplicas max(1, min), maxReplicas, one External metric per trigger selected by the label the
 adapter routes on (`scaledobject.keda.sh/name=<name>`, or `deploymentName=<deployment>` for the
-2019 format), the trigger's target as AverageValue or Value, `behavior` copied (with the paused
-direction's selectPolicy set to Disabled), the ScaledObject's labels and annotations copied, and
-the ScaledObject as controlling owner so the garbage collector removes the HPA with it.
+2019 format; with `advanced.scalingModifiers`, the one `composite-metric` instead), the
+trigger's target as AverageValue or Value, `behavior` copied (with the paused direction's
+selectPolicy set to Disabled), the ScaledObject's labels and annotations copied, and the
+ScaledObject as controlling owner so the garbage collector removes the HPA with it.
 
 The server fills defaults into what we send (behavior policies, selectPolicy, ...), so "up to
 date" is KEDA's DeepDerivative: every field we set has our value; fields we leave out may hold
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapter.controller.status import replacing_patch
+from adapter.keda.activity import ObjectActivity
 from adapter.keda.names import SCALED_OBJECT_LABEL
 from adapter.keda.objects import ScaledObject
 from adapter.kube.autoscaling import Hpa
@@ -48,6 +50,15 @@ class TargetKind:
 
     api_version: str
     kind: str
+
+
+def hpa_metrics(activity: ObjectActivity) -> list[HpaMetric]:
+    """One External metric per resolved trigger, or only the composite one with scalingModifiers."""
+    if activity.composite is not None:
+        c = activity.composite
+        return [HpaMetric(c.metric_name, c.metric_type, c.target)]
+    return [HpaMetric(t.metric_name, t.metric_type, t.target) for t in activity.triggers
+            if t.resolved and t.target is not None]
 
 
 def owner_reference(so: ScaledObject) -> dict[str, Any]:

@@ -49,6 +49,21 @@ class TriggerActivity:
 
 
 @dataclass(frozen=True, slots=True)
+class CompositeActivity:
+    """The composite metric of `advanced.scalingModifiers`: what the HPA is given instead of the
+    triggers' metrics, and what decides activity (value > activation target, as KEDA does)."""
+
+    metric_name: str
+    metric_type: str
+    target: float
+    activation: float
+    value: float | None  # None: not every trigger read yet, or an error
+    active: bool
+    error: str | None
+    fallback: bool  # the value is the fallback's
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectActivity:
     namespace: str
     name: str
@@ -57,6 +72,7 @@ class ObjectActivity:
     error: str | None
     triggers: tuple[TriggerActivity, ...]
     api_version: str = ""
+    composite: CompositeActivity | None = None
 
     @property
     def key(self) -> Key:
@@ -64,11 +80,15 @@ class ObjectActivity:
 
     @property
     def active(self) -> bool:
+        if self.composite is not None:
+            return self.composite.active
         return any(t.active for t in self.triggers)
 
     @property
     def failing(self) -> bool:
-        return any(t.error is not None for t in self.triggers if t.resolved and t.read)
+        """A trigger failed (or the formula did): never a reason to scale down."""
+        composite_failed = self.composite is not None and self.composite.error is not None
+        return composite_failed or any(t.error is not None for t in self.triggers if t.resolved and t.read)
 
     @property
     def known(self) -> bool:
@@ -109,9 +129,20 @@ def _trigger_fields(t: TriggerActivity) -> dict[str, Any]:
             "consecutiveFailures": t.failures, "readAt": t.read_at, "fallback": t.fallback}
 
 
+def _composite_fields(c: CompositeActivity | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {"metricName": c.metric_name, "metricType": c.metric_type, "target": c.target,
+            "activation": c.activation, "value": c.value, "active": c.active, "error": c.error,
+            "fallback": c.fallback}
+
+
 def object_fields(o: ObjectActivity) -> dict[str, Any]:
-    return {"namespace": o.namespace, "name": o.name, "apiVersion": o.api_version, "uid": o.uid,
-            "generation": o.generation, "error": o.error, "triggers": [_trigger_fields(t) for t in o.triggers]}
+    fields = {"namespace": o.namespace, "name": o.name, "apiVersion": o.api_version, "uid": o.uid,
+              "generation": o.generation, "error": o.error, "triggers": [_trigger_fields(t) for t in o.triggers]}
+    if o.composite is not None:
+        fields["composite"] = _composite_fields(o.composite)
+    return fields
 
 
 def encode_object(o: ObjectActivity) -> bytes:
@@ -193,6 +224,20 @@ def decode_trigger(raw: Mapping[str, Any]) -> TriggerActivity:
     )
 
 
+def decode_composite(raw: Any) -> CompositeActivity | None:
+    if raw is None:
+        return None
+    raw = _mapping(raw, "composite")
+    target, activation = _number(raw, "target"), _number(raw, "activation")
+    if target is None or activation is None:
+        raise ValueError("composite target and activation must be numbers")
+    return CompositeActivity(
+        metric_name=_str(raw, "metricName"), metric_type=_str(raw, "metricType", "AverageValue"), target=target,
+        activation=activation, value=_number(raw, "value"), active=bool(raw.get("active")),
+        error=_optional_str(raw, "error"), fallback=bool(raw.get("fallback")),
+    )
+
+
 def decode_object(raw: Any) -> ObjectActivity:
     raw = _mapping(raw, "scaledObject")
     return ObjectActivity(
@@ -200,6 +245,7 @@ def decode_object(raw: Any) -> ObjectActivity:
         generation=_int(raw, "generation", 0), error=_optional_str(raw, "error"),
         api_version=_str(raw, "apiVersion", ""),
         triggers=tuple(decode_trigger(_mapping(t, "trigger")) for t in _list(raw.get("triggers"), "triggers")),
+        composite=decode_composite(raw.get("composite")),
     )
 
 
