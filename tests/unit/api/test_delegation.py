@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 import threading
 import time
@@ -146,10 +147,32 @@ def test_a_delegate_that_is_down_is_a_quick_503_naming_it(start: Any, pki: Path)
     for answer in (first, second):
         body = json.loads(answer.body)
         assert answer.status == 503 and body["reason"] == "ServiceUnavailable" and url in body["message"]
-    assert "ConnectError" in json.loads(first.body)["message"]
+    assert f"{url} (connection failed)" in json.loads(first.body)["message"]
     assert "retried in at most 30s" in json.loads(second.body)["message"] and second_took < 0.05  # breaker open
 
 
 def test_identity_headers() -> None:
     assert identity_headers(UserInfo("system:serviceaccount:a:b", groups=("g",), extra={"k": ("v",)})) == [
         ("X-Remote-User", "system:serviceaccount:a:b"), ("X-Remote-Group", "g"), ("X-Remote-Extra-k", "v")]
+
+
+def test_a_delegate_that_never_answers_costs_its_timeout_once(pki: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}"
+        delegates = Delegates(config(pki, url))
+
+        async def twice() -> list[tuple[Any, float]]:
+            try:
+                found = []
+                for _ in range(2):
+                    started = time.monotonic()
+                    found.append((await delegates.forward(PATH, b"", USER), time.monotonic() - started))
+                return found
+            finally:
+                await delegates.aclose()
+
+        (first, first_took), (second, second_took) = asyncio.run(twice())
+    assert first.status == 503 and f"{url} (no answer within 1s)" in json.loads(first.body)["message"]
+    assert 0.9 < first_took < 3 and second.status == 503 and second_took < 0.05
