@@ -47,6 +47,9 @@ OBJECTS = [
     scaled_object("guarded", [cron("busy", ALWAYS, 12), {"type": "redis", "name": "dead", "metadata": DEAD_REDIS}],
                   {"formula": "busy > 10 ? busy + (dead ?? 3) : 1", "target": "5"},
                   {"failureThreshold": 1, "replicas": 4, "behavior": "scalingModifiers"}),
+    # the default fallback behaviour: past the threshold the composite is target x replicas = 5 x 4
+    scaled_object("static", [cron("busy", ALWAYS, 12), {"type": "redis", "name": "dead", "metadata": DEAD_REDIS}],
+                  {"formula": "busy + dead", "target": "5"}, {"failureThreshold": 1, "replicas": 4}),
     # the same failing trigger without `??`: the composite fails, naming the trigger
     scaled_object("unguarded", [cron("busy", ALWAYS, 12), {"type": "redis", "name": "dead", "metadata": DEAD_REDIS}],
                   {"formula": "busy + dead", "target": "5"}),
@@ -100,6 +103,12 @@ def test_failing_trigger_is_nil_past_its_threshold(admin: httpx.Client, objects:
     passed = eventually(lambda: admin.get(composite_url("guarded")), lambda r: r.status_code == 200)
     assert passed.status_code == 200, passed.text
     assert passed.json()["items"][0]["value"] == "15"  # 12 + (nil ?? 3)
+
+
+def test_static_fallback_gives_target_times_replicas(admin: httpx.Client, objects: None) -> None:
+    passed = eventually(lambda: admin.get(composite_url("static")), lambda r: r.status_code == 200)
+    assert passed.status_code == 200, passed.text
+    assert passed.json()["items"][0]["value"] == "20"
 
 
 def test_failing_trigger_without_default_fails_the_composite(admin: httpx.Client, objects: None) -> None:
