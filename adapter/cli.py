@@ -56,6 +56,11 @@ def _serve(args: argparse.Namespace) -> int:
     from adapter.kube.client import pod_namespace
     from adapter.server import ServeOptions
 
+    try:
+        delegates = _delegates(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     options = ServeOptions(
         cert_dir=Path(args.cert_dir),
         local_dir=Path(args.local_dir) if args.local_dir else None,
@@ -71,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         resync_period=args.resync_period,
         internal_port=args.internal_port,
         http_limits=HttpLimits(head_timeout=args.request_head_timeout, max_connections=args.max_connections),
-        delegates=_delegates(args),
+        delegates=delegates,
     )
     if options.local_dir is not None and (options.self_signed_certs or options.kubeconfig):
         print("--local-dir (standalone mode) does not go with --kubeconfig or --self-signed-certs", file=sys.stderr)

@@ -22,7 +22,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from yarl import URL
@@ -31,6 +31,12 @@ from adapter.auth.authentication import UserInfo
 from adapter.kube.wire import status_body
 
 log = logging.getLogger("eventscale.delegation")
+
+MAX_ANSWER = 4 << 20  # bytes: a metric value list is small; a delegate sending more is broken
+
+
+class AnswerTooLarge(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,12 @@ class DelegateConfig:
     client_key: Path | None = None
     timeout: float = 2.0
     open_for: float = 10.0
+
+    def __post_init__(self) -> None:
+        for url in self.urls:
+            parts = urlsplit(url)
+            if parts.scheme != "https" or not parts.hostname or parts.path.strip("/") or parts.query:
+                raise ValueError(f"--delegate-to {url!r}: expected https://host:port")
 
 
 @dataclass(frozen=True)
@@ -72,13 +84,15 @@ class _Delegate:
         headers = [("Accept", "application/json"), *identity_headers(user)]
         url = URL(self.url + target, encoded=True)  # path and query as the caller sent them, not re-encoded
         async with self.session.get(url, headers=headers, allow_redirects=False) as response:
-            return Answer(response.status, await response.read())
+            body = await response.content.read(MAX_ANSWER + 1)
+            if len(body) > MAX_ANSWER:
+                raise AnswerTooLarge
+            return Answer(response.status, body)
 
     def failed(self, error: Exception) -> None:
         self.closed_until = time.monotonic() + self.open_for
         self.last_error = self._reason(error)
         log.warning("delegate=%s failed (%s): skipped for %gs", self.url, self.last_error, self.open_for)
-
 
     def _reason(self, error: Exception) -> str:
         """What went wrong, in words (never the exception's text, which may quote a URL's secrets)."""
@@ -88,6 +102,8 @@ class _Delegate:
             return "TLS failed"
         if isinstance(error, (aiohttp.ClientConnectorError, ConnectionError)):
             return "connection failed"
+        if isinstance(error, AnswerTooLarge):
+            return f"answer over {MAX_ANSWER} bytes"
         return type(error).__name__
 
 
@@ -112,7 +128,7 @@ class Delegates:
                 continue
             try:
                 answer = await delegate.get(target, user)
-            except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError, AnswerTooLarge) as exc:
                 delegate.failed(exc)
                 unavailable.append(f"{delegate.url} ({delegate.last_error})")
                 continue
