@@ -376,7 +376,8 @@ class Reconciler:
         p.fields.update(
             scaleTargetKind=p.gvkr.kind_string, scaleTargetGVKR=p.gvkr.as_status(),
             originalReplicaCount=original if original is not None else p.current.replicas,
-            externalMetricNames=[t.metric_name for t in triggers if t.resolved], hpaName=p.spec.hpa_name,
+            externalMetricNames=[t.metric_name for t in triggers if t.polled], hpaName=p.spec.hpa_name,
+            resourceMetricNames=[t.resource.resource for t in triggers if t.resource] or None,
             compositeScalerName=p.adapter_view.composite.metric_name if p.adapter_view.composite else None,
             health=health(triggers), triggersActivity=triggers_activity(triggers),
         )

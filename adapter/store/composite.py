@@ -29,7 +29,7 @@ from adapter.catalog.resolve import ResolvedScaledObject
 from adapter.keda.activity import CompositeActivity
 from adapter.keda.fallback import fallback_replicas
 from adapter.keda.formula import EvaluationError
-from adapter.keda.objects import COMPOSITE_METRIC, RESOURCE_TRIGGERS, Fallback, ScaledObject, ScalingModifiers
+from adapter.keda.objects import COMPOSITE_METRIC, Fallback, ScaledObject, ScalingModifiers
 from adapter.kube.wire import internal_error, render_value_list
 from adapter.store.store import MetricEntry, MetricStore
 
@@ -63,7 +63,7 @@ def compute(resolved: ResolvedScaledObject, store: MetricStore) -> Composite:
     errors: list[str] = []
     in_fallback = unread = False
     for trigger in resolved.triggers:
-        if trigger.spec.type in RESOURCE_TRIGGERS:
+        if trigger.spec.resource:
             continue
         label = f"trigger {trigger.spec.index} ({trigger.spec.name or trigger.spec.type})"
         entry = store.entry(trigger.key) if trigger.error is None else None
