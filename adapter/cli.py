@@ -29,6 +29,7 @@ from adapter.controller import command as controller_command
 from adapter.interceptor import command as interceptor_command
 
 if TYPE_CHECKING:
+    from adapter.api.delegation import DelegateConfig
     from adapter.server import ServeOptions
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -55,6 +56,11 @@ def _serve(args: argparse.Namespace) -> int:
     from adapter.kube.client import pod_namespace
     from adapter.server import ServeOptions
 
+    try:
+        delegates = _delegates(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     options = ServeOptions(
         cert_dir=Path(args.cert_dir),
         local_dir=Path(args.local_dir) if args.local_dir else None,
@@ -70,6 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         resync_period=args.resync_period,
         internal_port=args.internal_port,
         http_limits=HttpLimits(head_timeout=args.request_head_timeout, max_connections=args.max_connections),
+        delegates=delegates,
     )
     if options.local_dir is not None and (options.self_signed_certs or options.kubeconfig):
         print("--local-dir (standalone mode) does not go with --kubeconfig or --self-signed-certs", file=sys.stderr)
@@ -80,6 +87,20 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     asyncio.run(_serve_local(options) if options.local_dir is not None else _serve_cluster(options))
     return 0
+
+
+def _delegates(args: argparse.Namespace) -> DelegateConfig | None:
+    from adapter.api.delegation import DelegateConfig
+
+    if not args.delegate_to:
+        return None
+    return DelegateConfig(
+        urls=tuple(args.delegate_to),
+        ca_file=Path(args.delegate_ca_file) if args.delegate_ca_file else None,
+        client_cert=Path(args.delegate_client_cert) if args.delegate_client_cert else None,
+        client_key=Path(args.delegate_client_key) if args.delegate_client_key else None,
+        timeout=args.delegate_timeout,
+    )
 
 
 async def _serve_local(options: ServeOptions) -> None:
@@ -142,6 +163,15 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds a client has to send a request's line and headers (default 10)")
     s.add_argument("--max-connections", type=int, default=2000,
                    help="open TLS connections at most; the next one is answered 503 and closed (default 2000)")
+    d = s.add_argument_group("delegation: other external metrics adapters behind the same APIService")
+    d.add_argument("--delegate-to", action="append", default=[], metavar="URL",
+                   help="https://host:port of an adapter asked, in order, for the metrics we do not serve; repeatable")
+    d.add_argument("--delegate-ca-file", help="CA bundle the delegates' serving certificates are checked against")
+    d.add_argument("--delegate-client-cert", help="client certificate we present (one the delegates trust as a "
+                                                  "front proxy: the caller is passed in X-Remote-* headers)")
+    d.add_argument("--delegate-client-key", help="key of --delegate-client-cert")
+    d.add_argument("--delegate-timeout", type=float, default=2.0,
+                   help="seconds a delegate may take to answer; a failed delegate is skipped for 10 s (default 2)")
     k = s.add_argument_group("cluster mode (without --local-dir)")
     k.add_argument("--kubeconfig", help="kubeconfig to reach kube-apiserver (default: in-cluster service "
                    "account when in a pod, else $KUBECONFIG or ~/.kube/config)")

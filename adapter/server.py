@@ -27,6 +27,7 @@ import uvicorn
 
 from adapter.api.activity_feed import ActivityFeed, InternalListener
 from adapter.api.app import AdapterApp
+from adapter.api.delegation import DelegateConfig, Delegates
 from adapter.api.health import Health
 from adapter.api.interceptor_counts import CountsReceiver
 from adapter.api.prometheus import Exposition
@@ -70,6 +71,7 @@ class ServeOptions:
     resync_period: float = 1800.0
     internal_port: int = 9022  # the controller sidecar's loopback listener (activity); 0 turns it off
     http_limits: HttpLimits = field(default_factory=HttpLimits)
+    delegates: DelegateConfig | None = None  # --delegate-to: adapters serving what we do not
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -103,14 +105,20 @@ def build_local(options: ServeOptions) -> Adapter:
     source.load()
     health = Health(ready={"catalog-loaded": lambda: catalog.generation > 0})
     auth = local_auth_config(CertLayout(options.cert_dir), options.requestheader_allowed_names)
-    app = _app(health, catalog, store, Authenticator(auth), AllowAuthenticated())
-    return Adapter(catalog, store, health, app, {"directory-watch": source.run, "metric-poller": store.poll_forever})
+    app = _app(health, catalog, store, Authenticator(auth), AllowAuthenticated(), options.delegates)
+    return Adapter(catalog, store, health, app, {"directory-watch": source.run, "metric-poller": store.poll_forever},
+                   cleanup=_delegates_cleanup(app))
 
 
 def _app(health: Health, catalog: Catalog, store: MetricStore, authenticator: Authenticator,
-         authorizer: Authorizer) -> AdapterApp:
+         authorizer: Authorizer, delegates: DelegateConfig | None) -> AdapterApp:
     routes = build_routes(health, Exposition(store), CountsReceiver(_http_table(catalog), store))
-    return AdapterApp(routes, catalog, store, authenticator, authorizer)
+    return AdapterApp(routes, catalog, store, authenticator, authorizer,
+                      Delegates(delegates) if delegates is not None and delegates.urls else None)
+
+
+def _delegates_cleanup(app: AdapterApp) -> list[Callable[[], Awaitable[None]]]:
+    return [app.delegates.aclose] if app.delegates is not None else []
 
 
 def _catalog_and_store(options: ServeOptions) -> tuple[Catalog, MetricStore]:
@@ -152,10 +160,10 @@ async def build_cluster(options: ServeOptions) -> tuple[Adapter, ssl.SSLContext]
     if shared_certs is not None:
         shared_certs.context = context
     auth_watch.follow(authenticator, context)
-    app = _app(health, catalog, store, authenticator, SubjectAccessReviewAuthorizer(api))
+    app = _app(health, catalog, store, authenticator, SubjectAccessReviewAuthorizer(api), options.delegates)
     background.update({"kubernetes-watches": source.run, "auth-config-watch": auth_watch.run,
                        "metric-poller": store.poll_forever})
-    return Adapter(catalog, store, health, app, background, cleanup=[api.aclose]), context
+    return Adapter(catalog, store, health, app, background, cleanup=[api.aclose, *_delegates_cleanup(app)]), context
 
 
 def tls_context(options: ServeOptions, auth: AuthConfig) -> ssl.SSLContext:

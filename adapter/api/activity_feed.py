@@ -68,6 +68,7 @@ from adapter.keda.activity import (
 )
 from adapter.keda.objects import ObjectRef
 from adapter.kube.wire import micro_timestamp
+from adapter.store import composite
 from adapter.store.store import MetricStore
 
 log = logging.getLogger("eventscale.internal")
@@ -194,7 +195,8 @@ class ActivityFeed:
         so = resolved.so
         return ObjectActivity(namespace=so.namespace, name=so.name, api_version=so.api_version, uid=so.uid,
                               generation=so.generation, error=resolved.error,
-                              triggers=tuple(self._trigger(t) for t in resolved.triggers))
+                              triggers=tuple(self._trigger(t) for t in resolved.triggers),
+                              composite=composite.activity(resolved, self.store))
 
     def _resolved_job(self, resolved: ResolvedScaledJob) -> ObjectActivity:
         job = resolved.job

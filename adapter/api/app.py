@@ -19,13 +19,15 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs
 
-from adapter.auth.authentication import Authenticator
+from adapter.api.delegation import Delegates
+from adapter.auth.authentication import Authenticator, UserInfo
 from adapter.auth.authorization import Authorizer, NonResourceAttributes, ResourceAttributes
 from adapter.catalog.catalog import Catalog
 from adapter.keda.names import LEGACY_ROUTE_LABEL, SCALED_OBJECT_LABEL
-from adapter.keda.objects import ObjectRef
+from adapter.keda.objects import COMPOSITE_METRIC, ObjectRef
 from adapter.kube.selectors import SelectorError, parse_selector
 from adapter.kube.wire import EXTERNAL_METRICS_GROUP_VERSION, ApiError, internal_error
+from adapter.store.composite import answer_composite
 from adapter.store.store import MetricStore
 
 log = logging.getLogger("eventscale.api")
@@ -75,8 +77,9 @@ _cached_route_of = lru_cache(maxsize=4096)(_route_of)
 
 class AdapterApp:
     def __init__(self, routes: ASGIApp, catalog: Catalog, store: MetricStore,
-                 authenticator: Authenticator, authorizer: Authorizer) -> None:
+                 authenticator: Authenticator, authorizer: Authorizer, delegates: Delegates | None = None) -> None:
         self.routes = routes
+        self.delegates = delegates
         self.catalog = catalog
         self.store = store
         self.authenticator = authenticator
@@ -98,7 +101,7 @@ class AdapterApp:
                     raise ApiError(405, f"method {scope['method']} is not allowed on external metrics",
                                    headers={"Allow": "GET"})
                 await self.authorizer.authorize(user, ResourceAttributes(namespace, metric))
-                status, body = await self.metric(namespace, metric, scope["query_string"])
+                status, body = await self._ours_or_delegated(scope, user, namespace, metric)
             else:
                 await self.authorizer.authorize(user, NonResourceAttributes(path, scope["method"].lower()))
                 return await self.routes(scope, receive, send)
@@ -109,6 +112,20 @@ class AdapterApp:
                                                                  for k, v in exc.headers.items()})
         await send_json(send, status, body)
 
+    async def _ours_or_delegated(self, scope: dict[str, Any], user: UserInfo, namespace: str,
+                                 metric: str) -> tuple[int, bytes]:
+        """Our answer; what we do not serve (a 404, or a selector naming no ScaledObject) is the
+        first delegate's, if any delegate serves it."""
+        try:
+            return await self.metric(namespace, metric, scope["query_string"])
+        except ApiError as exc:
+            if self.delegates is None or exc.code not in (400, 404):
+                raise
+            delegated = await self.delegates.forward(scope["path"], scope["query_string"], user)
+            if delegated is None:
+                raise
+            return delegated.status, delegated.body
+
     async def metric(self, namespace: str, metric: str, query_string: bytes) -> tuple[int, bytes]:
         label, value = route_of(query_string)
         resolved = self.catalog.route(namespace, label, value)
@@ -116,6 +133,8 @@ class AdapterApp:
             raise self._missing_scaled_object(namespace, label, value)
         trigger = resolved.by_metric.get(metric.lower())
         if trigger is None:
+            if resolved.so.scaling_modifiers is not None and metric.lower() == COMPOSITE_METRIC:
+                return await answer_composite(resolved, self.store)
             errors = "; ".join(resolved.trigger_errors)
             raise ApiError(404, f'external metric "{metric}" not found for ScaledObject {namespace}/{resolved.so.name}'
                            + (f" (trigger errors: {errors})" if errors else ""))

@@ -3,11 +3,12 @@
 Built as KEDA builds it: name `keda-hpa-<name>` (or `advanced.horizontalPodAutoscalerConfig.name`),
 minReplicas max(1, min), maxReplicas, one External metric per trigger selected by the label the
 adapter routes on (`scaledobject.keda.sh/name=<name>`, or `deploymentName=<deployment>` for the
-2019 format), the trigger's target as AverageValue or Value, a Resource (or ContainerResource)
-metric for each cpu and memory trigger, the metrics ordered by type as KEDA orders them,
-`behavior` copied (with the paused direction's selectPolicy set to Disabled), the ScaledObject's
-labels and annotations copied, and the ScaledObject as controlling owner so the garbage
-collector removes the HPA with it.
+2019 format; with `advanced.scalingModifiers`, the one `composite-metric` instead), the
+trigger's target as AverageValue or Value, a Resource (or ContainerResource) metric for each cpu
+and memory trigger, the metrics ordered by type as KEDA orders them, `behavior` copied (with the
+paused direction's selectPolicy set to Disabled), the ScaledObject's labels and annotations
+copied, and the ScaledObject as controlling owner so the garbage collector removes the HPA with
+it.
 
 The server fills defaults into what we send (behavior policies, selectPolicy, ...), so "up to
 date" is KEDA's DeepDerivative: every field we set has our value; fields we leave out may hold
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapter.controller.status import replacing_patch
-from adapter.keda.activity import ResourceMetric
+from adapter.keda.activity import ObjectActivity, ResourceMetric
 from adapter.keda.names import SCALED_OBJECT_LABEL
 from adapter.keda.objects import ScaledObject
 from adapter.kube.autoscaling import Hpa
@@ -52,6 +53,18 @@ class TargetKind:
 
     api_version: str
     kind: str
+
+
+def hpa_metrics(activity: ObjectActivity) -> list[HpaMetric]:
+    """A Resource metric per cpu or memory trigger, and an External metric per other resolved
+    trigger, or with scalingModifiers only the composite one (KEDA keeps cpu and memory beside it)."""
+    resources = [HpaMetric(t.metric_name, t.metric_type, 0.0, t.resource) for t in activity.triggers
+                 if t.resolved and t.resource is not None]
+    if activity.composite is not None:
+        c = activity.composite
+        return [*resources, HpaMetric(c.metric_name, c.metric_type, c.target)]
+    return [*resources, *(HpaMetric(t.metric_name, t.metric_type, t.target) for t in activity.triggers
+                          if t.resolved and t.resource is None and t.target is not None)]
 
 
 def owner_reference(so: ScaledObject) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from adapter.controller import events
 from adapter.controller.activity_client import ActivityClient
 from adapter.controller.decide import Decision, Inputs, Pause, annotation_errors, decide, flag, pause_of
 from adapter.controller.guarded_api import ControllerKube, GroupVersionKindResource, SoKey, TargetError
-from adapter.controller.hpa import HpaMetric, TargetKind, desired_hpa, hpa_patch, up_to_date
+from adapter.controller.hpa import TargetKind, desired_hpa, hpa_metrics, hpa_patch, up_to_date
 from adapter.controller.object_cache import CachedScaledObject, ObjectCache, workload_resource
 from adapter.controller.status import health, merge_patch, newly_failing, triggers_activity
 from adapter.keda.activity import ObjectActivity
@@ -300,9 +300,7 @@ class Reconciler:
         old_name = p.obj.status.hpa_name
         if old_name and old_name != so.hpa_name:
             await self._delete_hpa(so, old_name)
-        metrics = [HpaMetric(t.metric_name, t.metric_type, t.target or 0.0, t.resource) for t in p.adapter_view.triggers
-                   if t.resolved and (t.target is not None or t.resource is not None)]
-        wanted = desired_hpa(so, TargetKind(p.gvkr.api_version, p.gvkr.kind), metrics,
+        wanted = desired_hpa(so, TargetKind(p.gvkr.api_version, p.gvkr.kind), hpa_metrics(p.adapter_view),
                              pause_scale_in=p.pause.scale_in, pause_scale_out=p.pause.scale_out)
         found = self.cache.hpa(so.namespace, so.hpa_name)
         if found is None:
@@ -380,6 +378,7 @@ class Reconciler:
             originalReplicaCount=original if original is not None else p.current.replicas,
             externalMetricNames=[t.metric_name for t in triggers if t.polled], hpaName=p.spec.hpa_name,
             resourceMetricNames=[t.resource.resource for t in triggers if t.resource] or None,
+            compositeScalerName=p.adapter_view.composite.metric_name if p.adapter_view.composite else None,
             health=health(triggers), triggersActivity=triggers_activity(triggers),
         )
         falling_back = any(in_fallback(p.spec.fallback, t.failures) for t in triggers if t.error)

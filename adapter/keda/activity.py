@@ -85,6 +85,21 @@ class TriggerActivity:
 
 
 @dataclass(frozen=True, slots=True)
+class CompositeActivity:
+    """The composite metric of `advanced.scalingModifiers`: what the HPA is given instead of the
+    triggers' metrics, and what decides activity (value > activation target, as KEDA does)."""
+
+    metric_name: str
+    metric_type: str
+    target: float
+    activation: float
+    value: float | None  # None: not every trigger read yet, or an error
+    active: bool
+    error: str | None
+    fallback: bool  # the value is the fallback's
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectActivity:
     namespace: str
     name: str
@@ -94,6 +109,7 @@ class ObjectActivity:
     triggers: tuple[TriggerActivity, ...]
     api_version: str = ""
     kind: str = SCALED_OBJECT_KIND  # or ScaledJob
+    composite: CompositeActivity | None = None
 
     @property
     def key(self) -> Key:
@@ -101,14 +117,19 @@ class ObjectActivity:
 
     @property
     def active(self) -> bool:
-        """A trigger is active; or every trigger is cpu or memory, which KEDA holds always active."""
+        """The composite is above its activation target (with scalingModifiers); or a trigger is
+        active; or every trigger is cpu or memory, which KEDA holds always active."""
+        if self.composite is not None:
+            return self.composite.active
         if any(t.active for t in self.triggers):
             return True
         return bool(self.triggers) and all(t.resource is not None for t in self.triggers)
 
     @property
     def failing(self) -> bool:
-        return any(t.error is not None for t in self.triggers if t.resolved and t.read)
+        """A trigger failed (or the formula did): never a reason to scale down."""
+        composite_failed = self.composite is not None and self.composite.error is not None
+        return composite_failed or any(t.error is not None for t in self.triggers if t.resolved and t.read)
 
     @property
     def known(self) -> bool:
@@ -154,10 +175,21 @@ def _trigger_fields(t: TriggerActivity) -> dict[str, Any]:
     return fields
 
 
+def _composite_fields(c: CompositeActivity | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {"metricName": c.metric_name, "metricType": c.metric_type, "target": c.target,
+            "activation": c.activation, "value": c.value, "active": c.active, "error": c.error,
+            "fallback": c.fallback}
+
+
 def object_fields(o: ObjectActivity) -> dict[str, Any]:
     kind = {} if o.kind == SCALED_OBJECT_KIND else {"kind": o.kind}
-    return {"namespace": o.namespace, "name": o.name, **kind, "apiVersion": o.api_version, "uid": o.uid,
-            "generation": o.generation, "error": o.error, "triggers": [_trigger_fields(t) for t in o.triggers]}
+    fields = {"namespace": o.namespace, "name": o.name, **kind, "apiVersion": o.api_version, "uid": o.uid,
+              "generation": o.generation, "error": o.error, "triggers": [_trigger_fields(t) for t in o.triggers]}
+    if o.composite is not None:
+        fields["composite"] = _composite_fields(o.composite)
+    return fields
 
 
 def _deleted_fields(key: Key) -> dict[str, str]:
@@ -252,6 +284,20 @@ def decode_resource(raw: Any) -> ResourceMetric | None:
                           container=_str(raw, "container", ""))
 
 
+def decode_composite(raw: Any) -> CompositeActivity | None:
+    if raw is None:
+        return None
+    raw = _mapping(raw, "composite")
+    target, activation = _number(raw, "target"), _number(raw, "activation")
+    if target is None or activation is None:
+        raise ValueError("composite target and activation must be numbers")
+    return CompositeActivity(
+        metric_name=_str(raw, "metricName"), metric_type=_str(raw, "metricType", "AverageValue"), target=target,
+        activation=activation, value=_number(raw, "value"), active=bool(raw.get("active")),
+        error=_optional_str(raw, "error"), fallback=bool(raw.get("fallback")),
+    )
+
+
 def decode_object(raw: Any) -> ObjectActivity:
     raw = _mapping(raw, "scaledObject")
     return ObjectActivity(
@@ -259,6 +305,7 @@ def decode_object(raw: Any) -> ObjectActivity:
         generation=_int(raw, "generation", 0), error=_optional_str(raw, "error"),
         api_version=_str(raw, "apiVersion", ""), kind=_str(raw, "kind", SCALED_OBJECT_KIND),
         triggers=tuple(decode_trigger(_mapping(t, "trigger")) for t in _list(raw.get("triggers"), "triggers")),
+        composite=decode_composite(raw.get("composite")),
     )
 
 

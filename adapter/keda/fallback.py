@@ -22,7 +22,10 @@ def in_fallback(fallback: Fallback | None, consecutive_failures: int) -> bool:
 
 
 def fallback_replicas(fallback: Fallback, current: int | None) -> int | None:
-    """The replica count the HPA should compute while a metric is in fallback (None: not known yet)."""
+    """The replica count the HPA should compute while a metric is in fallback (None: not known yet,
+    or `scalingModifiers`, where a failing trigger is nil in the formula instead)."""
+    if fallback.behavior == "scalingModifiers":
+        return None
     if fallback.behavior == "static":
         return fallback.replicas
     if current is None:

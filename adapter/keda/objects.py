@@ -13,10 +13,12 @@ text is exponentially large).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from adapter.keda.formula import Formula, FormulaError, compile_formula
 from adapter.keda.names import HPA_NAME_PREFIX, LEGACY_GROUP, LEGACY_ROUTE_LABEL, SCALED_OBJECT_LABEL
 
 # In the 2019 format these metadata keys hold the name of an environment variable, not a value.
@@ -30,7 +32,9 @@ def legacy_key(key: str) -> str:
     return f"{key}FromEnv" if key in LEGACY_ENV_KEYS else key
 
 
-FALLBACK_BEHAVIORS = ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
+FALLBACK_BEHAVIORS = ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower",
+                      "scalingModifiers")
+COMPOSITE_METRIC = "composite-metric"  # the one metric of a ScaledObject with scalingModifiers, as KEDA names it
 
 MetricType = Literal["AverageValue", "Value", "Utilization"]  # Utilization: cpu and memory only
 RESOURCE_TRIGGERS = frozenset({"cpu", "memory"})  # measured by the HPA itself, never polled
@@ -89,6 +93,17 @@ class Fallback:
 
 
 @dataclass(frozen=True, slots=True)
+class ScalingModifiers:
+    """`advanced.scalingModifiers`: one composite metric computed from the named triggers."""
+
+    formula: Formula
+    target: float
+    target_text: str  # as written: KEDA applies fallback only when it is a whole number
+    activation_target: float = 0.0
+    metric_type: MetricType = "AverageValue"
+
+
+@dataclass(frozen=True, slots=True)
 class ScaledObject:
     api_version: str
     namespace: str
@@ -110,6 +125,7 @@ class ScaledObject:
     hpa_name: str = ""
     hpa_behavior: Mapping[str, Any] | None = None
     restore_to_original_replica_count: bool = False
+    scaling_modifiers: ScalingModifiers | None = None
 
     @property
     def legacy(self) -> bool:
@@ -246,8 +262,10 @@ def parse_scaled_object(obj: Mapping[str, Any]) -> ScaledObject:
         hpa_behavior=_mapping(hpa_config.get("behavior"), "behavior") or None,
         restore_to_original_replica_count=_flag(advanced.get("restoreToOriginalReplicaCount"),
                                                 "spec.advanced.restoreToOriginalReplicaCount"),
+        scaling_modifiers=_parse_modifiers(advanced.get("scalingModifiers"), triggers),
     )
     _check_replicas(so)
+    _check_modifiers(so)
     return so
 
 
@@ -269,8 +287,60 @@ def _check_replicas(so: ScaledObject) -> None:
     if so.fallback and not external:
         raise InvalidObject("at least one trigger (that is not cpu or memory) has to have the `AverageValue` type "
                             "for the fallback to be enabled")
-    if so.fallback and any(t.metric_type != "AverageValue" for t in external):
+    if so.fallback and so.scaling_modifiers is None and any(t.metric_type != "AverageValue" for t in external):
         raise InvalidObject("fallback is only supported for triggers with metricType AverageValue")
+
+
+def _check_modifiers(so: ScaledObject) -> None:
+    modifiers = so.scaling_modifiers
+    if so.fallback and so.fallback.behavior == "scalingModifiers" and modifiers is None:
+        raise InvalidObject("spec.fallback.behavior scalingModifiers needs spec.advanced.scalingModifiers.formula")
+    if so.fallback and modifiers is not None and modifiers.metric_type != "AverageValue":
+        raise InvalidObject("fallback with scalingModifiers is only supported with metricType AverageValue")
+
+
+def _parse_modifiers(raw: Any, triggers: tuple[TriggerSpec, ...]) -> ScalingModifiers | None:
+    """KEDA's rules: formula required, target required and > 0, metricType AverageValue or Value;
+    the formula may name only triggers that have a `name` (not cpu or memory ones)."""
+    where = "spec.advanced.scalingModifiers"
+    spec = _mapping(raw, where)
+    fields = {key: _string(spec.get(key), f"{where}.{key}").strip()
+              for key in ("formula", "target", "activationTarget", "metricType")}
+    if not any(fields.values()):
+        return None
+    if not fields["formula"]:
+        raise InvalidObject(f"{where}.formula is required")
+    if not fields["target"]:
+        raise InvalidObject(f"{where}.target is required with a formula")
+    target = _positive_number(fields["target"], f"{where}.target")
+    activation = _number(fields["activationTarget"], f"{where}.activationTarget") if fields["activationTarget"] else 0.0
+    metric_type = fields["metricType"] or "AverageValue"
+    if metric_type not in ("AverageValue", "Value"):
+        raise InvalidObject(f'{where}.metricType "{metric_type[:100]}" must be one of [AverageValue, Value]')
+    names = [t.name for t in triggers if t.name and not t.resource]  # cpu and memory stay HPA resource metrics
+    try:
+        formula = compile_formula(fields["formula"], names)
+    except FormulaError as exc:
+        raise InvalidObject(f"{where}.formula {exc}") from None
+    return ScalingModifiers(formula, target, fields["target"], activation,
+                            "Value" if metric_type == "Value" else "AverageValue")
+
+
+def _number(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidObject(f"{where} must be a number, got {text[:40]!r}") from None
+    if not math.isfinite(value):
+        raise InvalidObject(f"{where} must be a finite number, got {text[:40]!r}")
+    return value
+
+
+def _positive_number(text: str, where: str) -> float:
+    value = _number(text, where)
+    if value <= 0:
+        raise InvalidObject(f"{where} must be greater than 0, got {text[:40]!r}")
+    return value
 
 
 def _parse_target(ref: Mapping[str, Any], legacy: bool) -> ScaleTarget:

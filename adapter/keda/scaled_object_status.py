@@ -1,7 +1,7 @@
 """A ScaledObject's status, typed: what the controller reads back of what it wrote.
 
 KEDA's fields (`scaleTargetKind`, `scaleTargetGVKR`, `originalReplicaCount`, `lastActiveTime`,
-`externalMetricNames`, `hpaName`, `health`, `triggersActivity`, `pausedReplicaCount`,
+`externalMetricNames`, `hpaName`, `compositeScalerName`, `health`, `triggersActivity`, `pausedReplicaCount`,
 `conditions`) parsed once when the object arrives; a malformed field reads as absent, so the
 controller writes it again rather than failing. `as_json` gives the fields back in KEDA's JSON,
 which is what a merge patch is computed against.
@@ -59,6 +59,7 @@ class ScaledObjectStatus:
     last_active_time: str | None = None
     external_metric_names: tuple[str, ...] | None = None
     hpa_name: str | None = None
+    composite_scaler_name: str | None = None
     health: Mapping[str, TriggerHealth] | None = None
     triggers_activity: Mapping[str, bool] | None = None
     paused_replica_count: int | None = None
@@ -81,6 +82,7 @@ class ScaledObjectStatus:
             "externalMetricNames": list(self.external_metric_names) if self.external_metric_names is not None
             else None,
             "hpaName": self.hpa_name,
+            "compositeScalerName": self.composite_scaler_name,
             "health": {k: {"numberOfFailures": h.failures, "status": h.status} for k, h in self.health.items()}
             if self.health is not None else None,
             "triggersActivity": {k: {"isActive": v} for k, v in self.triggers_activity.items()}
@@ -150,6 +152,7 @@ def parse_status(raw: Any) -> ScaledObjectStatus:
         last_active_time=_str(status.get("lastActiveTime")),
         external_metric_names=tuple(str(n) for n in names) if isinstance(names, list) else None,
         hpa_name=_str(status.get("hpaName")),
+        composite_scaler_name=_str(status.get("compositeScalerName")),
         health=_health(status.get("health")),
         triggers_activity={str(k): bool(v.get("isActive")) for k, v in activity.items() if isinstance(v, Mapping)}
         if activity is not None else None,

@@ -52,6 +52,13 @@ def test_serve_without_certificates_explains(tmp_path: Path) -> None:
     assert result.returncode == 2 and "python -m adapter certs" in result.stderr
 
 
+def test_serve_refuses_a_delegate_that_is_not_https(tmp_path: Path) -> None:
+    result = run_cli("serve", "--local-dir", str(tmp_path), "--cert-dir", str(tmp_path),
+                     "--delegate-to", "http://prometheus-adapter:443/apis")
+    assert result.returncode == 2 and "--delegate-to 'http://prometheus-adapter:443/apis': expected https://host:port" \
+        in result.stderr
+
+
 def test_make_run_prints_a_kubectl_command_that_works(tmp_path: Path) -> None:
     kubectl = ensure_binaries() / "kubectl"
     port = free_port()

@@ -2,7 +2,7 @@
 
     python -m tests.bench            # everything
     python -m tests.bench api        # one part: api, brokers, controller, faults, servers, scalers,
-                                     #   streams, interceptor
+                                     #   streams, interceptor, delegation
 
 Figures are ratios against a baseline measured in the same command where one exists; the
 machine is shared and noisy, so read them as such.
@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import api, brokers, controller, faults, interceptor, scalers, server_startup, streams_and_queries
+from tests.bench import (
+    api,
+    brokers,
+    controller,
+    delegation,
+    faults,
+    interceptor,
+    scalers,
+    server_startup,
+    streams_and_queries,
+)
 
 PARTS = {"api": api, "brokers": brokers, "controller": controller, "faults": faults, "servers": server_startup,
-         "scalers": scalers, "streams": streams_and_queries, "interceptor": interceptor}
+         "scalers": scalers, "streams": streams_and_queries, "interceptor": interceptor, "delegation": delegation}
 
 
 def main(argv: list[str]) -> int:

@@ -7,8 +7,17 @@ from typing import Any
 
 import pytest
 
-from adapter.controller.hpa import SPEC_HASH, HpaMetric, TargetKind, derivative, desired_hpa, hpa_patch, up_to_date
-from adapter.keda.activity import ResourceMetric
+from adapter.controller.hpa import (
+    SPEC_HASH,
+    HpaMetric,
+    TargetKind,
+    derivative,
+    desired_hpa,
+    hpa_metrics,
+    hpa_patch,
+    up_to_date,
+)
+from adapter.keda.activity import CompositeActivity, ObjectActivity, ResourceMetric, TriggerActivity
 from adapter.keda.objects import parse_scaled_object
 from adapter.kube.autoscaling import Hpa, parse_hpa
 
@@ -155,3 +164,19 @@ def test_cpu_and_memory_are_resource_metrics_sorted_by_type_as_keda_sorts_them()
         "name": "memory", "container": "app", "target": {"type": "AverageValue", "averageValue": "512Mi"}}}
     assert spec["metrics"][2] == {"type": "Resource", "resource": {
         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}
+
+
+def _trigger(index: int, kind: str, resource: ResourceMetric | None = None) -> TriggerActivity:
+    return TriggerActivity(index, kind, f"s{index}-{kind}", "AverageValue", None if resource else 5.0, 0.0, True,
+                           None, False, None, 0, False, resource=resource)
+
+
+def test_the_composite_replaces_external_metrics_and_keeps_cpu_beside_it() -> None:
+    triggers = (_trigger(0, "redis"), _trigger(1, "cpu", CPU), _trigger(2, "rabbitmq"))
+    plain = ObjectActivity("default", "orders", "uid", 1, None, triggers)
+    composite = CompositeActivity("composite-metric", "Value", 2.5, 0.0, 3.0, True, None, False)
+    assert hpa_metrics(plain) == [
+        HpaMetric("s1-cpu", "AverageValue", 0.0, CPU), HpaMetric("s0-redis", "AverageValue", 5.0),
+        HpaMetric("s2-rabbitmq", "AverageValue", 5.0)]
+    assert hpa_metrics(ObjectActivity("default", "orders", "uid", 1, None, triggers, composite=composite)) == [
+        HpaMetric("s1-cpu", "AverageValue", 0.0, CPU), HpaMetric("composite-metric", "Value", 2.5)]

@@ -90,6 +90,33 @@ CPU = {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}
     ({"spec.triggers": [{**CRON, "authenticationRef": {"kind": "Secret", "name": "x"}}]},
      "not a trigger authentication"),
     ({"spec.triggers": [{**CRON, "metadata": {"a": {"nested": 1}}}]}, "spec.triggers[0].metadata.a must be a string"),
+    ({"spec.advanced": {"scalingModifiers": {"target": "5"}}}, "spec.advanced.scalingModifiers.formula is required"),
+    ({"spec.advanced": {"scalingModifiers": {"formula": "a"}}, "spec.triggers": [{**CRON, "name": "a"}]},
+     "spec.advanced.scalingModifiers.target is required with a formula"),
+    ({"spec.advanced": {"scalingModifiers": {"formula": "a", "target": "0"}}, "spec.triggers": [{**CRON, "name": "a"}]},
+     "spec.advanced.scalingModifiers.target must be greater than 0"),
+    ({"spec.advanced": {"scalingModifiers": {"formula": "a", "target": "many"}},
+      "spec.triggers": [{**CRON, "name": "a"}]}, "spec.advanced.scalingModifiers.target must be a number"),
+    ({"spec.advanced": {"scalingModifiers": {"formula": "a", "target": "1", "activationTarget": "nan"}},
+      "spec.triggers": [{**CRON, "name": "a"}]}, "activationTarget must be a finite number"),
+    ({"spec.advanced": {"scalingModifiers": {"formula": "a", "target": "1", "metricType": "Utilization"}},
+      "spec.triggers": [{**CRON, "name": "a"}]}, 'metricType "Utilization" must be one of [AverageValue, Value]'),
+    ({"spec.advanced": {"scalingModifiers": {"formula": "a * 2", "target": "1"}}},
+     'formula uses "a" at column 1, which is not the name of a trigger (named triggers: none'),
+    ({"spec.advanced": {"scalingModifiers": {"formula": "c + 1", "target": "1"}},
+      "spec.triggers": [{"type": "cpu", "name": "c", "metadata": {"value": "50"}}]},
+     'uses "c" at column 1, which is not the name of a trigger'),  # cpu and memory stay HPA resource metrics
+    ({"spec.advanced": {"scalingModifiers": {"formula": "a +", "target": "1"}},
+      "spec.triggers": [{**CRON, "name": "a"}]},
+     "spec.advanced.scalingModifiers.formula ends too early"),
+    ({"spec.fallback": {"failureThreshold": 1, "replicas": 2, "behavior": "scalingModifiers"}},
+     "spec.fallback.behavior scalingModifiers needs spec.advanced.scalingModifiers.formula"),
+    ({"spec.advanced": {"scalingModifiers": {"formula": "a", "target": "1", "metricType": "Value"}},
+      "spec.triggers": [{**CRON, "name": "a"}], "spec.fallback": {"failureThreshold": 1, "replicas": 2}},
+     "fallback with scalingModifiers is only supported with metricType AverageValue"),
+    ({"spec.advanced": {"scalingModifiers": {"formula": "a", "target": "1"}},
+      "spec.triggers": [{**CRON, "name": "a", "metricType": "Value"}], "spec.fallback": {"failureThreshold": 1,
+                                                                                        "replicas": 2}}, None),
 ])
 def test_errors(change: dict[str, Any], error: str | None) -> None:
     raw = so()
@@ -118,3 +145,18 @@ def test_trigger_authentication() -> None:
     with pytest.raises(InvalidObject, match="needs key"):
         parse_trigger_authentication({"kind": "TriggerAuthentication", "metadata": {"name": "a"},
                                       "spec": {"secretTargetRef": [{"parameter": "p", "name": "s"}]}})
+
+
+def test_scaling_modifiers() -> None:
+    parsed = parse_scaled_object(so(
+        triggers=[{**CRON, "name": "queue"}, {**CRON, "name": "lag"}],
+        advanced={"scalingModifiers": {"formula": "queue > 10 ? queue + lag : lag", "target": " 2.5 ",
+                                       "activationTarget": "1", "metricType": "Value"}},
+    ))
+    modifiers = parsed.scaling_modifiers
+    assert modifiers is not None
+    assert (modifiers.target, modifiers.target_text, modifiers.activation_target, modifiers.metric_type) == (
+        2.5, "2.5", 1.0, "Value")
+    assert modifiers.formula.names == {"queue", "lag"}
+    assert modifiers.formula.evaluate({"queue": 11, "lag": 2}) == 13
+    assert parse_scaled_object(so(advanced={"scalingModifiers": {}})).scaling_modifiers is None

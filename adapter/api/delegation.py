@@ -1,0 +1,154 @@
+"""Other external metrics adapters behind our APIService: what we do not serve, they may.
+
+Only one server can own `v1beta1.external.metrics.k8s.io`. With `serve --delegate-to URL`
+(repeatable) a metric GET that we would answer 404 (no such ScaledObject or metric here) or 400
+(a selector that names no ScaledObject: another adapter's metric) is forwarded to the delegates
+in order, as kube-apiserver's aggregation layer forwards it to us: the same path and query, our
+client certificate (one the delegate trusts as a front proxy) and the caller's identity in
+`X-Remote-User`, `X-Remote-Group` and `X-Remote-Extra-*`. The first delegate whose answer is not
+404 is the answer, status and body unchanged; when every delegate says 404 the caller gets ours.
+
+A delegate that is down costs only what we forward to it: each request has a deadline
+(`timeout`), and after a failure the delegate is skipped for `open_for` seconds (a circuit
+breaker), so the answer is a quick 503 naming the delegate. Our own metrics never wait for a
+delegate: they are answered before any forwarding is considered. Discovery needs no merging:
+every external metrics adapter lists the one resource `externalmetrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from yarl import URL
+
+from adapter.auth.authentication import UserInfo
+from adapter.kube.wire import status_body
+
+log = logging.getLogger("eventscale.delegation")
+
+MAX_ANSWER = 4 << 20  # bytes: a metric value list is small; a delegate sending more is broken
+
+
+class AnswerTooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class DelegateConfig:
+    """Where the delegates are and how we prove ourselves to them (one set of credentials for all)."""
+
+    urls: tuple[str, ...]
+    ca_file: Path | None = None  # None: the system's trust store
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    timeout: float = 2.0
+    open_for: float = 10.0
+
+    def __post_init__(self) -> None:
+        for url in self.urls:
+            parts = urlsplit(url)
+            if parts.scheme != "https" or not parts.hostname or parts.path.strip("/") or parts.query:
+                raise ValueError(f"--delegate-to {url!r}: expected https://host:port")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+class _Delegate:
+    def __init__(self, url: str, context: ssl.SSLContext, timeout: float, open_for: float) -> None:
+        self.url = url.rstrip("/")
+        self.context = context
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.session: aiohttp.ClientSession | None = None  # made in the event loop, on first use
+        self.open_for = open_for
+        self.closed_until = 0.0  # monotonic time before which the breaker stays open
+        self.last_error = ""
+
+    @property
+    def open(self) -> bool:
+        return time.monotonic() < self.closed_until
+
+    async def get(self, target: str, user: UserInfo) -> Answer:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.context),
+                                                 timeout=self.timeout, skip_auto_headers=("User-Agent",))
+        headers = [("Accept", "application/json"), *identity_headers(user)]
+        url = URL(self.url + target, encoded=True)  # path and query as the caller sent them, not re-encoded
+        async with self.session.get(url, headers=headers, allow_redirects=False) as response:
+            body = await response.content.read(MAX_ANSWER + 1)
+            if len(body) > MAX_ANSWER:
+                raise AnswerTooLarge
+            return Answer(response.status, body)
+
+    def failed(self, error: Exception) -> None:
+        self.closed_until = time.monotonic() + self.open_for
+        self.last_error = self._reason(error)
+        log.warning("delegate=%s failed (%s): skipped for %gs", self.url, self.last_error, self.open_for)
+
+    def _reason(self, error: Exception) -> str:
+        """What went wrong, in words (never the exception's text, which may quote a URL's secrets)."""
+        if isinstance(error, TimeoutError):
+            return f"no answer within {self.timeout.total:g}s"
+        if isinstance(error, (ssl.SSLError, aiohttp.ClientSSLError)):
+            return "TLS failed"
+        if isinstance(error, (aiohttp.ClientConnectorError, ConnectionError)):
+            return "connection failed"
+        if isinstance(error, AnswerTooLarge):
+            return f"answer over {MAX_ANSWER} bytes"
+        return type(error).__name__
+
+
+class Delegates:
+    """The delegates, in order, each with a pooled HTTPS client (aiohttp: a third of httpx's
+    per-request cost here, which matters on a path that adds a hop) and a breaker."""
+
+    def __init__(self, config: DelegateConfig) -> None:
+        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+        if config.client_cert is not None:
+            context.load_cert_chain(config.client_cert, config.client_key)
+        self._delegates = [_Delegate(url, context, config.timeout, config.open_for) for url in config.urls]
+
+    async def forward(self, path: str, query_string: bytes, user: UserInfo) -> Answer | None:
+        """The first answer that is not a 404; a 503 naming the delegates that failed; or None
+        (every delegate said 404: the caller answers with its own error)."""
+        target = path + ("?" + query_string.decode("latin-1") if query_string else "")
+        unavailable: list[str] = []
+        for delegate in self._delegates:
+            if delegate.open:
+                unavailable.append(f"{delegate.url} ({delegate.last_error}, retried in at most {delegate.open_for:g}s)")
+                continue
+            try:
+                answer = await delegate.get(target, user)
+            except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError, AnswerTooLarge) as exc:
+                delegate.failed(exc)
+                unavailable.append(f"{delegate.url} ({delegate.last_error})")
+                continue
+            if answer.status != 404:
+                return answer
+        if not unavailable:
+            return None
+        message = f"{path} is not served here, and delegates are unavailable: {', '.join(unavailable)}"
+        return Answer(503, status_body(503, message))
+
+    async def aclose(self) -> None:
+        for delegate in self._delegates:
+            if delegate.session is not None:
+                await delegate.session.close()
+
+
+def identity_headers(user: UserInfo) -> list[tuple[str, str]]:
+    """The caller, as kube-apiserver's front proxy says it (extra keys percent-encoded)."""
+    headers = [("X-Remote-User", user.name)]
+    headers += [("X-Remote-Group", group) for group in user.groups]
+    headers += [(f"X-Remote-Extra-{quote(key, safe='')}", value)
+                for key, values in user.extra.items() for value in values]
+    return headers

@@ -1,0 +1,135 @@
+"""Two external metrics providers behind the one APIService, on the real control plane.
+
+Ours is the adapter in cluster mode, registered as `v1beta1.external.metrics.k8s.io`, started
+with `--delegate-to` a second adapter process: another eventscale in standalone mode with its
+own objects, certificates and front-proxy CA, which trusts our requests because we present its
+front-proxy client certificate and pass the caller in `X-Remote-*` headers. kube-apiserver
+reaches only ours; `kubectl get --raw` and two real HPAs read a metric of each. With the second
+provider stopped, its metrics are a quick 503 naming it and ours keep their answers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_adapter import (
+    apply,
+    cluster_adapter,
+    deployment,
+    install,
+    metric_path,
+    metric_value,
+    raw,
+    register,
+    scaled_object,
+    wait_available,
+)
+from controlplane import ControlPlane, wait_for
+
+from tests.harness.adapter_process import AdapterProcess
+
+pytestmark = pytest.mark.e2e
+
+ALWAYS = {"timezone": "UTC", "start": "0 0 1 1 *", "end": "59 23 31 12 *"}
+CRON_METRIC = "s0-cron-UTC-0011x-59233112x"
+
+
+def cron(replicas: int) -> dict[str, Any]:
+    return {"type": "cron", "metadata": {**ALWAYS, "desiredReplicas": str(replicas)}}
+
+
+@pytest.fixture(scope="module")
+def providers(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[tuple[AdapterProcess, AdapterProcess]]:
+    """(ours, theirs): theirs serves ScaledObject default/theirs from its directory."""
+    work = tmp_path_factory.mktemp("delegation")
+    objects = work / "their-objects"
+    objects.mkdir()
+    (objects / "theirs.yaml").write_text(json.dumps({**scaled_object("theirs", cron(42)),
+                                                     "metadata": {"name": "theirs", "namespace": "default"}}))
+    theirs = AdapterProcess(objects, work / "their-certs", work / "theirs.log")
+    ours: AdapterProcess | None = None
+    try:
+        theirs.start()
+        install(control_plane)
+        certs = theirs.cert_dir
+        ours = cluster_adapter(control_plane, _fresh(work / "ours"), "--delegate-to", theirs.base_url,
+                               "--delegate-ca-file", str(certs / "ca.crt"),
+                               "--delegate-client-cert", str(certs / "front-proxy-client.crt"),
+                               "--delegate-client-key", str(certs / "front-proxy-client.key"),
+                               "--delegate-timeout", "1")
+        ours.start(timeout=60)
+        register(control_plane, ours.port, (ours.cert_dir / "ca.crt").read_bytes())
+        wait_available(control_plane)
+        yield ours, theirs
+    finally:
+        if ours is not None:
+            ours.stop()
+        theirs.stop()
+        control_plane.kubectl("delete", "apiservice", "v1beta1.external.metrics.k8s.io", "--ignore-not-found",
+                              check=False)
+
+
+def _fresh(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def hpa(name: str, metric: str, selector_of: str, average: int) -> dict[str, Any]:
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                     "minReplicas": 1, "maxReplicas": 10,
+                     "metrics": [{"type": "External", "external": {
+                         "metric": {"name": metric,
+                                    "selector": {"matchLabels": {"scaledobject.keda.sh/name": selector_of}}},
+                         "target": {"type": "AverageValue", "averageValue": str(average)}}}]}}
+
+
+def replicas(cp: ControlPlane, namespace: str, name: str) -> int:
+    return int(cp.kubectl_json("get", "deployment", name, "-n", namespace)["spec"]["replicas"])
+
+
+def test_both_providers_answer_through_the_one_apiservice(control_plane: ControlPlane, namespace: str,
+                                                          providers: tuple[AdapterProcess, AdapterProcess]) -> None:
+    cp = control_plane
+    apply(cp, namespace, scaled_object("ours", cron(3)))
+    wait_for(lambda: metric_value(cp, namespace, CRON_METRIC, "ours") == "3", timeout=30,
+             what="our metric through kube-apiserver")
+    assert metric_value(cp, "default", CRON_METRIC, "theirs") == "42"  # served by the second provider
+
+    # an HPA on each provider's metric, at the same time: ceil(3 / 1) = 3 and ceil(42 / 10) = 5
+    apply(cp, namespace, deployment("ours"), hpa("ours", CRON_METRIC, "ours", 1))
+    apply(cp, "default", deployment("theirs"), hpa("theirs", CRON_METRIC, "theirs", 10))
+    try:
+        wait_for(lambda: replicas(cp, namespace, "ours") == 3 and replicas(cp, "default", "theirs") == 5,
+                 timeout=60, what="both HPAs scaled on their provider's metric")
+    finally:
+        cp.kubectl("delete", "hpa,deployment", "theirs", "-n", "default", "--wait=false", check=False)
+
+    # neither provider knows it: our 404, not theirs
+    ok, out = raw(cp, metric_path(namespace, CRON_METRIC, "nobody"))
+    assert not ok and 'ScaledObject "nobody" not found' in out
+
+
+def test_a_stopped_provider_costs_only_its_metrics(control_plane: ControlPlane, namespace: str,
+                                                   providers: tuple[AdapterProcess, AdapterProcess]) -> None:
+    cp = control_plane
+    ours, theirs = providers
+    apply(cp, namespace, scaled_object("ours", cron(3)))
+    wait_for(lambda: metric_value(cp, namespace, CRON_METRIC, "ours") == "3", timeout=30, what="our metric")
+    theirs.stop()
+    for _ in range(3):  # the first refused connection opens the breaker; the next are answered at once
+        started = time.monotonic()
+        ok, out = raw(cp, metric_path("default", CRON_METRIC, "theirs"))
+        took = time.monotonic() - started
+        assert not ok and "delegates are unavailable" in out and theirs.base_url in out, out
+        assert took < 5, took  # kubectl's own start-up included; never the delegate timeout piled up
+    started = time.monotonic()
+    assert metric_value(cp, namespace, CRON_METRIC, "ours") == "3"
+    assert time.monotonic() - started < 5
+    assert "delegate=" + theirs.base_url in ours.log()

@@ -1,0 +1,178 @@
+"""Delegation to other adapters, against small real HTTPS servers acting as other providers.
+
+Each provider asks for a client certificate from its own CA (as an adapter trusting a front
+proxy does) and answers from a table of paths; what it received is recorded, so the tests see
+the identity headers and the certificate we presented.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapter import certs
+from adapter.api.delegation import DelegateConfig, Delegates, identity_headers
+from adapter.auth.authentication import UserInfo
+
+PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue-depth"
+USER = UserInfo("alice", groups=("devs", "system:authenticated"), extra={"scopes.example/x y": ("a", "b")})
+
+
+@dataclass
+class Provider:
+    answers: dict[str, tuple[int, dict[str, Any]]]
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"https://127.0.0.1:{self.server.server_address[1]}"
+
+
+def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            peer = self.connection.getpeercert() or {}  # type: ignore[attr-defined]
+            provider.seen.append({"path": self.path, "user": self.headers.get("X-Remote-User"),
+                                  "groups": self.headers.get_all("X-Remote-Group") or [],
+                                  "extra": self.headers.get_all("X-Remote-Extra-scopes.example%2Fx%20y") or [],
+                                  "peer": dict(pair[0] for pair in peer.get("subject", ())).get("commonName")})
+            status, body = provider.answers.get(self.path, (404, {"kind": "Status", "code": 404}))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Path:
+    ca = certs.new_ca("providers-ca")
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    certs.issue(ca, "provider", hosts=["127.0.0.1"], server=True).write(tmp_path / "tls.crt", tmp_path / "tls.key")
+    certs.issue(ca, "front-proxy-client", client=True).write(tmp_path / "client.crt", tmp_path / "client.key")
+    return tmp_path
+
+
+@pytest.fixture
+def start(pki: Path) -> Iterator[Any]:
+    running: list[ThreadingHTTPServer] = []
+
+    def started(answers: dict[str, tuple[int, dict[str, Any]]]) -> Provider:
+        provider = Provider(answers)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pki / "tls.crt", pki / "tls.key")
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=str(pki / "ca.crt"))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        provider.server = server
+        running.append(server)
+        return provider
+
+    yield started
+    for server in running:
+        server.shutdown()
+        server.server_close()
+
+
+def config(pki: Path, *urls: str) -> DelegateConfig:
+    return DelegateConfig(urls, pki / "ca.crt", pki / "client.crt", pki / "client.key", timeout=1, open_for=30)
+
+
+def forward(delegates: Delegates, query: bytes = b"labelSelector=app%3Dqueue") -> Any:
+    async def run() -> Any:
+        try:
+            return await delegates.forward(PATH, query, USER)
+        finally:
+            await delegates.aclose()
+
+    return asyncio.run(run())
+
+
+def test_first_answer_that_is_not_404_is_returned_unchanged(start: Any, pki: Path) -> None:
+    target = PATH + "?labelSelector=app%3Dqueue"
+    first = start({})
+    second = start({target: (403, {"kind": "Status", "code": 403, "message": "no, alice"})})
+    third = start({target: (200, {"kind": "ExternalMetricValueList", "items": []})})
+    answer = forward(Delegates(config(pki, first.url, second.url, third.url)))
+    assert (answer.status, json.loads(answer.body)) == (403, {"kind": "Status", "code": 403, "message": "no, alice"})
+    assert [len(p.seen) for p in (first, second, third)] == [1, 1, 0]  # in order, stopping at the answer
+    assert second.seen[0] == {"path": target, "user": "alice", "groups": ["devs", "system:authenticated"],
+                              "extra": ["a", "b"], "peer": "front-proxy-client"}
+
+
+def test_every_delegate_404_leaves_the_answer_to_us(start: Any, pki: Path) -> None:
+    assert forward(Delegates(config(pki, start({}).url, start({}).url))) is None
+
+
+def test_a_delegate_that_is_down_is_a_quick_503_naming_it(start: Any, pki: Path) -> None:
+    gone = start({})
+    url = gone.url
+    assert gone.server is not None
+    gone.server.shutdown()
+    gone.server.server_close()
+    delegates = Delegates(config(pki, url))
+
+    async def twice() -> list[Any]:
+        try:
+            answers = []
+            for _ in range(2):
+                started = time.monotonic()
+                answers.append((await delegates.forward(PATH, b"", USER), time.monotonic() - started))
+            return answers
+        finally:
+            await delegates.aclose()
+
+    (first, _), (second, second_took) = asyncio.run(twice())
+    for answer in (first, second):
+        body = json.loads(answer.body)
+        assert answer.status == 503 and body["reason"] == "ServiceUnavailable" and url in body["message"]
+    assert f"{url} (connection failed)" in json.loads(first.body)["message"]
+    assert "retried in at most 30s" in json.loads(second.body)["message"] and second_took < 0.05  # breaker open
+
+
+def test_identity_headers() -> None:
+    assert identity_headers(UserInfo("system:serviceaccount:a:b", groups=("g",), extra={"k": ("v",)})) == [
+        ("X-Remote-User", "system:serviceaccount:a:b"), ("X-Remote-Group", "g"), ("X-Remote-Extra-k", "v")]
+
+
+def test_a_delegate_that_never_answers_costs_its_timeout_once(pki: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}"
+        delegates = Delegates(config(pki, url))
+
+        async def twice() -> list[tuple[Any, float]]:
+            try:
+                found = []
+                for _ in range(2):
+                    started = time.monotonic()
+                    found.append((await delegates.forward(PATH, b"", USER), time.monotonic() - started))
+                return found
+            finally:
+                await delegates.aclose()
+
+        (first, first_took), (second, second_took) = asyncio.run(twice())
+    assert first.status == 503 and f"{url} (no answer within 1s)" in json.loads(first.body)["message"]
+    assert 0.9 < first_took < 3 and second.status == 503 and second_took < 0.05
