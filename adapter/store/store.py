@@ -502,7 +502,9 @@ class MetricStore:
         polling = entry.read_at + entry.trigger.polling_interval
         if not self._probed(entry) or entry.read_at == float("-inf"):
             return polling
-        return min(polling, (math.floor(entry.read_at / self.probe_interval) + 1) * self.probe_interval)
+        # past the batch window: a read made early for this grid point is not made again for it
+        grid = (math.floor((entry.read_at + self.batch_window) / self.probe_interval) + 1) * self.probe_interval
+        return min(polling, grid)
 
     def _probed(self, entry: MetricEntry) -> bool:
         scaler = entry.trigger.scaler

@@ -121,6 +121,7 @@ class KeyspaceWatch(Generic[W]):
 
     async def _listen(self, pubsub: PubSub) -> None:
         subscribed: set[bytes] = set()
+        self._changed.set()  # a new connection subscribes to every channel wanted now
         while self._channels or subscribed:
             if self._changed.is_set():
                 self._changed.clear()
