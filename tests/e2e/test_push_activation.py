@@ -25,7 +25,7 @@ from tests.harness.redis_servers import RedisServer
 
 pytestmark = pytest.mark.e2e
 
-POLLING_INTERVAL = 10
+POLLING_INTERVAL = 8
 SAMPLES = 4
 
 
@@ -62,10 +62,9 @@ def test_an_lpush_wakes_an_idle_workload_at_once(control_plane: ControlPlane, st
                                                  namespace: str) -> None:
     cp = control_plane
     names = [f"{kind}-{i}" for i in range(SAMPLES) for kind in ("push", "poll")]
-    for name in names:
-        notifications = "use" if name.startswith("push") else "off"
-        apply(cp, namespace, deployment(name, 0), scaled_object(
-            name, [trigger(redis, f"{namespace}:{name}", notifications)], pollingInterval=POLLING_INTERVAL))
+    apply(cp, namespace, *(deployment(name, 0) for name in names), *(scaled_object(
+        name, [trigger(redis, f"{namespace}:{name}", "use" if name.startswith("push") else "off")],
+        pollingInterval=POLLING_INTERVAL) for name in names))
     wait_for(lambda: all(ready(cp, namespace, n) for n in names), timeout=60, what="every ScaledObject ready")
     # the controller reported them at zero: the adapter subscribes to the push keys only
     wait_for(lambda: all(subscribers(redis, f"{namespace}:{n}") == (1 if n.startswith("push") else 0)
