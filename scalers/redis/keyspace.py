@@ -108,7 +108,7 @@ class KeyspaceWatch(Generic[W]):
                 await self._check_configuration(client)
                 pubsub = client.pubsub()
                 await self._listen(pubsub)
-                return  # nothing left to watch
+                continue  # nothing left to watch: done, unless `update` brought some back meanwhile
             except (RedisError, OSError) as exc:
                 log.warning("scaler=redis server=%s keyspace subscription failed: %s retry_in=%.1fs", self._where,
                             mask(f"{type(exc).__name__}: {exc}", self._secrets), retry)

@@ -100,3 +100,12 @@ async def test_an_activation_only_client_watches_the_objects_at_zero() -> None:
     await asyncio.sleep(0)
     assert scaler.watched == watched
     await store.aclose()
+
+
+BILLED_PER_CALL = {"azure-servicebus", "azure-queue", "azure-blob", "azure-eventhub", "aws-sqs-queue"}
+
+
+def test_only_sources_billed_per_call_opt_out_of_probes() -> None:
+    registry = ScalerRegistry()
+    opted_out = {kind for kind in registry.types if not getattr(registry.get(kind), "activation_probes", True)}
+    assert opted_out == BILLED_PER_CALL
