@@ -1,8 +1,8 @@
 """`make bench`: print the project's performance figures.
 
     python -m tests.bench            # everything
-    python -m tests.bench api        # one part: api, brokers, controller, faults, servers, scalers, interceptor,
-                                     # activation
+    python -m tests.bench api        # one part: api, brokers, controller, faults, servers, scalers,
+                                     #   streams, interceptor, activation
 
 Figures are ratios against a baseline measured in the same command where one exists; the
 machine is shared and noisy, so read them as such.
@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import activation, api, brokers, controller, faults, interceptor, scalers, server_startup
+from tests.bench import (
+    activation,
+    api,
+    brokers,
+    controller,
+    faults,
+    interceptor,
+    scalers,
+    server_startup,
+    streams_and_queries,
+)
 
 PARTS = {"api": api, "brokers": brokers, "controller": controller, "faults": faults, "servers": server_startup,
-         "scalers": scalers, "interceptor": interceptor, "activation": activation}
+         "scalers": scalers, "streams": streams_and_queries, "interceptor": interceptor, "activation": activation}
 
 
 def main(argv: list[str]) -> int:

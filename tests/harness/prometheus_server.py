@@ -104,10 +104,12 @@ class WebSecurity:
 class PrometheusServer(ServerContext):
     """One `prometheus` process scraping `targets` (`host:port`) every second; a context manager."""
 
-    def __init__(self, targets: Sequence[str], security: WebSecurity | None = None) -> None:
+    def __init__(self, targets: Sequence[str], security: WebSecurity | None = None,
+                 flags: Sequence[str] = ()) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="prometheus-"))
         self.targets = list(targets)
         self.security = security
+        self.flags = list(flags)  # more command-line flags (a benchmark raises connection limits)
         self.port = free_port()
         self.url = f"{'https' if security else 'http'}://127.0.0.1:{self.port}"
         self._server = ServerProcess("prometheus", self.directory)
@@ -126,7 +128,7 @@ class PrometheusServer(ServerContext):
             "scrape_configs": [{"job_name": "exporter", "static_configs": [{"targets": self.targets}]}],
         }))
         command = ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.directory / 'data'}",
-                   f"--web.listen-address=127.0.0.1:{self.port}"]
+                   f"--web.listen-address=127.0.0.1:{self.port}", *self.flags]
         if self.security is not None:
             web = self.directory / "web.yml"
             web.write_text(yaml.safe_dump(self.security.web_config(self.directory)))
