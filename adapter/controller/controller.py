@@ -143,6 +143,8 @@ class Controller:
             task.cancel()
         self._workers = []
         self.queue.clear_timers()
+        for key in [key for key, state in self._targets.items() if state.at_zero]:
+            self._note_target(key, at_zero=False)  # the next leader's adapter probes them
 
     async def _work(self) -> None:
         while True:
@@ -262,14 +264,13 @@ class Controller:
         fallback = obj.spec.fallback if obj is not None and obj.spec is not None else None
         if fallback is not None and fallback.behavior in CURRENT_REPLICAS_BEHAVIORS and \
                 hpa.current_replicas is not None:
-            self._note_target(owner, replicas=hpa.current_replicas)
+            self._note_target((owner[1], owner[2]), replicas=hpa.current_replicas)
 
     def _note_at_zero(self, owner: SoKey, at_zero: bool) -> None:
         """Targets at zero (or idle) have their triggers probed and push-watched by the adapter."""
-        self._note_target(owner, at_zero=at_zero)
+        self._note_target((owner[1], owner[2]), at_zero=at_zero)
 
-    def _note_target(self, owner: SoKey, **changes: Any) -> None:
-        key = (owner[1], owner[2])
+    def _note_target(self, key: Key, **changes: Any) -> None:
         before = self._targets.get(key) or TargetState(*key)
         after = replace(before, **changes)
         if after != before:
@@ -278,19 +279,16 @@ class Controller:
 
     async def _report_targets(self) -> None:
         """Send every state when one changes, and again every 30 s (a restarted adapter). The
-        report is complete: objects left out are scaled up and need no current count."""
-        reported = False
+        report is complete: objects left out are scaled up and need no current count. A follower
+        reports none at zero, so its adapter neither probes nor listens to pushes for them."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(30):
                     await self._targets_changed.wait()
             self._targets_changed.clear()
-            if not self._targets and not reported:
-                continue  # nothing to say yet (a follower, or no object at zero or in fallback)
             items = tuple(t for t in self._targets.values() if t.at_zero or t.replicas is not None)
             try:
                 await self.activity.report_targets(TargetsReport(items, complete=True))
-                reported = True
             except httpx.HTTPError as exc:
                 log.warning("adapter=%s targets not reported: %s", self.options.adapter_url, exc)
                 self._targets_changed.set()

@@ -106,6 +106,7 @@ class KeyspaceWatch(Generic[W]):
             try:
                 client = await self._handle.client()
                 await self._check_configuration(client)
+                retry = FIRST_RETRY  # the server answers: a later failure starts the backoff again
                 pubsub = client.pubsub()
                 await self._listen(pubsub)
                 continue  # nothing left to watch: done, unless `update` brought some back meanwhile
