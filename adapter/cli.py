@@ -68,6 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
         bind_address=args.bind_address,
         metric_max_age=args.metric_max_age,
         scaler_timeout=args.scaler_timeout,
+        activation_probe_interval=args.activation_probe_interval,
         cluster_namespace=args.cluster_object_namespace or pod_namespace("eventscale"),
         kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
         self_signed_certs=args.self_signed_certs,
@@ -156,6 +157,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metric-max-age", type=float, default=2.0,
                    help="seconds a value is reused for triggers without useCachedMetrics (default 2)")
     s.add_argument("--scaler-timeout", type=float, default=5.0, help="seconds a scaler read may take (default 5)")
+    s.add_argument("--activation-probe-interval", type=float, default=1.0,
+                   help="seconds between reads of the triggers of ScaledObjects whose target is at zero, as the "
+                   "controller reports them, batched per server (default 1; 0 turns probes off)")
     s.add_argument("--internal-port", type=int, default=9022,
                    help="plain-HTTP port on 127.0.0.1 where the controller sidecar reads activity (default 9022; "
                    "0 turns it off)")

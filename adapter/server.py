@@ -60,6 +60,7 @@ class ServeOptions:
     bind_address: str = "127.0.0.1"
     metric_max_age: float = 2.0
     scaler_timeout: float = 5.0
+    activation_probe_interval: float = 1.0  # triggers of objects at zero are read this often; 0: off
     poll_tick: float = 1.0
     reload_interval: float = 1.0
     cluster_namespace: str = "eventscale"
@@ -124,7 +125,8 @@ def _delegates_cleanup(app: AdapterApp) -> list[Callable[[], Awaitable[None]]]:
 def _catalog_and_store(options: ServeOptions) -> tuple[Catalog, MetricStore]:
     # each adapter has its own table of interceptor counts (see _http_table)
     catalog = Catalog(ScalerRegistry(scalers=[HttpScaler()]), options.cluster_namespace)
-    store = MetricStore(max_age=options.metric_max_age, timeout=options.scaler_timeout, tick=options.poll_tick)
+    store = MetricStore(max_age=options.metric_max_age, timeout=options.scaler_timeout, tick=options.poll_tick,
+                        probe_interval=options.activation_probe_interval)
     store.follow(catalog)
     return catalog, store
 

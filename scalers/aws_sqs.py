@@ -220,6 +220,7 @@ def _client_error(exc: ClientError) -> str:
 
 class AwsSqsScaler(Scaler[AwsSqsConfig]):
     types = ("aws-sqs-queue",)
+    activation_probes = False  # billed per call: no 1 s probes at zero
 
     def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._timeout = timeout

@@ -428,6 +428,7 @@ def _reason(exc: BaseException) -> str:
 
 class AzureServiceBusScaler(Scaler[AzureServiceBusConfig]):
     types = ("azure-servicebus",)
+    activation_probes = False  # billed per call: no 1 s probes at zero
 
     def __init__(self, *, timeout: float = 10.0) -> None:
         self._timeout = timeout

@@ -350,6 +350,10 @@ ConfigT = TypeVar("ConfigT", bound=Hashable)
 class ScalerClient(ABC, Generic[ConfigT]):
     """A connection (or pool) to one server, shared by every config with the same server key."""
 
+    # True: the pushes this client listens to matter for activation only (Redis keyspace
+    # notifications), so `watch` is given the configs of objects at zero, not every config.
+    activation_only: ClassVar[bool] = False
+
     @abstractmethod
     async def read(self, configs: Sequence[ConfigT]) -> Sequence[ReadResult]:
         """Values (or `Reading`s) for `configs`, in order, in as few round trips as possible.
@@ -360,10 +364,11 @@ class ScalerClient(ABC, Generic[ConfigT]):
         """
 
     def watch(self, configs: Sequence[ConfigT], wake: Callable[[Sequence[ConfigT]], None]) -> None:
-        """For clients whose server pushes news (a stream per trigger): `configs` is every config
-        this client serves now, replacing the previous set; call `wake(changed)` when news about
-        some arrives and the store reads them at once. Called without I/O, from the event loop;
-        clients that only answer reads ignore it.
+        """For clients whose server pushes news (a stream per trigger, keyspace notifications):
+        `configs` is every config this client serves now (with `activation_only`, those of objects
+        at zero), replacing the previous set; call `wake(changed)` when news about some arrives
+        and the store reads them at once. Called without I/O, from the event loop; clients that
+        only answer reads ignore it.
         """
 
     async def aclose(self) -> None:
@@ -374,6 +379,10 @@ class Scaler(ABC, Generic[ConfigT]):
     """One trigger type (or a family of them, such as redis, redis-cluster and redis-sentinel)."""
 
     types: ClassVar[tuple[str, ...]]
+    # Whether triggers of objects at zero are read every activation-probe interval (1 s) rather
+    # than every pollingInterval. False for sources billed per call (Service Bus, SQS, Event Hubs,
+    # Azure Storage), where a probe a second per server is a cost the user did not ask for.
+    activation_probes: ClassVar[bool] = True
 
     @abstractmethod
     def parse(self, trigger_type: str, params: TriggerParams) -> ConfigT:

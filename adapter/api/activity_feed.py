@@ -12,8 +12,11 @@ a second time, so it reads what the store already knows:
                                   then is 304 (a long poll). A <g> of another process, or older
                                   than the deletions kept, gets the full document.
     GET  /activity/<ns>/<name>    one ScaledObject (`?kind=ScaledJob`: one ScaledJob)
-    POST /replicas                {"items": [{"namespace", "name", "replicas"}]}: current replica
-                                  counts for the currentReplicas* fallback behaviours
+    POST /replicas                {"complete": bool, "items": [{"namespace", "name", "replicas",
+                                  "atZero"}]}: what the controller knows of the targets: current
+                                  replica counts (the currentReplicas* fallback behaviours) and
+                                  which are at zero (probed for activity); `complete`: every
+                                  object, those left out having nothing to report
     GET  /healthz
 
 The long poll is why activation is quick: a read that changes a value wakes the controller at
@@ -59,7 +62,7 @@ from adapter.keda.activity import (
     ObjectActivity,
     ResourceMetric,
     TriggerActivity,
-    decode_replicas,
+    decode_targets,
     encode_document,
     encode_object,
     object_fields,
@@ -258,12 +261,11 @@ def build_internal_app(feed: ActivityFeed) -> FastAPI:
     @app.post("/replicas")
     async def replicas(request: Request) -> Response:
         try:
-            counts = decode_replicas(json.loads(await request.body()))
+            report = decode_targets(json.loads(await request.body()))
         except ValueError as exc:  # json.JSONDecodeError is one
-            message = f'expected {{"items": [{{"namespace", "name", "replicas"}}]}}: {exc}'
+            message = f'expected {{"items": [{{"namespace", "name", "replicas", "atZero"}}]}}: {exc}'
             return Response(json.dumps({"error": message}), 400, media_type="application/json")
-        for count in counts:
-            feed.store.set_current_replicas(count.namespace, count.name, count.replicas)
+        feed.store.set_targets(report)
         return Response(status_code=204)
 
     return app

@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import httpx
 
-from adapter.keda.activity import ActivityDocument, Key, ObjectActivity, ReplicaCount, decode_document, encode_replicas
+from adapter.keda.activity import ActivityDocument, Key, ObjectActivity, TargetsReport, decode_document, encode_targets
 
 log = logging.getLogger("eventscale.activity")
 
@@ -101,8 +101,8 @@ class ActivityClient:
         if changed:
             self.on_change(changed)
 
-    async def report_replicas(self, counts: Sequence[ReplicaCount]) -> None:
-        response = await self._client.post("/replicas", json=encode_replicas(counts))
+    async def report_targets(self, report: TargetsReport) -> None:
+        response = await self._client.post("/replicas", json=encode_targets(report))
         response.raise_for_status()
 
     async def aclose(self) -> None:

@@ -31,7 +31,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -51,7 +51,7 @@ from adapter.controller.object_cache import (
 from adapter.controller.queue import RateLimiter, WorkQueue
 from adapter.controller.reconciler import Reconciler
 from adapter.controller.scaled_jobs import ScaledJobs, keep_scaled_job
-from adapter.keda.activity import Key, ReplicaCount
+from adapter.keda.activity import Key, TargetsReport, TargetState
 from adapter.keda.names import KEDA_GROUPS, LEGACY_SCALED_OBJECTS, SCALED_JOBS
 from adapter.kube.autoscaling import Hpa, Scale
 from adapter.kube.client import ApiStatusError, KubeApi
@@ -92,7 +92,7 @@ class Controller:
         self.activity = ActivityClient(options.adapter_url, self._on_activity, wait=options.activity_wait,
                                        on_fresh=self._on_adapter_back, transport=activity_transport)
         self.events = EventRecorder(self.kube, options.identity)
-        self.reconciler = Reconciler(self.kube, self.cache, self.activity, self.events)
+        self.reconciler = Reconciler(self.kube, self.cache, self.activity, self.events, note_at_zero=self._note_at_zero)
         self.queue: WorkQueue[SoKey] = WorkQueue()
         self.reflectors = [Reflector(api, r, self.cache, transform_for(r), resync=options.resync_period)
                            for r in (*SCALED_OBJECT_RESOURCES, HPAS, DEPLOYMENTS, STATEFUL_SETS)]
@@ -106,8 +106,8 @@ class Controller:
         self._first_pass: set[SoKey] | None = None
         self._failures: dict[SoKey, int] = {}
         self._workers: list[asyncio.Task[None]] = []
-        self._replicas: dict[Key, int] = {}  # reported to the adapter
-        self._replicas_changed = asyncio.Event()
+        self._targets: dict[Key, TargetState] = {}  # reported to the adapter
+        self._targets_changed = asyncio.Event()
 
     # -- running -------------------------------------------------------------------------------
 
@@ -115,7 +115,7 @@ class Controller:
         try:
             async with asyncio.TaskGroup() as group:
                 self.follow(group)
-                group.create_task(self._report_replicas(), name="replicas")
+                group.create_task(self._report_targets(), name="targets")
                 group.create_task(self.events.run(), name="events")
                 group.create_task(self._log_stats(), name="stats")
                 group.create_task(self.scaled_jobs.run(), name="scaledjobs")
@@ -152,6 +152,8 @@ class Controller:
             task.cancel()
         self._workers = []
         self.queue.clear_timers()
+        for key in [key for key, state in self._targets.items() if state.at_zero]:
+            self._note_target(key, at_zero=False)  # the next leader's adapter probes them
 
     async def _work(self) -> None:
         while True:
@@ -212,7 +214,8 @@ class Controller:
         if new is None:
             self.queue.forget(current.key)
             self._failures.pop(current.key, None)
-            self._replicas.pop((current.namespace, current.name), None)
+            if self._targets.pop((current.namespace, current.name), None) is not None:
+                self._targets_changed.set()
         elif old is None or not old.same_but_status(new):
             self.queue.add(new.key, urgent=True)
             hpa = self.cache.hpa(new.namespace, new.hpa_name or "")
@@ -263,33 +266,42 @@ class Controller:
         for key in waiting:
             self.queue.add(key, urgent=True)
 
-    # -- current replicas for the adapter's fallback answers ------------------------------------
+    # -- what the adapter is told of the targets: replica counts, which are at zero -------------
 
     def _note_replicas(self, owner: SoKey, hpa: Hpa) -> None:
+        """Current counts, for the adapter's currentReplicas* fallback answers."""
         obj = self.cache.scaled_object(owner)
         fallback = obj.spec.fallback if obj is not None and obj.spec is not None else None
-        current = hpa.current_replicas
-        key = (owner[1], owner[2])
-        if fallback is not None and fallback.behavior in CURRENT_REPLICAS_BEHAVIORS and current is not None and \
-                self._replicas.get(key) != current:
-            self._replicas[key] = current
-            self._replicas_changed.set()
+        if fallback is not None and fallback.behavior in CURRENT_REPLICAS_BEHAVIORS and \
+                hpa.current_replicas is not None:
+            self._note_target((owner[1], owner[2]), replicas=hpa.current_replicas)
 
-    async def _report_replicas(self) -> None:
-        """Send the counts when they change, and all of them every 30 s (a restarted adapter)."""
+    def _note_at_zero(self, owner: SoKey, at_zero: bool) -> None:
+        """Targets at zero (or idle) have their triggers probed and push-watched by the adapter."""
+        self._note_target((owner[1], owner[2]), at_zero=at_zero)
+
+    def _note_target(self, key: Key, **changes: Any) -> None:
+        before = self._targets.get(key) or TargetState(*key)
+        after = replace(before, **changes)
+        if after != before:
+            self._targets[key] = after
+            self._targets_changed.set()
+
+    async def _report_targets(self) -> None:
+        """Send every state when one changes, and again every 30 s (a restarted adapter). The
+        report is complete: objects left out are scaled up and need no current count. A follower
+        reports none at zero, so its adapter neither probes nor listens to pushes for them."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(30):
-                    await self._replicas_changed.wait()
-            self._replicas_changed.clear()
-            if not self._replicas:
-                continue
+                    await self._targets_changed.wait()
+            self._targets_changed.clear()
+            items = tuple(t for t in self._targets.values() if t.at_zero or t.replicas is not None)
             try:
-                counts = [ReplicaCount(ns, name, n) for (ns, name), n in self._replicas.items()]
-                await self.activity.report_replicas(counts)
+                await self.activity.report_targets(TargetsReport(items, complete=True))
             except httpx.HTTPError as exc:
-                log.warning("adapter=%s replicas not reported: %s", self.options.adapter_url, exc)
-                self._replicas_changed.set()
+                log.warning("adapter=%s targets not reported: %s", self.options.adapter_url, exc)
+                self._targets_changed.set()
             await asyncio.sleep(0.5)
 
     async def _log_stats(self) -> None:

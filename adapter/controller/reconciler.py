@@ -116,8 +116,10 @@ class Pass:
 
 class Reconciler:
     def __init__(self, kube: ControllerKube, cache: ObjectCache, activity: ActivityClient,
-                 recorder: events.EventRecorder, wall: Callable[[], float] = time.time) -> None:
+                 recorder: events.EventRecorder, wall: Callable[[], float] = time.time,
+                 note_at_zero: Callable[[SoKey, bool], None] = lambda key, at_zero: None) -> None:
         self.kube, self.cache, self.activity, self.recorder, self.wall = kube, cache, activity, recorder, wall
+        self.note_at_zero = note_at_zero  # after each decision: whether the target rests at 0 (or idle)
         self.waiting_for_adapter: set[SoKey] = set()  # deferred on a stale view: woken when it is fresh
 
     # -- the whole pass ------------------------------------------------------------------------
@@ -147,6 +149,7 @@ class Reconciler:
         p.pause = pause_of(p.spec.annotations)
         await self._record_original_count(p)
         if p.pause.stopped:
+            self.note_at_zero(p.key, False)  # paused: no activation to hasten
             await self._hold_paused(p)
             self._describe(p)
             await self._write_status(p, ready=True)
@@ -160,6 +163,7 @@ class Reconciler:
             return None  # the first reads are on their way: their answer wakes us
         decision = decide(self._inputs(p), p.now)
         await self._activate(p, decision)
+        self.note_at_zero(p.key, p.current.replicas <= (p.spec.idle_replica_count or 0))
         self._describe(p)
         await self._scaler_events(p)
         await self._write_status(p, ready=True)

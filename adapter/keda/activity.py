@@ -152,12 +152,31 @@ class ActivityDocument:
 
 
 @dataclass(frozen=True)
-class ReplicaCount:
-    """A target's current replica count, for the currentReplicas* fallback behaviours."""
+class TargetState:
+    """What the controller knows of one ScaledObject's target, told to the adapter beside it.
+
+    `replicas` is the HPA's current count (the currentReplicas* fallback behaviours need it);
+    `at_zero` says the target is at 0 (or at its idleReplicaCount), so the adapter probes its
+    triggers for activity on a short interval and listens to their sources' pushes.
+    """
 
     namespace: str
     name: str
-    replicas: int
+    replicas: int | None = None
+    at_zero: bool = False
+
+    @property
+    def key(self) -> Key:
+        return self.namespace, self.name
+
+
+@dataclass(frozen=True)
+class TargetsReport:
+    """One POST /replicas: some objects' states, or (`complete`) every object the controller
+    reports, objects left out having nothing to report (scaled up, no fallback)."""
+
+    items: tuple[TargetState, ...]
+    complete: bool = False
 
 
 # -- encoding ------------------------------------------------------------------------------------
@@ -185,8 +204,9 @@ def _composite_fields(c: CompositeActivity | None) -> dict[str, Any] | None:
 
 def object_fields(o: ObjectActivity) -> dict[str, Any]:
     kind = {} if o.kind == SCALED_OBJECT_KIND else {"kind": o.kind}
-    fields = {"namespace": o.namespace, "name": o.name, **kind, "apiVersion": o.api_version, "uid": o.uid,
-              "generation": o.generation, "error": o.error, "triggers": [_trigger_fields(t) for t in o.triggers]}
+    fields: dict[str, Any] = {"namespace": o.namespace, "name": o.name, **kind, "apiVersion": o.api_version,
+                              "uid": o.uid, "generation": o.generation, "error": o.error,
+                              "triggers": [_trigger_fields(t) for t in o.triggers]}
     if o.composite is not None:
         fields["composite"] = _composite_fields(o.composite)
     return fields
@@ -209,8 +229,10 @@ def encode_document(generation: str, full: bool, encoded_objects: Iterable[bytes
     return head[:-1] + b',"scaledObjects":[' + b",".join(encoded_objects) + b"]}"
 
 
-def encode_replicas(counts: Iterable[ReplicaCount]) -> dict[str, Any]:
-    return {"items": [{"namespace": c.namespace, "name": c.name, "replicas": c.replicas} for c in counts]}
+def encode_targets(report: TargetsReport) -> dict[str, Any]:
+    return {"complete": report.complete,
+            "items": [{"namespace": t.namespace, "name": t.name, "replicas": t.replicas, "atZero": t.at_zero}
+                      for t in report.items]}
 
 
 # -- decoding ------------------------------------------------------------------------------------
@@ -320,14 +342,21 @@ def decode_document(raw: Any) -> ActivityDocument:
 MAX_REPLICAS = 2**31 - 1  # replica counts are int32 in Kubernetes
 
 
-def decode_replicas(raw: Any) -> list[ReplicaCount]:
-    """The body of POST /replicas; counts must be whole numbers from 0 to `MAX_REPLICAS`."""
-    items = _list(_mapping(raw, "body").get("items"), "items")
-    counts = []
-    for item in items:
+def _replicas(raw: Mapping[str, Any]) -> int | None:
+    if raw.get("replicas") is None:
+        return None
+    replicas = _int(raw, "replicas", minimum=0)
+    if replicas > MAX_REPLICAS:
+        raise ValueError(f"replicas must be at most {MAX_REPLICAS}")
+    return replicas
+
+
+def decode_targets(raw: Any) -> TargetsReport:
+    """The body of POST /replicas; counts, when given, must be whole numbers from 0 to `MAX_REPLICAS`."""
+    body = _mapping(raw, "body")
+    items = []
+    for item in _list(body.get("items"), "items"):
         item = _mapping(item, "item")
-        replicas = _int(item, "replicas", minimum=0)
-        if replicas > MAX_REPLICAS:
-            raise ValueError(f"replicas must be at most {MAX_REPLICAS}")
-        counts.append(ReplicaCount(_str(item, "namespace"), _str(item, "name"), replicas))
-    return counts
+        items.append(TargetState(_str(item, "namespace"), _str(item, "name"), _replicas(item),
+                                 at_zero=bool(item.get("atZero"))))
+    return TargetsReport(tuple(items), complete=bool(body.get("complete")))

@@ -10,9 +10,16 @@ bytes. Values are refreshed in three ways, all through the same per-server batch
 * a source that pushes news (`wake`: the interceptors' counts) asks for a read of the triggers
   it concerns, at once.
 
-A scaler client whose server pushes news itself (KEDA's external-push stream) is told which
-configs it serves (`ScalerClient.watch`, on every change of that set) and calls back; its
-triggers are then woken like any other pushed news.
+A scaler client whose server pushes news itself (KEDA's external-push stream, Redis keyspace
+notifications) is told which configs it serves (`ScalerClient.watch`, on every change of that
+set; a client that pushes for activation only is told the configs of objects at zero) and calls
+back; its triggers are then woken like any other pushed news.
+
+Activation probes: the controller tells the store which ScaledObjects have their target at 0
+(or at idleReplicaCount) (`set_targets`, over loopback). Their triggers are read every
+`probe_interval` (1 s) instead of every pollingInterval, on a grid shared by all of them, so
+every probe of one server lands in the same batch: one request per server per probe interval,
+whatever the number of objects. Scalers billed per call opt out (`Scaler.activation_probes`).
 
 Concurrent requests for one trigger share one refresh (single flight). Refreshes of triggers on
 the same server are gathered into one `ScalerClient.read` call, one call in flight per server
@@ -40,6 +47,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +55,7 @@ from typing import Any
 
 from adapter.catalog.catalog import Catalog
 from adapter.catalog.resolve import MetricKey, ResolvedTrigger
+from adapter.keda.activity import TargetsReport, TargetState
 from adapter.keda.fallback import fallback_value, in_fallback
 from adapter.kube.wire import internal_error, render_value_list
 from scalers import Reading, ReadResult, ScalerClient, ScalerError, mask, secret_values
@@ -177,7 +186,20 @@ class _Server:
     def _tell_watch(self) -> None:
         self._watch_due = False
         if self.client is not None:
-            self.client.watch(list(self.watched), self.woken)
+            self.client.watch(self.watched_configs(self.client), self.woken)
+
+    def watched_configs(self, client: ScalerClient[Any]) -> list[Hashable]:
+        """What `client` is told to watch: every config, or for a client that pushes for
+        activation only, the configs of objects at zero (or not reported yet)."""
+        if not client.activation_only:
+            return list(self.watched)
+        return [config for config, keys in self.watched.items()
+                if any(self.store.wants_pushes(key[:2]) for key in keys)]
+
+    def targets_changed(self) -> None:
+        """Objects of this server moved to or from zero: an activation-only client hears of it."""
+        if self.client is not None and self.client.activation_only:
+            self._tell_watch_soon()
 
     def woken(self, configs: Iterable[Hashable]) -> None:
         """A push client's news about `configs`: read their triggers now."""
@@ -214,7 +236,7 @@ class _Server:
         try:
             if self.client is None:
                 self.client = self.scaler.open_client(self.sample_config)
-                self.client.watch(list(self.watched), self.woken)
+                self.client.watch(self.watched_configs(self.client), self.woken)
             async with asyncio.timeout(self.store.timeout):
                 results: Sequence[ReadResult] = await self.client.read([e.trigger.config for e in batch])
         except Exception as exc:  # a scaler's bug must fail this batch, not the worker
@@ -232,6 +254,7 @@ class _Server:
             if entry.record(result, now):
                 changed.add(entry.object_key)
             entry.render(self.store.current_replicas(entry.trigger))
+        for entry in batch:
             if entry.inflight is not None and not entry.inflight.done():
                 entry.inflight.set_result(None)
             entry.inflight = None
@@ -278,9 +301,10 @@ def _as_scaler_error(exc: BaseException, timeout: float) -> ScalerError:
 
 class MetricStore:
     def __init__(self, *, max_age: float = 2.0, timeout: float = 5.0, tick: float = 1.0,
-                 batch_window: float = 0.25, clock: Clock = time.monotonic) -> None:
+                 batch_window: float = 0.25, probe_interval: float = 1.0, clock: Clock = time.monotonic) -> None:
         self.max_age = max_age
         self.timeout = timeout
+        self.probe_interval = probe_interval  # 0: no activation probes
         self.tick = tick  # longest sleep of the poller
         self.batch_window = batch_window  # entries due this soon join the current batch
         self.clock = clock
@@ -293,7 +317,8 @@ class MetricStore:
         self._wake = asyncio.Event()  # set when an entry is due before that
         self._tasks: set[asyncio.Task[None]] = set()  # closes and polls in flight, owned here
         self._listeners: list[Listener] = []
-        self._replicas: dict[ObjectKey, int] = {}  # (namespace, ScaledObject): current replicas
+        self._targets: dict[ObjectKey, TargetState] = {}  # what the controller reported, by ScaledObject
+        self._targets_complete = False  # a complete report came: objects left out are not at zero
         self.read_stats: dict[str, ReadStats] = {}  # by scaler type
 
     # -- who is told about changes ---------------------------------------------------------
@@ -307,19 +332,48 @@ class MetricStore:
         for listener in self._listeners:
             listener(changed)
 
-    # -- current replicas, for the currentReplicas* fallback behaviours ----------------------
+    # -- what the controller reports of the targets ------------------------------------------
+
+    def set_targets(self, report: TargetsReport) -> None:
+        """Take the controller's report (replica counts, objects at zero); the
+        objects whose state changed are rendered again, rescheduled and re-watched."""
+        incoming = {t.key: t for t in report.items if t.replicas is not None or t.at_zero}
+        keys = set(incoming) | (set(self._targets) if report.complete else set())
+        if report.complete and not self._targets_complete:
+            self._targets_complete = True
+            keys |= set(self._by_object)  # "not reported yet" becomes "not at zero"
+        changed = []
+        for key in keys:
+            before, after = self._targets.get(key), incoming.get(key)
+            if after is None:
+                self._targets.pop(key, None)
+            else:
+                self._targets[key] = after
+            if before != after:
+                changed.append(key)
+        servers: set[int] = set()
+        for key in changed:
+            for entry in self._by_object.get(key, ()):
+                if entry.in_fallback:
+                    entry.render(self.current_replicas(entry.trigger))
+                self._reschedule(entry)
+                server = self._servers.get(entry.trigger.server) if entry.trigger.scaler is not None else None
+                if server is not None and id(server) not in servers:
+                    servers.add(id(server))
+                    server.targets_changed()
+
+    def at_zero(self, key: ObjectKey) -> bool:
+        state = self._targets.get(key)
+        return state is not None and state.at_zero
+
+    def wants_pushes(self, key: ObjectKey) -> bool:
+        """Pushes for activation matter for objects at zero, and for those not reported yet."""
+        state = self._targets.get(key)
+        return state.at_zero if state is not None else not self._targets_complete
 
     def current_replicas(self, trigger: ResolvedTrigger) -> int | None:
-        return self._replicas.get((trigger.namespace, trigger.scaled_object))
-
-    def set_current_replicas(self, namespace: str, name: str, replicas: int) -> None:
-        """What the controller saw; re-renders the answers of that object's metrics in fallback."""
-        if self._replicas.get((namespace, name)) == replicas:
-            return
-        self._replicas[(namespace, name)] = replicas
-        for entry in self._by_object.get((namespace, name), ()):
-            if entry.in_fallback:
-                entry.render(replicas)
+        state = self._targets.get((trigger.namespace, trigger.scaled_object))
+        return state.replicas if state is not None else None
 
     # -- what the catalog tells us -------------------------------------------------------------
 
@@ -349,7 +403,7 @@ class MetricStore:
                 self._by_object[key] = new
             else:
                 self._by_object.pop(key, None)
-                self._replicas.pop(key, None)
+                self._targets.pop(key, None)
             if [id(e) for e in new] != [id(e) for e in old.values()]:
                 changed.add(key)
         if changed:
@@ -440,11 +494,33 @@ class MetricStore:
 
     # -- background polling ----------------------------------------------------------------
 
+    def next_due(self, entry: MetricEntry) -> float:
+        """When `entry` is read next: a pollingInterval after its last read or, for a probed
+        trigger of an object at zero, the next point of the probe grid (shared by all probes, so
+        they land in one batch per server)."""
+        polling = entry.read_at + entry.trigger.polling_interval
+        if not self._probed(entry) or entry.read_at == float("-inf"):
+            return polling
+        # past the batch window: a read made early for this grid point is not made again for it
+        grid = (math.floor((entry.read_at + self.batch_window) / self.probe_interval) + 1) * self.probe_interval
+        return min(polling, grid)
+
+    def _probed(self, entry: MetricEntry) -> bool:
+        scaler = entry.trigger.scaler
+        return (self.probe_interval > 0 and scaler is not None and scaler.activation_probes
+                and self.at_zero(entry.object_key))
+
+    def _reschedule(self, entry: MetricEntry) -> None:
+        """Queue `entry` again under its due time now (its object moved to or from zero)."""
+        if entry.inflight is None and self._entries.get(entry.trigger.key) is entry:
+            entry.queued_for = None  # its old heap item is dropped when it comes up
+            self.schedule(entry)
+
     def schedule(self, entry: MetricEntry) -> None:
         """Put `entry` in the poll heap at its next due time, unless it is already there."""
         if entry.queued_for is not None or self._entries.get(entry.trigger.key) is not entry:
             return
-        due = entry.read_at + entry.trigger.polling_interval
+        due = self.next_due(entry)
         entry.queued_for = due
         heapq.heappush(self._due, (due, next(self._order), entry))
         if due < self._wake_at:
@@ -462,7 +538,7 @@ class MetricStore:
             entry.queued_for = None
             if entry.inflight is not None:
                 continue  # queued again when that read lands
-            if entry.read_at + entry.trigger.polling_interval > soon:
+            if self.next_due(entry) > soon:
                 self.schedule(entry)
             else:
                 found.append(entry)

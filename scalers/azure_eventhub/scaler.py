@@ -294,6 +294,7 @@ def _first_line(exc: BaseException) -> str:
 
 class AzureEventHubScaler(Scaler[AzureEventHubConfig]):
     types = ("azure-eventhub",)
+    activation_probes = False  # billed per call: no 1 s probes at zero
 
     def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._timeout = timeout

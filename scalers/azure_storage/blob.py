@@ -150,6 +150,7 @@ class AzureBlobClient(ScalerClient[AzureBlobConfig]):
 
 class AzureBlobScaler(Scaler[AzureBlobConfig]):
     types = ("azure-blob",)
+    activation_probes = False  # billed per call: no 1 s probes at zero
 
     def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._timeout = timeout

@@ -117,6 +117,7 @@ class AzureQueueClient(ScalerClient[AzureQueueConfig]):
 
 class AzureQueueScaler(Scaler[AzureQueueConfig]):
     types = ("azure-queue",)
+    activation_probes = False  # billed per call: no 1 s probes at zero
 
     def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
         self._timeout = timeout

@@ -218,12 +218,14 @@ class RedisHandle:
         self.connection = connection
         self._client: Redis | RedisCluster | None = None
         self._sentinel_nodes: list[Redis] = []
+        self._building = asyncio.Lock()  # reads and the keyspace subscription share one client
 
     async def client(self) -> Redis | RedisCluster:
-        if self._client is None:
-            settings = self.connection.tls
-            context = await asyncio.to_thread(client_context, settings) if settings else None
-            self._client = self._build(context)
+        async with self._building:
+            if self._client is None:
+                settings = self.connection.tls
+                context = await asyncio.to_thread(client_context, settings) if settings else None
+                self._client = self._build(context)
         return self._client
 
     def _build(self, context: ssl.SSLContext | None) -> Redis | RedisCluster:

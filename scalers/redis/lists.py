@@ -9,6 +9,7 @@ Connection keys, TLS and the shared one-pipeline-per-server read live in `_redis
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from scalers.base import METADATA_ONLY, MetricSpec, Scaler, TriggerParams, param, parse_params
 from scalers.redis.connection import RedisConnection, parse_connection
@@ -20,10 +21,15 @@ class RedisListConfig:
     list_name: str = param("listName", required=True, sources=METADATA_ONLY)
     list_length: int = param("listLength", default=5, sources=METADATA_ONLY)
     activation_list_length: int = param("activationListLength", default=0, sources=METADATA_ONLY)
+    keyspace_notifications: Literal["use", "enable", "off"] = param(
+        "keyspaceNotifications", default="use", sources=METADATA_ONLY)
     connection: RedisConnection
 
     def probe(self) -> Probe:
         return Probe(self.list_name)
+
+    def notified_key(self) -> tuple[str, str]:
+        return self.list_name, "l"
 
 
 class RedisScaler(Scaler[RedisListConfig]):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Literal, NamedTuple, Protocol, TypeVar
 
 from redis.asyncio.sentinel import MasterNotFoundError
@@ -26,6 +26,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError, R
 
 from scalers.base import ScalerClient, ScalerError, mask, secret_values
 from scalers.redis.connection import RedisConnection, RedisHandle
+from scalers.redis.keyspace import KeyspaceWatch, Notifications
 from scalers.tls import TLSMaterialError
 
 Measure = Literal["length", "stream-length", "pending", "lag"]
@@ -87,9 +88,15 @@ class Probe(NamedTuple):
 
 
 class RedisTarget(Hashable, Protocol):
-    """A config the batch client can read: it says what to measure on its server."""
+    """A config the batch client can read: it says what to measure on its server, and which
+    keyspace events tell that it changed."""
 
     def probe(self) -> Probe: ...
+
+    def notified_key(self) -> tuple[str, str]: ...
+
+    @property
+    def keyspace_notifications(self) -> Notifications: ...
 
 
 T = TypeVar("T", bound=RedisTarget)
@@ -97,13 +104,20 @@ Value = float | ScalerError
 
 
 class RedisClient(ScalerClient[T]):
-    """All triggers of one Redis server: one small pool, one pipeline per read."""
+    """All triggers of one Redis server: one small pool, one pipeline per read, and the keyspace
+    subscription that wakes the triggers of objects at zero (`keyspace`)."""
+
+    activation_only = True
 
     def __init__(self, connection: RedisConnection) -> None:
         self._connection = connection
         self._secrets = secret_values(connection)
         self._handle = RedisHandle(connection)
         self._lock = asyncio.Lock()  # one read at a time: a read never needs a second connection
+        self.keyspace: KeyspaceWatch[T] = KeyspaceWatch(self._handle)
+
+    def watch(self, configs: Sequence[T], wake: Callable[[Sequence[T]], None]) -> None:
+        self.keyspace.update(configs, wake)
 
     async def read(self, configs: Sequence[T]) -> list[Value]:
         probes = [config.probe() for config in configs]
@@ -112,6 +126,7 @@ class RedisClient(ScalerClient[T]):
         return [values[probe] for probe in probes]
 
     async def aclose(self) -> None:
+        await self.keyspace.aclose()
         async with self._lock:
             await self._handle.aclose()
 

@@ -11,6 +11,7 @@ group's pending entries (XPENDING) against `pendingEntriesCount`. Every mode is 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from scalers.base import METADATA_ONLY, MetricSpec, Scaler, TriggerParams, param, parse_params
 from scalers.redis.connection import RedisConnection, parse_connection
@@ -25,6 +26,8 @@ class RedisStreamsConfig:
     stream_length: int = param("streamLength", default=5, sources=METADATA_ONLY)
     lag_count: int = param("lagCount", default=0, sources=METADATA_ONLY)
     activation_lag_count: int = param("activationLagCount", default=0, sources=METADATA_ONLY)
+    keyspace_notifications: Literal["use", "enable", "off"] = param(
+        "keyspaceNotifications", default="use", sources=METADATA_ONLY)
     connection: RedisConnection
 
     @property
@@ -41,6 +44,9 @@ class RedisStreamsConfig:
 
     def probe(self) -> Probe:
         return Probe(self.stream, self.measure, self.consumer_group or "")
+
+    def notified_key(self) -> tuple[str, str]:
+        return self.stream, "t"
 
 
 class RedisStreamsScaler(Scaler[RedisStreamsConfig]):

@@ -190,6 +190,7 @@ def test_websocket_upgrades_are_plain_authenticated_http(adapter: AdapterProcess
 
 @pytest.mark.parametrize("body, code", [
     (b'{"items": [{"namespace": "default", "name": "so", "replicas": 3}]}', 204),
+    (b'{"complete": true, "items": [{"namespace": "default", "name": "so", "replicas": null, "atZero": true}]}', 204),
     (b'{"items": [{"namespace": "default", "name": "so", "replicas": -1}]}', 400),
     (b'{"items": [{"namespace": "default", "name": "so", "replicas": 1e400}]}', 400),
     (b'{"items": [{"namespace": "default", "name": "so", "replicas": 1e3}]}', 400),

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from test_contract import assert_status, metric_url, selector
 
+from tests.api.test_contract import assert_status, metric_url, selector
 from tests.harness.adapter_process import AdapterProcess
 
 ALWAYS = {"timezone": "UTC", "start": "0 0 1 1 *", "end": "59 23 31 12 *"}

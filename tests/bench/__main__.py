@@ -2,7 +2,7 @@
 
     python -m tests.bench            # everything
     python -m tests.bench api        # one part: api, brokers, controller, faults, servers, scalers,
-                                     #   streams, interceptor, delegation
+                                     #   streams, interceptor, delegation, activation
 
 Figures are ratios against a baseline measured in the same command where one exists; the
 machine is shared and noisy, so read them as such.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from tests.bench import (
+    activation,
     api,
     brokers,
     controller,
@@ -25,7 +26,8 @@ from tests.bench import (
 )
 
 PARTS = {"api": api, "brokers": brokers, "controller": controller, "faults": faults, "servers": server_startup,
-         "scalers": scalers, "streams": streams_and_queries, "interceptor": interceptor, "delegation": delegation}
+         "scalers": scalers, "streams": streams_and_queries, "interceptor": interceptor, "delegation": delegation,
+         "activation": activation}
 
 
 def main(argv: list[str]) -> int:

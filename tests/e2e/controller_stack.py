@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,13 @@ class Stack:
     work: Path
     pods: list[Pod] = field(default_factory=list)
 
-    def start(self, replicas: int = 2, *controller_flags: str) -> Stack:
+    def start(self, replicas: int = 2, *controller_flags: str, adapter_flags: Sequence[str] = ()) -> Stack:
         install(self.cp)
         kubeconfig = token_kubeconfig(self.cp, self.work / "controller.kubeconfig")
         for i in range(replicas):
             internal = free_port()
-            adapter = cluster_adapter(self.cp, _fresh(self.work / f"pod-{i}"), "--internal-port", str(internal))
+            adapter = cluster_adapter(self.cp, _fresh(self.work / f"pod-{i}"), "--internal-port", str(internal),
+                                      *adapter_flags)
             adapter.start(timeout=60)
             controller = ControllerProcess(f"controller-{i}", kubeconfig, f"http://127.0.0.1:{internal}",
                                            self.work / f"controller-{i}.log", (*CONTROLLER_FLAGS, *controller_flags))

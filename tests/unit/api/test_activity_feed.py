@@ -121,6 +121,11 @@ async def test_replica_reports_reach_the_store(world: Any) -> None:
     assert answer.status_code == 204
     trigger = next(iter(store.entries())).trigger
     assert store.current_replicas(trigger) == 3
+    at_zero = {"complete": True, "items": [{"namespace": "ns", "name": "good", "replicas": None, "atZero": True}]}
+    assert (await client.post("/replicas", json=at_zero)).status_code == 204
+    assert store.current_replicas(trigger) is None and store.at_zero(("ns", "good"))
+    assert (await client.post("/replicas", json={"complete": True, "items": []})).status_code == 204
+    assert not store.at_zero(("ns", "good"))  # left out of a complete report: scaled up
     assert (await client.post("/replicas", json={"items": [{"name": "x"}]})).status_code == 400
 
 

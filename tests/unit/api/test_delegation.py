@@ -47,7 +47,7 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            peer = self.connection.getpeercert() or {}  # type: ignore[attr-defined]
+            peer = self.connection.getpeercert() or {}
             provider.seen.append({"path": self.path, "user": self.headers.get("X-Remote-User"),
                                   "groups": self.headers.get_all("X-Remote-Group") or [],
                                   "extra": self.headers.get_all("X-Remote-Extra-scopes.example%2Fx%20y") or [],

@@ -20,7 +20,8 @@ TRIGGER = TriggerActivity(0, "redis", "s0-redis-jobs", "AverageValue", 5.0, 0.0,
     CompositeActivity("composite-metric", "AverageValue", 5.0, 0.0, 20.0, True, None, True),
 ])
 def test_round_trip(composite: CompositeActivity | None) -> None:
-    sent = ObjectActivity("ns", "worker", "uid-1", 3, None, (TRIGGER,), "keda.sh/v1alpha1", composite)
+    sent = ObjectActivity("ns", "worker", "uid-1", 3, None, (TRIGGER,), "keda.sh/v1alpha1",
+                          composite=composite)
     encoded = json.loads(encode_object(sent))
     assert ("composite" in encoded) == (composite is not None)
     assert decode_object(encoded) == sent

@@ -26,7 +26,7 @@ def parse(trigger_type: str, metadata: dict[str, str], auth: dict[str, str] | No
 
 @pytest.mark.parametrize("trigger_type, metadata, auth, env, expected", [
     ("redis", A, {}, {}, {
-        "list_name": "jobs", "list_length": 5, "activation_list_length": 0,
+        "list_name": "jobs", "list_length": 5, "activation_list_length": 0, "keyspace_notifications": "use",
         "connection.kind": "standalone", "connection.addresses": (("redis", 6379),),
         "connection.database_index": 0, "connection.username": None, "connection.password": None,
         "connection.tls": None, "connection.sentinel_master": None,
@@ -34,6 +34,7 @@ def parse(trigger_type: str, metadata: dict[str, str], auth: dict[str, str] | No
     ("redis", {**A, "listLength": "12", "activationListLength": "3", "databaseIndex": "4"}, {}, {},
      {"list_length": 12, "activation_list_length": 3, "connection.database_index": 4}),
     ("redis", {**A, "listName": "  padded  "}, {}, {}, {"list_name": "padded"}),
+    ("redis", {**A, "keyspaceNotifications": "enable"}, {}, {}, {"keyspace_notifications": "enable"}),
     # address: metadata, then auth params, then env
     ("redis", {"listName": "q"}, {"address": "auth:1"}, {}, {"connection.addresses": (("auth", 1),)}),
     ("redis", {"listName": "q", "addressFromEnv": "R"}, {}, {"R": "env:2"},
@@ -113,6 +114,7 @@ def test_parse(trigger_type: str, metadata: dict[str, str], auth: dict[str, str]
     ("redis", {**A, "enableTLS": "true"}, {"tls": "enable"}, "unable to set `tls` in both"),
     ("redis", {**A, "enableTLS": "true"}, {"cert": "C"}, 'parameters "cert" and "key" must be given'),
     ("redis-sentinel", {"listName": "q", "addresses": "s:1"}, {}, 'missing required parameter "sentinel'),
+    ("redis", {**A, "keyspaceNotifications": "on"}, {}, 'parameter "keyspaceNotifications" value "on" must be one of'),
 ])
 def test_parse_errors(trigger_type: str, metadata: dict[str, str], auth: dict[str, str], error: str) -> None:
     with pytest.raises(ParameterError) as raised:

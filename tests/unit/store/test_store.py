@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapter.catalog.catalog import Catalog
+from adapter.keda.activity import TargetsReport, TargetState
 from adapter.store.store import MetricStore
 from scalers import MetricSpec, Scaler, ScalerClient, ScalerError, ScalerRegistry, TriggerParams, param, parse_params
 
@@ -198,7 +199,7 @@ async def test_current_replicas_reach_answers_already_in_fallback() -> None:
     _, store = setup(world, with_fallback(scaled_object("x", "s1", "a"), 0, 2, "currentReplicasIfHigher"), max_age=0)
     entry = await store.read(key("x", "a"))
     assert entry is not None and entry.in_fallback and entry.status == 500  # current unknown: the error stands
-    store.set_current_replicas("default", "x", 7)
+    store.set_targets(TargetsReport((TargetState("default", "x", replicas=7),)))
     assert entry.status == 200 and json.loads(entry.body)["items"][0]["value"] == "35"  # max(7, 2) x 5, no read
 
 
