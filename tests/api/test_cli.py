@@ -47,6 +47,16 @@ def test_certs_writes_private_keys_0600_and_reuses_material(tmp_path: Path) -> N
     assert forced.returncode == 0 and (tmp_path / "ca.crt").read_bytes() != before
 
 
+def test_certs_rewrites_the_kubeconfig_for_another_port_and_keeps_the_keys(tmp_path: Path) -> None:
+    assert run_cli("certs", "--cert-dir", str(tmp_path), "--port", "6443").returncode == 0
+    ca = (tmp_path / "ca.crt").read_bytes()
+    again = run_cli("certs", "--cert-dir", str(tmp_path), "--port", "6500")
+    assert again.returncode == 0 and again.stdout.startswith("wrote kubeconfig in"), again.stdout
+    assert "server: https://127.0.0.1:6500" in (tmp_path / "kubeconfig").read_text()
+    assert (tmp_path / "ca.crt").read_bytes() == ca
+    assert "reused" in run_cli("certs", "--cert-dir", str(tmp_path), "--port", "6500").stdout
+
+
 def test_serve_without_certificates_explains(tmp_path: Path) -> None:
     result = run_cli("serve", "--local-dir", str(tmp_path), "--cert-dir", str(tmp_path / "none"))
     assert result.returncode == 2 and "python -m adapter certs" in result.stderr
