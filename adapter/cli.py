@@ -1,12 +1,14 @@
 """Command line (`eventscale`, or `python -m adapter`): `certs` makes the PKI, `serve` runs the
-adapter, `manifests` registers our CA, `convert` rewrites 2019 ScaledObjects, `controller` runs
-the sidecar (adapter/controller/command.py), `interceptor` the HTTP proxy
-(adapter/interceptor/command.py).
+adapter, `scaffold` writes a first workload's manifests, `manifests` registers our CA, `convert`
+rewrites 2019 ScaledObjects, `controller` runs the sidecar (adapter/controller/command.py),
+`interceptor` the HTTP proxy (adapter/interceptor/command.py).
 
     python -m adapter certs --cert-dir certs
     python -m adapter serve --local-dir manifests/examples/local --cert-dir certs --secure-port 6443
     python -m adapter serve --kubeconfig ~/.kube/config --cert-dir certs     # cluster mode
     python -m adapter serve --self-signed-certs --cert-dir /certs --bind-address 0.0.0.0   # in a pod
+    eventscale scaffold --name worker --image REGISTRY/worker:1 --trigger redis \
+        --metadata address=redis:6379 --metadata listName=jobs --auth password=... > worker.yaml
     python -m adapter manifests --cert-dir certs --out manifests
     python -m adapter convert old-scaledobjects.yaml > scaledobjects.yaml
     python -m adapter controller --kubeconfig ~/.kube/config --adapter-url http://127.0.0.1:9022
@@ -111,6 +113,12 @@ def _convert(args: argparse.Namespace) -> int:
     return run(args.files)
 
 
+def _scaffold(args: argparse.Namespace) -> int:
+    from adapter.scaffold import run
+
+    return run(args)
+
+
 def _logging_options(parser: argparse.ArgumentParser) -> None:
     """--log-level and --log-format, on the root and on every command (SUPPRESS: a command's
     parser leaves a value given before the command's name alone)."""
@@ -166,6 +174,25 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     s.set_defaults(func=_serve)
 
 
+def _scaffold_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    f = commands.add_parser("scaffold", help="write a Deployment, ScaledObject and (with --auth) Secret and "
+                            "TriggerAuthentication for one workload, checked as the adapter will resolve them")
+    f.add_argument("--name", required=True, help="name of the Deployment and ScaledObject")
+    f.add_argument("--image", required=True, help="container image of the workload")
+    f.add_argument("--trigger", required=True, metavar="TYPE", help="trigger type, e.g. redis, rabbitmq, cron")
+    f.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                   help="a trigger metadata entry (repeatable), e.g. listName=jobs")
+    f.add_argument("--auth", action="append", default=[], metavar="KEY=VALUE",
+                   help="a credential (repeatable), e.g. password=...: written into a Secret that the "
+                   "TriggerAuthentication hands to the trigger, never into the ScaledObject")
+    f.add_argument("--namespace", default="default", help="namespace of the objects (default default)")
+    f.add_argument("--min-replicas", type=int, default=0, help="minReplicaCount (default 0)")
+    f.add_argument("--max-replicas", type=int, default=10, help="maxReplicaCount (default 10)")
+    f.add_argument("--polling-interval", type=int, default=30, help="pollingInterval in seconds (default 30)")
+    f.add_argument("--out", help="file to write (default: standard output)")
+    f.set_defaults(func=_scaffold)
+
+
 def _other_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m = commands.add_parser("manifests", help="write the CA of --cert-dir into the APIService manifest")
     m.add_argument("--cert-dir", default="certs", help="certificate directory (from `certs`)")
@@ -189,6 +216,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _certs_parser(commands)
     _serve_parser(commands)
+    _scaffold_parser(commands)
     _other_parsers(commands)
     controller_command.add_parser(commands)
     interceptor_command.add_parser(commands)
