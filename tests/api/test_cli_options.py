@@ -7,6 +7,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,34 @@ def test_text_logs_are_key_value_lines_and_libraries_are_quiet(tmp_path: Path) -
     assert lines and all(line.startswith("time=") and " level=" in line and " logger=" in line for line in lines)
     assert sum("serving=https://" in line for line in lines) == 1
     assert not [line for line in lines if "logger=uvicorn" in line or "level=debug" in line]
+
+
+BROKER_PASSWORD = "Rabbit-pa55word-x"
+
+
+def _failing_objects(closed_port: int) -> str:
+    """Two ScaledObjects reading a queue of one RabbitMQ server that is down."""
+    return "\n---\n".join(json.dumps({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name},
+        "spec": {"scaleTargetRef": {"name": name}, "pollingInterval": 1, "triggers": [{"type": "rabbitmq", "metadata": {
+            "host": f"amqp://eventscale:{BROKER_PASSWORD}@127.0.0.1:{closed_port}/", "queueName": name,
+            "mode": "QueueLength", "value": "5"}}]}}) for name in ("orders", "invoices"))
+
+
+def test_a_broker_failure_is_one_line_per_poll_naming_the_scaled_objects(tmp_path: Path) -> None:
+    from tests.harness.ports import free_port
+
+    local = tmp_path / "objects"
+    local.mkdir()
+    (local / "objects.yaml").write_text(_failing_objects(free_port()))
+    with running_adapter(local, tmp_path / "certs", tmp_path / "adapter.log") as adapter:
+        deadline = time.monotonic() + 30
+        while adapter.log().count("scaler=rabbitmq") < 3:  # a few polls
+            assert time.monotonic() < deadline, adapter.log()
+            time.sleep(0.2)
+    log = adapter.log()
+    failures = [line for line in log.splitlines() if "scaler=rabbitmq" in line]
+    assert all("scaledobjects=default/invoices,default/orders" in line and "level=warning" in line
+               for line in failures), failures
+    assert "Traceback" not in log and "logger=pika" not in log and BROKER_PASSWORD not in log
+    assert len([line for line in log.splitlines() if line.strip()]) < 12 + len(failures), log
