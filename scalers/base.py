@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
+from scalers.cluster import ClusterView
+
 
 class ParameterError(ValueError):
     """Trigger metadata that cannot be turned into a config; the message names the key."""
@@ -65,18 +67,22 @@ class TriggerParams:
     `env` is the scale target container's environment with `valueFrom` references resolved;
     `<key>FromEnv` in the metadata names a variable there. `namespace` and `scaled_object` name
     the ScaledObject the trigger belongs to (KEDA's ScalableObjectNamespace and -Name), for the
-    scalers whose data is kept per object rather than on a server (`http`).
+    scalers whose data is kept per object rather than on a server (`http`). `cluster` is what the
+    catalog knows of the cluster's pods and endpoints, for the scalers that count or call them; it
+    is never queried over the network by a scaler.
     """
 
     metadata: Mapping[str, str] = field(default_factory=dict)
     auth: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
-    namespace: str = ""
+    namespace: str = ""  # the ScaledObject's namespace
     scaled_object: str = ""
     # Resolve this trigger again: for scalers whose metric spec comes from their server (external),
     # called once the spec asked for in `metric` is known, or has changed.
     resolve_again: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     pod_identity: str = ""  # the TriggerAuthentication's podIdentity.provider ("aws", "azure-workload", ...)
+    metric_type: str | None = None  # the trigger's `metricType` as written; None when not set
+    cluster: ClusterView | None = None  # pods and service endpoints the catalog watches
 
     def get(self, key: str, sources: Sequence[Source] = ALL_SOURCES) -> str | None:
         """The first non-empty, trimmed value of `key` from `sources`, or None."""
@@ -315,12 +321,27 @@ ReadResult = float | Reading | ScalerError
 
 
 @dataclass(frozen=True, kw_only=True)
+class ResourceTarget:
+    """A cpu or memory target the HPA computes itself (a Resource or ContainerResource metric).
+
+    `value` is the utilization percent for `Utilization`, a canonical Kubernetes quantity for
+    `AverageValue`. Such a trigger is never polled and has no external metric.
+    """
+
+    resource: Literal["cpu", "memory"]
+    target_type: Literal["Utilization", "AverageValue"]
+    value: str
+    container: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class MetricSpec:
     """What the HPA and the activation loop need to know of one trigger's metric."""
 
     name: str  # the scaler part, before `s<index>-` and normalisation
     target: float  # HPA target (per pod for AverageValue)
     activation: float = 0.0  # active when value > activation
+    resource: ResourceTarget | None = None  # set for cpu and memory: no external metric at all
 
 
 ConfigT = TypeVar("ConfigT", bound=Hashable)

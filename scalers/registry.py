@@ -43,6 +43,11 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("scalers.nats_jetstream", "NatsJetStreamScaler", ("nats-jetstream",)),
     Entry("scalers.azure_eventhub.scaler", "AzureEventHubScaler", ("azure-eventhub",)),
     Entry("scalers.http.scaler", "HttpScaler", ("http",)),
+    Entry("scalers.kafka", "KafkaScaler", ("kafka",)),
+    Entry("scalers.prometheus", "PrometheusScaler", ("prometheus",)),
+    Entry("scalers.metrics_api", "MetricsApiScaler", ("metrics-api",)),
+    Entry("scalers.cpu_memory", "CpuMemoryScaler", ("cpu", "memory")),
+    Entry("scalers.kubernetes_workload", "KubernetesWorkloadScaler", ("kubernetes-workload",)),
 )
 
 

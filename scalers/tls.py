@@ -12,13 +12,14 @@ as `load_cert_chain` has read them. Verification stays on unless `unsafe_ssl` is
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalers.base import secret_field
+from scalers.base import ParameterError, secret_field
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +49,15 @@ def client_context(settings: TLSSettings) -> ssl.SSLContext:
     if settings.cert and settings.key:
         _load_client_certificate(context, settings.cert, settings.key, settings.key_password)
     return context
+
+
+@functools.lru_cache(maxsize=256)
+def check_settings(settings: TLSSettings) -> None:
+    """Fail at parse time (`ParameterError`) on PEM material that does not load; once per distinct material."""
+    try:
+        client_context(settings)
+    except TLSMaterialError as exc:
+        raise ParameterError(f'TLS parameters "ca", "cert", "key" cannot be loaded: {exc}') from None
 
 
 def _load_client_certificate(context: ssl.SSLContext, cert: str, key: str, password: str | None) -> None:

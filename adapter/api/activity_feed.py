@@ -51,6 +51,7 @@ from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger
 from adapter.keda.activity import (
     Key,
     ObjectActivity,
+    ResourceMetric,
     TriggerActivity,
     decode_replicas,
     encode_document,
@@ -190,11 +191,14 @@ class ActivityFeed:
 
     def _trigger(self, trigger: ResolvedTrigger) -> TriggerActivity:
         spec, metric = trigger.spec, trigger.metric
+        resource = metric.resource if metric else None
         found = TriggerActivity(
             index=spec.index, type=spec.type, name=spec.name, metric_name=trigger.metric_name,
             metric_type=spec.metric_type, target=metric.target if metric else None,
             activation=metric.activation if metric else None, resolved=trigger.error is None,
             value=None, active=False, error=trigger.error, failures=0, fallback=False,
+            resource=ResourceMetric(resource.resource, resource.target_type, resource.value, resource.container)
+            if resource else None,
         )
         entry = self.store.entry(trigger.key) if trigger.error is None else None
         if entry is None or entry.read_at == float("-inf"):

@@ -19,12 +19,12 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs
 
-from adapter.api.selectors import SelectorError, parse_selector
 from adapter.auth.authentication import Authenticator
 from adapter.auth.authorization import Authorizer, NonResourceAttributes, ResourceAttributes
 from adapter.catalog.catalog import Catalog
 from adapter.keda.names import LEGACY_ROUTE_LABEL, SCALED_OBJECT_LABEL
 from adapter.keda.objects import ObjectRef
+from adapter.kube.selectors import SelectorError, parse_selector
 from adapter.kube.wire import EXTERNAL_METRICS_GROUP_VERSION, ApiError, internal_error
 from adapter.store.store import MetricStore
 

@@ -3,7 +3,9 @@
 Sources (a directory, Kubernetes watches) put raw objects in; the catalog parses and resolves
 ScaledObjects, indexes them by the selector requirement the HPA sends, and tells listeners
 (the metric store, the controller) when the set of triggers changed. Problems are kept per
-object with a reason, logged once, and never stop other objects from being served.
+object with a reason, logged once, and never stop other objects from being served. Pods and
+EndpointSlices go to `cluster` (what the kubernetes-workload and metrics-api scalers read) and
+never cause a re-resolution.
 
 The per-object path (parse, resolve, scaler parse) is a boundary: whatever it raises, even an
 exception no parser expected, becomes one problem on that object. Its message names the
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapter.catalog import cluster_objects
+from adapter.catalog.cluster_objects import ClusterObjects
 from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger, ResolveError, Resolver
 from adapter.keda.objects import InvalidObject, ObjectRef, ScaledObject, parse_scaled_object
 from scalers import ScalerRegistry
@@ -65,7 +69,8 @@ class Catalog:
         self.registry = registry
         self._objects: dict[tuple[str, str, str], RawObject] = {}
         self._reads = _RecordingLookup(self)
-        self._resolver = Resolver(self._reads, registry, cluster_namespace, self.resolve_again)
+        self.cluster = ClusterObjects()
+        self._resolver = Resolver(self._reads, registry, cluster_namespace, self.resolve_again, self.cluster)
         self._again: set[Key] = set()  # ScaledObjects to resolve again at the next loop turn
         self._depends_on: dict[Key, set[Key]] = {}  # ScaledObject -> objects its resolution read
         self._dependents: dict[Key, set[Key]] = {}  # object -> ScaledObjects that read it
@@ -121,7 +126,11 @@ class Catalog:
         before = [k for k in self._objects if k[0] == SCALED_OBJECT]
         self._objects, self._sources = {}, {}
         seen: dict[Key, list[str]] = {}
+        cluster: list[RawObject] = []
         for obj, source in objects:
+            if _text(obj.get("kind")) in cluster_objects.KINDS:
+                cluster.append(obj)
+                continue
             key = _key(obj)
             seen.setdefault(key, []).append(source)
             self._objects[key] = obj
@@ -136,10 +145,14 @@ class Catalog:
         self._problems = {}
         self._log_new_problems({p.ref: p for p in found})
         self._problems = {p.ref: p for p in found}
+        self.cluster.replace_all(cluster)
         self._update([k for k in self._objects if k[0] == SCALED_OBJECT], also=before)
 
     def apply(self, obj: RawObject, deleted: bool = False) -> None:
         """One watch event: add, update or delete an object, then re-resolve what depends on it."""
+        if _text(obj.get("kind")) in cluster_objects.KINDS:
+            self.cluster.apply(obj, deleted)
+            return
         key = _key(obj)
         if deleted:
             self._objects.pop(key, None)

@@ -37,7 +37,7 @@ log = logging.getLogger("eventscale.directory")
 
 KINDS = frozenset({
     "ScaledObject", "TriggerAuthentication", "ClusterTriggerAuthentication", "Secret", "ConfigMap",
-    "Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job", "Rollout",
+    "Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job", "Rollout", "Pod", "EndpointSlice",
 })
 
 

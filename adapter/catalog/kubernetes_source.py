@@ -2,16 +2,18 @@
 
 One `Reflector` (list, then watch) per resource: ScaledObjects of both API groups
 (`keda.sh/v1alpha1` and the 2019 `keda.k8s.io/v1alpha1`), TriggerAuthentications,
-ClusterTriggerAuthentications, Secrets, ConfigMaps, Deployments and StatefulSets, all
-namespaces. When every resource has been listed once, the union goes to `catalog.replace_all`
-and the source reports "informers-synced"; from then on each event is one `catalog.apply`,
+ClusterTriggerAuthentications, Secrets, ConfigMaps, Deployments and StatefulSets, Pods and
+EndpointSlices (for the kubernetes-workload and metrics-api scalers), all namespaces. When
+every resource has been listed once, the union goes to `catalog.replace_all` and the source
+reports "informers-synced"; from then on each event is one `catalog.apply`,
 and a relist (410 Gone, resync) is turned into the applies of what differs.
 
 Memory at 10,000 objects is kept down by keeping only what the catalog reads: metadata is cut
 to name and namespace (plus, for ScaledObjects, uid, generation, creation time, labels and
 annotations without `last-applied-configuration`), managedFields and status are dropped,
 workloads keep only their containers' names and env, Secrets and ConfigMaps only `data`, and
-Helm release Secrets (large, never a trigger's credentials) are not listed at all. Stripping
+Helm release Secrets (large, never a trigger's credentials) are not listed at all, pods keep
+their labels, phase and node only. Stripping
 also makes most updates no-ops: a Deployment's status changing on every scale, or the
 controller writing a ScaledObject's status, compares equal after stripping and is not applied.
 
@@ -35,7 +37,15 @@ from adapter.keda.names import (
     TRIGGER_AUTHENTICATIONS,
 )
 from adapter.kube.client import KubeApi, Object
-from adapter.kube.resources import CONFIG_MAPS, DEPLOYMENTS, SECRETS, STATEFUL_SETS, Resource
+from adapter.kube.resources import (
+    CONFIG_MAPS,
+    DEPLOYMENTS,
+    ENDPOINT_SLICES,
+    PODS,
+    SECRETS,
+    STATEFUL_SETS,
+    Resource,
+)
 from adapter.kube.watch import Reflector, Transform
 
 log = logging.getLogger("eventscale.source")
@@ -77,6 +87,24 @@ def strip_workload(obj: Object) -> Object:
     return {**_head(obj), "spec": {"template": {"spec": {"containers": containers}}}}
 
 
+def strip_pod(obj: Object) -> Object:
+    """What the kubernetes-workload scaler counts by: labels, phase, node."""
+    meta = obj.get("metadata") or {}
+    head = {**_head(obj), "metadata": {**_metadata(obj), "labels": meta.get("labels") or {}}}
+    return {**head, "spec": {"nodeName": (obj.get("spec") or {}).get("nodeName") or ""},
+            "status": {"phase": (obj.get("status") or {}).get("phase") or ""}}
+
+
+def strip_endpoint_slice(obj: Object) -> Object:
+    """What metrics-api's aggregateFromKubeServiceEndpoints calls: the service, ready addresses, ports."""
+    meta = obj.get("metadata") or {}
+    endpoints = [{"addresses": e.get("addresses") or [], "conditions": {"ready": (e.get("conditions") or {})
+                                                                        .get("ready")}}
+                 for e in obj.get("endpoints") or []]
+    return {**_head(obj), "metadata": {**_metadata(obj), "labels": meta.get("labels") or {}},
+            "endpoints": endpoints, "ports": [{"port": p.get("port")} for p in obj.get("ports") or []]}
+
+
 WATCHED: tuple[tuple[Resource, Transform[Object]], ...] = (
     (SCALED_OBJECTS, strip_scaled_object),
     (LEGACY_SCALED_OBJECTS, strip_scaled_object),
@@ -86,6 +114,8 @@ WATCHED: tuple[tuple[Resource, Transform[Object]], ...] = (
     (CONFIG_MAPS, strip_data),
     (DEPLOYMENTS, strip_workload),
     (STATEFUL_SETS, strip_workload),
+    (PODS, strip_pod),
+    (ENDPOINT_SLICES, strip_endpoint_slice),
 )
 
 Key = tuple[str, str]

@@ -32,8 +32,12 @@ from adapter.keda.objects import (
     parse_trigger_authentication,
 )
 from scalers import MetricSpec, ParameterError, Scaler, ScalerRegistry, TriggerParams, metric_name
+from scalers.cluster import ClusterView
 
 MetricKey = tuple[str, str, str]  # namespace, ScaledObject name, lowercase metric name
+
+UTILIZATION_UNSUPPORTED = ("'Utilization' metric type is unsupported for external metrics, allowed values are "
+                           "'Value' or 'AverageValue'")
 
 
 class ObjectLookup(Protocol):
@@ -64,6 +68,11 @@ class ResolvedTrigger:
     @property
     def key(self) -> MetricKey:
         return self.namespace, self.scaled_object, self.metric_name.lower()
+
+    @property
+    def served(self) -> bool:
+        """Polled and served as an external metric (cpu and memory are the HPA's own)."""
+        return self.error is None and self.metric is not None and self.metric.resource is None
 
     @property
     def server(self) -> tuple[str, Hashable]:
@@ -147,11 +156,12 @@ def _decode_secret(secret: Mapping[str, Any], key: str, where: str) -> str | Non
 
 class Resolver:
     def __init__(self, objects: ObjectLookup, registry: ScalerRegistry, cluster_namespace: str,
-                 resolve_again: Callable[[str, str], None] | None = None) -> None:
+                 resolve_again: Callable[[str, str], None] | None = None, cluster: ClusterView | None = None) -> None:
         self._objects = objects
         self._registry = registry
         self._cluster_namespace = cluster_namespace
         self._resolve_again = resolve_again  # (namespace, name): a scaler learnt its metric spec
+        self._cluster = cluster
 
     def resolve(self, so: ScaledObject) -> ResolvedScaledObject:
         try:
@@ -162,7 +172,7 @@ class Resolver:
         by_metric: dict[str, ResolvedTrigger] = {}
         duplicates: list[str] = []
         for trigger in triggers:
-            if trigger.error is None:
+            if trigger.served:
                 if trigger.key[2] in by_metric:
                     duplicates.append(trigger.metric_name)
                 by_metric[trigger.key[2]] = trigger
@@ -182,13 +192,16 @@ class Resolver:
             env = self._env(so, containers, so.target.env_source_container)
             auth, identity = self._auth_params(so, spec.auth_ref, containers) if spec.auth_ref else ({}, "")
             again = functools.partial(self._resolve_again, so.namespace, so.name) if self._resolve_again else None
-            params = TriggerParams(spec.metadata, auth, env, so.namespace, so.name, again, identity)
+            params = TriggerParams(spec.metadata, auth, env, so.namespace, so.name, again, identity,
+                                   metric_type=spec.declared_metric_type, cluster=self._cluster)
             config = scaler.parse(spec.type, params)
             metric = scaler.metric(config)
         except (ParameterError, ResolveError, InvalidObject) as exc:
             return _failed(base, str(exc), scaler)
         except Exception as exc:  # a scaler's parser that did not expect this input: this trigger fails
             return _failed(base, f"the {spec.type} scaler cannot use these parameters ({type(exc).__name__})", scaler)
+        if spec.metric_type == "Utilization" and metric.resource is None:
+            return _failed(base, UTILIZATION_UNSUPPORTED, scaler)
         return ResolvedTrigger(
             so.namespace, so.name, spec, metric_name(spec.index, metric.name), so.polling_interval,
             scaler, config, metric, fallback=so.fallback,

@@ -3,9 +3,11 @@
 Built as KEDA builds it: name `keda-hpa-<name>` (or `advanced.horizontalPodAutoscalerConfig.name`),
 minReplicas max(1, min), maxReplicas, one External metric per trigger selected by the label the
 adapter routes on (`scaledobject.keda.sh/name=<name>`, or `deploymentName=<deployment>` for the
-2019 format), the trigger's target as AverageValue or Value, `behavior` copied (with the paused
-direction's selectPolicy set to Disabled), the ScaledObject's labels and annotations copied, and
-the ScaledObject as controlling owner so the garbage collector removes the HPA with it.
+2019 format), the trigger's target as AverageValue or Value, a Resource (or ContainerResource)
+metric for each cpu and memory trigger, the metrics ordered by type as KEDA orders them,
+`behavior` copied (with the paused direction's selectPolicy set to Disabled), the ScaledObject's
+labels and annotations copied, and the ScaledObject as controlling owner so the garbage
+collector removes the HPA with it.
 
 The server fills defaults into what we send (behavior policies, selectPolicy, ...), so "up to
 date" is KEDA's DeepDerivative: every field we set has our value; fields we leave out may hold
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapter.controller.status import replacing_patch
+from adapter.keda.activity import ResourceMetric
 from adapter.keda.names import SCALED_OBJECT_LABEL
 from adapter.keda.objects import ScaledObject
 from adapter.kube.autoscaling import Hpa
@@ -40,6 +43,7 @@ class HpaMetric:
     name: str
     metric_type: str  # AverageValue | Value
     target: float
+    resource: ResourceMetric | None = None  # cpu or memory: a Resource metric instead of an External one
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,25 @@ def external_metric(so: ScaledObject, metric: HpaMetric) -> dict[str, Any]:
         "metric": {"name": metric.name, "selector": {"matchLabels": {label: value}}}, "target": target}}
 
 
+def resource_metric(resource: ResourceMetric) -> dict[str, Any]:
+    """KEDA's cpu/memory metric: Resource, or ContainerResource with a container name."""
+    target: dict[str, Any] = {"type": resource.target_type}
+    if resource.target_type == "Utilization":
+        target["averageUtilization"] = int(resource.value)
+    else:
+        target["averageValue"] = resource.value
+    if resource.container:
+        return {"type": "ContainerResource", "containerResource": {
+            "name": resource.resource, "container": resource.container, "target": target}}
+    return {"type": "Resource", "resource": {"name": resource.resource, "target": target}}
+
+
+def metric_specs(so: ScaledObject, metrics: Sequence[HpaMetric]) -> list[dict[str, Any]]:
+    """The HPA's metrics, sorted by type as KEDA sorts them (so the order never flips an update)."""
+    specs = [resource_metric(m.resource) if m.resource else external_metric(so, m) for m in metrics]
+    return sorted(specs, key=lambda spec: str(spec["type"]))
+
+
 def desired_hpa(so: ScaledObject, target: TargetKind, metrics: Sequence[HpaMetric], *,
                 pause_scale_in: bool = False, pause_scale_out: bool = False) -> dict[str, Any]:
     labels = {
@@ -84,7 +107,7 @@ def desired_hpa(so: ScaledObject, target: TargetKind, metrics: Sequence[HpaMetri
         "scaleTargetRef": {"apiVersion": target.api_version, "kind": target.kind, "name": so.target.name},
         "minReplicas": max(1, so.min_replica_count),
         "maxReplicas": so.max_replica_count,
-        "metrics": [external_metric(so, m) for m in metrics],
+        "metrics": metric_specs(so, metrics),
     }
     wanted_behavior = behavior(so, pause_scale_in, pause_scale_out)
     if wanted_behavior:

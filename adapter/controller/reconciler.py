@@ -300,8 +300,8 @@ class Reconciler:
         old_name = p.obj.status.hpa_name
         if old_name and old_name != so.hpa_name:
             await self._delete_hpa(so, old_name)
-        metrics = [HpaMetric(t.metric_name, t.metric_type, t.target) for t in p.adapter_view.triggers
-                   if t.resolved and t.target is not None]
+        metrics = [HpaMetric(t.metric_name, t.metric_type, t.target or 0.0, t.resource) for t in p.adapter_view.triggers
+                   if t.resolved and (t.target is not None or t.resource is not None)]
         wanted = desired_hpa(so, TargetKind(p.gvkr.api_version, p.gvkr.kind), metrics,
                              pause_scale_in=p.pause.scale_in, pause_scale_out=p.pause.scale_out)
         found = self.cache.hpa(so.namespace, so.hpa_name)
@@ -378,7 +378,8 @@ class Reconciler:
         p.fields.update(
             scaleTargetKind=p.gvkr.kind_string, scaleTargetGVKR=p.gvkr.as_status(),
             originalReplicaCount=original if original is not None else p.current.replicas,
-            externalMetricNames=[t.metric_name for t in triggers if t.resolved], hpaName=p.spec.hpa_name,
+            externalMetricNames=[t.metric_name for t in triggers if t.polled], hpaName=p.spec.hpa_name,
+            resourceMetricNames=[t.resource.resource for t in triggers if t.resource] or None,
             health=health(triggers), triggersActivity=triggers_activity(triggers),
         )
         falling_back = any(in_fallback(p.spec.fallback, t.failures) for t in triggers if t.error)

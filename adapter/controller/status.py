@@ -22,7 +22,7 @@ def health(triggers: Sequence[TriggerActivity]) -> dict[str, dict[str, Any]]:
 
 
 def triggers_activity(triggers: Sequence[TriggerActivity]) -> dict[str, dict[str, bool]]:
-    return {t.metric_name: {"isActive": t.active} for t in triggers if t.resolved}
+    return {t.metric_name: {"isActive": t.active} for t in triggers if t.polled}
 
 
 def newly_failing(triggers: Sequence[TriggerActivity], status: ScaledObjectStatus) -> list[TriggerActivity]:

@@ -27,6 +27,16 @@ Key = tuple[str, str]  # namespace, name
 
 
 @dataclass(frozen=True, slots=True)
+class ResourceMetric:
+    """A cpu or memory trigger: the HPA's own Resource (or ContainerResource) metric, never read."""
+
+    resource: str  # cpu | memory
+    target_type: str  # Utilization | AverageValue
+    value: str  # a whole percent, or a canonical quantity
+    container: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TriggerActivity:
     index: int
     type: str
@@ -42,10 +52,16 @@ class TriggerActivity:
     fallback: bool
     name: str = ""
     read_at: str | None = field(default=None, compare=False)
+    resource: ResourceMetric | None = None
 
     @property
     def read(self) -> bool:
         return self.read_at is not None
+
+    @property
+    def polled(self) -> bool:
+        """Read by the adapter; cpu and memory are not (the HPA measures them)."""
+        return self.resolved and self.resource is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +80,10 @@ class ObjectActivity:
 
     @property
     def active(self) -> bool:
-        return any(t.active for t in self.triggers)
+        """A trigger is active; or every trigger is cpu or memory, which KEDA holds always active."""
+        if any(t.active for t in self.triggers):
+            return True
+        return bool(self.triggers) and all(t.resource is not None for t in self.triggers)
 
     @property
     def failing(self) -> bool:
@@ -72,8 +91,8 @@ class ObjectActivity:
 
     @property
     def known(self) -> bool:
-        """Every trigger has been read (or one is active): enough to decide on."""
-        return self.active or (bool(self.triggers) and all(t.read for t in self.triggers if t.resolved))
+        """Every polled trigger has been read (or one is active): enough to decide on."""
+        return self.active or (bool(self.triggers) and all(t.read for t in self.triggers if t.polled))
 
     @property
     def resolve_errors(self) -> list[str]:
@@ -103,10 +122,15 @@ class ReplicaCount:
 
 
 def _trigger_fields(t: TriggerActivity) -> dict[str, Any]:
-    return {"index": t.index, "type": t.type, "name": t.name, "metricName": t.metric_name,
-            "metricType": t.metric_type, "target": t.target, "activation": t.activation,
-            "resolved": t.resolved, "value": t.value, "active": t.active, "error": t.error,
-            "consecutiveFailures": t.failures, "readAt": t.read_at, "fallback": t.fallback}
+    fields = {"index": t.index, "type": t.type, "name": t.name, "metricName": t.metric_name,
+              "metricType": t.metric_type, "target": t.target, "activation": t.activation,
+              "resolved": t.resolved, "value": t.value, "active": t.active, "error": t.error,
+              "consecutiveFailures": t.failures, "readAt": t.read_at, "fallback": t.fallback}
+    if t.resource is not None:
+        r = t.resource
+        fields["resource"] = {"name": r.resource, "targetType": r.target_type, "value": r.value,
+                              "container": r.container}
+    return fields
 
 
 def object_fields(o: ObjectActivity) -> dict[str, Any]:
@@ -190,7 +214,16 @@ def decode_trigger(raw: Mapping[str, Any]) -> TriggerActivity:
         resolved=bool(raw.get("resolved", True)), value=_number(raw, "value"), active=bool(raw.get("active")),
         error=_optional_str(raw, "error"), failures=_int(raw, "consecutiveFailures", 0, minimum=0),
         fallback=bool(raw.get("fallback")), read_at=_optional_str(raw, "readAt"),
+        resource=decode_resource(raw.get("resource")),
     )
+
+
+def decode_resource(raw: Any) -> ResourceMetric | None:
+    if raw is None:
+        return None
+    raw = _mapping(raw, "resource")
+    return ResourceMetric(resource=_str(raw, "name"), target_type=_str(raw, "targetType"), value=_str(raw, "value"),
+                          container=_str(raw, "container", ""))
 
 
 def decode_object(raw: Any) -> ObjectActivity:

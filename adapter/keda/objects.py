@@ -32,7 +32,8 @@ def legacy_key(key: str) -> str:
 
 FALLBACK_BEHAVIORS = ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
 
-MetricType = Literal["AverageValue", "Value"]
+MetricType = Literal["AverageValue", "Value", "Utilization"]  # Utilization: cpu and memory only
+RESOURCE_TRIGGERS = frozenset({"cpu", "memory"})  # measured by the HPA itself, never polled
 
 
 class InvalidObject(ValueError):
@@ -72,6 +73,12 @@ class TriggerSpec:
     auth_ref: AuthRef | None = None
     metric_type: MetricType = "AverageValue"
     use_cached_metrics: bool = False
+    declared_metric_type: str | None = None  # `metricType` as written (cpu and memory need to know)
+
+    @property
+    def resource(self) -> bool:
+        """A cpu or memory trigger: a Resource metric of the HPA, not an external one."""
+        return self.type in RESOURCE_TRIGGERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +261,14 @@ def _check_replicas(so: ScaledObject) -> None:
             f"idleReplicaCount ({so.idle_replica_count}) must be less than "
             f"minReplicaCount ({so.min_replica_count})"
         )
-    if so.fallback and any(t.metric_type != "AverageValue" for t in so.triggers):
+    external = [t for t in so.triggers if not t.resource]
+    if not external and so.min_replica_count == 0:
+        raise InvalidObject("scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't "
+                            "work in this case)")
+    if so.fallback and not external:
+        raise InvalidObject("at least one trigger (that is not cpu or memory) has to have the `AverageValue` type "
+                            "for the fallback to be enabled")
+    if so.fallback and any(t.metric_type != "AverageValue" for t in external):
         raise InvalidObject("fallback is only supported for triggers with metricType AverageValue")
 
 
@@ -296,10 +310,14 @@ def _parse_trigger(index: int, raw: Mapping[str, Any], legacy: bool) -> TriggerS
     metadata = _strings(raw.get("metadata"), f"{where}.metadata")
     if legacy:
         metadata = {legacy_key(k): v for k, v in metadata.items()}
-    raw_type = _string(raw.get("metricType"), f"{where}.metricType") or "AverageValue"
-    if raw_type not in ("AverageValue", "Value"):
-        raise InvalidObject(f'{where}.metricType "{raw_type}" must be one of [AverageValue, Value]')
-    metric_type: MetricType = "Value" if raw_type == "Value" else "AverageValue"
+    declared = _string(raw.get("metricType"), f"{where}.metricType") or None
+    metric_type: MetricType
+    if declared in (None, "AverageValue"):
+        metric_type = "AverageValue"
+    elif declared in ("Value", "Utilization"):
+        metric_type = "Value" if declared == "Value" else "Utilization"
+    else:
+        raise InvalidObject(f'{where}.metricType "{declared}" must be one of [AverageValue, Value, Utilization]')
     auth = _mapping(raw.get("authenticationRef"), f"{where}.authenticationRef")
     auth_ref = None
     if auth:
@@ -318,6 +336,7 @@ def _parse_trigger(index: int, raw: Mapping[str, Any], legacy: bool) -> TriggerS
         auth_ref=auth_ref,
         metric_type=metric_type,
         use_cached_metrics=_flag(raw.get("useCachedMetrics"), f"{where}.useCachedMetrics"),
+        declared_metric_type=declared,
     )
 
 

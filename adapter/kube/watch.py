@@ -159,8 +159,8 @@ class Reflector(Generic[T]):
 
     async def _absent_for_now(self) -> None:
         if not self._absent:
-            log.warning("resource=%s is not served (CRD not installed?); looking again every %.0fs",
-                        self.resource, self.absent_retry)
+            log.info("resource=%s is not served (CRD not installed?); looking again every %.0fs",
+                     self.resource, self.absent_retry)
             self._absent = True
         self.resource_version = None
         self.sink.listed(self.resource, [])

@@ -48,7 +48,7 @@ from scalers.base import (
     secret_field,
     secret_values,
 )
-from scalers.tls import TLSMaterialError, TLSSettings, client_context
+from scalers.tls import TLSSettings, check_settings
 
 Mode = Literal[
     "QueueLength", "MessageRate", "DeliverGetRate", "PublishedToDeliveredRatio",
@@ -247,7 +247,7 @@ def _broker(raw: _RawParams, url: SplitResult, protocol: Protocol, vhost: str) -
                           key=raw.key if given else None, key_password=raw.key_password if given else None,
                           unsafe_ssl=raw.unsafe_ssl)
         if given and (raw.ca or raw.cert):
-            _check_tls(tls)
+            check_settings(tls)
     timeout_ms = raw.timeout_ms or DEFAULT_HTTP_TIMEOUT_MS  # KEDA: 0 means the default
     return Broker(
         protocol=protocol,
@@ -261,15 +261,6 @@ def _broker(raw: _RawParams, url: SplitResult, protocol: Protocol, vhost: str) -
         tls=tls,
         timeout=AMQP_TIMEOUT if protocol == "amqp" else timeout_ms / 1000,
     )
-
-
-@functools.lru_cache(maxsize=256)
-def _check_tls(settings: TLSSettings) -> None:
-    """Fail at parse time on PEM material that does not load; once per distinct material."""
-    try:
-        client_context(settings)
-    except TLSMaterialError as exc:
-        raise ParameterError(f'TLS parameters "ca", "cert", "key" cannot be loaded: {exc}') from None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,7 +1,8 @@
 """`make bench`: print the project's performance figures.
 
     python -m tests.bench            # everything
-    python -m tests.bench api        # one part: api, brokers, controller, faults, servers, scalers, interceptor
+    python -m tests.bench api        # one part: api, brokers, controller, faults, servers, scalers,
+                                     #   streams, interceptor
 
 Figures are ratios against a baseline measured in the same command where one exists; the
 machine is shared and noisy, so read them as such.
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import api, brokers, controller, faults, interceptor, scalers, server_startup
+from tests.bench import api, brokers, controller, faults, interceptor, scalers, server_startup, streams_and_queries
 
 PARTS = {"api": api, "brokers": brokers, "controller": controller, "faults": faults, "servers": server_startup,
-         "scalers": scalers, "interceptor": interceptor}
+         "scalers": scalers, "streams": streams_and_queries, "interceptor": interceptor}
 
 
 def main(argv: list[str]) -> int:

@@ -164,7 +164,8 @@ def test_adapter_pod_satisfies_the_restricted_pod_security_standard(installed: C
     ("create", "horizontalpodautoscalers.autoscaling", True), ("patch", "deployments.apps/scale", True),
     ("update", "scaledobjects.keda.sh/status", True),
     ("create", "secrets", False), ("delete", "configmaps", False), ("update", "deployments.apps", False),
-    ("update", "scaledobjects.keda.sh", False), ("list", "pods", False),
+    ("watch", "pods", True), ("list", "endpointslices.discovery.k8s.io", True),
+    ("update", "scaledobjects.keda.sh", False), ("delete", "pods", False), ("list", "nodes", False),
 ])
 def test_service_account_rights(installed: ControlPlane, verb: str, resource: str, allowed: bool) -> None:
     resource, _, subresource = resource.partition("/")

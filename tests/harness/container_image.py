@@ -185,5 +185,5 @@ def build_image(pod: Podman, repository: str, base: str) -> tuple[str, bool]:
     if pod.has_image(image):
         return image, False
     pod.run("build", "--quiet", "--isolation", "chroot", *ulimits(), "--build-arg", f"BASE={base}", "-t", image,
-            "-f", str(ROOT / "Dockerfile"), str(ROOT), timeout=1200)
+            "-f", str(ROOT / "Dockerfile"), str(ROOT), timeout=2400)
     return image, True

@@ -42,6 +42,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.admin import DeleteGroupsRequest
+from aiokafka.protocol.commit import OffsetCommitRequest
 
 from tests.cluster.build import cache_root, locked
 from tests.harness.packages import ensure_packages
@@ -342,6 +343,17 @@ listener.name.mtls.ssl.client.auth=required
         finally:
             await producer.stop()
 
+    async def produce_many(self, counts: Mapping[tuple[str, int], int]) -> None:
+        """Append `count` messages to each (topic, partition), through one producer."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            sent = [await producer.send(topic, str(i).encode(), partition=partition)
+                    for (topic, partition), count in counts.items() for i in range(count)]
+            await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
+
     async def commit_offsets(self, group: str, topic: str, offsets: Mapping[int, int]) -> None:
         """Commit `offsets` (partition -> next offset the group would read) for `group`.
 
@@ -356,6 +368,33 @@ listener.name.mtls.ssl.client.auth=required
             await consumer.commit(committed)
         finally:
             await consumer.stop()
+
+    async def commit_many(self, commits: Mapping[str, tuple[str, Mapping[int, int]]]) -> None:
+        """Commit offsets for many groups at once ({group: (topic, {partition: offset})}), as a
+        simple consumer with no membership does: one OffsetCommit per group, sent concurrently."""
+        client = AIOKafkaClient(bootstrap_servers=self.bootstrap)
+        await client.bootstrap()
+        try:
+            async def commit(group: str, topic: str, offsets: Mapping[int, int]) -> None:
+                deadline = time.monotonic() + SETUP_TIMEOUT
+                request = OffsetCommitRequest(group, -1, "", -1, [(topic, [(p, o, "") for p, o in offsets.items()])])
+                while True:  # until the offsets topic is ready and its leader loaded the group
+                    try:
+                        node = await client.coordinator_lookup(CoordinationType.GROUP, group)
+                        response = await client.send(node, request)
+                        codes = {code for _, partitions in response.topics for _, code in partitions} - {0}
+                        if not codes:
+                            return
+                        error: KafkaError = for_code(max(codes))(f"committing offsets of group {group}")
+                    except KafkaError as exc:
+                        error = exc
+                    if not getattr(error, "retriable", False) or time.monotonic() > deadline:
+                        raise error
+                    await asyncio.sleep(0.2)
+
+            await asyncio.gather(*(commit(g, t, o) for g, (t, o) in commits.items()))
+        finally:
+            await client.close()
 
     async def delete_group(self, group: str) -> None:
         """Delete the consumer group and its committed offsets (it must have no members)."""

@@ -106,10 +106,12 @@ class PrometheusServer(ServerContext):
     """One `prometheus` process scraping `targets` (`host:port`) every second; a context manager."""
 
     def __init__(self, targets: Sequence[str], security: WebSecurity | None = None,
-                 scrape: Mapping[str, Any] | None = None, target_labels: Mapping[str, str] | None = None) -> None:
+                 flags: Sequence[str] = (), scrape: Mapping[str, Any] | None = None,
+                 target_labels: Mapping[str, str] | None = None) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="prometheus-"))
         self.targets = list(targets)
         self.security = security
+        self.flags = list(flags)  # more command-line flags (a benchmark raises connection limits)
         self.scrape = dict(scrape or {})
         self.target_labels = dict(target_labels or {})
         self.port = free_port()
@@ -131,7 +133,7 @@ class PrometheusServer(ServerContext):
                 {"targets": self.targets, **({"labels": self.target_labels} if self.target_labels else {})}]}],
         }))
         command = ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.directory / 'data'}",
-                   f"--web.listen-address=127.0.0.1:{self.port}"]
+                   f"--web.listen-address=127.0.0.1:{self.port}", *self.flags]
         if self.security is not None:
             web = self.directory / "web.yml"
             web.write_text(yaml.safe_dump(self.security.web_config(self.directory)))

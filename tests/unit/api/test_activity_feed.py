@@ -7,6 +7,7 @@ in-process transport.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,14 @@ import pytest
 
 from adapter.api.activity_feed import ActivityFeed, build_internal_app
 from adapter.catalog.catalog import Catalog
+from adapter.keda.activity import (
+    ObjectActivity,
+    ResourceMetric,
+    TriggerActivity,
+    decode_document,
+    encode_document,
+    encode_object,
+)
 from adapter.store.store import MetricStore
 from scalers.registry import REGISTRY
 
@@ -113,3 +122,21 @@ async def test_replica_reports_reach_the_store(world: Any) -> None:
     trigger = next(iter(store.entries())).trigger
     assert store.current_replicas(trigger) == 3
     assert (await client.post("/replicas", json={"items": [{"name": "x"}]})).status_code == 400
+
+
+def test_cpu_triggers_travel_as_resource_metrics_and_keep_keda_activity() -> None:
+    """Only cpu/memory: always active and known at once; mixed: the other triggers decide."""
+    cpu = TriggerActivity(index=0, type="cpu", metric_name="s0-cpu", metric_type="Utilization", target=50.0,
+                          activation=0.0, resolved=True, value=None, active=False, error=None, failures=0,
+                          fallback=False, resource=ResourceMetric("cpu", "Utilization", "50", "app"))
+    cron = TriggerActivity(index=1, type="cron", metric_name="s1-cron", metric_type="AverageValue", target=1.0,
+                           activation=0.0, resolved=True, value=0.0, active=False, error=None, failures=0,
+                           fallback=False, read_at="2026-01-01T00:00:00.000000Z")
+    only = ObjectActivity("ns", "only", "u", 1, None, (cpu,))
+    mixed = ObjectActivity("ns", "mixed", "u", 1, None, (cpu, cron))
+    assert only.active and only.known
+    assert not mixed.active and mixed.known
+    document = decode_document(json.loads(encode_document("g", True, [encode_object(only), encode_object(mixed)])))
+    decoded = {(o.namespace, o.name): o for o in document.objects}
+    assert decoded[("ns", "only")].triggers[0].resource == ResourceMetric("cpu", "Utilization", "50", "app")
+    assert decoded[("ns", "mixed")] == mixed

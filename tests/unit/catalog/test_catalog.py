@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from adapter.catalog.catalog import Catalog
+from adapter.catalog.directory_source import read_directory
 from scalers.registry import REGISTRY
 
 CRON_META = {"timezone": "UTC", "start": "0 6 * * *", "end": "0 20 * * *"}
@@ -95,7 +96,7 @@ def test_cluster_trigger_authentication_reads_the_cluster_namespace() -> None:
                                                                    "key": "missing"}]}),
       secret("s", n="5")],
      'key "missing" not found in Secret default/s'),
-    ([scaled_object("so", {"type": "kafka", "metadata": {}})], 'unknown trigger type "kafka"'),
+    ([scaled_object("so", {"type": "pulsar", "metadata": {}})], 'unknown trigger type "pulsar"'),
     ([scaled_object("so", {"type": "cron", "metadata": CRON_META})], 'missing required parameter "desiredReplicas"'),
     ([scaled_object("so", {"type": "cron", "metadata": CRON_META},
                     target={"name": "web", "envSourceContainerName": "sidecar"}), deployment([])],
@@ -154,3 +155,60 @@ def test_shipped_examples_resolve_without_problems() -> None:
         catalog.replace_all(found, problems)
         assert not catalog.problems, (directory, catalog.problems)
         assert list(catalog.triggers()), directory
+
+
+# -- cpu/memory, kubernetes-workload: what is served and what the scalers see ------------------------
+
+
+def test_cpu_is_resolved_but_never_served_and_utilization_is_refused_for_external_metrics() -> None:
+    cpu = {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}
+    cron = {"type": "cron", "metricType": "Utilization", "metadata": {**CRON_META, "desiredReplicas": "1"}}
+    so = {**scaled_object("so", cpu), "spec": {"scaleTargetRef": {"name": "web"}, "triggers": [cpu, cron]}}
+    catalog = load(so)
+    resolved = catalog.scaled_object("default", "so")
+    assert resolved is not None
+    first, second = resolved.triggers
+    assert first.error is None and first.metric is not None and first.metric.resource is not None
+    assert not first.served and list(catalog.triggers()) == []
+    assert second.error == ("'Utilization' metric type is unsupported for external metrics, allowed values are "
+                            "'Value' or 'AverageValue'")
+
+
+def test_pods_and_endpoint_slices_feed_the_cluster_view_without_re_resolving() -> None:
+    workload = {"type": "kubernetes-workload", "metadata": {"podSelector": "app=web", "value": "2"}}
+    pod = {"kind": "Pod", "metadata": {"name": "p1", "namespace": "default", "labels": {"app": "web"}},
+           "status": {"phase": "Running"}}
+    catalog = load(scaled_object("so", workload), pod)
+    generation = catalog.generation
+    assert catalog.cluster.count_pods("default", "app=web") == 1
+    catalog.apply({**pod, "metadata": {**pod["metadata"], "name": "p2"}})
+    assert catalog.cluster.count_pods("default", "app=web") == 2 and catalog.generation == generation
+    catalog.apply(pod, deleted=True)
+    assert catalog.cluster.count_pods("default", "app=web") == 1
+    (trigger,) = catalog.triggers()
+    assert trigger.metric_name == "s0-workload-default" and trigger.config.namespace == "default"
+
+
+def test_standalone_mode_reads_pods_from_the_directory(tmp_path: Any) -> None:
+    (tmp_path / "objects.yaml").write_text("""
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: so}
+spec:
+  scaleTargetRef: {name: web}
+  triggers: [{type: kubernetes-workload, metadata: {podSelector: "app in (web, api)", value: "1"}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, labels: {app: web}}
+status: {phase: Running}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, labels: {app: api}}
+status: {phase: Succeeded}
+""")
+    objects, problems = read_directory(tmp_path)
+    catalog = Catalog(REGISTRY)
+    catalog.replace_all(objects, problems)
+    assert not catalog.problems and catalog.cluster.count_pods("default", "app in (web, api)") == 1

@@ -17,6 +17,8 @@ from adapter.catalog.kubernetes_source import (
     SECRETS,
     TRIGGER_AUTHENTICATIONS,
     KubernetesSource,
+    strip_endpoint_slice,
+    strip_pod,
     strip_scaled_object,
     strip_workload,
 )
@@ -130,3 +132,25 @@ def test_only_the_scaled_objects_that_read_an_object_are_resolved_again(source: 
     assert source.catalog.scaled_object("default", "web") is before  # not resolved again
     source.changed(SECRETS, secret("s3cret"), deleted=False)  # the one it missed before
     assert source.catalog.scaled_object("default", "web") is not before and errors(source) == []
+
+
+def test_pods_and_endpoint_slices_keep_only_what_the_scalers_read() -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "p", "namespace": "n", "labels": {"app": "a"}, "resourceVersion": "9",
+                        "managedFields": [{}], "ownerReferences": [{}]},
+           "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "i"}]},
+           "status": {"phase": "Running", "conditions": [{"type": "Ready"}], "podIP": "10.0.0.1"}}
+    assert strip_pod(pod) == {"apiVersion": "v1", "kind": "Pod",
+                              "metadata": {"name": "p", "namespace": "n", "labels": {"app": "a"}},
+                              "spec": {"nodeName": "node-1"}, "status": {"phase": "Running"}}
+    restarted = copy.deepcopy(pod)
+    restarted["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    assert strip_pod(restarted) == strip_pod(pod)  # a condition flapping is no event for the catalog
+    endpoint_slice = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                      "metadata": {"name": "s", "namespace": "n", "labels": {"kubernetes.io/service-name": "svc"}},
+                      "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": True, "serving": True},
+                                     "targetRef": {"kind": "Pod"}}],
+                      "ports": [{"port": 8080, "name": "http", "protocol": "TCP"}]}
+    assert strip_endpoint_slice(endpoint_slice)["endpoints"] == [{"addresses": ["10.0.0.1"],
+                                                                  "conditions": {"ready": True}}]
+    assert strip_endpoint_slice(endpoint_slice)["ports"] == [{"port": 8080}]

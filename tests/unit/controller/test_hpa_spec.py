@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from adapter.controller.hpa import SPEC_HASH, HpaMetric, TargetKind, derivative, desired_hpa, hpa_patch, up_to_date
+from adapter.keda.activity import ResourceMetric
 from adapter.keda.objects import parse_scaled_object
 from adapter.kube.autoscaling import Hpa, parse_hpa
 
@@ -137,3 +138,20 @@ def test_update_patch_replaces_the_spec_and_touches_only_our_metadata() -> None:
 ])
 def test_derivative(wanted: Any, found: Any, same: bool) -> None:
     assert derivative(wanted, found) is same
+
+
+# -- cpu and memory: the metrics KEDA's getScaledObjectMetricSpecs writes ----------------------------
+
+CPU = ResourceMetric("cpu", "Utilization", "50")
+MEMORY = ResourceMetric("memory", "AverageValue", "512Mi", container="app")
+
+
+def test_cpu_and_memory_are_resource_metrics_sorted_by_type_as_keda_sorts_them() -> None:
+    metrics = [HpaMetric("s0-cpu", "Utilization", 50, CPU), METRICS[0],
+               HpaMetric("s2-memory", "AverageValue", 0, MEMORY)]
+    spec = desired_hpa(scaled_object(minReplicaCount=1), DEPLOYMENT, metrics)["spec"]
+    assert [m["type"] for m in spec["metrics"]] == ["ContainerResource", "External", "Resource"]
+    assert spec["metrics"][0] == {"type": "ContainerResource", "containerResource": {
+        "name": "memory", "container": "app", "target": {"type": "AverageValue", "averageValue": "512Mi"}}}
+    assert spec["metrics"][2] == {"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}

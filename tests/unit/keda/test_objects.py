@@ -56,6 +56,9 @@ def test_advanced_and_fallback() -> None:
     assert parsed.restore_to_original_replica_count and parsed.idle_replica_count == 0
 
 
+CPU = {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}
+
+
 @pytest.mark.parametrize("change, error", [
     ({"metadata": {}}, "metadata.name is required"),
     ({"spec": {"triggers": [CRON]}}, "spec.scaleTargetRef.name is required"),
@@ -70,7 +73,16 @@ def test_advanced_and_fallback() -> None:
     ({"spec.maxReplicaCount": -1}, "spec.maxReplicaCount must be at least 0"),
     ({"spec.fallback": {"replicas": 2}}, "spec.fallback needs failureThreshold and replicas"),
     ({"spec.fallback": {"failureThreshold": 1, "replicas": 2, "behavior": "x"}}, 'behavior "x" must be one of'),
-    ({"spec.triggers": [{**CRON, "metricType": "Utilization"}]}, 'metricType "Utilization" must be one of'),
+    ({"spec.triggers": [{**CRON, "metricType": "Percent"}]}, 'metricType "Percent" must be one of'),
+    ({"spec.triggers": [{**CRON, "metricType": "Utilization"}]}, None),  # refused per trigger, by the resolver
+    # cpu and memory (KEDA's admission webhook and CheckFallbackValid)
+    ({"spec.triggers": [CPU]}, "scaledobject has only cpu/memory triggers AND minReplica is 0"),
+    ({"spec.triggers": [CPU, {**CPU, "type": "memory"}]}, "only cpu/memory triggers AND minReplica is 0"),
+    ({"spec.triggers": [CPU], "spec.minReplicaCount": 1}, None),
+    ({"spec.triggers": [CPU, CRON]}, None),
+    ({"spec.triggers": [CPU], "spec.minReplicaCount": 1, "spec.fallback": {"failureThreshold": 1, "replicas": 2}},
+     "at least one trigger (that is not cpu or memory) has to have the `AverageValue` type"),
+    ({"spec.triggers": [CPU, CRON], "spec.fallback": {"failureThreshold": 1, "replicas": 2}}, None),
     ({"spec.triggers": [{**CRON, "metricType": "Value"}], "spec.fallback": {"failureThreshold": 1, "replicas": 2}},
      "fallback is only supported for triggers with metricType AverageValue"),
     ({"spec.triggers": [{**CRON, "name": "a"}, {**CRON, "name": "a"}]}, "unique names, duplicated: a"),

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapter.api.selectors import Op, Requirement, SelectorError, parse_selector
+from adapter.kube.selectors import Op, Requirement, SelectorError, parse_selector
 
 R = Requirement
 

@@ -1,10 +1,11 @@
 """Label selectors exactly as Kubernetes parses them (k8s.io/apimachinery/pkg/labels).
 
-The HPA sends `labelSelector=scaledobject.keda.sh/name=<so>`; we need the full grammar only to
-answer 400 where kube-apiserver would and to route by the one requirement that names the
-ScaledObject. Parsing is a lexer (greedy special symbols) and a recursive-descent parser that
-keeps upstream's quirks: `x=` means x equals "", `x in ()` is {""}, `(a,,b)` contains "", and
-`in`/`notin` are keywords only where an operator is expected.
+Two readers: the API, where the HPA sends `labelSelector=scaledobject.keda.sh/name=<so>` (the
+full grammar answers 400 where kube-apiserver would, and routing uses the one requirement that
+names the ScaledObject), and the catalog's pod view, which matches a kubernetes-workload
+trigger's `podSelector` against pod labels. Parsing is a lexer (greedy special symbols) and a
+recursive-descent parser that keeps upstream's quirks: `x=` means x equals "", `x in ()` is
+{""}, `(a,,b)` contains "", and `in`/`notin` are keywords only where an operator is expected.
 """
 
 from __future__ import annotations
