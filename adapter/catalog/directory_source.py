@@ -30,7 +30,7 @@ from adapter.catalog.catalog import Catalog, Problem, RawObject
 from adapter.keda.fields import SHAPES, unknown_fields
 from adapter.keda.http_scaled_object import HTTP_SCALED_OBJECT_KIND, scaled_object_for
 from adapter.keda.names import KEDA_GROUP, KEDA_GROUPS, KEDA_VERSION
-from adapter.keda.objects import InvalidObject, ObjectRef
+from adapter.keda.objects import InvalidObject, ObjectRef, parse_scaled_object, parse_trigger_authentication
 from adapter.kube.manifest_files import UnsafeDocument, documents, manifest_files, stamp
 
 log = logging.getLogger("eventscale.directory")
@@ -84,7 +84,7 @@ def _strict_problem(doc: Mapping[str, Any]) -> str | None:
         return None
     if api_version == f"{KEDA_GROUP}/{KEDA_VERSION}" and kind in SHAPES:
         unknown = list(unknown_fields(doc, SHAPES[kind]))
-        return f"unknown fields: {', '.join(unknown)}" if unknown else None
+        return _with_parse_problem(doc, f"unknown fields: {', '.join(unknown)}") if unknown else None
     if kind in KINDS or kind == HTTP_SCALED_OBJECT_KIND:
         return None
     served = "ScaledObject, TriggerAuthentication, ClusterTriggerAuthentication, HTTPScaledObject"
@@ -103,6 +103,16 @@ def _shape_problem(doc: Any) -> str | None:
     if not isinstance(meta.get("namespace", ""), str):
         return "has a metadata.namespace that is not a string"
     return None
+
+
+def _with_parse_problem(doc: Mapping[str, Any], message: str) -> str:
+    """`message`, and what the parser says of the object too, so that one edit can fix both."""
+    parse = parse_scaled_object if doc["kind"] == "ScaledObject" else parse_trigger_authentication
+    try:
+        parse(doc)
+    except InvalidObject as exc:
+        return f"{message}; {exc}"
+    return message
 
 
 def _first_line(exc: BaseException) -> str:

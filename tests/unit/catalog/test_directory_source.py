@@ -70,6 +70,8 @@ spec:
      "unknown fields: spec.pollingIntervall, spec.minReplicaCont, spec.triggers[0].metdata"),
     (SCALED_OBJECT.replace("scaleTargetRef: {name: worker}", "scaleTargetRef: {name: worker, knd: Deployment}"),
      "ScaledObject shop/orders", "unknown fields: spec.scaleTargetRef.knd"),
+    (SCALED_OBJECT.replace("scaleTargetRef: {name: worker}", "scaleTargetRef: {nme: worker}"),
+     "ScaledObject shop/orders", "unknown fields: spec.scaleTargetRef.nme; spec.scaleTargetRef.name is required"),
     (SCALED_OBJECT.replace("kind: ScaledObject", "kind: ScaledObjekt"), "ScaledObjekt shop/orders",
      "kind ScaledObjekt of keda.sh/v1alpha1 is not served"),
     (SCALED_OBJECT.replace("kind: ScaledObject", "kind: ScaledJob"), "ScaledJob shop/orders",
