@@ -228,8 +228,9 @@ def generate(
     admin = ensure("admin", lambda: issue(ca, "admin", organizations=["system:masters"], client=True))
     proxy_ca = ensure("front_proxy_ca", lambda: new_ca("eventscale-front-proxy-ca"))
     ensure("front_proxy_client", lambda: issue(proxy_ca, FRONT_PROXY_CLIENT_CN, client=True))
-    if force or written or not layout.kubeconfig.exists():
-        write_private(layout.kubeconfig, kubeconfig(ca, admin, f"https://127.0.0.1:{port}").encode())
+    config = kubeconfig(ca, admin, f"https://127.0.0.1:{port}").encode()
+    if not layout.kubeconfig.exists() or layout.kubeconfig.read_bytes() != config:  # e.g. another --port
+        write_private(layout.kubeconfig, config)
         written.append(layout.kubeconfig.name)
     return written
 

@@ -1,39 +1,40 @@
-"""Command line: `certs` makes the PKI, `serve` runs the adapter, `manifests` registers our CA,
-`convert` rewrites 2019 ScaledObjects, `controller` runs the sidecar (adapter/controller/command.py),
+"""Command line (`eventscale`, or `python -m adapter`): `certs` makes the PKI, `serve` runs the
+adapter, `scaffold` writes a first workload's manifests, `manifests` registers our CA, `convert`
+rewrites 2019 ScaledObjects, `controller` runs the sidecar (adapter/controller/command.py),
 `interceptor` the HTTP proxy (adapter/interceptor/command.py).
 
     python -m adapter certs --cert-dir certs
     python -m adapter serve --local-dir manifests/examples/local --cert-dir certs --secure-port 6443
     python -m adapter serve --kubeconfig ~/.kube/config --cert-dir certs     # cluster mode
     python -m adapter serve --self-signed-certs --cert-dir /certs --bind-address 0.0.0.0   # in a pod
+    eventscale scaffold --name worker --image REGISTRY/worker:1 --trigger redis \
+        --metadata address=redis:6379 --metadata listName=jobs --auth password=... > worker.yaml
     python -m adapter manifests --cert-dir certs --out manifests
     python -m adapter convert old-scaledobjects.yaml > scaledobjects.yaml
     python -m adapter controller --kubeconfig ~/.kube/config --adapter-url http://127.0.0.1:9022
     python -m adapter interceptor --listen 0.0.0.0:8080                  # in a cluster
 
-`serve` without `--local-dir` is cluster mode.
+`serve` without `--local-dir` is cluster mode. `--log-level` and `--log-format` are accepted
+before or after the command's name.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapter import certs
+from adapter import certs, logs
 from adapter.controller import command as controller_command
 from adapter.interceptor import command as interceptor_command
+from adapter.version import describe
 
 if TYPE_CHECKING:
     from adapter.api.delegation import DelegateConfig
     from adapter.server import ServeOptions
-
-LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
-
 
 def _certs(args: argparse.Namespace) -> int:
     written = certs.generate(
@@ -134,26 +135,40 @@ def _convert(args: argparse.Namespace) -> int:
     return run(args.files)
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m adapter", description="eventscale: external metrics for KEDA "
-                                   "ScaledObjects, served to the Kubernetes HPA")
-    root.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    commands = root.add_subparsers(dest="command", required=True)
+def _scaffold(args: argparse.Namespace) -> int:
+    from adapter.scaffold import run
 
+    return run(args)
+
+
+def _logging_options(parser: argparse.ArgumentParser) -> None:
+    """--log-level and --log-format, on the root and on every command (SUPPRESS: a command's
+    parser leaves a value given before the command's name alone)."""
+    group = parser.add_argument_group("logging (before or after the command's name)")
+    group.add_argument("--log-level", type=str.upper, choices=logs.LEVELS, default=argparse.SUPPRESS,
+                       help="least severity logged (default INFO); DEBUG also shows libraries' lines and tracebacks")
+    group.add_argument("--log-format", choices=logs.FORMATS, default=argparse.SUPPRESS,
+                       help="text: key=value lines (default); json: one JSON object per line")
+
+
+def _certs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = commands.add_parser("certs", help="generate the CA, serving, client and front-proxy certificates")
     c.add_argument("--cert-dir", default="certs", help="directory to write to (default: certs)")
     c.add_argument("--service", default="eventscale-adapter", help="in-cluster Service name for the serving SANs")
     c.add_argument("--namespace", default="eventscale", help="in-cluster namespace for the serving SANs")
     c.add_argument("--host", action="append", default=[], help="extra SAN (DNS name or IP); repeatable")
-    c.add_argument("--port", type=int, default=6443, help="port written into the kubeconfig")
+    c.add_argument("--port", type=int, default=6443, help="port written into the kubeconfig (rewritten when it "
+                   "changes; default 6443)")
     c.add_argument("--force", action="store_true", help="replace existing material")
     c.set_defaults(func=_certs)
 
+
+def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = commands.add_parser("serve", help="serve external.metrics.k8s.io over HTTPS")
     s.add_argument("--local-dir", help="standalone mode: read objects from YAML manifests in this directory")
     s.add_argument("--cert-dir", default="certs", help="certificate directory (from `certs`)")
-    s.add_argument("--secure-port", type=int, default=6443)
-    s.add_argument("--bind-address", default="127.0.0.1")
+    s.add_argument("--secure-port", type=int, default=6443, help="HTTPS port (default 6443)")
+    s.add_argument("--bind-address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--metric-max-age", type=float, default=2.0,
                    help="seconds a value is reused for triggers without useCachedMetrics (default 2)")
     s.add_argument("--scaler-timeout", type=float, default=5.0, help="seconds a scaler read may take (default 5)")
@@ -192,28 +207,60 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds between full relists of every watched resource (default 1800)")
     s.set_defaults(func=_serve)
 
+
+def _scaffold_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    f = commands.add_parser("scaffold", help="write a Deployment, ScaledObject and (with --auth) Secret and "
+                            "TriggerAuthentication for one workload, checked as the adapter will resolve them")
+    f.add_argument("--name", required=True, help="name of the Deployment and ScaledObject")
+    f.add_argument("--image", required=True, help="container image of the workload")
+    f.add_argument("--trigger", required=True, metavar="TYPE", help="trigger type, e.g. redis, rabbitmq, cron")
+    f.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                   help="a trigger metadata entry (repeatable), e.g. listName=jobs")
+    f.add_argument("--auth", action="append", default=[], metavar="KEY=VALUE",
+                   help="a credential (repeatable), e.g. password=...: written into a Secret that the "
+                   "TriggerAuthentication hands to the trigger, never into the ScaledObject")
+    f.add_argument("--namespace", default="default", help="namespace of the objects (default default)")
+    f.add_argument("--min-replicas", type=int, default=0, help="minReplicaCount (default 0)")
+    f.add_argument("--max-replicas", type=int, default=10, help="maxReplicaCount (default 10)")
+    f.add_argument("--polling-interval", type=int, default=30, help="pollingInterval in seconds (default 30)")
+    f.add_argument("--out", help="file to write (default: standard output)")
+    f.set_defaults(func=_scaffold)
+
+
+def _other_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m = commands.add_parser("manifests", help="write the CA of --cert-dir into the APIService manifest")
     m.add_argument("--cert-dir", default="certs", help="certificate directory (from `certs`)")
     m.add_argument("--out", default="manifests", help="manifests directory (default: manifests)")
     m.set_defaults(func=_manifests)
-
     v = commands.add_parser("convert", help="rewrite 2019 keda.k8s.io ScaledObjects as keda.sh/v1alpha1 YAML "
                             "on stdout; other objects pass through")
     v.add_argument("files", nargs="+", metavar="FILE", help="YAML file to read; - for standard input")
     v.set_defaults(func=_convert)
 
+
+def _program() -> str:
+    return "python -m adapter" if Path(sys.argv[0]).name == "__main__.py" else "eventscale"
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog=_program(), description="eventscale: event-driven autoscaling for KEDA "
+                                   "ScaledObjects, served to the Kubernetes HPA as external metrics")
+    root.add_argument("--version", action="version", version=describe(), help="print the version and exit")
+    _logging_options(root)
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _certs_parser(commands)
+    _serve_parser(commands)
+    _scaffold_parser(commands)
+    _other_parsers(commands)
     controller_command.add_parser(commands)
     interceptor_command.add_parser(commands)
+    for command in commands.choices.values():
+        _logging_options(command)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per kube-apiserver call is noise
-    logging.getLogger("azure").setLevel(logging.WARNING)  # one line per Service Bus request
-    # pika logs each failed connection attempt at ERROR with a traceback; the store logs the
-    # same failure once, masked and naming the scaler
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    logs.configure(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     result: int = args.func(args)
     return result

@@ -41,8 +41,8 @@ from adapter.auth.tls_server import GLIBC, HttpLimits, PeerCertificateProtocol, 
 from adapter.catalog.catalog import Catalog, raised_at
 from adapter.catalog.directory_source import DirectorySource
 from adapter.catalog.kubernetes_source import KubernetesSource
+from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger
 from adapter.certs import FRONT_PROXY_CLIENT_CN, CertLayout
-from adapter.keda.names import SCALED_OBJECT_LABEL
 from adapter.kube.client import KubeApi
 from adapter.store.store import MetricStore
 from scalers.http.scaler import HttpScaler
@@ -103,12 +103,38 @@ def build_local(options: ServeOptions) -> Adapter:
         raise SystemExit(f"--local-dir {options.local_dir}: not a directory")
     catalog, store = _catalog_and_store(options)
     source = DirectorySource(options.local_dir, catalog, options.reload_interval)
+    catalog.subscribe(_served_metrics_logger(catalog, options.cert_dir / "kubeconfig"))
     source.load()
     health = Health(ready={"catalog-loaded": lambda: catalog.generation > 0})
     auth = local_auth_config(CertLayout(options.cert_dir), options.requestheader_allowed_names)
     app = _app(health, catalog, store, Authenticator(auth), AllowAuthenticated(), options.delegates)
     return Adapter(catalog, store, health, app, {"directory-watch": source.run, "metric-poller": store.poll_forever},
                    cleanup=_delegates_cleanup(app))
+
+
+def kubectl_get_raw(resolved: ResolvedScaledObject, trigger: ResolvedTrigger, kubeconfig: Path | None) -> str:
+    """The kubectl command that reads `trigger`'s metric as the HPA does (with the object's selector:
+    `scaledobject.keda.sh/name`, or `deploymentName` for a 2019-format object)."""
+    label, value = resolved.so.route
+    selector = quote(f"{label}={value}", safe="")
+    path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{trigger.namespace}/{trigger.metric_name}"
+    config = f" --kubeconfig {kubeconfig}" if kubeconfig is not None else ""
+    return f"kubectl{config} get --raw '{path}?labelSelector={selector}'"
+
+
+def _served_metrics_logger(catalog: Catalog, kubeconfig: Path) -> Callable[[set[tuple[str, str]]], None]:
+    """Standalone mode: after each reload, one line per metric of each changed ScaledObject, with
+    the kubectl command that reads it (so an edit shows the metric names it serves)."""
+    def served(keys: set[tuple[str, str]]) -> None:
+        for namespace, name in sorted(keys):
+            resolved = catalog.scaled_object(namespace, name)
+            if resolved is None or resolved.error is not None:
+                continue
+            for trigger in resolved.triggers:
+                if trigger.error is None:
+                    log.info("scaledobject=%s/%s trigger=%d metric=%s try=%s", namespace, name, trigger.spec.index,
+                             trigger.metric_name, kubectl_get_raw(resolved, trigger, kubeconfig))
+    return served
 
 
 def _app(health: Health, catalog: Catalog, store: MetricStore, authenticator: Authenticator,
@@ -239,9 +265,7 @@ async def _announce(server: uvicorn.Server, adapter: Adapter, options: ServeOpti
     while not server.started:
         await asyncio.sleep(0.05)
     log.info("serving=https://%s:%d", options.bind_address, options.secure_port)
-    for trigger in adapter.catalog.triggers():
-        selector = quote(f"{SCALED_OBJECT_LABEL}={trigger.scaled_object}", safe="")
-        path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{trigger.namespace}/{trigger.metric_name}"
-        print(f"try: kubectl --kubeconfig {options.cert_dir / 'kubeconfig'} get --raw "
-              f"'{path}?labelSelector={selector}'", flush=True)
-        return
+    for resolved in adapter.catalog.scaled_objects():
+        for trigger in resolved.triggers:
+            print(f"try: {kubectl_get_raw(resolved, trigger, options.cert_dir / 'kubeconfig')}", flush=True)
+            return

@@ -1,9 +1,14 @@
 """Standalone mode's object source: YAML manifests in a directory, re-read when they change.
 
-Files are read as `adapter.kube.manifest_files` reads them (and polled for changes). Kinds we
-do not know are ignored; an HTTPScaledObject is served as the ScaledObject it stands for
-(`adapter.keda.http_scaled_object`). A file that does not parse is reported by name and
-reason; everything read from the other files keeps serving.
+Files are read as `adapter.kube.manifest_files` reads them (and polled for changes). An
+HTTPScaledObject is served as the ScaledObject it stands for (`adapter.keda.http_scaled_object`).
+A file that does not parse is reported by name and reason; everything read from the other files
+keeps serving.
+
+Strict as `kubectl apply` is against the CRDs: a keda.sh object with fields its CRD does not
+have (`pollingIntervall`, `metdata`) is a problem naming every such field at once, and is not
+served; so is a kind of KEDA's groups that standalone mode does not read (ScaledJob, a misspelt
+kind). Kinds of other groups that nothing here reads (a Service, a Namespace) are skipped.
 
 What a file holds is untrusted: one refused by `manifest_files` (too large, aliases past the
 bound), or whose `kind`, `metadata.name` or `metadata.namespace` is not a string, is a problem
@@ -22,8 +27,10 @@ from typing import Any
 import yaml
 
 from adapter.catalog.catalog import Catalog, Problem, RawObject
+from adapter.keda.fields import SHAPES, unknown_fields
 from adapter.keda.http_scaled_object import HTTP_SCALED_OBJECT_KIND, scaled_object_for
-from adapter.keda.objects import InvalidObject, ObjectRef
+from adapter.keda.names import KEDA_GROUP, KEDA_GROUPS, KEDA_VERSION
+from adapter.keda.objects import InvalidObject, ObjectRef, parse_scaled_object, parse_trigger_authentication
 from adapter.kube.manifest_files import UnsafeDocument, documents, manifest_files, stamp
 
 log = logging.getLogger("eventscale.directory")
@@ -52,16 +59,36 @@ def read_directory(directory: Path) -> tuple[list[tuple[RawObject, str]], list[P
             problem = _shape_problem(doc)
             if problem is not None:
                 problems.append(Problem(where, f"document {i} {problem}", f"file:{name}"))
+            elif (strict := _strict_problem(doc)) is not None:
+                problems.append(Problem(_ref(doc), strict, f"file:{name}"))
             elif doc["kind"] in KINDS:
                 objects.append((doc, f"file:{name}"))
             elif doc.get("kind") == HTTP_SCALED_OBJECT_KIND:  # served as the ScaledObject it stands for
                 try:
                     objects.append((scaled_object_for(doc), f"file:{name}"))
                 except InvalidObject as exc:
-                    ref = ObjectRef(HTTP_SCALED_OBJECT_KIND, str(doc["metadata"].get("namespace") or "default"),
-                                    str(doc["metadata"].get("name")))
-                    problems.append(Problem(ref, str(exc), f"file:{name}"))
+                    problems.append(Problem(_ref(doc), str(exc), f"file:{name}"))
     return objects, problems
+
+
+def _ref(doc: Mapping[str, Any]) -> ObjectRef:
+    namespace = "" if doc["kind"] == "ClusterTriggerAuthentication" else doc["metadata"].get("namespace") or "default"
+    return ObjectRef(doc["kind"], namespace, doc["metadata"]["name"])
+
+
+def _strict_problem(doc: Mapping[str, Any]) -> str | None:
+    """What `kubectl apply` would refuse in a document of KEDA's groups: unknown fields, an unknown kind."""
+    api_version, kind = str(doc.get("apiVersion", "")), doc["kind"]
+    group = api_version.partition("/")[0]
+    if group not in (*KEDA_GROUPS, "http." + KEDA_GROUP):
+        return None
+    if api_version == f"{KEDA_GROUP}/{KEDA_VERSION}" and kind in SHAPES:
+        unknown = list(unknown_fields(doc, SHAPES[kind]))
+        return _with_parse_problem(doc, f"unknown fields: {', '.join(unknown)}") if unknown else None
+    if kind in KINDS or kind == HTTP_SCALED_OBJECT_KIND:
+        return None
+    served = "ScaledObject, TriggerAuthentication, ClusterTriggerAuthentication, HTTPScaledObject"
+    return f"kind {kind} of {api_version} is not served (standalone mode reads {served})"
 
 
 def _shape_problem(doc: Any) -> str | None:
@@ -76,6 +103,16 @@ def _shape_problem(doc: Any) -> str | None:
     if not isinstance(meta.get("namespace", ""), str):
         return "has a metadata.namespace that is not a string"
     return None
+
+
+def _with_parse_problem(doc: Mapping[str, Any], message: str) -> str:
+    """`message`, and what the parser says of the object too, so that one edit can fix both."""
+    parse = parse_scaled_object if doc["kind"] == "ScaledObject" else parse_trigger_authentication
+    try:
+        parse(doc)
+    except InvalidObject as exc:
+        return f"{message}; {exc}"
+    return message
 
 
 def _first_line(exc: BaseException) -> str:
@@ -101,7 +138,7 @@ class DirectorySource:
     def _apply(self, found: tuple[list[tuple[RawObject, str]], list[Problem]]) -> None:
         objects, problems = found
         self.catalog.replace_all(objects, problems)
-        log.info("directory=%s objects=%d problems=%d", self.directory, len(objects), len(problems))
+        log.info("directory=%s objects=%d problems=%d", self.directory, len(objects), len(self.catalog.problems))
 
     def load(self) -> None:
         """Read the directory now (at start-up, before serving)."""

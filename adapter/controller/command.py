@@ -27,11 +27,15 @@ def add_parser(commands: Any) -> None:
                    help="the adapter's internal listener (default http://127.0.0.1:9022)")
     c.add_argument("--lease-namespace", help="namespace of the leader-election Lease (default: the pod's, else "
                    "eventscale)")
-    c.add_argument("--lease-name", default="eventscale-controller")
+    c.add_argument("--lease-name", default="eventscale-controller",
+                   help="name of the leader-election Lease (default eventscale-controller)")
     c.add_argument("--identity", help="this replica's name in the Lease (default <hostname>_<random>)")
-    c.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default 15)")
-    c.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
-    c.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
+    c.add_argument("--lease-duration", type=float, default=15.0,
+                   help="seconds a Lease stays held without renewal (default 15)")
+    c.add_argument("--renew-deadline", type=float, default=10.0,
+                   help="seconds the leader keeps trying to renew before it steps down (default 10)")
+    c.add_argument("--retry-period", type=float, default=2.0,
+                   help="seconds between tries to take or renew the Lease (default 2)")
     c.add_argument("--qps", type=float, default=50.0, help="kube-apiserver calls per second (default 50)")
     c.add_argument("--burst", type=int, default=100, help="calls allowed at once above --qps (default 100)")
     c.add_argument("--workers", type=int, default=4, help="ScaledObjects reconciled at once (default 4)")

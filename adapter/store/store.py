@@ -74,6 +74,7 @@ class MetricEntry:
     error: str | None = None
     read_at: float = float("-inf")  # monotonic
     consecutive_failures: int = 0
+    errors: int = 0  # failed reads since start, for /metrics (keda_scaler_detail_errors_total)
     status: int = 503
     body: bytes = b""
     inflight: asyncio.Future[None] | None = field(default=None, repr=False)
@@ -107,6 +108,7 @@ class MetricEntry:
         if isinstance(result, ScalerError):
             self.error = mask(str(result), self.secrets)
             self.consecutive_failures += 1
+            self.errors += 1
         else:
             reading = result if isinstance(result, Reading) else Reading(result)
             self.value, self.reported_active = reading.value, reading.active
@@ -242,7 +244,8 @@ class _Server:
         except Exception as exc:  # a scaler's bug must fail this batch, not the worker
             error = ScalerError(mask(str(_as_scaler_error(exc, self.store.timeout)),
                                      tuple({s for e in batch for s in e.secrets})))
-            log.warning("scaler=%s triggers=%d error=%r", self.name, len(batch), str(error))
+            log.warning("scaler=%s triggers=%d scaledobjects=%s error=%r", self.name, len(batch),
+                        _object_names(batch), str(error))
             results = [error] * len(batch)
             self.stats.failed += 1
             self.discard_client()
@@ -289,6 +292,13 @@ class ReadStats:
     reads: int = 0
     failed: int = 0  # whole-batch failures (per-trigger errors are on the entries)
     seconds: float = 0.0
+
+
+def _object_names(entries: Sequence[MetricEntry], shown: int = 5) -> str:
+    """`ns/a,ns/b`: the ScaledObjects a failure affects, the first `shown` by name and a count of the rest."""
+    names = sorted({f"{namespace}/{name}" for namespace, name in (entry.object_key for entry in entries)})
+    more = f",+{len(names) - shown}" if len(names) > shown else ""
+    return ",".join(names[:shown]) + more
 
 
 def _as_scaler_error(exc: BaseException, timeout: float) -> ScalerError:

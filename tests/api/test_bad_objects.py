@@ -85,6 +85,10 @@ BAD_FILES: dict[str, tuple[str, int, str]] = {  # file: (content, status, what t
         reading("bad", "a"), auth("a", "ConfigMap", "cm"),
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"n": {"deep": [1]}}})),
         TRIGGER, 'key "n" of ConfigMap default/cm must be a string'),
+    "unknown-fields": (json.dumps(scaled_object("bad") | {"spec": {
+        "scaleTargetRef": {"name": "w"}, "pollingIntervall": 5, "minReplicaCont": 1,
+        "triggers": [{"type": "cron", "metdata": {}, "metadata": dict(CRON)}]}}),
+        OBJECT, "unknown fields: spec.pollingIntervall, spec.minReplicaCont, spec.triggers[0].metdata"),
 }
 
 
@@ -180,3 +184,15 @@ def test_billion_laughs_config_map_is_refused_without_stalling(serving: AdapterP
         assert "YAML aliases would add" in serving.log()
         assert slowest < 1.0, slowest
         eventually(answers(client, "bad", TRIGGER, "ConfigMap default/laughs not found"))
+
+
+def test_unknown_kinds_and_fields_are_logged_by_file_and_counted(serving: AdapterProcess, objects: Path) -> None:
+    with serving.client() as client:
+        typo = scaled_object("typo") | {"kind": "ScaledObjekt"}
+        job = scaled_object("nightly") | {"kind": "ScaledJob"}
+        (objects / "mistakes.yaml").write_text(json.dumps(typo) + "\n---\n" + json.dumps(job))
+        eventually(lambda: None if "problems=4" in serving.log() else serving.log()[-600:])
+        log = serving.log()
+        assert "kind ScaledObjekt of keda.sh/v1alpha1 is not served" in log
+        assert "kind ScaledJob of keda.sh/v1alpha1 is not served" in log and "mistakes.yaml" in log
+        assert metric(client, "good").status_code == 200

@@ -14,7 +14,7 @@ from cryptography import x509
 
 from adapter.certs import CertLayout
 from tests.cluster.build import ensure_binaries
-from tests.harness.adapter_process import ROOT, run_cli
+from tests.harness.adapter_process import ROOT, run_cli, running_adapter
 from tests.harness.ports import free_port
 
 
@@ -45,6 +45,16 @@ def test_certs_writes_private_keys_0600_and_reuses_material(tmp_path: Path) -> N
     assert "reused" in again.stdout and (tmp_path / "ca.crt").read_bytes() == before
     forced = run_cli("certs", "--cert-dir", str(tmp_path), "--force")
     assert forced.returncode == 0 and (tmp_path / "ca.crt").read_bytes() != before
+
+
+def test_certs_rewrites_the_kubeconfig_for_another_port_and_keeps_the_keys(tmp_path: Path) -> None:
+    assert run_cli("certs", "--cert-dir", str(tmp_path), "--port", "6443").returncode == 0
+    ca = (tmp_path / "ca.crt").read_bytes()
+    again = run_cli("certs", "--cert-dir", str(tmp_path), "--port", "6500")
+    assert again.returncode == 0 and again.stdout.startswith("wrote kubeconfig in"), again.stdout
+    assert "server: https://127.0.0.1:6500" in (tmp_path / "kubeconfig").read_text()
+    assert (tmp_path / "ca.crt").read_bytes() == ca
+    assert "reused" in run_cli("certs", "--cert-dir", str(tmp_path), "--port", "6500").stdout
 
 
 def test_serve_without_certificates_explains(tmp_path: Path) -> None:
@@ -90,3 +100,36 @@ def _wait_for_line(process: subprocess.Popen[str], pattern: str, timeout: float 
         if time.monotonic() > deadline:
             break
     raise AssertionError("no kubectl command printed:\n" + "".join(seen))
+
+
+LEGACY = """apiVersion: keda.k8s.io/v1alpha1
+kind: ScaledObject
+metadata: {name: old, namespace: default}
+spec:
+  scaleTargetRef: {deploymentName: old-worker}
+  triggers:
+    - type: cron
+      metadata: {timezone: UTC, start: "0 0 1 1 *", end: "59 23 31 12 *", desiredReplicas: "4"}
+"""
+
+
+def test_every_served_metric_is_logged_with_a_kubectl_command_that_works(tmp_path: Path) -> None:
+    kubectl = ensure_binaries() / "kubectl"
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    (objects / "legacy.yaml").write_text(LEGACY)  # selected by deploymentName, not scaledobject.keda.sh/name
+    with running_adapter(objects, tmp_path / "certs", tmp_path / "adapter.log") as adapter:
+        (objects / "new.yaml").write_text(LEGACY.replace("keda.k8s.io", "keda.sh").replace("name: old,", "name: new,")
+                                          .replace("deploymentName: old-worker", "name: new-worker")
+                                          .replace('"4"', '"6"'))
+        deadline = time.monotonic() + 30
+        while len(commands := list(dict.fromkeys(re.findall(r"try=(kubectl .*)$", adapter.log(), re.M)))) < 2:
+            assert time.monotonic() < deadline, adapter.log()
+            time.sleep(0.1)
+        printed = re.findall(r"^try: (kubectl .*)$", adapter.log(), re.M)
+        assert printed == [commands[0]] and "deploymentName%3Dold-worker" in commands[0]
+        assert "scaledobject.keda.sh%2Fname%3Dnew" in commands[1]
+        for command, value in zip(commands, ('"value":"4"', '"value":"6"'), strict=True):
+            result = subprocess.run(command.replace("kubectl ", f"{kubectl} ", 1), shell=True, capture_output=True,
+                                    text=True, timeout=30)
+            assert result.returncode == 0 and value in result.stdout, result.stderr

@@ -262,8 +262,8 @@ def test_prometheus_metrics(admin: httpx.Client, adapter: AdapterProcess) -> Non
     response = admin.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     lines = response.text.splitlines()
-    value = [line for line in lines if line.startswith("eventscale_trigger_value{")
-             and 'scaledobject="always"' in line and f'metric="{ALWAYS}"' in line]
+    value = [line for line in lines if line.startswith("keda_scaler_metrics_value{")
+             and 'scaledObject="always"' in line and f'metric="{ALWAYS}"' in line]
     assert value and value[0].endswith(" 1500.0")
     assert any(line.startswith('eventscale_scaler_reads_total{scaler="cron"}') for line in lines)
     assert any(line.startswith("process_resident_memory_bytes") for line in lines)

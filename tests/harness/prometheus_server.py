@@ -3,7 +3,8 @@
 `MetricsExporter` serves a prometheus_client registry over HTTP on a free 127.0.0.1 port from
 the test process; `set_gauge` gives a labelled gauge a value. `PrometheusServer` runs Debian's
 `prometheus` (installed when missing) with a configuration and a storage folder of its own in a
-temporary directory, on a free loopback port, scraping its targets every second. It counts as
+temporary directory, on a free loopback port, scraping its targets every second (`scrape` adds
+to the job's configuration, e.g. `scheme: https` with a `tls_config` and target labels). It counts as
 started once every target has been scraped (Prometheus begins scraping a few seconds after it
 says it is ready); from then on a value set in the test is queryable a second or two later, and
 `wait_for_value` polls an instant query until it answers that value, never a fixed sleep.
@@ -105,11 +106,14 @@ class PrometheusServer(ServerContext):
     """One `prometheus` process scraping `targets` (`host:port`) every second; a context manager."""
 
     def __init__(self, targets: Sequence[str], security: WebSecurity | None = None,
-                 flags: Sequence[str] = ()) -> None:
+                 flags: Sequence[str] = (), scrape: Mapping[str, Any] | None = None,
+                 target_labels: Mapping[str, str] | None = None) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="prometheus-"))
         self.targets = list(targets)
         self.security = security
         self.flags = list(flags)  # more command-line flags (a benchmark raises connection limits)
+        self.scrape = dict(scrape or {})
+        self.target_labels = dict(target_labels or {})
         self.port = free_port()
         self.url = f"{'https' if security else 'http'}://127.0.0.1:{self.port}"
         self._server = ServerProcess("prometheus", self.directory)
@@ -125,7 +129,8 @@ class PrometheusServer(ServerContext):
         config.write_text(yaml.safe_dump({
             "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL,
                        "evaluation_interval": SCRAPE_INTERVAL},
-            "scrape_configs": [{"job_name": "exporter", "static_configs": [{"targets": self.targets}]}],
+            "scrape_configs": [{"job_name": "exporter", **self.scrape, "static_configs": [
+                {"targets": self.targets, **({"labels": self.target_labels} if self.target_labels else {})}]}],
         }))
         command = ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.directory / 'data'}",
                    f"--web.listen-address=127.0.0.1:{self.port}", *self.flags]

@@ -61,3 +61,24 @@ def test_names_and_printer_columns_are_kedas(path: str, short_names: list[str], 
 def test_the_2019_crd_is_not_in_the_default_install() -> None:
     listed = yaml.safe_load((ROOT / "manifests/crds/kustomization.yaml").read_text())["resources"]
     assert not [name for name in listed if "keda.k8s.io" in name]
+
+
+def shape_of(schema: dict[str, Any]) -> Any:
+    """The adapter.keda.fields shape a CRD schema node stands for."""
+    if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        return {name: shape_of(child) for name, child in schema["properties"].items()}
+    if schema.get("type") == "array" and "properties" in schema.get("items", {}):
+        return [shape_of(schema["items"])]
+    return None
+
+
+@pytest.mark.parametrize("path, kind", [(CRD_FILES[0], "ScaledObject"), (CRD_FILES[1], "TriggerAuthentication"),
+                                        (CRD_FILES[2], "ClusterTriggerAuthentication")])
+def test_standalone_modes_field_shapes_are_the_crds(path: str, kind: str) -> None:
+    from adapter.keda.fields import SHAPES
+
+    crd = yaml.safe_load((ROOT / path).read_text())
+    (version,) = crd["spec"]["versions"]
+    expected = shape_of(version["schema"]["openAPIV3Schema"])
+    expected["metadata"] = None  # ObjectMeta: kube-apiserver's own, never in the CRD schema
+    assert SHAPES[kind] == expected

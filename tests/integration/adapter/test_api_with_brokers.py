@@ -68,7 +68,9 @@ def test_values_and_masked_errors_over_https(redis_server: RedisServer, rabbitmq
         message = failed.json()["message"]
         assert "ScaledObject default/jobs trigger 2 (redis, bad)" in message
         metrics = client.get("/metrics").text
-        assert 'eventscale_trigger_consecutive_failures{metric="s2-redis-other"' in metrics
+        failures = [line for line in metrics.splitlines() if line.startswith(
+            "eventscale_trigger_consecutive_failures{") and 'metric="s2-redis-other"' in line]
+        assert failures and 'scaledObject="jobs"' in failures[0] and not failures[0].endswith(" 0.0")
         log = adapter.log()
     for text in (failed.text, log, metrics):
         assert WRONG not in text and ACL_PASSWORD not in text and rabbitmq.amqp_url("/") not in text

@@ -35,7 +35,7 @@ async def test_one_change_among_many_is_encoded_and_rendered_once() -> None:
     start = json.loads(feed.document())
     assert start["full"] and len(start["scaledObjects"]) == OBJECTS
     before = metrics.render()
-    encodings, rendered = feed.encodings, metrics.triggers.rendered
+    encodings, rendered = feed.encodings, metrics.objects.rendered
 
     catalog.apply(scaled_object("so-7", replicas="9"))
     await store.refresh(store.entries_of("ns", "so-7"))
@@ -44,8 +44,9 @@ async def test_one_change_among_many_is_encoded_and_rendered_once() -> None:
 
     assert [o["name"] for o in delta["scaledObjects"]] == ["so-7"] and not delta["full"]
     assert delta["scaledObjects"][0]["triggers"][0]["value"] == 9.0
-    assert feed.encodings - encodings == 1 and metrics.triggers.rendered - rendered == 1
+    assert feed.encodings - encodings == 1 and metrics.objects.rendered - rendered == 1
     changed = set(after.decode().splitlines()) ^ set(before.decode().splitlines())
-    assert all('scaledobject="so-7"' in line for line in changed if line.startswith("eventscale_trigger"))
-    assert metrics.triggers.render() is metrics.triggers.render()  # nothing changed: the same bytes
+    per_object = [line for line in changed if line.startswith(("keda_scale", "eventscale_trigger"))]
+    assert per_object and all('scaledObject="so-7"' in line for line in per_object)
+    assert metrics.objects.render() is metrics.objects.render()  # nothing changed: the same bytes
     await store.aclose()

@@ -50,3 +50,54 @@ def test_a_few_aliases_are_fine(tmp_path: Path) -> None:
     assert not problems and len(objects) == 2
     laughs_map = objects[0][0]
     assert laughs_map["data"]["l2"][0][0] == ["lol"] * 10
+
+
+SCALED_OBJECT = """apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: orders, namespace: shop}
+spec:
+  scaleTargetRef: {name: worker}
+  triggers:
+    - type: cron
+      metadata: {timezone: UTC, start: "0 0 1 1 *", end: "59 23 31 12 *", desiredReplicas: "2"}
+"""
+
+
+@pytest.mark.parametrize("text, ref, problem", [
+    (SCALED_OBJECT.replace("  triggers:", "  pollingIntervall: 5\n  minReplicaCont: 1\n  triggers:")
+     .replace("      metadata:", "      metdata: {}\n      metadata:"),
+     "ScaledObject shop/orders",
+     "unknown fields: spec.pollingIntervall, spec.minReplicaCont, spec.triggers[0].metdata"),
+    (SCALED_OBJECT.replace("scaleTargetRef: {name: worker}", "scaleTargetRef: {name: worker, knd: Deployment}"),
+     "ScaledObject shop/orders", "unknown fields: spec.scaleTargetRef.knd"),
+    (SCALED_OBJECT.replace("scaleTargetRef: {name: worker}", "scaleTargetRef: {nme: worker}"),
+     "ScaledObject shop/orders", "unknown fields: spec.scaleTargetRef.nme; spec.scaleTargetRef.name is required"),
+    (SCALED_OBJECT.replace("kind: ScaledObject", "kind: ScaledObjekt"), "ScaledObjekt shop/orders",
+     "kind ScaledObjekt of keda.sh/v1alpha1 is not served"),
+    (SCALED_OBJECT.replace("kind: ScaledObject", "kind: ScaledJob"), "ScaledJob shop/orders",
+     "kind ScaledJob of keda.sh/v1alpha1 is not served"),
+    ("apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: creds}\n"
+     "spec: {secretTargetRef: [{parameter: password, name: s, key: k, optional: true}], vault: {}}\n",
+     "TriggerAuthentication default/creds", "unknown fields: spec.secretTargetRef[0].optional, spec.vault"),
+    ("apiVersion: keda.sh/v1alpha1\nkind: ClusterTriggerAuthentication\nmetadata: {name: creds}\nspek: {}\n",
+     "ClusterTriggerAuthentication /creds", "unknown fields: spek"),
+])
+def test_what_kubectl_apply_would_refuse_is_a_problem_naming_it(tmp_path: Path, text: str, ref: str,
+                                                                problem: str) -> None:
+    (tmp_path / "objects.yaml").write_text(text + "---\n" + GOOD)
+    objects, problems = read_directory(tmp_path)
+    assert [obj["kind"] for obj, _ in objects] == ["ConfigMap"]
+    (found,) = problems
+    assert (str(found.ref), found.message.split(" (")[0], found.source) == (ref, problem, "file:objects.yaml")
+
+
+@pytest.mark.parametrize("text", [
+    SCALED_OBJECT,
+    SCALED_OBJECT.replace("apiVersion: keda.sh/v1alpha1", "apiVersion: keda.k8s.io/v1alpha1")
+    .replace("{name: worker}", "{deploymentName: worker}"),
+    SCALED_OBJECT + "status: {conditions: []}\n",
+    "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n",  # nothing reads it
+])
+def test_known_fields_and_other_groups_kinds_are_no_problem(tmp_path: Path, text: str) -> None:
+    (tmp_path / "objects.yaml").write_text(text)
+    assert read_directory(tmp_path)[1] == []
