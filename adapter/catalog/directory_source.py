@@ -7,8 +7,7 @@ keeps serving.
 
 Strict as `kubectl apply` is against the CRDs: a keda.sh object with fields its CRD does not
 have (`pollingIntervall`, `metdata`) is a problem naming every such field at once, and is not
-served; so is a kind of KEDA's groups that standalone mode does not read (ScaledJob, a misspelt
-kind). Kinds of other groups that nothing here reads (a Service, a Namespace) are skipped.
+served; so is a kind of KEDA's groups that standalone mode does not read (a misspelt kind). Kinds of other groups that nothing here reads (a Service, a Namespace) are skipped.
 
 What a file holds is untrusted: one refused by `manifest_files` (too large, aliases past the
 bound), or whose `kind`, `metadata.name` or `metadata.namespace` is not a string, is a problem
@@ -87,7 +86,7 @@ def _strict_problem(doc: Mapping[str, Any]) -> str | None:
         return _with_parse_problem(doc, f"unknown fields: {', '.join(unknown)}") if unknown else None
     if kind in KINDS or kind == HTTP_SCALED_OBJECT_KIND:
         return None
-    served = "ScaledObject, TriggerAuthentication, ClusterTriggerAuthentication, HTTPScaledObject"
+    served = "ScaledObject, ScaledJob, TriggerAuthentication, ClusterTriggerAuthentication, HTTPScaledObject"
     return f"kind {kind} of {api_version} is not served (standalone mode reads {served})"
 
 

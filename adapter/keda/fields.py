@@ -42,8 +42,21 @@ TRIGGER_AUTHENTICATION: Shape = {**_OBJECT, "spec": {
     "gcpSecretManager": None, "boundServiceAccountToken": [{"parameter": None, "serviceAccountName": None}],
 }}
 
+SCALED_JOB: Shape = {**_OBJECT, "spec": {
+    "jobTargetRef": None, "envSourceContainerName": None, "pollingInterval": None,
+    "successfulJobsHistoryLimit": None, "failedJobsHistoryLimit": None,
+    "minReplicaCount": None, "maxReplicaCount": None,
+    "rollout": {"strategy": None, "propagationPolicy": None}, "rolloutStrategy": None,
+    "scalingStrategy": {"strategy": None, "customScalingQueueLengthDeduction": None,
+                        "customScalingRunningJobPercentage": None, "pendingPodConditions": None,
+                        "multipleScalersCalculation": None},
+    "triggers": [{"type": None, "name": None, "metadata": None, "useCachedMetrics": None,
+                  "authenticationRef": {"name": None, "kind": None}}],
+}}
+
 SHAPES: Mapping[str, Shape] = {  # by kind, for keda.sh/v1alpha1 objects
     "ScaledObject": SCALED_OBJECT,
+    "ScaledJob": SCALED_JOB,
     "TriggerAuthentication": TRIGGER_AUTHENTICATION,
     "ClusterTriggerAuthentication": TRIGGER_AUTHENTICATION,
 }

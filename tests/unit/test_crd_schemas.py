@@ -72,8 +72,9 @@ def shape_of(schema: dict[str, Any]) -> Any:
     return None
 
 
-@pytest.mark.parametrize("path, kind", [(CRD_FILES[0], "ScaledObject"), (CRD_FILES[1], "TriggerAuthentication"),
-                                        (CRD_FILES[2], "ClusterTriggerAuthentication")])
+@pytest.mark.parametrize("path, kind", [(CRD_FILES[0], "ScaledObject"), (CRD_FILES[1], "ScaledJob"),
+                                        (CRD_FILES[2], "TriggerAuthentication"),
+                                        (CRD_FILES[3], "ClusterTriggerAuthentication")])
 def test_standalone_modes_field_shapes_are_the_crds(path: str, kind: str) -> None:
     from adapter.keda.fields import SHAPES
 
