@@ -7,7 +7,8 @@ keeps serving.
 
 Strict as `kubectl apply` is against the CRDs: a keda.sh object with fields its CRD does not
 have (`pollingIntervall`, `metdata`) is a problem naming every such field at once, and is not
-served; so is a kind of KEDA's groups that standalone mode does not read (a misspelt kind). Kinds of other groups that nothing here reads (a Service, a Namespace) are skipped.
+served; so is a kind of KEDA's groups that standalone mode does not read (a misspelt kind).
+Kinds of other groups that nothing here reads (a Service, a Namespace) are skipped.
 
 What a file holds is untrusted: one refused by `manifest_files` (too large, aliases past the
 bound), or whose `kind`, `metadata.name` or `metadata.namespace` is not a string, is a problem

@@ -194,5 +194,6 @@ def test_unknown_kinds_and_fields_are_logged_by_file_and_counted(serving: Adapte
         eventually(lambda: None if "problems=4" in serving.log() else serving.log()[-600:])
         log = serving.log()
         assert "kind ScaledObjekt of keda.sh/v1alpha1 is not served" in log
-        assert "kind ScaledJob of keda.sh/v1alpha1 is not served" in log and "mistakes.yaml" in log
+        assert "ScaledJob default/nightly" in log and "unknown fields: spec.scaleTargetRef" in log
+        assert "mistakes.yaml" in log
         assert metric(client, "good").status_code == 200
