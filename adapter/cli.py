@@ -1,7 +1,7 @@
 """Command line (`eventscale`, or `python -m adapter`): `certs` makes the PKI, `serve` runs the
 adapter, `scaffold` writes a first workload's manifests, `manifests` registers our CA, `convert`
-rewrites 2019 ScaledObjects, `controller` runs the sidecar (adapter/controller/command.py),
-`interceptor` the HTTP proxy (adapter/interceptor/command.py).
+rewrites 2019 ScaledObjects, `controller` runs the sidecar (adapter/controller/controller_command.py),
+`interceptor` the HTTP proxy (adapter/interceptor/interceptor_command.py).
 
     python -m adapter certs --cert-dir certs
     python -m adapter serve --local-dir manifests/examples/local --cert-dir certs --secure-port 6443
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adapter import certs, logs
-from adapter.controller import command as controller_command
-from adapter.interceptor import command as interceptor_command
+from adapter.controller import controller_command as controller_command
+from adapter.interceptor import interceptor_command as interceptor_command
 from adapter.version import describe
 
 if TYPE_CHECKING:

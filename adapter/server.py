@@ -30,7 +30,7 @@ from adapter.api.app import AdapterApp
 from adapter.api.delegation import DelegateConfig, Delegates
 from adapter.api.health import Health
 from adapter.api.interceptor_counts import CountsReceiver
-from adapter.api.prometheus import Exposition
+from adapter.api.metrics_endpoint import Exposition
 from adapter.api.routes import build_routes
 from adapter.auth.authentication import AuthConfig, Authenticator, RequestHeaderConfig
 from adapter.auth.authorization import AllowAuthenticated, Authorizer
@@ -45,7 +45,7 @@ from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger
 from adapter.certs import FRONT_PROXY_CLIENT_CN, CertLayout
 from adapter.kube.client import KubeApi
 from adapter.store.store import MetricStore
-from scalers.http.scaler import HttpScaler
+from scalers.http.http_scaler import HttpScaler
 from scalers.http.table import CountsTable
 from scalers.registry import ScalerRegistry
 

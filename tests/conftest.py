@@ -15,7 +15,7 @@ from tests.harness.kafka_server import KafkaServer
 from tests.harness.prometheus_server import REQUIRE, MetricsExporter, PrometheusServer, WebSecurity
 from tests.harness.rabbitmq_server import OTHER_VHOST, RabbitMQServer
 from tests.harness.redis_servers import RedisServer
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 pytest_plugins = ["tests.harness.session_servers"]
 

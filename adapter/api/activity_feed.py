@@ -55,7 +55,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from adapter.catalog.catalog import READERS, Catalog
 from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger
-from adapter.catalog.scaled_jobs import ResolvedScaledJob
+from adapter.catalog.scaled_job_triggers import ResolvedScaledJob
 from adapter.keda.activity import (
     SCALED_OBJECT_KIND,
     Key,

@@ -18,7 +18,7 @@ import asyncio
 import logging
 
 from adapter.store.store import MetricStore
-from scalers.http.config import HttpTriggerConfig, RouteKey
+from scalers.http.http_trigger_config import HttpTriggerConfig, RouteKey
 from scalers.http.report import decode_report
 from scalers.http.table import CountsTable
 

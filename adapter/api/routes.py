@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
-from adapter.api import discovery, openapi, prometheus
+from adapter.api import discovery, metrics_endpoint, openapi
 from adapter.api.health import Health, run_checks, run_one
 from adapter.api.interceptor_counts import PATH as COUNTS_PATH
 from adapter.api.interceptor_counts import CountsReceiver
@@ -27,7 +27,7 @@ def _json(body: bytes, headers: dict[str, str] | None = None, status_code: int =
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)
 
 
-def build_routes(health: Health, exposition: prometheus.Exposition | None = None,
+def build_routes(health: Health, exposition: metrics_endpoint.Exposition | None = None,
                  counts: CountsReceiver | None = None) -> FastAPI:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
 
@@ -76,7 +76,7 @@ def build_routes(health: Health, exposition: prometheus.Exposition | None = None
     if exposition is not None:
         @app.get("/metrics")
         async def metrics() -> Response:
-            return Response(exposition.render(), media_type=prometheus.CONTENT_TYPE)
+            return Response(exposition.render(), media_type=metrics_endpoint.CONTENT_TYPE)
 
     if counts is not None:
         @app.post(COUNTS_PATH)

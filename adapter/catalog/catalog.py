@@ -3,7 +3,7 @@
 Sources (a directory, Kubernetes watches) put raw objects in; the catalog parses and resolves
 ScaledObjects, indexes them by the selector requirement the HPA sends, and tells listeners
 (the metric store, the controller) when the set of triggers changed. ScaledJobs (and 2019
-`scaleType: job` ScaledObjects) are resolved the same way (`adapter.catalog.scaled_jobs`) but
+`scaleType: job` ScaledObjects) are resolved the same way (`adapter.catalog.scaled_job_triggers`) but
 get no route: no HPA reads them. Listeners are told `adapter.keda.activity.object_key`s.
 Problems are kept per object with a reason, logged once, and never stop other objects from
 being served. Pods and EndpointSlices go to `cluster` (what the kubernetes-workload and
@@ -27,7 +27,7 @@ from typing import Any
 from adapter.catalog import cluster_objects
 from adapter.catalog.cluster_objects import ClusterObjects
 from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger, ResolveError, Resolver
-from adapter.catalog.scaled_jobs import ResolvedScaledJob, resolve_scaled_job
+from adapter.catalog.scaled_job_triggers import ResolvedScaledJob, resolve_scaled_job
 from adapter.keda.activity import object_key, split_key
 from adapter.keda.objects import InvalidObject, ObjectRef, parse_scaled_object
 from adapter.keda.scaled_job import SCALED_JOB_KIND, is_job_object, parse_scaled_job

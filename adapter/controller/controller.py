@@ -17,7 +17,7 @@ proportional to what changed: nothing requeues every object. What wakes an objec
 A failed reconcile is retried with a per-object backoff (0.5 s doubling to 30 s; a conflict
 after 0.2 s). `workers` reconciles run at once; the rate limiter bounds their API calls.
 
-ScaledJobs have a poll loop of their own (`adapter.controller.scaled_jobs`), run by the leader
+ScaledJobs have a poll loop of their own (`adapter.controller.job_creation`), run by the leader
 with the same rate limiter, Lease check and activity view.
 
 Both replicas also tell their own adapter the HPA's current replica count of objects whose
@@ -40,6 +40,7 @@ from adapter.controller.activity_client import ActivityClient
 from adapter.controller.events import EventRecorder
 from adapter.controller.guarded_api import ControllerKube, NotLeading, SoKey
 from adapter.controller.http_scaled_objects import HttpScaledObjectMirror
+from adapter.controller.job_creation import ScaledJobs, keep_scaled_job
 from adapter.controller.leader import LeaderElector
 from adapter.controller.object_cache import (
     SCALED_OBJECT_RESOURCES,
@@ -48,9 +49,8 @@ from adapter.controller.object_cache import (
     owner_key,
     transform_for,
 )
-from adapter.controller.queue import RateLimiter, WorkQueue
 from adapter.controller.reconciler import Reconciler
-from adapter.controller.scaled_jobs import ScaledJobs, keep_scaled_job
+from adapter.controller.work_queue import RateLimiter, WorkQueue
 from adapter.keda.activity import Key, TargetsReport, TargetState
 from adapter.keda.names import KEDA_GROUPS, LEGACY_SCALED_OBJECTS, SCALED_JOBS
 from adapter.kube.autoscaling import Hpa, Scale

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapter.controller.queue import RateLimiter
+from adapter.controller.work_queue import RateLimiter
 from adapter.keda.names import KEDA_GROUP, LEGACY_GROUP
 from adapter.kube.client import ApiStatusError, KubeApi, Object
 

@@ -65,7 +65,7 @@ class CachedScaledObject:
     spec: ScaledObject | None
     invalid: str | None
     status: ScaledObjectStatus
-    creates_jobs: bool = False  # a 2019 `scaleType: job` object: adapter.controller.scaled_jobs acts on it
+    creates_jobs: bool = False  # a 2019 `scaleType: job` object: adapter.controller.job_creation acts on it
 
     @property
     def namespace(self) -> str:

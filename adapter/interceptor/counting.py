@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from adapter.interceptor.routing import Route
-from scalers.http.config import RouteKey
+from scalers.http.http_trigger_config import RouteKey
 from scalers.http.report import CountsReport, RouteCounts
 
 Clock = Callable[[], float]

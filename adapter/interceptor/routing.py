@@ -17,7 +17,7 @@ from typing import Any
 
 from adapter.keda.objects import InvalidObject, parse_scaled_object
 from scalers.base import ParameterError, TriggerParams
-from scalers.http.config import HttpTriggerConfig, RouteKey, parse_config
+from scalers.http.http_trigger_config import HttpTriggerConfig, RouteKey, parse_config
 
 log = logging.getLogger("eventscale.interceptor.routes")
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scalers.http.config import RouteKey
+from scalers.http.http_trigger_config import RouteKey
 
 MAX_REPORT_BYTES = 8 * 1024 * 1024
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scalers.base import MetricSpec, Scaler, TriggerParams
-from scalers.kafka.config import KafkaCluster, KafkaConfig, parse_config
+from scalers.kafka.kafka_config import KafkaCluster, KafkaConfig, parse_config
 from scalers.kafka.offsets import KafkaClient, RequestHook
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, MutableMapping, Sequence
 
-from scalers.kafka.config import KafkaConfig
+from scalers.kafka.kafka_config import KafkaConfig
 
 INVALID_OFFSET = -1
 

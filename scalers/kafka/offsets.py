@@ -41,9 +41,9 @@ from aiokafka.protocol.commit import OffsetFetchRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
 from scalers.base import Reading, ScalerClient, ScalerError, mask, secret_values
-from scalers.kafka.config import KafkaCluster, KafkaConfig
+from scalers.kafka.kafka_config import KafkaCluster, KafkaConfig
+from scalers.kafka.kafka_protocol import EndOffsetsRequest, GroupsFindCoordinatorRequest, GroupsOffsetFetchRequest
 from scalers.kafka.lag import Partition, total_lag
-from scalers.kafka.protocol import EndOffsetsRequest, GroupsFindCoordinatorRequest, GroupsOffsetFetchRequest
 from scalers.tls import TLSMaterialError, client_context
 
 log = logging.getLogger("eventscale.kafka")

@@ -16,8 +16,8 @@ from tests.bench import (
     activation,
     api,
     brokers,
-    controller,
-    delegation,
+    controller_load,
+    delegation_latency,
     faults,
     interceptor,
     scalers,
@@ -25,9 +25,9 @@ from tests.bench import (
     streams_and_queries,
 )
 
-PARTS = {"api": api, "brokers": brokers, "controller": controller, "faults": faults, "servers": server_startup,
-         "scalers": scalers, "streams": streams_and_queries, "interceptor": interceptor, "delegation": delegation,
-         "activation": activation}
+PARTS = {"api": api, "brokers": brokers, "controller": controller_load, "faults": faults, "servers": server_startup,
+         "scalers": scalers, "streams": streams_and_queries, "interceptor": interceptor,
+         "delegation": delegation_latency, "activation": activation}
 
 
 def main(argv: list[str]) -> int:

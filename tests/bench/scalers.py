@@ -28,11 +28,11 @@ from typing import Any
 
 from adapter.store.store import MetricStore
 from scalers.aws_sqs import AwsSqsScaler
-from scalers.azure_eventhub.scaler import AzureEventHubScaler
+from scalers.azure_eventhub.eventhub_scaler import AzureEventHubScaler
 from scalers.azure_storage.blob import AzureBlobScaler
 from scalers.azure_storage.queue import AzureQueueScaler
 from scalers.base import Scaler
-from scalers.external.scaler import ExternalScaler
+from scalers.external.grpc_scaler import ExternalScaler
 from scalers.nats_jetstream import NatsJetStreamScaler
 from scalers.sql.mysql import MySQLScaler
 from scalers.sql.postgresql import PostgreSQLScaler
@@ -131,7 +131,7 @@ def spread(name: str, trigger_type: str, metadata: Callable[[int], dict[str, str
 @contextlib.asynccontextmanager
 async def postgres_case() -> AsyncIterator[Case]:
     from tests.harness.postgres_server import USER, PostgresServer
-    from tests.harness.tls import TLSMaterial
+    from tests.harness.tls_material import TLSMaterial
 
     with PostgresServer(TLSMaterial.generate()) as server:
         await server.execute("CREATE TABLE jobs (kind int)")
@@ -156,7 +156,7 @@ async def postgres_case() -> AsyncIterator[Case]:
 @contextlib.asynccontextmanager
 async def mysql_case() -> AsyncIterator[Case]:
     from tests.harness.mariadb_server import USER, MariaDBServer
-    from tests.harness.tls import TLSMaterial
+    from tests.harness.tls_material import TLSMaterial
 
     with MariaDBServer(TLSMaterial.generate()) as server:
         await server.execute("CREATE TABLE jobs (kind int)")

@@ -20,7 +20,7 @@ from tests.harness.azurite_server import AzuriteServer
 from tests.harness.mariadb_server import MariaDBServer
 from tests.harness.nats_server import NatsCluster, NatsServer
 from tests.harness.postgres_server import PostgresServer
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 ROUNDS = 3
 TLS = TLSMaterial.generate("startup-bench-ca")

@@ -37,7 +37,7 @@ from tests.harness.http_api_server import HttpApiServer
 from tests.harness.kafka_server import KafkaServer
 from tests.harness.prometheus_server import MetricsExporter, PrometheusServer
 from tests.harness.rabbitmq_server import tcp_connections_to
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 TOPICS, PARTITIONS, GROUPS, SERIES, POLLS = 100, 10, 1000, 1000, 5
 GAUGE = "bench_backlog"

@@ -31,8 +31,8 @@ from adapter.controller.events import EventRecorder
 from adapter.controller.guarded_api import ControllerKube
 from adapter.controller.hpa import HpaMetric, TargetKind, desired_hpa
 from adapter.controller.object_cache import parse_cached_scaled_object
-from adapter.controller.queue import RateLimiter
 from adapter.controller.reconciler import Reconciler
+from adapter.controller.work_queue import RateLimiter
 from adapter.keda.names import KEDA_GROUP, SCALED_OBJECTS
 from adapter.keda.objects import parse_scaled_object
 from adapter.kube.autoscaling import Scale, parse_hpa

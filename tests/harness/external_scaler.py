@@ -22,9 +22,9 @@ from typing import Any
 
 import grpc
 
-from scalers.external import protocol
+from scalers.external import grpc_protocol
 from tests.harness.ports import free_port
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 HOST = "127.0.0.1"
 
@@ -87,7 +87,7 @@ class ExternalScalerServer:
 
     async def __aenter__(self) -> ExternalScalerServer:
         server = grpc.aio.server()
-        protocol.add_servicer(_Servicer(self), server)
+        grpc_protocol.add_servicer(_Servicer(self), server)
         address = f"{HOST}:{self.port}"
         if self.tls is None:
             server.add_insecure_port(address)
@@ -107,7 +107,7 @@ class ExternalScalerServer:
             self._server = None
 
 
-class _Servicer(protocol.ExternalScalerServicer):  # type: ignore[misc]
+class _Servicer(grpc_protocol.ExternalScalerServicer):  # type: ignore[misc]
     def __init__(self, server: ExternalScalerServer) -> None:
         self.server = server
 
@@ -123,25 +123,25 @@ class _Servicer(protocol.ExternalScalerServicer):  # type: ignore[misc]
 
     async def IsActive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         target = await self._enter("IsActive", request, context)
-        return protocol.IsActiveResponse(result=target.active)
+        return grpc_protocol.IsActiveResponse(result=target.active)
 
     async def GetMetricSpec(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         target = await self._enter("GetMetricSpec", request, context)
         if self.server.integer_sizes:
-            spec = protocol.MetricSpec(metricName=target.metric_name, targetSize=int(target.target_size))
+            spec = grpc_protocol.MetricSpec(metricName=target.metric_name, targetSize=int(target.target_size))
         else:
-            spec = protocol.MetricSpec(metricName=target.metric_name, targetSizeFloat=target.target_size)
-        return protocol.GetMetricSpecResponse(metricSpecs=[spec])
+            spec = grpc_protocol.MetricSpec(metricName=target.metric_name, targetSizeFloat=target.target_size)
+        return grpc_protocol.GetMetricSpecResponse(metricSpecs=[spec])
 
     async def GetMetrics(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         target = await self._enter("GetMetrics", request.scaledObjectRef, context)
         if request.metricName != target.metric_name:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no metric {request.metricName}")
         if self.server.integer_sizes:
-            value = protocol.MetricValue(metricName=target.metric_name, metricValue=int(target.value))
+            value = grpc_protocol.MetricValue(metricName=target.metric_name, metricValue=int(target.value))
         else:
-            value = protocol.MetricValue(metricName=target.metric_name, metricValueFloat=target.value)
-        return protocol.GetMetricsResponse(metricValues=[value])
+            value = grpc_protocol.MetricValue(metricName=target.metric_name, metricValueFloat=target.value)
+        return grpc_protocol.GetMetricsResponse(metricValues=[value])
 
     async def StreamIsActive(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         target = await self._enter("StreamIsActive", request, context)
@@ -152,6 +152,6 @@ class _Servicer(protocol.ExternalScalerServicer):  # type: ignore[misc]
                 active = await queue.get()
                 if active is None:
                     return
-                yield protocol.IsActiveResponse(result=active)
+                yield grpc_protocol.IsActiveResponse(result=active)
         finally:
             target.streams.remove(queue)

@@ -25,7 +25,7 @@ from tests.harness.fault_run import Fault, Target
 from tests.harness.rabbitmq_server import PASSWORD, USER, RabbitMQServer
 from tests.harness.redis_servers import ACL_PASSWORD, ACL_USER, RedisServer
 from tests.harness.servicebus_standin import ServiceBusStandIn
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 NAMESPACE = "faults"
 POLLING = 5

@@ -20,7 +20,7 @@ from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.harness.ports import free_port
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from tests.cluster.build import cache_root, locked
 from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
 from tests.harness.server_process import ServerContext, ServerProcess
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 KAFKA_VERSION = "4.4.0"
 SLF4J_VERSION = "1.7.36"  # the slf4j-api Kafka's jars depend on; a 2.x binding would not bind to it

@@ -29,7 +29,7 @@ from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
 from tests.harness.server_process import ServerContext, ServerProcess
 from tests.harness.service_user import hand_over
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 MARIADBD = Path("/usr/sbin/mariadbd")
 INSTALL_DB = Path("/usr/bin/mariadb-install-db")

@@ -28,7 +28,7 @@ from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
 from tests.harness.server_process import ServerContext, ServerProcess
 from tests.harness.service_user import hand_over, run_as
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")  # Debian 12's PostgreSQL
 SERVICE_USER = "postgres"

@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
 from tests.harness.server_process import ServerContext, ServerProcess
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 START_TIMEOUT = 60.0
 VALUE_TIMEOUT = 30.0

@@ -32,7 +32,7 @@ import pika.exceptions
 from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
 from tests.harness.server_process import ServerContext, ServerProcess
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 90.0

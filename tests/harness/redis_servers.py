@@ -28,7 +28,7 @@ import redis
 from tests.harness.packages import ensure_packages
 from tests.harness.ports import free_port
 from tests.harness.server_process import ServerContext, ServerProcess
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 START_TIMEOUT = 20.0
 SENTINEL_MASTER = "mymaster"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 if TYPE_CHECKING:
     from tests.harness.aws_standin import AwsStandIn

@@ -20,7 +20,7 @@ import pytest
 
 from tests.harness.adapter_process import AdapterProcess, running_adapter
 from tests.harness.redis_servers import RedisServer
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 TIMEOUT = 2.0
 POLLING = 1

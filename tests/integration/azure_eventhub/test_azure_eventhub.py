@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from scalers.azure_eventhub.scaler import AzureEventHubConfig, AzureEventHubScaler
+from scalers.azure_eventhub.eventhub_scaler import AzureEventHubConfig, AzureEventHubScaler
 from scalers.base import Reading, ScalerError, TriggerParams
 from tests.harness.azurite_server import AzuriteServer
 from tests.harness.eventhubs_standin import EventHubsStandIn

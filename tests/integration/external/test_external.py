@@ -10,10 +10,10 @@ import pytest
 
 from adapter.catalog.catalog import Catalog
 from adapter.store.store import MetricStore
-from scalers.external.scaler import ExternalScaler
+from scalers.external.grpc_scaler import ExternalScaler
 from tests.harness.external_scaler import ExternalScalerServer
 from tests.harness.rabbitmq_server import tcp_connections_to
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 from tests.integration.triggers import NAMESPACE, catalog_and_store, key, scaled_object, secret, trigger_auth
 
 

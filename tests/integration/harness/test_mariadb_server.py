@@ -10,7 +10,7 @@ import pymysql
 import pytest
 
 from tests.harness.mariadb_server import PASSWORD, MariaDBServer
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 
 @pytest.mark.parametrize("tls", [False, True])

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from tests.harness.postgres_server import PASSWORD, PostgresServer
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 
 def table_name() -> str:

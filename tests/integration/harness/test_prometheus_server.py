@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.harness.prometheus_server import PASSWORD, USER, MetricsExporter, PrometheusServer
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 pytestmark = pytest.mark.prometheus
 

@@ -18,7 +18,7 @@ import pytest
 from tests.harness.http_upstream import UpstreamProcess
 from tests.harness.interceptor_process import InterceptorProcess, http_scaled_object, write_objects
 from tests.harness.ports import free_port
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ import pytest
 
 from scalers.base import Reading, ScalerError, TriggerParams, mask, secret_values
 from scalers.kafka import KafkaScaler
-from scalers.kafka.config import KafkaConfig
+from scalers.kafka.kafka_config import KafkaConfig
 from scalers.kafka.offsets import KafkaClient
 from tests.harness.kafka_server import PLAIN, SCRAM_SHA_256, SCRAM_SHA_512, KafkaServer
 from tests.harness.rabbitmq_server import tcp_connections_to
-from tests.harness.tls import KEY_PASSWORD, TLSMaterial
+from tests.harness.tls_material import KEY_PASSWORD, TLSMaterial
 
 pytestmark = pytest.mark.kafka
 

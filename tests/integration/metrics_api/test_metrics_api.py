@@ -20,7 +20,7 @@ from scalers.metrics_api import MetricsApiClient, MetricsApiConfig, MetricsApiSc
 from tests.harness.http_api_server import HttpApiServer
 from tests.harness.ports import free_port
 from tests.harness.rabbitmq_server import tcp_connections_to
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 SCALER = MetricsApiScaler()
 JSON = '{"components":[{"id": "82328e93e", "tasks": 32, "str": "64", "k":"1k","wrong":"NaN"}],"count":2.43}'

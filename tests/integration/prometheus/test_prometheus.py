@@ -17,7 +17,7 @@ from scalers.base import ScalerError, TriggerParams, mask, secret_values
 from scalers.prometheus import PrometheusClient, PrometheusConfig, PrometheusScaler
 from tests.harness.prometheus_server import PASSWORD, USER, MetricsExporter, PrometheusServer
 from tests.harness.rabbitmq_server import tcp_connections_to
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 pytestmark = pytest.mark.prometheus
 

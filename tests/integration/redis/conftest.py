@@ -18,7 +18,7 @@ from scalers.redis.lists import RedisListConfig, RedisScaler
 from scalers.redis.pipeline import RedisClient
 from scalers.redis.streams import RedisStreamsConfig, RedisStreamsScaler
 from tests.harness.redis_servers import RedisClusterServers, RedisSentinelSetup
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 LISTS, STREAMS = RedisScaler(), RedisStreamsScaler()
 SCALERS: dict[str, Any] = {kind: scaler for scaler in (LISTS, STREAMS) for kind in scaler.types}

@@ -26,7 +26,7 @@ from tests.harness.redis_servers import (
     RedisServer,
     Traffic,
 )
-from tests.harness.tls import KEY_PASSWORD, TLSMaterial
+from tests.harness.tls_material import KEY_PASSWORD, TLSMaterial
 
 pytestmark = pytest.mark.brokers
 

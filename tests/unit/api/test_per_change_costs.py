@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from adapter.api.activity_feed import ActivityFeed
-from adapter.api.prometheus import Exposition
+from adapter.api.metrics_endpoint import Exposition
 from adapter.catalog.catalog import Catalog
 from adapter.store.store import MetricStore
 from scalers.registry import REGISTRY

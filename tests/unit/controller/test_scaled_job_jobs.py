@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adapter.controller.scaled_jobs import beyond_history, finished_as, job_manifest, pending_jobs
+from adapter.controller.job_creation import beyond_history, finished_as, job_manifest, pending_jobs
 from adapter.keda.scaled_job import parse_scaled_job
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from adapter.controller.queue import RateLimiter, WorkQueue
+from adapter.controller.work_queue import RateLimiter, WorkQueue
 
 
 async def test_urgent_keys_go_first_and_duplicates_collapse() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from adapter.interceptor.counting import Counters, RouteCounter
 from adapter.interceptor.endpoints import ENDPOINT_SLICES, SERVICES, EndpointIndex, strip_service, strip_slice
 from adapter.interceptor.routing import HoldBounds, Route
-from scalers.http.config import RouteKey
+from scalers.http.http_trigger_config import RouteKey
 
 KEY = RouteKey("shop", "web", (), ("/",))
 

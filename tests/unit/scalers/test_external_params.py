@@ -10,9 +10,9 @@ from google.protobuf import descriptor
 
 from adapter.certs import new_ca
 from scalers.base import MetricSpec, ParameterError, TriggerParams, secret_values
-from scalers.external import protocol
+from scalers.external import grpc_protocol
 from scalers.external.channels import ChannelKey
-from scalers.external.scaler import ExternalScaler, spec_of, value_of
+from scalers.external.grpc_scaler import ExternalScaler, spec_of, value_of
 from scalers.external.specs import SpecError
 
 CA = new_ca("external-unit").cert_pem.decode()
@@ -92,20 +92,20 @@ def test_metric_waits_for_the_spec_outside_a_loop() -> None:
      MetricSpec(name="first", target=1.0)),
 ])
 def test_spec_of(specs: list[dict[str, Any]], expected: MetricSpec) -> None:
-    response = protocol.GetMetricSpecResponse(metricSpecs=[protocol.MetricSpec(**s) for s in specs])
+    response = grpc_protocol.GetMetricSpecResponse(metricSpecs=[grpc_protocol.MetricSpec(**s) for s in specs])
     assert spec_of(response) == expected
 
 
 @pytest.mark.parametrize("specs, error", [([], "no metric spec"), ([{"targetSize": 1}], "without metricName")])
 def test_spec_of_errors(specs: list[dict[str, Any]], error: str) -> None:
     with pytest.raises(SpecError, match=error):
-        spec_of(protocol.GetMetricSpecResponse(metricSpecs=[protocol.MetricSpec(**s) for s in specs]))
+        spec_of(grpc_protocol.GetMetricSpecResponse(metricSpecs=[grpc_protocol.MetricSpec(**s) for s in specs]))
 
 
 def test_value_is_the_sum_of_the_values_float_first() -> None:
-    response = protocol.GetMetricsResponse(metricValues=[
-        protocol.MetricValue(metricName="q", metricValue=3), protocol.MetricValue(metricName="q", metricValueFloat=1.5,
-                                                                                 metricValue=99)])
+    response = grpc_protocol.GetMetricsResponse(metricValues=[
+        grpc_protocol.MetricValue(metricName="q", metricValue=3),
+        grpc_protocol.MetricValue(metricName="q", metricValueFloat=1.5, metricValue=99)])
     assert value_of(response) == 4.5
 
 
@@ -129,7 +129,7 @@ WIRE = [
 
 
 def test_the_wire_contract_is_kedas() -> None:
-    file = protocol.messages.DESCRIPTOR
+    file = grpc_protocol.messages.DESCRIPTOR
     assert file.package == "externalscaler"
     found = [(m.name, f.name, f.number, f.type) for m in file.message_types_by_name.values() for f in m.fields]
     assert sorted(found) == sorted(WIRE)
@@ -141,8 +141,8 @@ def test_the_wire_contract_is_kedas() -> None:
         "GetMetricSpec": ("ScaledObjectRef", "GetMetricSpecResponse", False),
         "GetMetrics": ("GetMetricsRequest", "GetMetricsResponse", False),
     }
-    assert f"{file.package}.{service.name}" == protocol.SERVICE
+    assert f"{file.package}.{service.name}" == grpc_protocol.SERVICE
     # bytes as any protobuf implementation of KEDA's .proto writes them
-    request = protocol.GetMetricsRequest(scaledObjectRef=protocol.ScaledObjectRef(name="a", namespace="b"),
+    request = grpc_protocol.GetMetricsRequest(scaledObjectRef=grpc_protocol.ScaledObjectRef(name="a", namespace="b"),
                                          metricName="m")
     assert request.SerializeToString() == b"\n\x06\n\x01a\x12\x01b\x12\x01m"

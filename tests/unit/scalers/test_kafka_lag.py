@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scalers.kafka.config import KafkaCluster, KafkaConfig
+from scalers.kafka.kafka_config import KafkaCluster, KafkaConfig
 from scalers.kafka.lag import INVALID_OFFSET, Partition, factors, next_balancing_factor, partition_lag, total_lag
 
 BASE = KafkaConfig(cluster=KafkaCluster(bootstrap_servers=("b:9092",)), consumer_group="g", topic="t")

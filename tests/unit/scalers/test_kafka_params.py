@@ -16,8 +16,8 @@ import pytest
 
 from scalers.base import ParameterError, TriggerParams
 from scalers.kafka import KafkaScaler
-from scalers.kafka.config import KafkaConfig, parse_partition_limitation
-from tests.harness.tls import KEY_PASSWORD, TLSMaterial
+from scalers.kafka.kafka_config import KafkaConfig, parse_partition_limitation
+from tests.harness.tls_material import KEY_PASSWORD, TLSMaterial
 
 SCALER = KafkaScaler()
 PEM = TLSMaterial.generate()

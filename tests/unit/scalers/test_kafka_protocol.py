@@ -6,7 +6,7 @@ from io import BytesIO
 
 from aiokafka.protocol.types import Schema
 
-from scalers.kafka.protocol import (
+from scalers.kafka.kafka_protocol import (
     EndOffsetsRequest,
     ListOffsetsRequest_v1,
     ListOffsetsResponse_v1,

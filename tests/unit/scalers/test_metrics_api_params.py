@@ -21,7 +21,7 @@ from scalers.metrics_api import (
     metric_selector,
     value_from_body,
 )
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 SCALER = MetricsApiScaler()
 PEM = TLSMaterial.generate()

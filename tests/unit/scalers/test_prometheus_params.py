@@ -15,7 +15,7 @@ import pytest
 
 from scalers.base import ParameterError, TriggerParams
 from scalers.prometheus import PrometheusConfig, PrometheusScaler, QueryAnswerError, value_of
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 SCALER = PrometheusScaler()
 PEM = TLSMaterial.generate()

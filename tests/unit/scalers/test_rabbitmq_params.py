@@ -17,7 +17,7 @@ import pytest
 from scalers.base import ParameterError, TriggerParams
 from scalers.rabbitmq.queue_config import QueueStats, RabbitMQConfig, aggregate, metric_value
 from scalers.rabbitmq.queues import RabbitMQScaler
-from tests.harness.tls import TLSMaterial
+from tests.harness.tls_material import TLSMaterial
 
 SCALER = RabbitMQScaler()
 AMQP = "amqp://user:Secr3t@rabbit:5672/vh"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scalers.base import MetricSpec, Reading, Scaler, ScalerClient, TriggerParams
-from scalers.http.config import HttpTriggerConfig, parse_config
+from scalers.http.http_trigger_config import HttpTriggerConfig, parse_config
 from scalers.http.table import CountsTable
 
 

@@ -51,7 +51,7 @@ from scalers.base import (
     secret_field,
     secret_values,
 )
-from scalers.external import protocol
+from scalers.external import grpc_protocol
 from scalers.external.channels import ChannelKey, Channels, read_ca_file
 from scalers.external.specs import FIRST_RETRY, LAST_RETRY, SpecCache, SpecError
 
@@ -82,7 +82,8 @@ class ExternalConfig:
     env_values: tuple[str, ...] = secret_field(())  # the resolved <key>FromEnv values: masked in errors
 
     def ref(self) -> Any:
-        return protocol.ScaledObjectRef(name=self.name, namespace=self.namespace, scalerMetadata=dict(self.metadata))
+        return grpc_protocol.ScaledObjectRef(name=self.name, namespace=self.namespace,
+                                             scalerMetadata=dict(self.metadata))
 
     def __str__(self) -> str:
         return f"external scaler at {self.channel.address}"
@@ -148,7 +149,7 @@ class ExternalClient(ScalerClient[ExternalConfig]):
     def __init__(self, key: ChannelKey, channels: Channels, specs: SpecCache, *, timeout: float) -> None:
         self._key = key
         self._channels = channels
-        self._stub = protocol.ExternalScalerStub(channels.acquire(key))
+        self._stub = grpc_protocol.ExternalScalerStub(channels.acquire(key))
         self._specs = specs
         self._timeout = timeout
         self._streams: dict[ExternalConfig, asyncio.Task[None]] = {}
@@ -176,7 +177,7 @@ class ExternalClient(ScalerClient[ExternalConfig]):
         ref = config.ref()
         pushed = self._pushed.pop(config, None)
         calls = [self._call("GetMetrics", self._stub.GetMetrics(
-            protocol.GetMetricsRequest(scaledObjectRef=ref, metricName=spec.name), timeout=self._timeout))]
+            grpc_protocol.GetMetricsRequest(scaledObjectRef=ref, metricName=spec.name), timeout=self._timeout))]
         if pushed is None:
             calls.append(self._call("IsActive", self._stub.IsActive(ref, timeout=self._timeout)))
         answers: list[Any] = await asyncio.gather(*calls, return_exceptions=True)
@@ -270,7 +271,7 @@ class ExternalScaler(Scaler[ExternalConfig]):
         return ExternalClient(config.channel, self.channels, self.specs, timeout=self._timeout)
 
     async def _fetch_spec(self, config: ExternalConfig) -> MetricSpec:
-        stub = protocol.ExternalScalerStub(self.channels.acquire(config.channel))
+        stub = grpc_protocol.ExternalScalerStub(self.channels.acquire(config.channel))
         try:
             return spec_of(await stub.GetMetricSpec(config.ref(), timeout=self._timeout))
         except (grpc.aio.AioRpcError, TimeoutError) as exc:
