@@ -23,13 +23,14 @@ metric store masks every error with them, so no scaler has to remember to.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import types
 import typing
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -373,6 +374,17 @@ class ScalerClient(ABC, Generic[ConfigT]):
 
     async def aclose(self) -> None:
         """Release connections. Called once, when no trigger uses this server any more."""
+
+
+Key = TypeVar("Key", bound=Hashable)
+Answer = TypeVar("Answer")
+
+
+async def ask_once(keys: Iterable[Key], ask: Callable[[Key], Awaitable[Answer]]) -> dict[Key, Answer]:
+    """Each distinct key asked once, all at the same time: the configs of a batch that want the
+    same thing (one queue, one listing, one query) share one call instead of repeating it."""
+    distinct = list(dict.fromkeys(keys))
+    return dict(zip(distinct, await asyncio.gather(*(ask(key) for key in distinct)), strict=True))
 
 
 class Scaler(ABC, Generic[ConfigT]):

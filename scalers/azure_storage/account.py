@@ -15,15 +15,27 @@ retry) and every call has the scaler's timeout.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import AioHttpTransport
 
-from scalers.base import METADATA_ONLY, ParameterError, Source, TriggerParams, secret_field
+from scalers.base import (
+    METADATA_ONLY,
+    ConfigT,
+    ParameterError,
+    ScalerClient,
+    ScalerError,
+    Source,
+    TriggerParams,
+    mask,
+    secret_field,
+    secret_values,
+)
 
 MAX_CONCURRENT_CALLS = 8
 CONNECTION_SOURCES = (Source.AUTH, Source.METADATA, Source.ENV)  # KEDA: authParams;triggerMetadata;resolvedEnv
@@ -118,6 +130,46 @@ def transport(timeout: float) -> AioHttpTransport:
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_CONCURRENT_CALLS),
                                     cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
     return AioHttpTransport(session=session, session_owner=True, connection_timeout=timeout, read_timeout=timeout)
+
+
+class StorageService(Protocol):
+    """What the shared client needs of an SDK service client (BlobServiceClient, QueueServiceClient)."""
+
+    async def close(self) -> None: ...
+
+
+ServiceT = TypeVar("ServiceT", bound=StorageService)
+
+
+class StorageClient(ScalerClient[ConfigT], Generic[ConfigT, ServiceT]):
+    """One SDK service client per account and credential, made on the first read: the pool every
+    trigger of the account shares, with the SDK's retries off and the scaler's timeout."""
+
+    def __init__(self, account: Account, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
+        self._account = account
+        self._hooks = tuple(request_hooks)
+        self._secrets = secret_values(account)
+        self._timeout = timeout
+        self._service: ServiceT | None = None
+
+    @abstractmethod
+    def _connect(self, connection: str, **options: Any) -> ServiceT:
+        """The SDK's `from_connection_string(connection, **options)` of this service."""
+
+    def _open(self) -> ServiceT:
+        if self._service is None:
+            self._service = self._connect(self._account.connection, transport=transport(self._timeout),
+                                          retry_total=0, raw_request_hook=each(self._hooks))
+        return self._service
+
+    def _error(self, what: str) -> ScalerError:
+        """A failure of one container or queue (`what` names it), secrets masked."""
+        return ScalerError(mask(f"{self._account}: {what}", self._secrets))
+
+    async def aclose(self) -> None:
+        service, self._service = self._service, None
+        if service is not None:
+            await service.close()
 
 
 def storage_failure(exc: BaseException, missing: str) -> str:

@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from azure.core.exceptions import AzureError
 from azure.storage.blob.aio import BlobPrefix, BlobServiceClient
@@ -32,25 +33,22 @@ from scalers.azure_storage.account import (
     CONNECTION_SOURCES,
     Account,
     RequestHook,
-    each,
+    StorageClient,
     endpoint_suffix,
     parse_account,
     refuse_identity,
     storage_failure,
-    transport,
 )
 from scalers.base import (
     METADATA_ONLY,
     MetricSpec,
     ParameterError,
     Scaler,
-    ScalerClient,
     ScalerError,
     TriggerParams,
-    mask,
+    ask_once,
     param,
     parse_params,
-    secret_values,
 )
 
 
@@ -96,29 +94,16 @@ def parse_config(params: TriggerParams) -> AzureBlobConfig:
 Listing = tuple[str, str, str, str | None]
 
 
-class AzureBlobClient(ScalerClient[AzureBlobConfig]):
-    """One BlobServiceClient per account and credential, made on the first read."""
-
-    def __init__(self, account: Account, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
-        self._account = account
-        self._hooks = tuple(request_hooks)
-        self._secrets = secret_values(account)
-        self._timeout = timeout
-        self._service: BlobServiceClient | None = None
+class AzureBlobClient(StorageClient[AzureBlobConfig, BlobServiceClient]):
+    """Each distinct listing of a poll once, on the account's one BlobServiceClient."""
 
     async def read(self, configs: Sequence[AzureBlobConfig]) -> list[float | ScalerError]:
         service = self._open()
-        listings = list(dict.fromkeys(c.listing for c in configs))
-        answers = await asyncio.gather(*(self._count(service, listing) for listing in listings))
-        found = dict(zip(listings, answers, strict=True))
+        found = await ask_once((c.listing for c in configs), lambda listing: self._count(service, listing))
         return [found[c.listing] for c in configs]
 
-    def _open(self) -> BlobServiceClient:
-        if self._service is None:
-            self._service = BlobServiceClient.from_connection_string(
-                self._account.connection, transport=transport(self._timeout), retry_total=0,
-                raw_request_hook=each(self._hooks))
-        return self._service
+    def _connect(self, connection: str, **options: Any) -> BlobServiceClient:
+        return BlobServiceClient.from_connection_string(connection, **options)
 
     async def _count(self, service: BlobServiceClient, listing: Listing) -> float | ScalerError:
         container, prefix, delimiter, pattern = listing
@@ -134,18 +119,11 @@ class AzureBlobClient(ScalerClient[AzureBlobConfig]):
                     async for name in client.list_blob_names(name_starts_with=prefix or None):
                         count += matcher is None or matcher.match(name) is not None
         except TimeoutError:
-            return self._error(container, f"no answer within {self._timeout:g}s")
+            return self._error(f"container {container}: no answer within {self._timeout:g}s")
         except (AzureError, OSError) as exc:
-            return self._error(container, storage_failure(exc, "the container does not exist"))
+            return self._error(f"container {container}: {storage_failure(exc, 'the container does not exist')}")
         return float(count)
 
-    def _error(self, container: str, what: str) -> ScalerError:
-        return ScalerError(mask(f"{self._account}: container {container}: {what}", self._secrets))
-
-    async def aclose(self) -> None:
-        service, self._service = self._service, None
-        if service is not None:
-            await service.close()
 
 
 class AzureBlobScaler(Scaler[AzureBlobConfig]):

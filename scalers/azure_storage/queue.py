@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from azure.core.exceptions import AzureError
 from azure.storage.queue.aio import QueueServiceClient
@@ -23,25 +23,22 @@ from scalers.azure_storage.account import (
     CONNECTION_SOURCES,
     Account,
     RequestHook,
-    each,
+    StorageClient,
     endpoint_suffix,
     parse_account,
     refuse_identity,
     storage_failure,
-    transport,
 )
 from scalers.base import (
     METADATA_ONLY,
     MetricSpec,
     ParameterError,
     Scaler,
-    ScalerClient,
     ScalerError,
     TriggerParams,
-    mask,
+    ask_once,
     param,
     parse_params,
-    secret_values,
 )
 
 PEEK = 32  # KEDA's maxPeekMessages
@@ -67,29 +64,17 @@ def parse_config(params: TriggerParams) -> AzureQueueConfig:
     return parse_params(AzureQueueConfig, params, account=parse_account(config.connection, "queue"))
 
 
-class AzureQueueClient(ScalerClient[AzureQueueConfig]):
-    """One QueueServiceClient per account and credential, made on the first read."""
-
-    def __init__(self, account: Account, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
-        self._account = account
-        self._hooks = tuple(request_hooks)
-        self._secrets = secret_values(account)
-        self._timeout = timeout
-        self._service: QueueServiceClient | None = None
+class AzureQueueClient(StorageClient[AzureQueueConfig, QueueServiceClient]):
+    """Each distinct (queue, strategy) of a poll once, on the account's one QueueServiceClient."""
 
     async def read(self, configs: Sequence[AzureQueueConfig]) -> list[float | ScalerError]:
         service = self._open()
-        asked = list(dict.fromkeys((c.queue_name, c.queue_length_strategy) for c in configs))
-        answers = await asyncio.gather(*(self._count(service, name, strategy) for name, strategy in asked))
-        found = dict(zip(asked, answers, strict=True))
+        found = await ask_once(((c.queue_name, c.queue_length_strategy) for c in configs),
+                               lambda asked: self._count(service, *asked))
         return [found[(c.queue_name, c.queue_length_strategy)] for c in configs]
 
-    def _open(self) -> QueueServiceClient:
-        if self._service is None:
-            self._service = QueueServiceClient.from_connection_string(
-                self._account.connection, transport=transport(self._timeout), retry_total=0,
-                raw_request_hook=each(self._hooks))
-        return self._service
+    def _connect(self, connection: str, **options: Any) -> QueueServiceClient:
+        return QueueServiceClient.from_connection_string(connection, **options)
 
     async def _count(self, service: QueueServiceClient, name: str, strategy: str) -> float | ScalerError:
         queue = service.get_queue_client(name)
@@ -101,18 +86,11 @@ class AzureQueueClient(ScalerClient[AzureQueueConfig]):
                         return float(len(visible))
                 properties = await queue.get_queue_properties()
         except TimeoutError:
-            return self._error(name, f"no answer within {self._timeout:g}s")
+            return self._error(f"queue {name}: no answer within {self._timeout:g}s")
         except (AzureError, OSError) as exc:
-            return self._error(name, storage_failure(exc, "the queue does not exist"))
+            return self._error(f"queue {name}: {storage_failure(exc, 'the queue does not exist')}")
         return float(properties.approximate_message_count or 0)
 
-    def _error(self, name: str, what: str) -> ScalerError:
-        return ScalerError(mask(f"{self._account}: queue {name}: {what}", self._secrets))
-
-    async def aclose(self) -> None:
-        service, self._service = self._service, None
-        if service is not None:
-            await service.close()
 
 
 class AzureQueueScaler(Scaler[AzureQueueConfig]):
