@@ -24,7 +24,6 @@ string of endpoint URLs when aggregating, we keep it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import xml.etree.ElementTree as ElementTree
@@ -45,6 +44,7 @@ from scalers.base import (
     ScalerClient,
     ScalerError,
     TriggerParams,
+    ask_once,
     param,
     parse_params,
 )
@@ -320,10 +320,8 @@ class MetricsApiClient(ScalerClient[MetricsApiConfig]):
 
     async def read(self, configs: Sequence[MetricsApiConfig]) -> list[float | ScalerError]:
         wanted = {c: self._urls(c) for c in configs}
-        urls = list(dict.fromkeys(u for found in wanted.values() if not isinstance(found, ScalerError)
-                                  for u in found))
-        fetched = dict(zip(urls, await asyncio.gather(*(self._get(u) for u in urls)), strict=True))
-        values = _ValueCache(fetched)
+        urls = (u for found in wanted.values() if not isinstance(found, ScalerError) for u in found)
+        values = _ValueCache(await ask_once(urls, self._get))
         return [self._answer(c, wanted[c], values) for c in configs]
 
     def _urls(self, config: MetricsApiConfig) -> list[str] | ScalerError:

@@ -42,6 +42,7 @@ from scalers.base import (
     ScalerClient,
     ScalerError,
     TriggerParams,
+    ask_once,
     param,
     parse_params,
 )
@@ -203,7 +204,7 @@ class PrometheusClient(ScalerClient[PrometheusConfig]):
         return _split(answer, queries)
 
     async def _one_by_one(self, queries: list[Query]) -> dict[Query, Any]:
-        answers = dict(zip(queries, await asyncio.gather(*(self._ask(q) for q in queries)), strict=True))
+        answers = await ask_once(queries, self._ask)
         if len(self._solo) < MAX_SOLO:
             self._solo.update(q for q, answer in answers.items() if not _combinable(answer))
         return answers

@@ -48,6 +48,7 @@ from scalers.base import (
     ScalerError,
     Source,
     TriggerParams,
+    ask_once,
     mask,
     param,
     parse_params,
@@ -202,10 +203,8 @@ class AzureEventHubClient(ScalerClient[AzureEventHubConfig]):
 
     async def read(self, configs: Sequence[AzureEventHubConfig]) -> list[Reading | ScalerError]:
         partitions = await self._partitions()
-        layouts = list(dict.fromkeys(c.layout for c in configs))
-        wanted = [(lay, p) for lay in layouts for p in partitions if p.last != -1]
-        answers = await asyncio.gather(*(self._checkpoint(lay, p.id) for lay, p in wanted))
-        checkpoints = dict(zip(((lay, p.id) for lay, p in wanted), answers, strict=True))
+        wanted = ((c.layout, p.id) for c in configs for p in partitions if p.last != -1)
+        checkpoints = await ask_once(wanted, lambda key: self._checkpoint(*key))
         return [self._value(c, partitions, checkpoints) for c in configs]
 
     def _value(self, config: AzureEventHubConfig, partitions: Sequence[Partition],

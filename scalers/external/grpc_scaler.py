@@ -45,6 +45,7 @@ from scalers.base import (
     ScalerClient,
     ScalerError,
     TriggerParams,
+    ask_once,
     mask,
     param,
     parse_params,
@@ -157,14 +158,12 @@ class ExternalClient(ScalerClient[ExternalConfig]):
         self._closed = False
 
     async def read(self, configs: Sequence[ExternalConfig]) -> list[Reading | ScalerError]:
-        distinct = list(dict.fromkeys(configs))
         gate = asyncio.Semaphore(MAX_READS_IN_FLIGHT)
 
         async def bounded(config: ExternalConfig) -> Reading | ScalerError:
             async with gate:
                 return await self._read_one(config)
-        answers = await asyncio.gather(*(bounded(c) for c in distinct))
-        found = dict(zip(distinct, answers, strict=True))
+        found = await ask_once(configs, bounded)
         return [found[c] for c in configs]
 
     async def _read_one(self, config: ExternalConfig) -> Reading | ScalerError:

@@ -14,14 +14,13 @@ as does a `useRegex` match that includes one; the store's fallback rules then ap
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from scalers.base import ScalerClient, ScalerError
+from scalers.base import ScalerClient, ScalerError, ask_once
 from scalers.rabbitmq.queue_config import (
     Broker,
     QueueStats,
@@ -67,8 +66,7 @@ class ManagementClient(ScalerClient[RabbitMQConfig]):
         return self._http
 
     async def read(self, configs: Sequence[RabbitMQConfig]) -> list[float | ScalerError]:
-        vhosts = list(dict.fromkeys(c.vhost for c in configs))
-        listings = dict(zip(vhosts, await asyncio.gather(*(self._list(v) for v in vhosts)), strict=True))
+        listings = await ask_once((c.vhost for c in configs), self._list)
         matches: dict[tuple[str, str], list[QueueStats]] = {}
         return [self._answer(c, listings[c.vhost], matches) for c in configs]
 

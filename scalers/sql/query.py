@@ -17,7 +17,7 @@ import decimal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from scalers.base import ScalerError
+from scalers.base import ScalerError, ask_once
 
 MAX_CONCURRENT_QUERIES = 4  # per server and user: the pool's size, and the queries in flight
 
@@ -76,6 +76,4 @@ async def run_queries(queries: Sequence[str], run: Run, *, timeout: float,
             except Exception as exc:  # the driver's own error for this query (syntax, missing table)
                 return ScalerError(f"the query failed: {describe(exc)}")
 
-    distinct = list(dict.fromkeys(queries))
-    results = await asyncio.gather(*(one(q) for q in distinct))
-    return dict(zip(distinct, results, strict=True))
+    return await ask_once(queries, one)
