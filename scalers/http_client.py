@@ -12,7 +12,8 @@ its metrics-api scaler ignores custom); a `ca` is trusted whenever it is given (
 with some auth mode set); `unsafeSsl` is honoured with client certificates (KEDA's prometheus
 scaler drops it then).
 
-`open_client` builds the one keep-alive httpx client of a server: at most `MAX_CONNECTIONS`
+`HttpServer` is both scalers' server key (origin, auth, timeout) and `HttpServerClient` the
+client they build on. `open_client` builds the one keep-alive httpx client of a server: at most `MAX_CONNECTIONS`
 connections (requests beyond that wait for one, so a poll of a thousand queries holds two
 sockets), no environment proxies, TLS from `scalers.tls`.
 """
@@ -31,7 +32,9 @@ from scalers.base import (
     AUTH_ONLY,
     METADATA_ONLY,
     METADATA_OR_AUTH,
+    ConfigT,
     ParameterError,
+    ScalerClient,
     TriggerParams,
     param,
     parse_params,
@@ -193,6 +196,41 @@ def open_client(auth: HttpAuth, timeout: float, hooks: Sequence[RequestHook] = (
         event_hooks={"request": list(hooks)},
         trust_env=False,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpServer:
+    """The server key of an HTTP scaler: the URL's origin, how to log in, how long to wait."""
+
+    origin: str
+    auth: HttpAuth
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def parse_server(url: httpx.URL, params: TriggerParams, timeout: str | None) -> HttpServer:
+    """A trigger's server key: the origin of `url`, KEDA's authModes, and the `timeout` key (or
+    KEDA's default); the timeout is checked first, as KEDA does."""
+    seconds = parse_timeout("timeout", timeout)
+    return HttpServer(origin=origin(url), auth=parse_auth(params), timeout=seconds if seconds else DEFAULT_TIMEOUT)
+
+
+class HttpServerClient(ScalerClient[ConfigT]):
+    """The one keep-alive client of a server, opened on the first request, closed when released."""
+
+    def __init__(self, server: HttpServer, hooks: Sequence[RequestHook] = ()) -> None:
+        self._server = server
+        self._hooks = list(hooks)
+        self._http: httpx.AsyncClient | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = open_client(self._server.auth, self._server.timeout, self._hooks)
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
 
 # A server refusing a client certificate after a TLS 1.3 handshake surfaces as a bare SSLError.

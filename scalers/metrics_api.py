@@ -41,7 +41,6 @@ from scalers.base import (
     MetricSpec,
     ParameterError,
     Scaler,
-    ScalerClient,
     ScalerError,
     TriggerParams,
     ask_once,
@@ -50,16 +49,13 @@ from scalers.base import (
 )
 from scalers.cluster import ClusterView
 from scalers.http_client import (
-    DEFAULT_TIMEOUT,
     TRANSPORT_ERRORS,
-    HttpAuth,
+    HttpServer,
+    HttpServerClient,
     RequestHook,
     check_url,
     describe_http_error,
-    open_client,
-    origin,
-    parse_auth,
-    parse_timeout,
+    parse_server,
 )
 from scalers.quantity import QuantityError, quantity_value
 
@@ -83,15 +79,6 @@ class _RawParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MetricsApiServer:
-    """The server key: the URL's origin, how to log in, how long to wait."""
-
-    origin: str
-    auth: HttpAuth
-    timeout: float = DEFAULT_TIMEOUT
-
-
-@dataclass(frozen=True, kw_only=True)
 class ServiceTarget:
     """`aggregateFromKubeServiceEndpoints`: the Service named by the URL, and how to call its endpoints."""
 
@@ -104,7 +91,7 @@ class ServiceTarget:
 
 @dataclass(frozen=True, kw_only=True)
 class MetricsApiConfig:
-    server: MetricsApiServer
+    server: HttpServer
     url: str
     format: Format = "json"
     value_location: str
@@ -128,10 +115,8 @@ def parse_config(params: TriggerParams) -> MetricsApiConfig:
             raise ParameterError("aggregateFromKubeServiceEndpoints needs the cluster's endpoints, which this "
                                  "adapter does not watch")
         service = _service_target(url)
-    timeout = parse_timeout("timeout", raw.timeout)
     return MetricsApiConfig(
-        server=MetricsApiServer(origin=origin(url), auth=parse_auth(params),
-                                timeout=timeout if timeout else DEFAULT_TIMEOUT),
+        server=parse_server(url, params, raw.timeout),
         url=raw.url, format=raw.format, value_location=raw.value_location, target_value=raw.target_value,
         activation_target_value=raw.activation_target_value, service=service, aggregation=raw.aggregation,
         cluster=params.cluster if raw.aggregate else None,
@@ -305,18 +290,8 @@ class Fetched:
     error: str | None = None
 
 
-class MetricsApiClient(ScalerClient[MetricsApiConfig]):
+class MetricsApiClient(HttpServerClient[MetricsApiConfig]):
     """One keep-alive client per server; one GET per distinct URL per read."""
-
-    def __init__(self, server: MetricsApiServer, hooks: Sequence[RequestHook] = ()) -> None:
-        self._server = server
-        self._hooks = list(hooks)
-        self._http: httpx.AsyncClient | None = None
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = open_client(self._server.auth, self._server.timeout, self._hooks)
-        return self._http
 
     async def read(self, configs: Sequence[MetricsApiConfig]) -> list[float | ScalerError]:
         wanted = {c: self._urls(c) for c in configs}
@@ -364,11 +339,6 @@ class MetricsApiClient(ScalerClient[MetricsApiConfig]):
                                f"{len(urls)} provided endpoints")
         return aggregate(good, config.aggregation)
 
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
 
 class _ValueCache:
     """Values by (url, format, location) for one read, each body decoded once per format."""
@@ -406,7 +376,7 @@ class MetricsApiScaler(Scaler[MetricsApiConfig]):
         return MetricSpec(name=f"metric-api-{config.value_location}", target=config.target_value,
                           activation=config.activation_target_value)
 
-    def server_key(self, config: MetricsApiConfig) -> MetricsApiServer:
+    def server_key(self, config: MetricsApiConfig) -> HttpServer:
         return config.server
 
     def open_client(self, config: MetricsApiConfig) -> MetricsApiClient:

@@ -39,7 +39,6 @@ from scalers.base import (
     METADATA_ONLY,
     MetricSpec,
     Scaler,
-    ScalerClient,
     ScalerError,
     TriggerParams,
     ask_once,
@@ -47,17 +46,14 @@ from scalers.base import (
     parse_params,
 )
 from scalers.http_client import (
-    DEFAULT_TIMEOUT,
     TRANSPORT_ERRORS,
-    HttpAuth,
+    HttpServer,
+    HttpServerClient,
     RequestHook,
     check_url,
     describe_http_error,
     key_values,
-    open_client,
-    origin,
-    parse_auth,
-    parse_timeout,
+    parse_server,
 )
 
 QUERIES_PER_REQUEST = 100
@@ -79,15 +75,6 @@ class _RawParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PrometheusServer:
-    """The server key: where, how to log in, how long to wait."""
-
-    origin: str
-    auth: HttpAuth
-    timeout: float = DEFAULT_TIMEOUT
-
-
-@dataclass(frozen=True, kw_only=True)
 class Query:
     """One request: equal queries of a poll are sent once."""
 
@@ -99,7 +86,7 @@ class Query:
 
 @dataclass(frozen=True, kw_only=True)
 class PrometheusConfig:
-    server: PrometheusServer
+    server: HttpServer
     request: Query
     threshold: float
     activation_threshold: float = 0.0
@@ -111,10 +98,8 @@ def parse_config(params: TriggerParams) -> PrometheusConfig:
     address = check_url("serverAddress", raw.server_address)
     namespace: tuple[tuple[str, str], ...] = (("namespace", raw.namespace),) if raw.namespace else ()
     parameters = namespace + key_values("queryParameters", raw.query_parameters)
-    timeout = parse_timeout("timeout", raw.timeout)
     return PrometheusConfig(
-        server=PrometheusServer(origin=origin(address), auth=parse_auth(params),
-                                timeout=timeout if timeout else DEFAULT_TIMEOUT),
+        server=parse_server(address, params, raw.timeout),
         request=Query(url=f"{raw.server_address.rstrip('/')}/api/v1/query", query=raw.query,
                       parameters=parameters, headers=key_values("customHeaders", raw.custom_headers)),
         threshold=raw.threshold,
@@ -156,20 +141,13 @@ def value_of(body: Any, query: str, ignore_null_values: bool) -> float:
     return value
 
 
-class PrometheusClient(ScalerClient[PrometheusConfig]):
+class PrometheusClient(HttpServerClient[PrometheusConfig]):
     """One keep-alive client per server; each distinct query of a batch asked once, combined per request."""
 
-    def __init__(self, server: PrometheusServer, hooks: Sequence[RequestHook] = ()) -> None:
-        self._server = server
-        self._hooks = list(hooks)
-        self._http: httpx.AsyncClient | None = None
+    def __init__(self, server: HttpServer, hooks: Sequence[RequestHook] = ()) -> None:
+        super().__init__(server, hooks)
         self._solo: set[Query] = set()  # failed alone once: never combined again
         self._combine = True  # False once the server refused a POST
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = open_client(self._server.auth, self._server.timeout, self._hooks)
-        return self._http
 
     async def read(self, configs: Sequence[PrometheusConfig]) -> list[float | ScalerError]:
         answers: dict[Query, Any] = {}
@@ -241,11 +219,6 @@ class PrometheusClient(ScalerClient[PrometheusConfig]):
         except QueryAnswerError as exc:
             return ScalerError(f"prometheus {self._server.origin}: {exc}")
 
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
 
 _UNSAFE = re.compile(rb"[^A-Za-z0-9_.~-]")
 
@@ -297,7 +270,7 @@ class PrometheusScaler(Scaler[PrometheusConfig]):
     def metric(self, config: PrometheusConfig) -> MetricSpec:
         return MetricSpec(name="prometheus", target=config.threshold, activation=config.activation_threshold)
 
-    def server_key(self, config: PrometheusConfig) -> PrometheusServer:
+    def server_key(self, config: PrometheusConfig) -> HttpServer:
         return config.server
 
     def open_client(self, config: PrometheusConfig) -> PrometheusClient:
