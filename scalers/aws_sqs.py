@@ -44,6 +44,7 @@ from scalers.base import (
     ScalerError,
     Source,
     TriggerParams,
+    ask_once,
     mask,
     param,
     parse_params,
@@ -149,9 +150,7 @@ class AwsSqsClient(ScalerClient[AwsSqsConfig]):
         wanted: dict[str, set[str]] = {}
         for config in configs:
             wanted.setdefault(config.queue_url, set()).update(config.attributes)
-        urls = list(wanted)
-        answers = await asyncio.gather(*(self._attributes(client, url, sorted(wanted[url])) for url in urls))
-        found = dict(zip(urls, answers, strict=True))
+        found = await ask_once(wanted, lambda url: self._attributes(client, url, sorted(wanted[url])))
         return [self._value(config, found[config.queue_url]) for config in configs]
 
     async def _open(self) -> Any:
