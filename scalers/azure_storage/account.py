@@ -15,13 +15,14 @@ retry) and every call has the scaler's timeout.
 
 from __future__ import annotations
 
+import asyncio
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import AioHttpTransport
 
 from scalers.base import (
@@ -162,9 +163,17 @@ class StorageClient(ScalerClient[ConfigT], Generic[ConfigT, ServiceT]):
                                           retry_total=0, raw_request_hook=each(self._hooks))
         return self._service
 
-    def _error(self, what: str) -> ScalerError:
-        """A failure of one container or queue (`what` names it), secrets masked."""
-        return ScalerError(mask(f"{self._account}: {what}", self._secrets))
+    async def _count(self, what: str, missing: str, count: Callable[[], Awaitable[float]]) -> float | ScalerError:
+        """`count()` within the timeout; its failure is a ScalerError naming `what` (the container or
+        queue) and the account, `missing` when it does not exist, secrets masked."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await count()
+        except TimeoutError:
+            failure = f"no answer within {self._timeout:g}s"
+        except (AzureError, OSError) as exc:
+            failure = storage_failure(exc, missing)
+        return ScalerError(mask(f"{self._account}: {what}: {failure}", self._secrets))
 
     async def aclose(self) -> None:
         service, self._service = self._service, None

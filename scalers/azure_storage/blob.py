@@ -18,7 +18,6 @@ per 5,000 blobs.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import re
 from collections.abc import Sequence
@@ -26,7 +25,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from azure.core.exceptions import AzureError
 from azure.storage.blob.aio import BlobPrefix, BlobServiceClient
 
 from scalers.azure_storage.account import (
@@ -37,7 +35,6 @@ from scalers.azure_storage.account import (
     endpoint_suffix,
     parse_account,
     refuse_identity,
-    storage_failure,
 )
 from scalers.base import (
     METADATA_ONLY,
@@ -99,31 +96,25 @@ class AzureBlobClient(StorageClient[AzureBlobConfig, BlobServiceClient]):
 
     async def read(self, configs: Sequence[AzureBlobConfig]) -> list[float | ScalerError]:
         service = self._open()
-        found = await ask_once((c.listing for c in configs), lambda listing: self._count(service, listing))
+        found = await ask_once((c.listing for c in configs), lambda listing: self._count(
+            f"container {listing[0]}", "the container does not exist", lambda: self._list(service, listing)))
         return [found[c.listing] for c in configs]
 
     def _connect(self, connection: str, **options: Any) -> BlobServiceClient:
         return BlobServiceClient.from_connection_string(connection, **options)
 
-    async def _count(self, service: BlobServiceClient, listing: Listing) -> float | ScalerError:
+    async def _list(self, service: BlobServiceClient, listing: Listing) -> float:
         container, prefix, delimiter, pattern = listing
         client = service.get_container_client(container)
         count = 0
-        try:
-            async with asyncio.timeout(self._timeout):
-                if delimiter:
-                    async for item in client.walk_blobs(name_starts_with=prefix or None, delimiter=delimiter):
-                        count += not isinstance(item, BlobPrefix)
-                else:
-                    matcher = glob(pattern) if pattern else None
-                    async for name in client.list_blob_names(name_starts_with=prefix or None):
-                        count += matcher is None or matcher.match(name) is not None
-        except TimeoutError:
-            return self._error(f"container {container}: no answer within {self._timeout:g}s")
-        except (AzureError, OSError) as exc:
-            return self._error(f"container {container}: {storage_failure(exc, 'the container does not exist')}")
+        if delimiter:
+            async for item in client.walk_blobs(name_starts_with=prefix or None, delimiter=delimiter):
+                count += not isinstance(item, BlobPrefix)
+        else:
+            matcher = glob(pattern) if pattern else None
+            async for name in client.list_blob_names(name_starts_with=prefix or None):
+                count += matcher is None or matcher.match(name) is not None
         return float(count)
-
 
 
 class AzureBlobScaler(Scaler[AzureBlobConfig]):

@@ -11,12 +11,10 @@ one properties call), on the account's one client.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from azure.core.exceptions import AzureError
 from azure.storage.queue.aio import QueueServiceClient
 
 from scalers.azure_storage.account import (
@@ -27,7 +25,6 @@ from scalers.azure_storage.account import (
     endpoint_suffix,
     parse_account,
     refuse_identity,
-    storage_failure,
 )
 from scalers.base import (
     METADATA_ONLY,
@@ -70,27 +67,21 @@ class AzureQueueClient(StorageClient[AzureQueueConfig, QueueServiceClient]):
     async def read(self, configs: Sequence[AzureQueueConfig]) -> list[float | ScalerError]:
         service = self._open()
         found = await ask_once(((c.queue_name, c.queue_length_strategy) for c in configs),
-                               lambda asked: self._count(service, *asked))
+                               lambda asked: self._count(f"queue {asked[0]}", "the queue does not exist",
+                                                         lambda: self._messages(service, *asked)))
         return [found[(c.queue_name, c.queue_length_strategy)] for c in configs]
 
     def _connect(self, connection: str, **options: Any) -> QueueServiceClient:
         return QueueServiceClient.from_connection_string(connection, **options)
 
-    async def _count(self, service: QueueServiceClient, name: str, strategy: str) -> float | ScalerError:
+    async def _messages(self, service: QueueServiceClient, name: str, strategy: str) -> float:
         queue = service.get_queue_client(name)
-        try:
-            async with asyncio.timeout(self._timeout):
-                if strategy == "visibleonly":
-                    visible = await queue.peek_messages(max_messages=PEEK)
-                    if len(visible) < PEEK:
-                        return float(len(visible))
-                properties = await queue.get_queue_properties()
-        except TimeoutError:
-            return self._error(f"queue {name}: no answer within {self._timeout:g}s")
-        except (AzureError, OSError) as exc:
-            return self._error(f"queue {name}: {storage_failure(exc, 'the queue does not exist')}")
+        if strategy == "visibleonly":
+            visible = await queue.peek_messages(max_messages=PEEK)
+            if len(visible) < PEEK:
+                return float(len(visible))
+        properties = await queue.get_queue_properties()
         return float(properties.approximate_message_count or 0)
-
 
 
 class AzureQueueScaler(Scaler[AzureQueueConfig]):
