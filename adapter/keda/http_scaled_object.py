@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapter.keda.names import KEDA_GROUP, KEDA_VERSION
-from adapter.keda.objects import InvalidObject
+from adapter.keda.objects import InvalidObject, mapping
 from adapter.kube.resources import Resource
 
 HTTP_GROUP = "http.keda.sh"
@@ -35,14 +35,6 @@ HTTP_VERSION = "v1alpha1"
 HTTP_SCALED_OBJECT_KIND = "HTTPScaledObject"
 HTTP_SCALED_OBJECTS = Resource(HTTP_GROUP, HTTP_VERSION, "httpscaledobjects", HTTP_SCALED_OBJECT_KIND)
 OWNER_LABEL = "http.keda.sh/httpscaledobject"  # on the ScaledObject made for an HTTPScaledObject
-
-
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise InvalidObject(f"{where} must be an object")
-    return value
 
 
 def _strings(value: Any, where: str) -> list[str]:
@@ -62,13 +54,13 @@ def _number(value: Any, where: str) -> str | None:
 
 
 def _metric(spec: Mapping[str, Any]) -> dict[str, str]:
-    scaling = _mapping(spec.get("scalingMetric"), "spec.scalingMetric")
-    rate = _mapping(scaling.get("requestRate"), "spec.scalingMetric.requestRate")
+    scaling = mapping(spec.get("scalingMetric"), "spec.scalingMetric")
+    rate = mapping(scaling.get("requestRate"), "spec.scalingMetric.requestRate")
     if scaling.get("requestRate") is not None:
         found = {"targetRequestRate": _number(rate.get("targetValue"), "requestRate.targetValue") or "100",
                  "window": str(rate.get("window") or "1m"), "granularity": str(rate.get("granularity") or "1s")}
         return found
-    concurrency = _mapping(scaling.get("concurrency"), "spec.scalingMetric.concurrency")
+    concurrency = mapping(scaling.get("concurrency"), "spec.scalingMetric.concurrency")
     target = _number(concurrency.get("targetValue"), "concurrency.targetValue") \
         or _number(spec.get("targetPendingRequests"), "spec.targetPendingRequests") or "100"
     return {"targetPendingRequests": target}
@@ -84,7 +76,7 @@ def _trigger_metadata(spec: Mapping[str, Any], ref: Mapping[str, Any]) -> dict[s
     metadata = {"hosts": ",".join(_strings(spec.get("hosts"), "spec.hosts")),
                 "pathPrefixes": ",".join(_strings(spec.get("pathPrefixes"), "spec.pathPrefixes")) or "/",
                 "service": service, "port": str(port if port is not None else port_name), **_metric(spec)}
-    wait = _mapping(spec.get("timeouts"), "spec.timeouts").get("conditionWait")
+    wait = mapping(spec.get("timeouts"), "spec.timeouts").get("conditionWait")
     if wait:
         metadata["holdTimeout"] = str(wait)
     return metadata
@@ -92,19 +84,19 @@ def _trigger_metadata(spec: Mapping[str, Any], ref: Mapping[str, Any]) -> dict[s
 
 def scaled_object_for(hso: Mapping[str, Any]) -> dict[str, Any]:
     """The ScaledObject standing for `hso`; `InvalidObject` naming the field that is wrong."""
-    meta = _mapping(hso.get("metadata"), "metadata")
+    meta = mapping(hso.get("metadata"), "metadata")
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidObject("metadata.name is required")
-    spec = _mapping(hso.get("spec"), "spec")
+    spec = mapping(hso.get("spec"), "spec")
     for unsupported in ("headers", "coldStartTimeoutFailoverRef"):
         if spec.get(unsupported):
             raise InvalidObject(f"spec.{unsupported} is not supported by eventscale's interceptor")
-    ref = _mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef")
+    ref = mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef")
     target_name = ref.get("name") or ref.get("deployment")
     if not isinstance(target_name, str) or not target_name:
         raise InvalidObject("spec.scaleTargetRef.name is required")
-    replicas = _mapping(spec.get("replicas"), "spec.replicas")
+    replicas = mapping(spec.get("replicas"), "spec.replicas")
     body: dict[str, Any] = {
         "scaleTargetRef": {"name": target_name, "kind": str(ref.get("kind") or "Deployment"),
                            "apiVersion": str(ref.get("apiVersion") or "apps/v1")},

@@ -161,7 +161,8 @@ class TriggerAuthentication:
     pod_identity: str = ""  # spec.podIdentity.provider, for the scalers to refuse or use
 
 
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+def mapping(value: Any, where: str) -> Mapping[str, Any]:
+    """A field that must be an object (None is empty): the object kinds of keda.sh read theirs so."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -206,14 +207,14 @@ def _int(spec: Mapping[str, Any], key: str, default: int | None, minimum: int | 
 
 def _strings(value: Any, where: str) -> dict[str, str]:
     result: dict[str, str] = {}
-    for key, item in _mapping(value, where).items():
+    for key, item in mapping(value, where).items():
         name = _string(key, f"a key of {where}")
         result[name] = _string(item, f"{where}.{name}")
     return result
 
 
 def _meta(obj: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
-    meta = _mapping(obj.get("metadata"), "metadata")
+    meta = mapping(obj.get("metadata"), "metadata")
     name = meta.get("name")
     if not name or not isinstance(name, str):
         raise InvalidObject("metadata.name is required")
@@ -233,12 +234,12 @@ def _generation(meta: Mapping[str, Any]) -> int:
 def parse_scaled_object(obj: Mapping[str, Any]) -> ScaledObject:
     namespace, name, meta = _meta(obj)
     api_version = _string(obj.get("apiVersion"), "apiVersion")
-    spec = _mapping(obj.get("spec"), "spec")
+    spec = mapping(obj.get("spec"), "spec")
     legacy = api_version.startswith(LEGACY_GROUP + "/")
-    target = _parse_target(_mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef"), legacy)
+    target = _parse_target(mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef"), legacy)
     triggers = _parse_triggers(spec.get("triggers"), legacy)
-    advanced = _mapping(spec.get("advanced"), "spec.advanced")
-    hpa_config = _mapping(advanced.get("horizontalPodAutoscalerConfig"), "spec.advanced.horizontalPodAutoscalerConfig")
+    advanced = mapping(spec.get("advanced"), "spec.advanced")
+    hpa_config = mapping(advanced.get("horizontalPodAutoscalerConfig"), "spec.advanced.horizontalPodAutoscalerConfig")
     so = ScaledObject(
         api_version=api_version,
         namespace=namespace,
@@ -259,7 +260,7 @@ def parse_scaled_object(obj: Mapping[str, Any]) -> ScaledObject:
         fallback=_parse_fallback(spec.get("fallback")),
         hpa_name=_string(hpa_config.get("name"), "spec.advanced.horizontalPodAutoscalerConfig.name")
         or f"{HPA_NAME_PREFIX}{target.name if legacy else name}",
-        hpa_behavior=_mapping(hpa_config.get("behavior"), "behavior") or None,
+        hpa_behavior=mapping(hpa_config.get("behavior"), "behavior") or None,
         restore_to_original_replica_count=_flag(advanced.get("restoreToOriginalReplicaCount"),
                                                 "spec.advanced.restoreToOriginalReplicaCount"),
         scaling_modifiers=_parse_modifiers(advanced.get("scalingModifiers"), triggers),
@@ -303,7 +304,7 @@ def _parse_modifiers(raw: Any, triggers: tuple[TriggerSpec, ...]) -> ScalingModi
     """KEDA's rules: formula required, target required and > 0, metricType AverageValue or Value;
     the formula may name only triggers that have a `name` (not cpu or memory ones)."""
     where = "spec.advanced.scalingModifiers"
-    spec = _mapping(raw, where)
+    spec = mapping(raw, where)
     fields = {key: _string(spec.get(key), f"{where}.{key}").strip()
               for key in ("formula", "target", "activationTarget", "metricType")}
     if not any(fields.values()):
@@ -365,7 +366,7 @@ def _parse_target(ref: Mapping[str, Any], legacy: bool) -> ScaleTarget:
 def _parse_triggers(raw: Any, legacy: bool) -> tuple[TriggerSpec, ...]:
     if not isinstance(raw, list) or not raw:
         raise InvalidObject("spec.triggers must list at least one trigger")
-    triggers = tuple(_parse_trigger(i, _mapping(t, f"spec.triggers[{i}]"), legacy) for i, t in enumerate(raw))
+    triggers = tuple(_parse_trigger(i, mapping(t, f"spec.triggers[{i}]"), legacy) for i, t in enumerate(raw))
     names = [t.name for t in triggers if t.name]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -389,7 +390,7 @@ def _parse_trigger(index: int, raw: Mapping[str, Any], legacy: bool) -> TriggerS
         metric_type = "Value" if declared == "Value" else "Utilization"
     else:
         raise InvalidObject(f'{where}.metricType "{declared}" must be one of [AverageValue, Value, Utilization]')
-    auth = _mapping(raw.get("authenticationRef"), f"{where}.authenticationRef")
+    auth = mapping(raw.get("authenticationRef"), f"{where}.authenticationRef")
     auth_ref = None
     if auth:
         auth_name = _string(auth.get("name"), f"{where}.authenticationRef.name")
@@ -414,7 +415,7 @@ def _parse_trigger(index: int, raw: Mapping[str, Any], legacy: bool) -> TriggerS
 def _parse_fallback(raw: Any) -> Fallback | None:
     if raw is None:
         return None
-    spec = _mapping(raw, "spec.fallback")
+    spec = mapping(raw, "spec.fallback")
     threshold = _int(spec, "failureThreshold", None)
     replicas = _int(spec, "replicas", None)
     if threshold is None or replicas is None:
@@ -429,7 +430,7 @@ def _parse_fallback(raw: Any) -> Fallback | None:
 def parse_trigger_authentication(obj: Mapping[str, Any]) -> TriggerAuthentication:
     namespace, name, _ = _meta(obj)
     kind = _string(obj.get("kind"), "kind")
-    spec = _mapping(obj.get("spec"), "spec")
+    spec = mapping(obj.get("spec"), "spec")
 
     def refs(key: str, value_key: str) -> tuple[TargetRef, ...]:
         items = spec.get(key) or []
@@ -438,7 +439,7 @@ def parse_trigger_authentication(obj: Mapping[str, Any]) -> TriggerAuthenticatio
         out = []
         for i, item in enumerate(items):
             where = f"spec.{key}[{i}]"
-            item = _mapping(item, where)
+            item = mapping(item, where)
             parameter = _string(item.get("parameter"), f"{where}.parameter")
             name = _string(item.get("name"), f"{where}.name")
             if not parameter or not name:
@@ -456,5 +457,5 @@ def parse_trigger_authentication(obj: Mapping[str, Any]) -> TriggerAuthenticatio
         secret_refs=refs("secretTargetRef", "key"),
         config_map_refs=refs("configMapTargetRef", "key"),
         env_refs=refs("env", "containerName"),
-        pod_identity=str(_mapping(spec.get("podIdentity"), "spec.podIdentity").get("provider") or ""),
+        pod_identity=str(mapping(spec.get("podIdentity"), "spec.podIdentity").get("provider") or ""),
     )

@@ -29,11 +29,11 @@ from adapter.keda.objects import (
     TriggerSpec,
     _generation,
     _int,
-    _mapping,
     _meta,
     _parse_triggers,
     _string,
     _strings,
+    mapping,
 )
 
 SCALED_JOB_KIND = "ScaledJob"
@@ -136,7 +136,7 @@ def parse_scaled_job(obj: Mapping[str, Any]) -> ScaledJob:
     """A ScaledJob, or a 2019 `scaleType: job` ScaledObject (see `is_job_object`)."""
     namespace, name, meta = _meta(obj)
     api_version = _string(obj.get("apiVersion"), "apiVersion") or f"{KEDA_GROUP}/v1alpha1"
-    spec = _mapping(obj.get("spec"), "spec")
+    spec = mapping(obj.get("spec"), "spec")
     legacy = api_version.startswith(LEGACY_GROUP + "/")
     common: dict[str, Any] = dict(
         api_version=api_version, namespace=namespace, name=name,
@@ -150,7 +150,7 @@ def parse_scaled_job(obj: Mapping[str, Any]) -> ScaledJob:
     )
     if legacy:  # KEDA 1.x: no minimum, no rollout, no history limits (the 2.x defaults apply)
         return ScaledJob(**common, rollout_strategy="gradual")
-    rollout = _mapping(spec.get("rollout"), "spec.rollout")
+    rollout = mapping(spec.get("rollout"), "spec.rollout")
     return ScaledJob(
         **common,
         successful_jobs_history_limit=_int(spec, "successfulJobsHistoryLimit", DEFAULT_HISTORY_LIMIT) or 0,
@@ -162,7 +162,7 @@ def parse_scaled_job(obj: Mapping[str, Any]) -> ScaledJob:
                                    or "background", PROPAGATION_POLICIES, "spec.rollout.propagationPolicy"),
         env_source_container=_string(spec.get("envSourceContainerName"), "spec.envSourceContainerName") or None,
         min_replica_count=_int(spec, "minReplicaCount", None),
-        scaling=_scaling(_mapping(spec.get("scalingStrategy"), "spec.scalingStrategy")),
+        scaling=_scaling(mapping(spec.get("scalingStrategy"), "spec.scalingStrategy")),
     )
 
 
@@ -176,12 +176,12 @@ def _job_triggers(raw: Any, legacy: bool) -> tuple[TriggerSpec, ...]:
 def _job_spec(raw: Any) -> Mapping[str, Any]:
     if raw is None:
         raise InvalidObject("spec.jobTargetRef is required")
-    job_spec = _mapping(raw, "spec.jobTargetRef")
-    template = _mapping(job_spec.get("template"), "spec.jobTargetRef.template")
+    job_spec = mapping(raw, "spec.jobTargetRef")
+    template = mapping(job_spec.get("template"), "spec.jobTargetRef.template")
     if not template:
         raise InvalidObject("spec.jobTargetRef.template is required")
-    _mapping(template.get("metadata"), "spec.jobTargetRef.template.metadata")
-    pod = _mapping(template.get("spec"), "spec.jobTargetRef.template.spec")
+    mapping(template.get("metadata"), "spec.jobTargetRef.template.metadata")
+    pod = mapping(template.get("spec"), "spec.jobTargetRef.template.spec")
     if pod.get("containers") is not None and not isinstance(pod.get("containers"), list):
         raise InvalidObject("spec.jobTargetRef.template.spec.containers must be a list")
     return job_spec
