@@ -52,6 +52,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.servicebus.aio._base_handler_async import ServiceBusSharedKeyCredential
 from azure.servicebus.aio.management import ServiceBusAdministrationClient
 
+from scalers.azure_cloud import cloud_suffix
 from scalers.base import (
     METADATA_ONLY,
     SECRET_SOURCES,
@@ -159,17 +160,7 @@ class SasTokenCredential(ServiceBusSharedKeyCredential):
 
 def _fully_qualified_namespace(params: TriggerParams, namespace: str) -> str:
     """KEDA's `namespace` + `cloud` (+ `endpointSuffix` for Private) host name."""
-    cloud = params.get("cloud", METADATA_ONLY)
-    if cloud is None:
-        return f"{namespace}.{CLOUD_SUFFIXES['azurepubliccloud']}"
-    if cloud.lower() == "private":
-        suffix = params.get("endpointSuffix", METADATA_ONLY)
-        if suffix is None:
-            raise ParameterError("endpointSuffix must be provided for Private cloud type")
-        return f"{namespace}.{suffix}"
-    if cloud.lower() not in CLOUD_SUFFIXES:
-        raise ParameterError(f"invalid cloud environment {cloud}")
-    return f"{namespace}.{CLOUD_SUFFIXES[cloud.lower()]}"
+    return f"{namespace}.{cloud_suffix(params, CLOUD_SUFFIXES)}"
 
 
 def _check_entity(config: AzureServiceBusConfig) -> None:

@@ -35,6 +35,7 @@ from azure.eventhub.aio import EventHubProducerClient
 from azure.eventhub.exceptions import AuthenticationError, ConnectError, EventHubError
 from azure.storage.blob.aio import BlobServiceClient
 
+from scalers.azure_cloud import cloud_suffix
 from scalers.azure_eventhub.checkpoints import CheckpointError, Layout, layout, sequence_number
 from scalers.azure_storage.account import Account, RequestHook, each, parse_account, storage_failure, transport
 from scalers.base import (
@@ -105,17 +106,7 @@ def connection_settings(connection: str) -> dict[str, str]:
 
 def service_bus_suffix(params: TriggerParams) -> str:
     """KEDA's ParseEnvironmentProperty for the Service Bus suffix (`cloud`, `endpointSuffix`)."""
-    cloud = params.get("cloud", METADATA_ONLY)
-    if cloud is None:
-        return SERVICE_BUS_SUFFIXES["azurepubliccloud"]
-    if cloud.lower() == "private":
-        suffix = params.get("endpointSuffix", METADATA_ONLY)
-        if suffix is None:
-            raise ParameterError("endpointSuffix must be provided for Private cloud type")
-        return suffix
-    if cloud.lower() not in SERVICE_BUS_SUFFIXES:
-        raise ParameterError(f"invalid cloud environment {cloud}")
-    return SERVICE_BUS_SUFFIXES[cloud.lower()]
+    return cloud_suffix(params, SERVICE_BUS_SUFFIXES)
 
 
 def parse_hub(params: TriggerParams) -> Hub:

@@ -25,6 +25,7 @@ import aiohttp
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import AioHttpTransport
 
+from scalers.azure_cloud import cloud_suffix
 from scalers.base import (
     METADATA_ONLY,
     ConfigT,
@@ -63,17 +64,7 @@ class Account:
 
 def endpoint_suffix(params: TriggerParams, service: str) -> str:
     """KEDA's ParseAzureStorageEndpointSuffix: `<service>.<cloud's suffix>`, or `endpointSuffix` for Private."""
-    cloud = params.get("cloud", METADATA_ONLY)
-    if cloud is None:
-        return f"{service}.{STORAGE_SUFFIXES['azurepubliccloud']}"
-    if cloud.lower() == "private":
-        suffix = params.get("endpointSuffix", METADATA_ONLY)
-        if suffix is None:
-            raise ParameterError("endpointSuffix must be provided for Private cloud type")
-        return suffix
-    if cloud.lower() not in STORAGE_SUFFIXES:
-        raise ParameterError(f"invalid cloud environment {cloud}")
-    return f"{service}.{STORAGE_SUFFIXES[cloud.lower()]}"
+    return cloud_suffix(params, {cloud: f"{service}.{suffix}" for cloud, suffix in STORAGE_SUFFIXES.items()})
 
 
 def refuse_identity(params: TriggerParams, service: str, what: str) -> None:
