@@ -1,10 +1,11 @@
-"""10,000 requests held and released, in rounds, and the interceptor's memory stays flat.
+"""20,000 requests held and released, in rounds, and the interceptor's memory stays flat.
 
 Each round: the upstream is down, 1,000 clients send a request each (all held), the upstream
 comes up (an aiohttp server in this process, on the interceptor's configured address), every
-request is answered, the upstream goes down again. The interceptor's resident memory after the
-last round must be close to where it was after the second (the first rounds warm up allocator
-pools; what "close" allows is said at the assertion).
+request is answered, the upstream goes down again. The interceptor's resident memory must stop
+growing: flat over the last rounds, and not far above where it was after the second (the first
+rounds warm up allocator pools, which grow in steps for about the first 12,000 requests; what
+"flat" and "not far" allow is said at the assertion).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from tests.harness.ports import free_port
 
 pytestmark = pytest.mark.interceptor
 
-ROUNDS, PER_ROUND = 10, 1000
+ROUNDS, PER_ROUND = 20, 1000
+LAST = 6  # rounds over which memory must be flat
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: wake.example.com\r\nConnection: close\r\n\r\n"
 
 
@@ -69,7 +71,9 @@ async def test_memory_stays_flat_over_10000_held_and_released_requests(tmp_path:
             rss.append(proxy.rss_bytes())
         assert proxy.gauge("requests_total", "default/wake") == ROUNDS * PER_ROUND
     # A held request is a connection, a parser, an exchange, a task and their buffers: several KiB. Keeping
-    # any of that per request would grow 9,000 requests by tens of MiB; under 8 MiB (< 1 KiB a request) is
-    # the allocator's own steps (seen: +1 to 3 MiB, then flat), not a leak.
-    growth = rss[-1] - rss[1]
-    assert growth < 8 << 20, f"resident memory by round (MiB): {[round(r / 2**20, 1) for r in rss]}"
+    # any of that per request would grow the last 5,000 requests by 20 MiB or more and the 19,000 after the
+    # second round by over 50; the allocator's own steps were seen to add up to 16 MiB over the first
+    # 12,000 requests, then nothing.
+    by_round = [round(r / 2**20, 1) for r in rss]
+    assert rss[-1] - rss[-LAST] < 3 << 20, f"still growing; resident memory by round (MiB): {by_round}"
+    assert rss[-1] - rss[1] < 24 << 20, f"resident memory by round (MiB): {by_round}"
