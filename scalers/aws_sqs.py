@@ -37,11 +37,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scalers.base import (
     METADATA_ONLY,
     METADATA_OR_AUTH,
+    ClientOptions,
     MetricSpec,
     ParameterError,
-    Scaler,
     ScalerClient,
     ScalerError,
+    ServerScaler,
     Source,
     TriggerParams,
     ask_once,
@@ -136,11 +137,11 @@ def parse_config(params: TriggerParams) -> AwsSqsConfig:
 class AwsSqsClient(ScalerClient[AwsSqsConfig]):
     """One aiobotocore SQS client, made on the first read, for one access key, region and endpoint."""
 
-    def __init__(self, account: Account, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
+    def __init__(self, account: Account, options: ClientOptions) -> None:
         self._account = account
-        self._hooks = tuple(request_hooks)
+        self._hooks: tuple[RequestHook, ...] = options.request_hooks  # told each operation's name
         self._secrets = secret_values(account)
-        self._timeout = timeout
+        self._timeout = options.timeout
         self._client: Any = None
         self._context: Any = None
         self._calls = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
@@ -217,16 +218,11 @@ def _client_error(exc: ClientError) -> str:
     return f"GetQueueAttributes refused ({code}): {message}".rstrip(": ")
 
 
-class AwsSqsScaler(Scaler[AwsSqsConfig]):
+class AwsSqsScaler(ServerScaler[AwsSqsConfig]):
     types = ("aws-sqs-queue",)
     activation_probes = False  # billed per call: no 1 s probes at zero
-
-    def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
-        self._timeout = timeout
-        self._hooks = tuple(request_hooks)  # called with each operation's name (tests and benchmarks count them)
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> AwsSqsConfig:
-        return parse_config(params)
+    parse_config = staticmethod(parse_config)
+    client_type = staticmethod(AwsSqsClient)
 
     def metric(self, config: AwsSqsConfig) -> MetricSpec:
         return MetricSpec(name=f"aws-sqs-{config.queue_name}", target=float(config.queue_length),
@@ -234,6 +230,3 @@ class AwsSqsScaler(Scaler[AwsSqsConfig]):
 
     def server_key(self, config: AwsSqsConfig) -> Account:
         return config.account
-
-    def open_client(self, config: AwsSqsConfig) -> AwsSqsClient:
-        return AwsSqsClient(config.account, timeout=self._timeout, request_hooks=self._hooks)

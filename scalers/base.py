@@ -411,3 +411,41 @@ class Scaler(ABC, Generic[ConfigT]):
     @abstractmethod
     def open_client(self, config: ConfigT) -> ScalerClient[ConfigT]:
         """A client for the server of `config`; no I/O may happen before the first read."""
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """What a scaler opens its clients with: the timeout of one request (below the store's read
+    deadline) and hooks told of every request sent (tests and benchmarks count them)."""
+
+    timeout: float = 4.0
+    request_hooks: tuple[Callable[..., Any], ...] = ()
+
+
+class ServerScaler(Scaler[ConfigT]):
+    """The shape most scalers have, declared rather than written out each time.
+
+    `parse_config` is the module's parse entry, `server_key` names the server, and a client is
+    `client_type(server_key(config), options)`. A subclass sets `types`, those two class attributes
+    (as static methods: `client_type = staticmethod(TheClient)`) and `default_timeout` where it
+    differs, and writes `metric` and `server_key`.
+    """
+
+    parse_config: ClassVar[staticmethod[[TriggerParams], Any]]
+    client_type: ClassVar[staticmethod[[Any, ClientOptions], ScalerClient[Any]]]
+    default_timeout: ClassVar[float] = 4.0
+
+    def __init__(self, *, timeout: float | None = None, request_hooks: Iterable[Callable[..., Any]] = ()) -> None:
+        self.options = ClientOptions(self.default_timeout if timeout is None else timeout, tuple(request_hooks))
+
+    def parse(self, trigger_type: str, params: TriggerParams) -> ConfigT:
+        config: ConfigT = type(self).parse_config(params)
+        return config
+
+    @abstractmethod
+    def server_key(self, config: ConfigT) -> Hashable:
+        """What identifies the server: equal keys share a client, opened on that key."""
+
+    def open_client(self, config: ConfigT) -> ScalerClient[ConfigT]:
+        client: ScalerClient[ConfigT] = type(self).client_type(self.server_key(config), self.options)
+        return client

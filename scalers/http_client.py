@@ -32,6 +32,7 @@ from scalers.base import (
     AUTH_ONLY,
     METADATA_ONLY,
     METADATA_OR_AUTH,
+    ClientOptions,
     ConfigT,
     ParameterError,
     ScalerClient,
@@ -217,9 +218,9 @@ def parse_server(url: httpx.URL, params: TriggerParams, timeout: str | None) -> 
 class HttpServerClient(ScalerClient[ConfigT]):
     """The one keep-alive client of a server, opened on the first request, closed when released."""
 
-    def __init__(self, server: HttpServer, hooks: Sequence[RequestHook] = ()) -> None:
+    def __init__(self, server: HttpServer, options: ClientOptions) -> None:
         self._server = server
-        self._hooks = list(hooks)
+        self._hooks: list[RequestHook] = list(options.request_hooks)  # awaited with each request sent
         self._http: httpx.AsyncClient | None = None
 
     def _client(self) -> httpx.AsyncClient:

@@ -40,8 +40,8 @@ from scalers.base import (
     METADATA_ONLY,
     MetricSpec,
     ParameterError,
-    Scaler,
     ScalerError,
+    ServerScaler,
     TriggerParams,
     ask_once,
     param,
@@ -52,7 +52,6 @@ from scalers.http_client import (
     TRANSPORT_ERRORS,
     HttpServer,
     HttpServerClient,
-    RequestHook,
     check_url,
     describe_http_error,
     parse_server,
@@ -363,14 +362,10 @@ class _ValueCache:
             return str(exc)
 
 
-class MetricsApiScaler(Scaler[MetricsApiConfig]):
+class MetricsApiScaler(ServerScaler[MetricsApiConfig]):
     types = ("metrics-api",)
-
-    def __init__(self, request_hooks: Sequence[RequestHook] = ()) -> None:
-        self._hooks = list(request_hooks)
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> MetricsApiConfig:
-        return parse_config(params)
+    parse_config = staticmethod(parse_config)
+    client_type = staticmethod(MetricsApiClient)
 
     def metric(self, config: MetricsApiConfig) -> MetricSpec:
         return MetricSpec(name=f"metric-api-{config.value_location}", target=config.target_value,
@@ -378,7 +373,4 @@ class MetricsApiScaler(Scaler[MetricsApiConfig]):
 
     def server_key(self, config: MetricsApiConfig) -> HttpServer:
         return config.server
-
-    def open_client(self, config: MetricsApiConfig) -> MetricsApiClient:
-        return MetricsApiClient(config.server, self._hooks)
 

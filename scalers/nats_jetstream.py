@@ -30,11 +30,12 @@ import httpx
 
 from scalers.base import (
     METADATA_ONLY,
+    ClientOptions,
     MetricSpec,
     ParameterError,
-    Scaler,
     ScalerClient,
     ScalerError,
+    ServerScaler,
     Source,
     TriggerParams,
     param,
@@ -94,9 +95,9 @@ Streams = dict[tuple[str, str], Mapping[str, Any]]  # (account id, stream) -> st
 class NatsJetStreamClient(ScalerClient[NatsJetStreamConfig]):
     """One httpx pool per monitoring endpoint; the cluster's node map once found."""
 
-    def __init__(self, monitoring: Monitoring, *, timeout: float) -> None:
+    def __init__(self, monitoring: Monitoring, options: ClientOptions) -> None:
         self._monitoring = monitoring
-        self._http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
+        self._http = httpx.AsyncClient(timeout=options.timeout, limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
                                        trust_env=False)
         self._nodes: dict[str, str] | None = None  # server name -> monitoring base URL
 
@@ -208,14 +209,10 @@ def _find(view: Mapping[str, Any], config: NatsJetStreamConfig) -> tuple[bool, C
     return stream_found, None
 
 
-class NatsJetStreamScaler(Scaler[NatsJetStreamConfig]):
+class NatsJetStreamScaler(ServerScaler[NatsJetStreamConfig]):
     types = ("nats-jetstream",)
-
-    def __init__(self, *, timeout: float = 4.0) -> None:
-        self._timeout = timeout
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> NatsJetStreamConfig:
-        return parse_config(params)
+    parse_config = staticmethod(parse_config)
+    client_type = staticmethod(NatsJetStreamClient)
 
     def metric(self, config: NatsJetStreamConfig) -> MetricSpec:
         return MetricSpec(name=f"nats-jetstream-{config.stream}", target=float(config.lag_threshold),
@@ -223,6 +220,3 @@ class NatsJetStreamScaler(Scaler[NatsJetStreamConfig]):
 
     def server_key(self, config: NatsJetStreamConfig) -> Monitoring:
         return Monitoring("https" if config.use_https else "http", config.endpoint)
-
-    def open_client(self, config: NatsJetStreamConfig) -> NatsJetStreamClient:
-        return NatsJetStreamClient(self.server_key(config), timeout=self._timeout)

@@ -37,9 +37,10 @@ import httpx
 
 from scalers.base import (
     METADATA_ONLY,
+    ClientOptions,
     MetricSpec,
-    Scaler,
     ScalerError,
+    ServerScaler,
     TriggerParams,
     ask_once,
     param,
@@ -49,7 +50,6 @@ from scalers.http_client import (
     TRANSPORT_ERRORS,
     HttpServer,
     HttpServerClient,
-    RequestHook,
     check_url,
     describe_http_error,
     key_values,
@@ -144,8 +144,8 @@ def value_of(body: Any, query: str, ignore_null_values: bool) -> float:
 class PrometheusClient(HttpServerClient[PrometheusConfig]):
     """One keep-alive client per server; each distinct query of a batch asked once, combined per request."""
 
-    def __init__(self, server: HttpServer, hooks: Sequence[RequestHook] = ()) -> None:
-        super().__init__(server, hooks)
+    def __init__(self, server: HttpServer, options: ClientOptions) -> None:
+        super().__init__(server, options)
         self._solo: set[Query] = set()  # failed alone once: never combined again
         self._combine = True  # False once the server refused a POST
 
@@ -258,20 +258,13 @@ def _reason(response: httpx.Response) -> str:
     return f": {str(error)[:300]}" if error else ""
 
 
-class PrometheusScaler(Scaler[PrometheusConfig]):
+class PrometheusScaler(ServerScaler[PrometheusConfig]):
     types = ("prometheus",)
-
-    def __init__(self, request_hooks: Sequence[RequestHook] = ()) -> None:
-        self._hooks = list(request_hooks)
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> PrometheusConfig:
-        return parse_config(params)
+    parse_config = staticmethod(parse_config)
+    client_type = staticmethod(PrometheusClient)
 
     def metric(self, config: PrometheusConfig) -> MetricSpec:
         return MetricSpec(name="prometheus", target=config.threshold, activation=config.activation_threshold)
 
     def server_key(self, config: PrometheusConfig) -> HttpServer:
         return config.server
-
-    def open_client(self, config: PrometheusConfig) -> PrometheusClient:
-        return PrometheusClient(config.server, self._hooks)

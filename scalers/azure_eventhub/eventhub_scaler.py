@@ -41,12 +41,13 @@ from scalers.azure_storage.account import Account, RequestHook, each, parse_acco
 from scalers.base import (
     METADATA_ONLY,
     SECRET_SOURCES,
+    ClientOptions,
     MetricSpec,
     ParameterError,
     Reading,
-    Scaler,
     ScalerClient,
     ScalerError,
+    ServerScaler,
     Source,
     TriggerParams,
     ask_once,
@@ -184,11 +185,11 @@ Checkpoint = int | None  # None: no checkpoint blob (or container)
 class AzureEventHubClient(ScalerClient[AzureEventHubConfig]):
     """One producer client (management requests only) and one blob client, made on the first read."""
 
-    def __init__(self, hub: Hub, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
+    def __init__(self, hub: Hub, options: ClientOptions) -> None:
         self._hub = hub
-        self._hooks = tuple(request_hooks)
+        self._hooks: tuple[RequestHook, ...] = options.request_hooks  # told of each checkpoint request sent
         self._secrets = secret_values(hub)
-        self._timeout = timeout
+        self._timeout = options.timeout
         self._producer: EventHubProducerClient | None = None
         self._blobs: BlobServiceClient | None = None
 
@@ -282,16 +283,11 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-class AzureEventHubScaler(Scaler[AzureEventHubConfig]):
+class AzureEventHubScaler(ServerScaler[AzureEventHubConfig]):
     types = ("azure-eventhub",)
     activation_probes = False  # billed per call: no 1 s probes at zero
-
-    def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
-        self._timeout = timeout
-        self._hooks = tuple(request_hooks)  # called with each checkpoint request sent (tests and benchmarks)
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> AzureEventHubConfig:
-        return parse_config(params)
+    parse_config = staticmethod(parse_config)
+    client_type = staticmethod(AzureEventHubClient)
 
     def metric(self, config: AzureEventHubConfig) -> MetricSpec:
         return MetricSpec(name=f"azure-eventhub-{config.consumer_group}", target=float(config.threshold),
@@ -299,6 +295,3 @@ class AzureEventHubScaler(Scaler[AzureEventHubConfig]):
 
     def server_key(self, config: AzureEventHubConfig) -> Any:
         return config.hub
-
-    def open_client(self, config: AzureEventHubConfig) -> AzureEventHubClient:
-        return AzureEventHubClient(config.hub, timeout=self._timeout, request_hooks=self._hooks)

@@ -28,6 +28,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from scalers.azure_cloud import cloud_suffix
 from scalers.base import (
     METADATA_ONLY,
+    ClientOptions,
     ConfigT,
     ParameterError,
     ScalerClient,
@@ -137,11 +138,11 @@ class StorageClient(ScalerClient[ConfigT], Generic[ConfigT, ServiceT]):
     """One SDK service client per account and credential, made on the first read: the pool every
     trigger of the account shares, with the SDK's retries off and the scaler's timeout."""
 
-    def __init__(self, account: Account, *, timeout: float, request_hooks: Sequence[RequestHook] = ()) -> None:
+    def __init__(self, account: Account, options: ClientOptions) -> None:
         self._account = account
-        self._hooks = tuple(request_hooks)
+        self._hooks: tuple[RequestHook, ...] = options.request_hooks  # told of each HTTP request sent
         self._secrets = secret_values(account)
-        self._timeout = timeout
+        self._timeout = options.timeout
         self._service: ServiceT | None = None
 
     @abstractmethod

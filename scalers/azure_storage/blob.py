@@ -30,7 +30,6 @@ from azure.storage.blob.aio import BlobPrefix, BlobServiceClient
 from scalers.azure_storage.account import (
     CONNECTION_SOURCES,
     Account,
-    RequestHook,
     StorageClient,
     endpoint_suffix,
     parse_account,
@@ -40,8 +39,8 @@ from scalers.base import (
     METADATA_ONLY,
     MetricSpec,
     ParameterError,
-    Scaler,
     ScalerError,
+    ServerScaler,
     TriggerParams,
     ask_once,
     param,
@@ -117,16 +116,11 @@ class AzureBlobClient(StorageClient[AzureBlobConfig, BlobServiceClient]):
         return float(count)
 
 
-class AzureBlobScaler(Scaler[AzureBlobConfig]):
+class AzureBlobScaler(ServerScaler[AzureBlobConfig]):
     types = ("azure-blob",)
     activation_probes = False  # billed per call: no 1 s probes at zero
-
-    def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
-        self._timeout = timeout
-        self._hooks = tuple(request_hooks)  # called with each HTTP request sent (tests and benchmarks count them)
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> AzureBlobConfig:
-        return parse_config(params)
+    parse_config = staticmethod(parse_config)
+    client_type = staticmethod(AzureBlobClient)
 
     def metric(self, config: AzureBlobConfig) -> MetricSpec:
         return MetricSpec(name=f"azure-blob-{config.container}", target=float(config.blob_count),
@@ -134,6 +128,3 @@ class AzureBlobScaler(Scaler[AzureBlobConfig]):
 
     def server_key(self, config: AzureBlobConfig) -> Account:
         return config.account
-
-    def open_client(self, config: AzureBlobConfig) -> AzureBlobClient:
-        return AzureBlobClient(config.account, timeout=self._timeout, request_hooks=self._hooks)

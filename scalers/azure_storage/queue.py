@@ -20,7 +20,6 @@ from azure.storage.queue.aio import QueueServiceClient
 from scalers.azure_storage.account import (
     CONNECTION_SOURCES,
     Account,
-    RequestHook,
     StorageClient,
     endpoint_suffix,
     parse_account,
@@ -30,8 +29,8 @@ from scalers.base import (
     METADATA_ONLY,
     MetricSpec,
     ParameterError,
-    Scaler,
     ScalerError,
+    ServerScaler,
     TriggerParams,
     ask_once,
     param,
@@ -84,16 +83,11 @@ class AzureQueueClient(StorageClient[AzureQueueConfig, QueueServiceClient]):
         return float(properties.approximate_message_count or 0)
 
 
-class AzureQueueScaler(Scaler[AzureQueueConfig]):
+class AzureQueueScaler(ServerScaler[AzureQueueConfig]):
     types = ("azure-queue",)
     activation_probes = False  # billed per call: no 1 s probes at zero
-
-    def __init__(self, *, timeout: float = 4.0, request_hooks: Sequence[RequestHook] = ()) -> None:
-        self._timeout = timeout
-        self._hooks = tuple(request_hooks)  # called with each HTTP request sent (tests and benchmarks count them)
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> AzureQueueConfig:
-        return parse_config(params)
+    parse_config = staticmethod(parse_config)
+    client_type = staticmethod(AzureQueueClient)
 
     def metric(self, config: AzureQueueConfig) -> MetricSpec:
         return MetricSpec(name=f"azure-queue-{config.queue_name}", target=float(config.queue_length),
@@ -101,6 +95,3 @@ class AzureQueueScaler(Scaler[AzureQueueConfig]):
 
     def server_key(self, config: AzureQueueConfig) -> Account:
         return config.account
-
-    def open_client(self, config: AzureQueueConfig) -> AzureQueueClient:
-        return AzureQueueClient(config.account, timeout=self._timeout, request_hooks=self._hooks)

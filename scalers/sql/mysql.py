@@ -32,11 +32,12 @@ import pymysql
 from scalers.base import (
     METADATA_ONLY,
     SECRET_SOURCES,
+    ClientOptions,
     MetricSpec,
     ParameterError,
-    Scaler,
     ScalerClient,
     ScalerError,
+    ServerScaler,
     Source,
     TriggerParams,
     mask,
@@ -145,10 +146,10 @@ def parse_config(params: TriggerParams) -> MySQLConfig:
 class MySQLClient(ScalerClient[MySQLConfig]):
     """One aiomysql pool of at most MAX_CONCURRENT_QUERIES connections, opened on the first read."""
 
-    def __init__(self, endpoint: Endpoint, *, timeout: float) -> None:
+    def __init__(self, endpoint: Endpoint, options: ClientOptions) -> None:
         self._endpoint = endpoint
         self._secrets = secret_values(endpoint)
-        self._timeout = timeout
+        self._timeout = options.timeout
         self._pool: aiomysql.Pool | None = None
         self._kills: set[asyncio.Task[None]] = set()
 
@@ -246,14 +247,10 @@ def _connect_failure(exc: BaseException) -> str:
     return f"cannot connect: {_describe(exc)}"
 
 
-class MySQLScaler(Scaler[MySQLConfig]):
+class MySQLScaler(ServerScaler[MySQLConfig]):
     types = ("mysql",)
-
-    def __init__(self, *, timeout: float = 4.0) -> None:
-        self._timeout = timeout
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> MySQLConfig:
-        return parse_config(params)
+    parse_config = staticmethod(parse_config)
+    client_type = staticmethod(MySQLClient)
 
     def metric(self, config: MySQLConfig) -> MetricSpec:
         return MetricSpec(name=f"mysql-{config.db_name}", target=config.query_value,
@@ -261,6 +258,3 @@ class MySQLScaler(Scaler[MySQLConfig]):
 
     def server_key(self, config: MySQLConfig) -> Any:
         return config.endpoint
-
-    def open_client(self, config: MySQLConfig) -> MySQLClient:
-        return MySQLClient(config.endpoint, timeout=self._timeout)

@@ -224,7 +224,8 @@ async def measure(kafka: KafkaServer, prometheus: PrometheusServer, api: HttpApi
     kafka_port = int(kafka.bootstrap.rsplit(":", 1)[1])
     prometheus_port = int(prometheus.url.rsplit(":", 1)[1])
     counter = Counter()
-    kafka_scaler, prometheus_scaler = KafkaScaler(request_hooks=[counter]), PrometheusScaler([counter.http])
+    kafka_scaler = KafkaScaler(request_hooks=[counter])
+    prometheus_scaler = PrometheusScaler(request_hooks=[counter.http])
     registry = ScalerRegistry(scalers=[kafka_scaler, prometheus_scaler])
     kafka_triggers = [kafka_trigger(kafka, i) for i in range(GROUPS)]
     prometheus_triggers = [prometheus_trigger(prometheus, i) for i in range(SERIES)]

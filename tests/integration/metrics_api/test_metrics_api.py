@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 
 from adapter.catalog.cluster_objects import ClusterObjects
-from scalers.base import ScalerError, TriggerParams, mask, secret_values
-from scalers.metrics_api import MetricsApiClient, MetricsApiConfig, MetricsApiScaler
+from scalers.base import ReadResult, ScalerClient, ScalerError, TriggerParams, mask, secret_values
+from scalers.metrics_api import MetricsApiConfig, MetricsApiScaler
 from tests.harness.http_api_server import HttpApiServer
 from tests.harness.ports import free_port
 from tests.harness.rabbitmq_server import tcp_connections_to
 from tests.harness.tls_material import TLSMaterial
+
+Opened = list[ScalerClient[MetricsApiConfig]]  # the clients a test opened, closed after it
 
 SCALER = MetricsApiScaler()
 JSON = '{"components":[{"id": "82328e93e", "tasks": 32, "str": "64", "k":"1k","wrong":"NaN"}],"count":2.43}'
@@ -61,8 +63,8 @@ def clean(api: HttpApiServer) -> None:
 
 
 @pytest.fixture
-async def opened() -> AsyncIterator[list[MetricsApiClient]]:
-    clients: list[MetricsApiClient] = []
+async def opened() -> AsyncIterator[Opened]:
+    clients: Opened = []
     yield clients
     for client in clients:
         await client.aclose()
@@ -75,7 +77,7 @@ def config(url: str, location: str, auth: dict[str, str] | None = None, cluster:
         cluster=cluster))
 
 
-async def read(opened: list[MetricsApiClient], *configs: MetricsApiConfig) -> list[float | ScalerError]:
+async def read(opened: Opened, *configs: MetricsApiConfig) -> list[ReadResult]:
     client = SCALER.open_client(configs[0])
     opened.append(client)
     return list(await client.read(list(configs)))
@@ -104,7 +106,7 @@ async def read(opened: list[MetricsApiClient], *configs: MetricsApiConfig) -> li
     ("/prometheus", "prometheus", 'backend_queue_size{queueName="three"}', "not found"),
     ("/broken", "json", "count", "/broken: api returned 500"),
 ])
-async def test_every_format(api: HttpApiServer, opened: list[MetricsApiClient], path: str, form: str,
+async def test_every_format(api: HttpApiServer, opened: Opened, path: str, form: str,
                             location: str, expected: float | str) -> None:
     (found,) = await read(opened, config(api.url + path, location, format=form))
     if isinstance(expected, float):
@@ -113,7 +115,7 @@ async def test_every_format(api: HttpApiServer, opened: list[MetricsApiClient], 
         assert isinstance(found, ScalerError) and expected in str(found) and api.url + path in str(found)
 
 
-async def test_one_get_per_distinct_url_per_poll(api: HttpApiServer, opened: list[MetricsApiClient]) -> None:
+async def test_one_get_per_distinct_url_per_poll(api: HttpApiServer, opened: Opened) -> None:
     configs = [config(api.url + "/json", location) for location in ("count", "components.0.tasks")] * 50
     configs += [config(api.url + "/yaml", "count", format="yaml")] * 20
     before = tcp_connections_to(api.port)
@@ -132,7 +134,7 @@ async def test_one_get_per_distinct_url_per_poll(api: HttpApiServer, opened: lis
     ("custom", {"customAuthHeader": "X-Auth", "customAuthValue": "V4lue-s3cret"}, {}, "X-Auth", "V4lue-s3cret"),
 ])
 async def test_credentials_reach_the_server_and_a_refusal_names_no_secret(
-        api: HttpApiServer, opened: list[MetricsApiClient], mode: str, auth: dict[str, str], extra: dict[str, str],
+        api: HttpApiServer, opened: Opened, mode: str, auth: dict[str, str], extra: dict[str, str],
         header: str, value: str) -> None:
     api.require_headers({header: value})
     good = config(api.url + "/json", "count", auth=auth, authMode=mode, **extra)
@@ -145,7 +147,7 @@ async def test_credentials_reach_the_server_and_a_refusal_names_no_secret(
     assert not any(secret in shown for secret in wrong_auth.values() if "s3cret" in secret)
 
 
-async def test_an_api_key_in_the_query(api: HttpApiServer, opened: list[MetricsApiClient]) -> None:
+async def test_an_api_key_in_the_query(api: HttpApiServer, opened: Opened) -> None:
     found = await read(opened, config(api.url + "/json?x=1", "count", auth={"apiKey": "K3y", "method": "query"},
                                       authMode="apiKey"))
     assert found == [2.43]
@@ -153,7 +155,7 @@ async def test_an_api_key_in_the_query(api: HttpApiServer, opened: list[MetricsA
 
 
 async def test_https_with_the_ca_a_client_certificate_or_unsafe_ssl(
-        tls_api: HttpApiServer, tls_material: TLSMaterial, opened: list[MetricsApiClient]) -> None:
+        tls_api: HttpApiServer, tls_material: TLSMaterial, opened: Opened) -> None:
     url = tls_api.url + "/json"
     assert await read(opened, config(url, "count", auth={"ca": tls_material.ca_pem})) == [2.43]
     assert await read(opened, config(url, "count", unsafeSsl="true")) == [2.43]
@@ -165,7 +167,7 @@ async def test_https_with_the_ca_a_client_certificate_or_unsafe_ssl(
     assert isinstance(untrusted, ScalerError) and "CERTIFICATE_VERIFY_FAILED" in str(untrusted)
 
 
-async def test_an_unreachable_url_fails_only_its_trigger(api: HttpApiServer, opened: list[MetricsApiClient]) -> None:
+async def test_an_unreachable_url_fails_only_its_trigger(api: HttpApiServer, opened: Opened) -> None:
     found = await read(opened, config("http://127.0.0.1:1/x", "count"))
     assert isinstance(found[0], ScalerError) and "ConnectError" in str(found[0])
 
@@ -181,7 +183,7 @@ def endpoint_slice(name: str, addresses: list[tuple[str, bool]], port: int) -> d
 
 
 @pytest.mark.parametrize("aggregation, expected", [("average", 15.0), ("sum", 30.0), ("max", 20.0), ("min", 10.0)])
-async def test_aggregation_over_the_ready_endpoints_of_a_service(opened: list[MetricsApiClient], aggregation: str,
+async def test_aggregation_over_the_ready_endpoints_of_a_service(opened: Opened, aggregation: str,
                                                                  expected: float) -> None:
     port = free_port()
     with HttpApiServer("127.0.0.2", port) as first, HttpApiServer("127.0.0.3", port) as second:
@@ -197,7 +199,7 @@ async def test_aggregation_over_the_ready_endpoints_of_a_service(opened: list[Me
         assert [r.query for r in first.seen + second.seen] == [{"from": "keda"}] * 2
 
 
-async def test_aggregation_leaves_failed_endpoints_out_and_fails_when_all_do(opened: list[MetricsApiClient]) -> None:
+async def test_aggregation_leaves_failed_endpoints_out_and_fails_when_all_do(opened: Opened) -> None:
     port = free_port()
     with HttpApiServer("127.0.0.2", port) as good:
         good.answer("/m", '{"queue": 8}')

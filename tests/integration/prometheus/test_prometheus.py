@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from scalers.base import ScalerError, TriggerParams, mask, secret_values
-from scalers.prometheus import PrometheusClient, PrometheusConfig, PrometheusScaler
+from scalers.base import ReadResult, ScalerClient, ScalerError, TriggerParams, mask, secret_values
+from scalers.prometheus import PrometheusConfig, PrometheusScaler
 from tests.harness.prometheus_server import PASSWORD, USER, MetricsExporter, PrometheusServer
 from tests.harness.rabbitmq_server import tcp_connections_to
 from tests.harness.tls_material import TLSMaterial
+
+Opened = list[ScalerClient[PrometheusConfig]]  # the clients a test opened, closed after it
 
 pytestmark = pytest.mark.prometheus
 
@@ -48,8 +50,8 @@ def metric() -> str:
 
 
 @pytest.fixture
-async def opened() -> AsyncIterator[list[PrometheusClient]]:
-    clients: list[PrometheusClient] = []
+async def opened() -> AsyncIterator[Opened]:
+    clients: Opened = []
     yield clients
     for client in clients:
         await client.aclose()
@@ -61,14 +63,14 @@ def config(scaler: PrometheusScaler, server: str, query: str, auth: dict[str, st
         metadata={"serverAddress": server, "query": query, "threshold": "10", **metadata}, auth=auth or {}))
 
 
-async def read(scaler: PrometheusScaler, opened: list[PrometheusClient],
-               *configs: PrometheusConfig) -> list[float | ScalerError]:
+async def read(scaler: PrometheusScaler, opened: Opened,
+               *configs: PrometheusConfig) -> list[ReadResult]:
     client = scaler.open_client(configs[0])
     opened.append(client)
     return list(await client.read(list(configs)))
 
 
-async def test_an_instant_query_answers_its_value(scaler: PrometheusScaler, opened: list[PrometheusClient],
+async def test_an_instant_query_answers_its_value(scaler: PrometheusScaler, opened: Opened,
                                                   prometheus_server: PrometheusServer,
                                                   metrics_exporter: MetricsExporter, metric: str) -> None:
     metrics_exporter.set_gauge(metric, 7, {"queue": "a"})
@@ -90,7 +92,7 @@ async def test_an_instant_query_answers_its_value(scaler: PrometheusScaler, open
     ("scalar(sum({metric}))", "true", "returned a scalar result, not a vector"),
     ("sum({metric}", "true", "status: 400"),  # bad PromQL: Prometheus' reason is kept
 ])
-async def test_answers_keda_treats_specially(scaler: PrometheusScaler, opened: list[PrometheusClient],
+async def test_answers_keda_treats_specially(scaler: PrometheusScaler, opened: Opened,
                                             prometheus_server: PrometheusServer, metrics_exporter: MetricsExporter,
                                             metric: str, query: str, ignore_null_values: str,
                                             expected: float | str) -> None:
@@ -107,7 +109,7 @@ async def test_answers_keda_treats_specially(scaler: PrometheusScaler, opened: l
 
 
 async def test_query_parameters_headers_and_namespace_are_sent(
-        scaler: PrometheusScaler, requests: Requests, opened: list[PrometheusClient],
+        scaler: PrometheusScaler, requests: Requests, opened: Opened,
         prometheus_server: PrometheusServer, metrics_exporter: MetricsExporter, metric: str) -> None:
     metrics_exporter.set_gauge(metric, 4)
     prometheus_server.wait_for_value(metric, 4)
@@ -122,7 +124,7 @@ async def test_query_parameters_headers_and_namespace_are_sent(
     assert request.headers["X-Scope-OrgID"] == "tenant-1"
 
 
-async def test_basic_auth_over_https_with_the_ca(scaler: PrometheusScaler, opened: list[PrometheusClient],
+async def test_basic_auth_over_https_with_the_ca(scaler: PrometheusScaler, opened: Opened,
                                                  prometheus_secure_server: PrometheusServer,
                                                  metrics_exporter: MetricsExporter, tls_material: TLSMaterial,
                                                  metric: str) -> None:
@@ -146,7 +148,7 @@ async def test_basic_auth_over_https_with_the_ca(scaler: PrometheusScaler, opene
     assert await read(scaler, opened, insecure) == [9.0]
 
 
-async def test_a_client_certificate_with_authmodes_tls(scaler: PrometheusScaler, opened: list[PrometheusClient],
+async def test_a_client_certificate_with_authmodes_tls(scaler: PrometheusScaler, opened: Opened,
                                                        prometheus_mtls_server: PrometheusServer,
                                                        metrics_exporter: MetricsExporter, tls_material: TLSMaterial,
                                                        metric: str) -> None:
@@ -161,13 +163,13 @@ async def test_a_client_certificate_with_authmodes_tls(scaler: PrometheusScaler,
 
 
 async def test_an_unreachable_server_fails_its_triggers(scaler: PrometheusScaler,
-                                                        opened: list[PrometheusClient]) -> None:
+                                                        opened: Opened) -> None:
     (found,) = await read(scaler, opened, config(scaler, "http://127.0.0.1:1", "up"))
     assert isinstance(found, ScalerError) and "prometheus http://127.0.0.1:1: ConnectError" in str(found)
 
 
 async def test_a_poll_combines_the_distinct_queries_in_one_request_over_two_connections(
-        scaler: PrometheusScaler, requests: Requests, opened: list[PrometheusClient],
+        scaler: PrometheusScaler, requests: Requests, opened: Opened,
         prometheus_server: PrometheusServer, metrics_exporter: MetricsExporter, metric: str) -> None:
     for queue in range(10):
         metrics_exporter.set_gauge(metric, queue, {"queue": str(queue)})
@@ -187,7 +189,7 @@ async def test_a_poll_combines_the_distinct_queries_in_one_request_over_two_conn
 
 
 async def test_a_query_that_cannot_be_combined_fails_alone_and_is_then_sent_alone(
-        scaler: PrometheusScaler, requests: Requests, opened: list[PrometheusClient],
+        scaler: PrometheusScaler, requests: Requests, opened: Opened,
         prometheus_server: PrometheusServer, metrics_exporter: MetricsExporter, metric: str) -> None:
     metrics_exporter.set_gauge(metric, 6, {"queue": "a"})
     metrics_exporter.set_gauge(metric, 1, {"queue": "b"})
