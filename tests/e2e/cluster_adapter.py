@@ -28,7 +28,7 @@ SERVICE_ACCOUNT = "eventscale-adapter"
 E2E_SERVICE = "eventscale-adapter-e2e"
 APISERVICE = "v1beta1.external.metrics.k8s.io"
 CRDS = ("scaledobjects.keda.sh", "scaledjobs.keda.sh", "triggerauthentications.keda.sh",
-        "clustertriggerauthentications.keda.sh")
+        "clustertriggerauthentications.keda.sh", "httpscaledobjects.http.keda.sh")
 LEGACY_CRD = "scaledobjects.keda.k8s.io"
 #: manifests/ with the opt-in 2019 CRD (manifests/components/legacy-keda-k8s-io), as users include it
 WITH_LEGACY_CRD = Path(__file__).resolve().parent / "legacy-overlay"

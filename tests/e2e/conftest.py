@@ -18,7 +18,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 
+from controller_stack import Stack
 from controlplane import BuildError, ControlPlane, ControlPlaneError, ensure_binaries
+
+from tests.harness.redis_servers import RedisServer
 
 _state: dict[str, Any] = {}
 
@@ -74,3 +77,27 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, control_plane: ControlPlane,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The adapter and controller pods of one test module, started against the control plane.
+
+    A module's `pytest.mark.stack(...)` gives `Stack.start` its arguments (replicas, controller and
+    adapter flags); without it the stack starts as `Stack.start()` does.
+    """
+    marker = request.node.get_closest_marker("stack")
+    args, kwargs = (marker.args, marker.kwargs) if marker else ((), {})
+    running = Stack(control_plane, tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2]))
+    try:
+        yield running.start(*args, **kwargs)
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    """One real Redis server for a test module."""
+    with RedisServer() as server:
+        yield server

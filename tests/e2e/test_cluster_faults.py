@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cluster_adapter import NAMESPACE, apply, metric_value
 from controller_stack import LEASE_SECONDS, ReplicaLog, Stack, deployment, scaled_object, wait_condition, wait_replicas
-from controlplane import ControlPlane, wait_for
+from controlplane import wait_for
 from kubernetes import client
 
 from tests.harness.redis_servers import RedisServer
@@ -27,21 +27,6 @@ pytestmark = pytest.mark.e2e
 COOLDOWN = 4
 INTRUDER_LEASE = 8  # seconds the intruder's Lease is valid after its last renewal
 BUSY_ITEMS, TARGET = 12, 5
-
-
-@pytest.fixture(scope="module")
-def stack(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(control_plane, tmp_path_factory.mktemp("cluster-faults"))
-    try:
-        yield running.start()
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
 
 
 @pytest.fixture

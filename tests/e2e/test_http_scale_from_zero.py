@@ -23,7 +23,7 @@ import httpx
 import pytest
 from cluster_adapter import apply
 from controller_stack import ReplicaLog, Stack, deployment, get, scaled_object, wait_condition
-from controlplane import ControlPlane, wait_for
+from controlplane import wait_for
 from http_stack import PlayedKubelet, cluster_interceptor, service
 
 from tests.harness.interceptor_process import InterceptorProcess
@@ -31,17 +31,6 @@ from tests.harness.netns import NetworkNamespace
 from tests.harness.redis_servers import RedisServer
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(control_plane, tmp_path_factory.mktemp("http-stack"))
-    try:
-        yield running.start()
-        control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                              "crd/httpscaledobjects.http.keda.sh")
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +44,6 @@ def interceptor(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def netns() -> Iterator[NetworkNamespace]:
     with NetworkNamespace() as created:
         yield created
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
 
 
 def http_trigger(host: str, **metadata: str) -> dict[str, Any]:

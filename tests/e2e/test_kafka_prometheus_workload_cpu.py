@@ -13,7 +13,7 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,15 +34,6 @@ from tests.harness.kafka_server import KafkaServer
 from tests.harness.prometheus_server import MetricsExporter, PrometheusServer
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(control_plane, tmp_path_factory.mktemp("wave2-stack"))
-    try:
-        yield running.start()
-    finally:
-        running.stop()
 
 
 def story(cp: ControlPlane, ns: str, name: str, metric: str, fill: Callable[[], None], drain: Callable[[], None],

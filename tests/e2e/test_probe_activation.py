@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
 
 import pytest
 from cluster_adapter import apply
@@ -20,26 +19,11 @@ from controlplane import ControlPlane, wait_for
 
 from tests.harness.redis_servers import RedisServer, Traffic
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.stack(replicas=1)]
 
 OBJECTS = 20
 SAMPLES = 4
 IDLE_WINDOW = 5.0  # seconds over which idle traffic is counted
-
-
-@pytest.fixture(scope="module")
-def stack(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(control_plane, tmp_path_factory.mktemp("probe-stack"))
-    try:
-        yield running.start(1)  # the default --activation-probe-interval, 1 s
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
 
 
 def after(moment: float) -> bool | None:

@@ -23,19 +23,10 @@ from controlplane import ControlPlane, wait_for
 
 from tests.harness.redis_servers import RedisServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.stack(replicas=1, adapter_flags=("--activation-probe-interval", "0"))]
 
 POLLING_INTERVAL = 8
 SAMPLES = 4
-
-
-@pytest.fixture(scope="module")
-def stack(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(control_plane, tmp_path_factory.mktemp("push-stack"))
-    try:
-        yield running.start(1, adapter_flags=("--activation-probe-interval", "0"))
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

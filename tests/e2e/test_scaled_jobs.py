@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,24 +19,9 @@ from controlplane import ControlPlane, wait_for
 
 from tests.harness.redis_servers import RedisServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.stack(replicas=1)]
 
 SJ = "scaledjob.keda.sh"
-
-
-@pytest.fixture(scope="module")
-def stack(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(control_plane, tmp_path_factory.mktemp("scaledjob-stack"))
-    try:
-        yield running.start(1)
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
 
 
 def scaled_job(name: str, triggers: list[dict[str, Any]], annotations: dict[str, str] | None = None,

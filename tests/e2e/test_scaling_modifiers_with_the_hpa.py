@@ -9,32 +9,16 @@ is above `activationTarget`, and the HPA scales on ceil(composite / target).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cluster_adapter import apply, metric_value
 from controller_stack import ReplicaLog, Stack, deployment, get, scaled_object, status, wait_condition, wait_replicas
-from controlplane import ControlPlane, wait_for
+from controlplane import wait_for
 
 from tests.harness.redis_servers import RedisServer
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(control_plane, tmp_path_factory.mktemp("modifiers-stack"))
-    try:
-        yield running.start(replicas=1)
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
+pytestmark = [pytest.mark.e2e, pytest.mark.stack(replicas=1)]
 
 
 def list_trigger(server: RedisServer, name: str, key: str) -> dict[str, Any]:

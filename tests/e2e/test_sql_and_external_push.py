@@ -14,7 +14,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,16 +25,7 @@ from controlplane import ControlPlane, wait_for
 from tests.harness.external_scaler import ExternalScalerServer
 from tests.harness.postgres_server import USER, PostgresServer
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(control_plane, tmp_path_factory.mktemp("wave3-stack"))
-    try:
-        yield running.start(replicas=1)
-    finally:
-        running.stop()
+pytestmark = [pytest.mark.e2e, pytest.mark.stack(replicas=1)]
 
 
 class ThreadedScaler:
