@@ -79,6 +79,17 @@ def refuse_identity(params: TriggerParams, service: str, what: str) -> None:
         raise ParameterError(f"pod identity {params.pod_identity} not supported for {what}")
 
 
+def trigger_account(params: TriggerParams, connection: str | None, service: str, *, what: str,
+                    missing: str) -> Account:
+    """The account of a blob or queue trigger, checked in KEDA's order: the endpoint suffix, the pod
+    identity (refused, as `what` names it), then the connection string (`missing` when there is none)."""
+    endpoint_suffix(params, service)
+    refuse_identity(params, service, what)
+    if not connection:
+        raise ParameterError(missing)
+    return parse_account(connection, service)
+
+
 def parse_account(connection: str, service: str) -> Account:
     """The account, endpoint and credential of a storage connection string; errors never quote it."""
     settings: dict[str, str] = {}

@@ -31,9 +31,7 @@ from scalers.azure_storage.account import (
     CONNECTION_SOURCES,
     Account,
     StorageClient,
-    endpoint_suffix,
-    parse_account,
-    refuse_identity,
+    trigger_account,
 )
 from scalers.base import (
     METADATA_ONLY,
@@ -80,11 +78,9 @@ def parse_config(params: TriggerParams) -> AzureBlobConfig:
             glob(config.glob_pattern.lstrip("/"))
         except re.error as exc:
             raise ParameterError(f'invalid glob pattern "{config.glob_pattern}": {exc}') from None
-    endpoint_suffix(params, "blob")
-    refuse_identity(params, "blob", "Azure Storage Blobs (supported: none)")
-    if not config.connection:
-        raise ParameterError("connection string is required when not using pod identity")
-    return parse_params(AzureBlobConfig, params, account=parse_account(config.connection, "blob"))
+    account = trigger_account(params, config.connection, "blob", what="Azure Storage Blobs (supported: none)",
+                              missing="connection string is required when not using pod identity")
+    return parse_params(AzureBlobConfig, params, account=account)
 
 
 Listing = tuple[str, str, str, str | None]

@@ -21,14 +21,11 @@ from scalers.azure_storage.account import (
     CONNECTION_SOURCES,
     Account,
     StorageClient,
-    endpoint_suffix,
-    parse_account,
-    refuse_identity,
+    trigger_account,
 )
 from scalers.base import (
     METADATA_ONLY,
     MetricSpec,
-    ParameterError,
     ScalerError,
     ServerScaler,
     TriggerParams,
@@ -53,11 +50,9 @@ class AzureQueueConfig:
 
 def parse_config(params: TriggerParams) -> AzureQueueConfig:
     config = parse_params(AzureQueueConfig, params)
-    endpoint_suffix(params, "queue")
-    refuse_identity(params, "queue", "azure storage queues")
-    if not config.connection:
-        raise ParameterError("no connection setting given")
-    return parse_params(AzureQueueConfig, params, account=parse_account(config.connection, "queue"))
+    account = trigger_account(params, config.connection, "queue", what="azure storage queues",
+                              missing="no connection setting given")
+    return parse_params(AzureQueueConfig, params, account=account)
 
 
 class AzureQueueClient(StorageClient[AzureQueueConfig, QueueServiceClient]):
