@@ -84,10 +84,7 @@ class _Delegate:
         headers = [("Accept", "application/json"), *identity_headers(user)]
         url = URL(self.url + target, encoded=True)  # path and query as the caller sent them, not re-encoded
         async with self.session.get(url, headers=headers, allow_redirects=False) as response:
-            body = await response.content.read(MAX_ANSWER + 1)
-            if len(body) > MAX_ANSWER:
-                raise AnswerTooLarge
-            return Answer(response.status, body)
+            return Answer(response.status, await _whole_body(response))
 
     def failed(self, error: Exception) -> None:
         self.closed_until = time.monotonic() + self.open_for
@@ -143,6 +140,18 @@ class Delegates:
         for delegate in self._delegates:
             if delegate.session is not None:
                 await delegate.session.close()
+
+
+async def _whole_body(response: aiohttp.ClientResponse) -> bytes:
+    """The body to its end (so the connection goes back to the pool), refused past MAX_ANSWER."""
+    if (response.content_length or 0) > MAX_ANSWER:
+        raise AnswerTooLarge
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > MAX_ANSWER:
+            raise AnswerTooLarge
+    return bytes(body)
 
 
 def identity_headers(user: UserInfo) -> list[tuple[str, str]]:

@@ -4,10 +4,17 @@
 the Go load generator cycles through their metric URLs. For each server: throughput as fast as
 it answers at concurrency 1 and 32, and latency percentiles at a fixed 1,000 requests/s.
 Servers run one at a time, alternating, so they never share the two cores.
+
+`BENCH_API_BASELINE=<git revision>` adds the adapter of that revision (exported from this
+repository into a temporary directory, run with the same interpreter) as a third server, so a
+change is compared with the code before it in the same run:
+
+    BENCH_API_BASELINE=9d902b5 python -m tests.bench api
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -15,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from tests.bench.loadgen import build_loadgen
-from tests.harness.adapter_process import running_adapter
+from tests.harness.adapter_process import ROOT, running_adapter
 from tests.harness.ports import free_port
 
 SCALED_OBJECTS = 1000
@@ -55,16 +63,27 @@ def load(loadgen: Path, certs: Path, urls: list[str], concurrency: int, rate: fl
     return dict(json.loads(result.stdout))
 
 
-def start_floor(certs: Path, body: bytes, work: Path) -> tuple[subprocess.Popen[bytes], int]:
+@contextlib.contextmanager
+def floor_server(certs: Path, body: bytes, work: Path) -> Iterator[int]:
+    """The floor (a minimal server answering `body`) on a free port, stopped on exit."""
     (work / "body.json").write_bytes(body)
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "tests.bench.floor", "--cert-dir", str(certs), "--port",
                                 str(port), "--body", str(work / "body.json")])
+    try:
+        wait_until_answering(port, certs)
+        yield port
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def wait_until_answering(port: int, certs: Path) -> None:
     context = httpx.create_ssl_context(verify=str(certs / "ca.crt"))
     for _ in range(200):
         try:
             httpx.get(f"https://127.0.0.1:{port}/", verify=context, timeout=1)
-            return process, port
+            return
         except httpx.HTTPError:
             time.sleep(0.05)
     raise RuntimeError("floor server did not start")
@@ -77,21 +96,28 @@ if os.environ.get("BENCH_ONLY"):  # e.g. BENCH_ONLY=1000/s to run only the fixed
 
 def run(seconds: float = 5.0) -> dict[str, Any]:
     loadgen = build_loadgen()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as running:
         work = Path(tmp)
         (work / "objects").mkdir()
         paths = write_objects(work / "objects", SCALED_OBJECTS)
-        with running_adapter(work / "objects", work / "certs", work / "adapter.log") as adapter:
-            with adapter.client() as client:
-                body = client.get(paths[0]).content
-                assert client.get(paths[-1]).json()["items"][0]["value"] == "1k"  # desiredReplicas 1000
-            floor, floor_port = start_floor(work / "certs", body, work)
-            try:
-                ports = {"floor": floor_port, "adapter": adapter.port}
-                return summarize(measure(loadgen, work / "certs", ports, paths, seconds))
-            finally:
-                floor.terminate()
-                floor.wait()
+        adapter = running.enter_context(running_adapter(work / "objects", work / "certs", work / "adapter.log"))
+        with adapter.client() as client:
+            body = client.get(paths[0]).content
+            assert client.get(paths[-1]).json()["items"][0]["value"] == "1k"  # desiredReplicas 1000
+        ports = {"floor": running.enter_context(floor_server(work / "certs", body, work)), "adapter": adapter.port}
+        if revision := os.environ.get("BENCH_API_BASELINE"):
+            baseline = running.enter_context(running_adapter(
+                work / "objects", work / "certs", work / "baseline.log", root=export(revision, work / "baseline")))
+            ports["baseline"] = baseline.port
+        return summarize(measure(loadgen, work / "certs", ports, paths, seconds))
+
+
+def export(revision: str, into: Path) -> Path:
+    """The source tree of `revision` of this repository, written to `into`."""
+    into.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
 
 
 def measure(loadgen: Path, certs: Path, ports: dict[str, int], paths: list[str],
@@ -119,6 +145,8 @@ def summarize(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, 
             }
     for pair in summary.values():
         pair["throughput_ratio"] = round(pair["adapter"]["per_second"] / max(pair["floor"]["per_second"], 1), 2)
+        if "baseline" in pair:
+            pair["baseline_ratio"] = round(pair["adapter"]["per_second"] / max(pair["baseline"]["per_second"], 1), 2)
     return summary
 
 
@@ -127,7 +155,10 @@ def print_report(summary: dict[str, Any]) -> None:
           f"(median of {ROUNDS} alternating rounds)")
     print(f"  {'scenario':<14}{'server':<9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for key, pair in summary.items():
-        for name in ("floor", "adapter"):
-            row = pair[name]
-            print(f"  {key:<14}{name:<9}{row['per_second']:>9}{row['p50_ms']:>9}{row['p99_ms']:>9}{row['errors']:>8}")
+        for name in ("floor", "baseline", "adapter"):
+            if (row := pair.get(name)) is not None:
+                print(f"  {key:<14}{name:<9}{row['per_second']:>9}{row['p50_ms']:>9}{row['p99_ms']:>9}"
+                      f"{row['errors']:>8}")
         print(f"  {key:<14}adapter/floor throughput ratio: {pair['throughput_ratio']}")
+        if "baseline_ratio" in pair:
+            print(f"  {key:<14}adapter/baseline throughput ratio: {pair['baseline_ratio']}")

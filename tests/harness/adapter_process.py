@@ -27,8 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`python -m adapter ARGS` of the source tree at `cwd` (another checkout runs its own code)."""
     return subprocess.run([sys.executable, "-m", "adapter", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=source_env(cwd))
+
+
+def source_env(root: Path) -> dict[str, str]:
+    """The environment that makes `python -m adapter` import the tree at `root`, not the installed one."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(root)}
 
 
 @dataclass
@@ -39,6 +45,7 @@ class AdapterProcess:
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     certs_args: tuple[str, ...] = ()  # e.g. ("--service", name, "--namespace", ns)
+    root: Path = ROOT  # the source tree to run (benchmarks compare an older checkout)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,7 +53,8 @@ class AdapterProcess:
         return f"https://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        result = run_cli("certs", "--cert-dir", str(self.cert_dir), "--port", str(self.port), *self.certs_args)
+        result = run_cli("certs", "--cert-dir", str(self.cert_dir), "--port", str(self.port), *self.certs_args,
+                         cwd=self.root)
         if result.returncode != 0:
             raise RuntimeError(f"certs failed: {result.stderr}")
         self._log = self.log_path.open("ab")
@@ -54,7 +62,7 @@ class AdapterProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "adapter", "serve", *source, "--cert-dir",
              str(self.cert_dir), "--secure-port", str(self.port), *self.extra_args],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=self.root, stdout=self._log, stderr=subprocess.STDOUT, env=source_env(self.root),
         )
         deadline = time.monotonic() + timeout
         with httpx.Client(verify=self.tls(None), timeout=2) as client:
@@ -96,8 +104,9 @@ class AdapterProcess:
 
 
 @contextmanager
-def running_adapter(local_dir: Path, cert_dir: Path, log_path: Path, *extra: str) -> Iterator[AdapterProcess]:
-    adapter = AdapterProcess(local_dir, cert_dir, log_path, extra_args=extra)
+def running_adapter(local_dir: Path, cert_dir: Path, log_path: Path, *extra: str,
+                    root: Path = ROOT) -> Iterator[AdapterProcess]:
+    adapter = AdapterProcess(local_dir, cert_dir, log_path, extra_args=extra, root=root)
     try:
         adapter.start()
         yield adapter

@@ -121,6 +121,17 @@ def test_first_answer_that_is_not_404_is_returned_unchanged(start: Any, pki: Pat
                               "extra": ["a", "b"], "peer": "front-proxy-client"}
 
 
+def test_a_long_answer_arrives_whole_and_one_past_the_bound_is_refused(start: Any, pki: Path) -> None:
+    target = PATH + "?labelSelector=app%3Dqueue"
+    items = [{"metricName": "queue-depth", "value": str(i), "timestamp": "2026-12-01T00:00:00Z"} for i in range(20000)]
+    long = {"kind": "ExternalMetricValueList", "items": items}  # about 1.5 MB: many TLS records
+    answer = forward(Delegates(config(pki, start({target: (200, long)}).url)))
+    assert (answer.status, json.loads(answer.body)) == (200, long)
+    too_long = {"kind": "ExternalMetricValueList", "items": items * 3}  # over MAX_ANSWER (4 MiB)
+    refused = forward(Delegates(config(pki, start({target: (200, too_long)}).url)))
+    assert refused.status == 503 and "answer over" in json.loads(refused.body)["message"]
+
+
 def test_every_delegate_404_leaves_the_answer_to_us(start: Any, pki: Path) -> None:
     assert forward(Delegates(config(pki, start({}).url, start({}).url))) is None
 
