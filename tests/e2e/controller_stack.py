@@ -153,16 +153,16 @@ def wait_condition(cp: ControlPlane, namespace: str, name: str, kind: str, expec
     return status
 
 
-def events(cp: ControlPlane, namespace: str, name: str) -> list[tuple[str, str, str, int]]:
-    """(type, reason, message, count) of the Events on a ScaledObject, oldest first."""
+def events(cp: ControlPlane, namespace: str, name: str, kind: str = "ScaledObject") -> list[tuple[str, str, str, int]]:
+    """(type, reason, message, count) of the Events on a ScaledObject (or a `kind`), oldest first."""
     found = cp.kubectl_json("get", "events", "-n", namespace, "--field-selector",
-                            f"involvedObject.kind=ScaledObject,involvedObject.name={name}")["items"]
+                            f"involvedObject.kind={kind},involvedObject.name={name}")["items"]
     found.sort(key=lambda e: e.get("firstTimestamp") or "")
     return [(e["type"], e["reason"], e["message"], int(e.get("count") or 1)) for e in found]
 
 
-def reasons(cp: ControlPlane, namespace: str, name: str) -> list[str]:
-    return [reason for _, reason, _, count in events(cp, namespace, name) for _ in range(count)]
+def reasons(cp: ControlPlane, namespace: str, name: str, kind: str = "ScaledObject") -> list[str]:
+    return [reason for _, reason, _, count in events(cp, namespace, name, kind) for _ in range(count)]
 
 
 def replicas(cp: ControlPlane, namespace: str, name: str) -> int:
