@@ -53,8 +53,9 @@ def test_rewrites_2019_scaled_objects(spec: dict[str, Any], expected: dict[str, 
 
 TEMPLATE = {"backoffLimit": 0, "template": {"spec": {"containers": [
     {"name": "work", "image": "worker:1", "env": [{"name": "REDIS_ADDRESS", "value": "redis:6379"}]}]}}}
-JOB_NOTE = ("ScaledObject shop/jobs: becomes ScaledJob jobs; its Jobs are labelled scaledjob.keda.sh/name (the 2019 "
-            "object's Jobs, labelled scaledobject, are not counted: delete it with --cascade=orphan to let them finish)")
+JOB_NOTE = ("ScaledObject shop/jobs: becomes ScaledJob jobs; its Jobs are labelled scaledjob.keda.sh/name "
+            "(the 2019 object's Jobs, labelled scaledobject, are not counted: delete it with --cascade=orphan "
+            "to let them finish)")
 
 
 @pytest.mark.parametrize("spec, expected, note", [
