@@ -47,6 +47,7 @@ class CachedJob:
     finished: str | None  # "Complete" | "Failed" | None while it runs
     finished_at: str  # completionTime, else creationTimestamp: the history order
     deleting: bool
+    label: str = SCALED_JOB_LABEL  # the owner label it was watched by
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,7 @@ def parse_job(raw: Object, label: str) -> CachedJob:
         uid=str(meta.get("uid") or ""), resource_version=str(meta.get("resourceVersion") or ""),
         generation=_mapping(meta.get("annotations")).get(JOB_GENERATION), finished=job_outcome(status),
         finished_at=str(status.get("completionTime") or meta.get("creationTimestamp") or ""),
-        deleting=bool(meta.get("deletionTimestamp")))
+        deleting=bool(meta.get("deletionTimestamp")), label=label)
 
 
 def parse_pod(raw: Object, label: str) -> CachedPod:
@@ -113,6 +114,10 @@ def transform_for(resource: Resource) -> Callable[[Object], Cached]:
     return lambda raw: parse_pod(raw, label)
 
 
+def _jobs_labelled(label: str) -> Resource:
+    return next(r for r in JOB_RESOURCES if r.label_selector == label)
+
+
 def _version(item: Cached | None) -> int | None:
     text = item.resource_version if item is not None else ""
     return int(text) if text.isdigit() else None
@@ -125,7 +130,7 @@ class JobCache:
         self.synced: set[Resource] = set()
         self._items: dict[Resource, dict[Name, Cached]] = {}
         self._by_owner: dict[Resource, dict[Key, set[Name]]] = {}
-        self._gone: dict[Name, str] = {}  # Jobs we deleted, by uid, until the watch says so too
+        self._gone: dict[Resource, dict[Name, str]] = {}  # Jobs we deleted, by uid, until the watch says so too
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -157,21 +162,21 @@ class JobCache:
     def listed(self, resource: Resource, items: list[Cached]) -> None:
         for name in list(self._items.get(resource, {})):
             self._drop(resource, name)
+        gone = self._gone.get(resource, {})
         for item in items:
-            if self._gone.get((item.namespace, item.name)) != item.uid:
+            if gone.get((item.namespace, item.name)) != item.uid:
                 self._store(resource, item)
-        if resource in JOB_RESOURCES:
-            present = {(i.namespace, i.name) for i in items}
-            self._gone = {n: uid for n, uid in self._gone.items() if n in present}
+        present = {(i.namespace, i.name) for i in items}
+        self._gone[resource] = {n: uid for n, uid in gone.items() if n in present}
         self.synced.add(resource)
 
     def changed(self, resource: Resource, item: Cached, deleted: bool) -> None:
         name = (item.namespace, item.name)
         if deleted:
             self._drop(resource, name)
-            self._gone.pop(name, None)
+            self._gone.get(resource, {}).pop(name, None)
             return
-        if self._gone.get(name) == item.uid:
+        if self._gone.get(resource, {}).get(name) == item.uid:
             return  # an event sent before our delete took effect
         known, seen = _version(self._items.get(resource, {}).get(name)), _version(item)
         if known is not None and seen is not None and seen < known:
@@ -183,14 +188,14 @@ class JobCache:
     def created(self, raw: Object, label: str) -> CachedJob:
         """A Job the server answered our create with."""
         job = parse_job(raw, label)
-        self.changed(JOB_RESOURCES[list(OWNER_LABELS).index(label)], job, deleted=False)
+        self.changed(_jobs_labelled(label), job, deleted=False)
         return job
 
     def deleted(self, job: CachedJob) -> None:
         """A Job we deleted: not counted from now on."""
-        for resource in JOB_RESOURCES:
-            self._drop(resource, (job.namespace, job.name))
-        self._gone[(job.namespace, job.name)] = job.uid
+        resource = _jobs_labelled(job.label)
+        self._drop(resource, (job.namespace, job.name))
+        self._gone.setdefault(resource, {})[(job.namespace, job.name)] = job.uid
 
     # -- storage -------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ calls every second, so a test can count what a poll costs.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster_adapter import apply
-from controller_stack import Stack, condition, get, reasons, wait_condition
+from controller_stack import Stack, condition, controller_stats, get, reasons, stats_after, wait_condition
 from controlplane import ControlPlane, wait_for
 
 from tests.harness.rabbitmq_server import PASSWORD, USER, RabbitMQServer
@@ -31,7 +30,6 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SJ = "scaledjob.keda.sh"
-STATS = re.compile(r"stats .*scaledjob_polls=(\d+) .*calls=(\S+)")
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +116,6 @@ def count_stays(cp: ControlPlane, namespace: str, name: str, expected: int, seco
         time.sleep(0.3)
 
 
-def controller_stats(stack: Stack) -> tuple[int, dict[str, int]]:
-    """ScaledJob polls so far and API calls by kind ("PATCH:scaledjobs/status"), from the latest stats line."""
-    found = STATS.findall(stack.pods[0].controller.log())
-    assert found, "no stats line in the controller's log"
-    polls, calls = found[-1]
-    return int(polls), {} if calls == "-" else {k: int(v) for k, v in (c.rsplit("=", 1) for c in calls.split(","))}
-
-
 def wait_reasons(cp: ControlPlane, namespace: str, name: str, *wanted: str, kind: str = "ScaledJob") -> list[str]:
     found: list[str] = wait_for(lambda: (r := reasons(cp, namespace, name, kind)) and set(wanted) <= set(r) and r,
                                 timeout=20, what=f"Events {wanted} on {name}")
@@ -143,12 +133,8 @@ def test_an_idle_scaled_job_is_polled_with_no_api_call(stack: Stack, redis: Redi
     assert "redis" in cp.kubectl("get", "sj", "idle", "-n", namespace).stdout  # KEDA's Triggers column
     assert wait_reasons(cp, namespace, "idle", "ScaledJobReady") == ["ScaledJobReady"]
 
-    def after(polls: int) -> tuple[int, dict[str, int]]:
-        found: tuple[int, dict[str, int]] = wait_for(lambda: (s := controller_stats(stack))[0] >= polls and s,
-                                                     timeout=20, what=f"{polls} ScaledJob polls")
-        return found
-    first_polls, first_calls = after(controller_stats(stack)[0] + 2)  # a stats line logged after what was seen
-    polls, calls = after(first_polls + 4)
+    first_polls, first_calls = stats_after(stack, controller_stats(stack)[0] + 2)  # logged after what was seen
+    polls, calls = stats_after(stack, first_polls + 4)
     assert calls == first_calls, f"{polls - first_polls} idle polls made calls"
     assert not [k for k in calls if k.startswith(("GET:jobs", "GET:pods"))]  # Jobs and pods come from watches
 
