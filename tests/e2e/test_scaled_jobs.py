@@ -20,7 +20,16 @@ from typing import Any
 import pytest
 import yaml
 from cluster_adapter import apply
-from controller_stack import Stack, condition, controller_stats, get, reasons, stats_after, wait_condition
+from controller_stack import (
+    Stack,
+    condition,
+    controller_stats,
+    events,
+    get,
+    reasons,
+    stats_after,
+    wait_condition,
+)
 from controlplane import ControlPlane, wait_for
 
 from tests.harness.rabbitmq_server import PASSWORD, USER, RabbitMQServer
@@ -137,6 +146,27 @@ def test_an_idle_scaled_job_is_polled_with_no_api_call(stack: Stack, redis: Redi
     polls, calls = stats_after(stack, first_polls + 4)
     assert calls == first_calls, f"{polls - first_polls} idle polls made calls"
     assert not [k for k in calls if k.startswith(("GET:jobs", "GET:pods"))]  # Jobs and pods come from watches
+
+    cp.kubectl("delete", SJ, "idle", "-n", namespace)
+    wait_reasons(cp, namespace, "idle", "ScaledJobDeleted")
+
+
+def test_a_refused_create_is_an_event_and_the_poll_goes_on(stack: Stack, redis: RedisServer, namespace: str) -> None:
+    """A ResourceQuota of one Job: kube-apiserver's quota admission refuses the second, and KEDA's
+    KEDAJobCreateFailed says why. The test plays the quota controller (not run here) by writing the
+    quota's first status; admission counts from there."""
+    cp, key = stack.cp, f"{namespace}-quota"
+    hard = {"count/jobs.batch": "1"}
+    apply(cp, namespace, {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "one-job"},
+                          "spec": {"hard": hard}})
+    cp.kubectl("patch", "resourcequota", "one-job", "-n", namespace, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": {"hard": hard, "used": {"count/jobs.batch": "0"}}}))
+    apply(cp, namespace, scaled_job("capped", [redis_list(redis, key)], maxReplicaCount=3))
+    redis.admin().rpush(key, 1, 2, 3)
+    wait_reasons(cp, namespace, "capped", "KEDAJobsCreated", "KEDAJobCreateFailed")
+    assert len(jobs(cp, namespace, "capped")) == 1
+    failed = [m for _, r, m, _ in events(cp, namespace, "capped", "ScaledJob") if r == "KEDAJobCreateFailed"]
+    assert failed and "exceeded quota" in failed[0]
 
 
 def test_jobs_are_created_for_queued_messages_up_to_the_maximum_then_pruned(
