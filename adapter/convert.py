@@ -6,7 +6,12 @@ it. The rewrite is the one the catalog applies when it reads a 2019 object, writ
 `scaleTargetRef.deploymentName` becomes `name`, `containerName` becomes
 `envSourceContainerName`, and trigger metadata keys whose value names an environment variable
 (`adapter.keda.objects.legacy_key`) become `<key>FromEnv`, so the converted object serves the same metric from
-the same values. Fields the 2019 format does not have are refused by name rather than dropped.
+the same values. A `scaleType: job` object becomes a keda.sh ScaledJob with the same
+`jobTargetRef`, `pollingInterval`, `maxReplicaCount` and triggers, and `rollout.strategy:
+gradual` (KEDA 1.x never deleted running Jobs on a change); `cooldownPeriod` and
+`minReplicaCount`, which KEDA 1.x did not use for Jobs, are left out with a note rather than
+given 2.x's meaning (a minimum of Jobs always running). Fields the 2019 format does not have are
+refused by name rather than dropped.
 Other objects in the input (Deployments, Secrets, keda.sh objects) pass through unchanged;
 `kind: List` (as `kubectl get -o yaml` writes) is unpacked.
 """
@@ -28,6 +33,9 @@ LEGACY_API_VERSION = f"{LEGACY_GROUP}/v1alpha1"
 API_VERSION = f"{KEDA_GROUP}/v1alpha1"
 SPEC_KEYS = frozenset({"scaleTargetRef", "triggers", "pollingInterval", "cooldownPeriod", "minReplicaCount",
                        "maxReplicaCount"})
+JOB_SPEC_KEYS = frozenset({"scaleType", "jobTargetRef", "triggers", "pollingInterval", "cooldownPeriod",
+                           "minReplicaCount", "maxReplicaCount"})
+JOB_UNUSED = ("cooldownPeriod", "minReplicaCount")  # read by KEDA 1.x for Deployments only
 TRIGGER_KEYS = frozenset({"type", "metadata", "authenticationRef"})
 TARGET_KEYS = frozenset({"deploymentName", "containerName"})
 METADATA_KEPT = ("name", "namespace", "labels", "annotations")
@@ -97,6 +105,12 @@ def _convert(obj: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
 
 def _scaled_object(obj: dict[str, Any], meta: Mapping[str, Any], where: str) -> tuple[dict[str, Any], str | None]:
     spec = _mapping(obj.get("spec"), f"{where}: spec")
+    scale_type = spec.get("scaleType", "deployment")
+    if scale_type == "job":
+        return _scaled_job(meta, spec, where)
+    if scale_type != "deployment":
+        raise ConversionError(f'{where}: spec.scaleType "{scale_type}" must be deployment or job')
+    spec = {k: v for k, v in spec.items() if k != "scaleType"}
     _only(spec, SPEC_KEYS, f"{where}: spec")
     ref = _mapping(spec.get("scaleTargetRef"), f"{where}: spec.scaleTargetRef")
     _only(ref, TARGET_KEYS, f"{where}: spec.scaleTargetRef")
@@ -116,6 +130,24 @@ def _scaled_object(obj: dict[str, Any], meta: Mapping[str, Any], where: str) -> 
         note = (f"{where}: the HPA becomes keda-hpa-{name} (was keda-hpa-{deployment}) and selects its metrics "
                 f"by scaledobject.keda.sh/name={name} (was deploymentName={deployment})")
     return {"apiVersion": API_VERSION, "kind": "ScaledObject", "metadata": _metadata(meta), "spec": new_spec}, note
+
+
+def _scaled_job(meta: Mapping[str, Any], spec: Mapping[str, Any], where: str) -> tuple[dict[str, Any], str | None]:
+    """A 2019 `scaleType: job` ScaledObject as the keda.sh ScaledJob that creates the same Jobs."""
+    _only(spec, JOB_SPEC_KEYS, f"{where}: spec")
+    job_spec = _mapping(spec.get("jobTargetRef"), f"{where}: spec.jobTargetRef")
+    new_spec: dict[str, Any] = {"jobTargetRef": job_spec}
+    new_spec.update((key, spec[key]) for key in ("pollingInterval", "maxReplicaCount") if key in spec)
+    new_spec["rollout"] = {"strategy": "gradual"}
+    new_spec["triggers"] = [_trigger(trigger, f"{where}: spec.triggers[{i}]")
+                            for i, trigger in enumerate(_sequence(spec.get("triggers"), f"{where}: spec.triggers"))]
+    unused = [key for key in JOB_UNUSED if key in spec]
+    note = (f"{where}: becomes ScaledJob {meta.get('name')}; its Jobs are labelled scaledjob.keda.sh/name "
+            f"(the 2019 object's Jobs, labelled scaledobject, are not counted: delete it with --cascade=orphan "
+            f"to let them finish)")
+    if unused:
+        note += f"; {' and '.join(unused)} left out (KEDA 1.x did not use them for Jobs)"
+    return {"apiVersion": API_VERSION, "kind": "ScaledJob", "metadata": _metadata(meta), "spec": new_spec}, note
 
 
 def _trigger(raw: Any, where: str) -> dict[str, Any]:

@@ -18,7 +18,8 @@ A failed reconcile is retried with a per-object backoff (0.5 s doubling to 30 s;
 after 0.2 s). `workers` reconciles run at once; the rate limiter bounds their API calls.
 
 ScaledJobs have a poll loop of their own (`adapter.controller.job_creation`), run by the leader
-with the same rate limiter, Lease check and activity view.
+with the same rate limiter, Lease check and activity view, reading their Jobs and pods from
+watches (`adapter.controller.job_cache`).
 
 Both replicas also tell their own adapter the HPA's current replica count of objects whose
 fallback behaviour needs it (`currentReplicas*`), since either adapter may answer the HPA.
@@ -40,6 +41,8 @@ from adapter.controller.activity_client import ActivityClient
 from adapter.controller.events import EventRecorder
 from adapter.controller.guarded_api import ControllerKube, NotLeading, SoKey
 from adapter.controller.http_scaled_objects import HttpScaledObjectMirror
+from adapter.controller.job_cache import JOB_RESOURCES, POD_RESOURCES, JobCache
+from adapter.controller.job_cache import transform_for as job_transform_for
 from adapter.controller.job_creation import ScaledJobs, keep_scaled_job
 from adapter.controller.leader import LeaderElector
 from adapter.controller.object_cache import (
@@ -61,7 +64,6 @@ from adapter.kube.watch import Reflector
 log = logging.getLogger("eventscale.controller")
 
 CURRENT_REPLICAS_BEHAVIORS = ("currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
-STATS_EVERY = 30.0  # seconds between the log lines that say what the controller holds and did
 
 
 @dataclass
@@ -78,6 +80,7 @@ class ControllerOptions:
     workers: int = 4
     activity_wait: float = 10.0
     resync_period: float = 1800.0
+    stats_interval: float = 30.0  # seconds between the log lines that say what the controller holds and did
 
 
 class Controller:
@@ -96,10 +99,14 @@ class Controller:
         self.queue: WorkQueue[SoKey] = WorkQueue()
         self.reflectors = [Reflector(api, r, self.cache, transform_for(r), resync=options.resync_period)
                            for r in (*SCALED_OBJECT_RESOURCES, HPAS, DEPLOYMENTS, STATEFUL_SETS)]
-        self.scaled_jobs = ScaledJobs(self.kube, self.activity, self.events, lambda: self.elector.leading)
+        self.jobs = JobCache()
+        self.scaled_jobs = ScaledJobs(self.kube, self.activity, self.events, lambda: self.elector.leading, self.jobs)
         # not waited for: the CRDs are optional; 2019 ScaledObjects are read again for `scaleType: job`
         self.job_reflectors = [Reflector(api, r, self.scaled_jobs, keep_scaled_job, resync=options.resync_period)
                                for r in (SCALED_JOBS, LEGACY_SCALED_OBJECTS)]
+        # the Jobs and pods of ScaledJobs (by label): ScaledJobs poll once these are listed
+        self.job_cache_reflectors = [Reflector(api, r, self.jobs, job_transform_for(r), resync=options.resync_period)
+                                     for r in (*JOB_RESOURCES, *POD_RESOURCES)]
         self.reconciles = 0
         self.started = time.monotonic()
         self.ready_after: float | None = None  # seconds from start to the first pass over every object
@@ -118,7 +125,7 @@ class Controller:
                 group.create_task(self._report_targets(), name="targets")
                 group.create_task(self.events.run(), name="events")
                 group.create_task(self._log_stats(), name="stats")
-                group.create_task(self.scaled_jobs.run(), name="scaledjobs")
+                group.create_task(self._run_scaled_jobs(), name="scaledjobs")
                 await asyncio.gather(*(r.listed.wait() for r in self.reflectors))
                 log.info("caches synced in %.2fs identity=%s scaledobjects=%d hpas=%d; campaigning for lease %s/%s",
                          time.monotonic() - self.started, self.options.identity,
@@ -130,9 +137,13 @@ class Controller:
             await self.elector.release()
             await self.activity.aclose()
 
+    async def _run_scaled_jobs(self) -> None:
+        await asyncio.gather(*(r.listed.wait() for r in self.job_cache_reflectors))
+        await self.scaled_jobs.run()
+
     def follow(self, group: asyncio.TaskGroup) -> None:
         """Keep the caches and the activity view current (what a follower does too)."""
-        for reflector in (*self.reflectors, *self.job_reflectors):
+        for reflector in (*self.reflectors, *self.job_reflectors, *self.job_cache_reflectors):
             group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
         group.create_task(self.activity.run(), name="activity")
 
@@ -308,10 +319,11 @@ class Controller:
         """What the controller holds and has done, when it changed: for operators and benchmarks."""
         last = ""
         while True:
-            await asyncio.sleep(STATS_EVERY)
+            await asyncio.sleep(self.options.stats_interval)
             calls = ",".join(f"{k.replace(' ', ':')}={v}" for k, v in sorted(self.kube.calls.items()))
             line = (f"scaledobjects={sum(self.cache.count(r) for r in SCALED_OBJECT_RESOURCES)} "
-                    f"scaledjobs={len(self.scaled_jobs.objects)} jobs_created={self.scaled_jobs.created} "
+                    f"scaledjobs={len(self.scaled_jobs.objects)} scaledjob_polls={self.scaled_jobs.polls} "
+                    f"jobs_created={self.scaled_jobs.created} jobs={self.jobs.count('Job')} "
                     f"hpas={self.cache.count(HPAS)} reconciles={self.reconciles} timed={self.queue.timed} "
                     f"activity_answers={self.activity.answers} activity_full={self.activity.full_answers} "
                     f"calls={calls or '-'}")

@@ -41,6 +41,8 @@ def add_parser(commands: Any) -> None:
     c.add_argument("--workers", type=int, default=4, help="ScaledObjects reconciled at once (default 4)")
     c.add_argument("--resync-period", type=float, default=1800.0,
                    help="seconds between full relists of ScaledObjects and HPAs (default 1800)")
+    c.add_argument("--stats-interval", type=float, default=30.0,
+                   help="seconds between the log lines of what the controller holds and did (default 30)")
     c.set_defaults(func=run)
 
 
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         lease_name=args.lease_name,
         lease_duration=args.lease_duration, renew_deadline=args.renew_deadline, retry_period=args.retry_period,
         qps=args.qps, burst=args.burst, workers=args.workers, resync_period=args.resync_period,
+        stats_interval=args.stats_interval,
     )
     asyncio.run(_main(Path(args.kubeconfig) if args.kubeconfig else None, options))
     return 0

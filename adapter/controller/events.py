@@ -1,4 +1,4 @@
-"""Kubernetes Events on ScaledObjects, with KEDA's reasons, counted instead of repeated.
+"""Kubernetes Events on ScaledObjects and ScaledJobs, with KEDA's reasons, counted instead of repeated.
 
 Like client-go's recorder, the same (object, type, reason, message) within ten minutes bumps
 `count` and `lastTimestamp` of the Event already written rather than creating another. An Event
@@ -62,6 +62,7 @@ class Involved:
     name: str
     uid: str
     resource_version: str
+    kind: str = "ScaledObject"  # or ScaledJob
 
     @staticmethod
     def of(obj: _ScaledObjectLike) -> Involved:
@@ -120,7 +121,7 @@ class EventRecorder:
         return {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{obj.name}.{secrets.token_hex(8)}", "namespace": obj.namespace},
-            "involvedObject": {"apiVersion": obj.api_version, "kind": "ScaledObject", "name": obj.name,
+            "involvedObject": {"apiVersion": obj.api_version, "kind": obj.kind, "name": obj.name,
                                "namespace": obj.namespace, "uid": obj.uid, "resourceVersion": obj.resource_version},
             "reason": reason, "message": message, "type": kind, "count": 1,
             "firstTimestamp": timestamp(now), "lastTimestamp": timestamp(now),

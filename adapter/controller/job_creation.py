@@ -2,14 +2,21 @@
 
 The adapter reads a ScaledJob's triggers like any ScaledObject's (same scalers, shared
 clients, batched reads) and its values reach this process in the activity document. Here,
-per ScaledJob and per poll: list its Jobs (label `scaledjob.keda.sh/name`), delete those made
-from an older generation of the spec (`rollout.strategy` default; gradual lets them finish),
-prune finished ones beyond `successfulJobsHistoryLimit`/`failedJobsHistoryLimit`, count those not finished
-(and, for the accurate and eager strategies, those whose pods are not yet running, from one
-list of its pods), create what `adapter.controller.job_count` says, and write the status
-conditions (Ready, Active, Paused) and `lastActiveTime` when they differ. A poll is also run
-as soon as the ScaledJob or its activity changes, so a message waits one adapter read, not
-a read plus a poll.
+per ScaledJob and per poll, from the watch-fed `JobCache` (no API call to look): take its Jobs
+(label `scaledjob.keda.sh/name`), delete those made from an older generation of the spec
+(`rollout.strategy` default; gradual lets them finish), prune finished ones beyond
+`successfulJobsHistoryLimit`/`failedJobsHistoryLimit`, count those not finished (and, for the
+accurate and eager strategies, those whose pods are not yet running), create what
+`adapter.controller.job_count` says, and patch the status KEDA writes (conditions Ready,
+Active, Fallback, Paused with KEDA's reasons, `lastActiveTime`, `triggersTypes`,
+`authenticationsTypes`) only where it differs: an idle ScaledJob's poll makes no API call. A
+poll is also run as soon as the ScaledJob or its activity changes, so a message waits one
+adapter read, not a read plus a poll.
+
+Events are KEDA's (pkg/eventreason), sent on a change of state rather than on every poll:
+ScaledJobReady, ScaledJobCheckFailed, KEDAScalerFailed, ScaledJobActive/Inactive,
+ScaledJobPaused/Unpaused, KEDAJobsCreated, KEDAJobCreateFailed, ScaledJobRolloutCleanup*,
+ScaledJobDeleted. A ScaledJob has no fallback: its Fallback condition stays Unknown, as KEDA's.
 
 Only the leader polls; every write is leader-checked and rate-limited by `ControllerKube`. A
 ScaledJob that cannot be parsed, or whose triggers the adapter reports as broken, gets
@@ -23,7 +30,7 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -34,13 +41,14 @@ from adapter.controller.decide import pause_of
 from adapter.controller.events import EventRecorder, Involved
 from adapter.controller.guarded_api import ControllerKube, NotLeading
 from adapter.controller.hpa import VERSION
+from adapter.controller.job_cache import CachedJob, CachedPod, JobCache
 from adapter.controller.job_count import TriggerLoad, demand, jobs_to_create
 from adapter.controller.status import merge_patch
 from adapter.keda.activity import Key, ObjectActivity, object_key, split_key
 from adapter.keda.names import JOB_GENERATION, LEGACY_JOB_LABEL, SCALED_JOB_LABEL
 from adapter.keda.objects import InvalidObject
 from adapter.keda.scaled_job import SCALED_JOB_KIND, ScaledJob, is_job_object, parse_scaled_job
-from adapter.keda.scaled_object_status import Condition, merged, parse_status
+from adapter.keda.scaled_object_status import Condition, ScaledObjectStatus, merged, parse_status
 from adapter.kube.client import ApiStatusError, Object
 from adapter.kube.resources import Resource
 from adapter.kube.wire import timestamp
@@ -48,8 +56,18 @@ from adapter.kube.wire import timestamp
 log = logging.getLogger("eventscale.scaledjobs")
 
 MANAGED_BY = "eventscale"
+# KEDA's Event reasons for ScaledJobs (pkg/eventreason)
 JOBS_CREATED = "KEDAJobsCreated"
+JOB_CREATE_FAILED = "KEDAJobCreateFailed"
+ROLLOUT_STARTED = "ScaledJobRolloutCleanupStarted"
 ROLLOUT_CLEANED = "ScaledJobRolloutCleanupCompleted"
+ROLLOUT_FAILED = "ScaledJobRolloutCleanupFailed"
+SCALED_JOB_READY = "ScaledJobReady"
+CHECK_FAILED = "ScaledJobCheckFailed"
+SCALED_JOB_ACTIVE = "ScaledJobActive"
+SCALED_JOB_INACTIVE = "ScaledJobInactive"
+SCALER_FAILED = "KEDAScalerFailed"
+DELETED = "ScaledJobDeleted"
 RETRY = 2.0  # seconds before a failed poll is tried again (at most its pollingInterval)
 
 READY = Condition("Ready", "True", "ScaledJobReady", "ScaledJob is defined correctly and is ready for scaling")
@@ -57,7 +75,9 @@ TRIGGER_ERROR = Condition("Ready", "False", "TriggerError", "Triggers defined in
 PARTIAL_TRIGGER_ERROR = Condition("Ready", "Unknown", "PartialTriggerError",
                                   "Some triggers defined in ScaledJob are not working correctly")
 PAUSED = Condition("Paused", "True", "ScaledJobPaused", "ScaledJob is paused")
-UNPAUSED = Condition("Paused", "False", "ScaledJobUnpaused", "ScaledJob is not paused")
+UNPAUSED = Condition("Paused", "False", "ScaledJobUnpaused", "ScaledJob is unpaused")
+NEVER_PAUSED = Condition("Paused", "False")  # as KEDA initializes it
+CHECK_FAILED_ACTIVE = Condition("Active", "Unknown", "UnknownState", "ScaledJob check failed")
 
 
 def check_failed(message: str) -> Condition:
@@ -117,52 +137,45 @@ def job_manifest(job: ScaledJob) -> Object:
             "spec": spec}
 
 
-def of_other_generation(job: Mapping[str, Any], generation: int) -> bool:
+def of_other_generation(job: CachedJob, generation: int) -> bool:
     """A Job made from another generation of its ScaledJob's spec (or with no record of one)."""
-    annotations = (job.get("metadata") or {}).get("annotations") or {}
-    return annotations.get(JOB_GENERATION) != str(generation)
+    return job.generation != str(generation)
 
 
-def finished_as(job: Mapping[str, Any]) -> str | None:
-    """"Complete" or "Failed" when the Job has finished, else None."""
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
-            return str(condition["type"])
-    return None
-
-
-def beyond_history(jobs: Sequence[Mapping[str, Any]], successful_limit: int, failed_limit: int) -> list[str]:
-    """Names of the finished Jobs to delete: the oldest beyond each history limit."""
-    doomed: list[str] = []
+def beyond_history(jobs: Sequence[CachedJob], successful_limit: int, failed_limit: int) -> list[CachedJob]:
+    """The finished Jobs to delete: the oldest beyond each history limit."""
+    doomed: list[CachedJob] = []
     for outcome, limit in (("Complete", successful_limit), ("Failed", failed_limit)):
-        done = sorted((j for j in jobs if finished_as(j) == outcome),
-                      key=lambda j: str((j.get("status") or {}).get("completionTime")
-                                        or (j.get("metadata") or {}).get("creationTimestamp") or ""))
-        doomed += [str(j["metadata"]["name"]) for j in done[:max(0, len(done) - limit)]]
+        done = sorted((j for j in jobs if j.finished == outcome), key=lambda j: j.finished_at)
+        doomed += done[:max(0, len(done) - limit)]
     return doomed
 
 
-def pending_jobs(jobs: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]],
-                 conditions: Sequence[str]) -> int:
+def pending_jobs(jobs: Sequence[CachedJob], pods: Sequence[CachedPod], conditions: Sequence[str]) -> int:
     """Jobs not finished whose pods are not yet at work: none Running or Succeeded, or (with
     `pendingPodConditions`) not every one of those conditions True on their pods."""
-    by_job: dict[str, list[Mapping[str, Any]]] = {}
+    by_job: dict[str, list[CachedPod]] = {}
     for pod in pods:
-        owner = ((pod.get("metadata") or {}).get("labels") or {}).get("job-name")
-        if owner:
-            by_job.setdefault(owner, []).append(pod)
+        if pod.job_name:
+            by_job.setdefault(pod.job_name, []).append(pod)
     count = 0
     for job in jobs:
-        if finished_as(job) is not None:
+        if job.finished is not None:
             continue
-        own = by_job.get(str(job["metadata"]["name"]), [])
+        own = by_job.get(job.name, [])
         if conditions:
-            met = sum(1 for p in own for cond in (p.get("status") or {}).get("conditions") or []
-                      if cond.get("type") in conditions and cond.get("status") == "True")
+            met = sum(1 for p in own for cond in conditions if cond in p.true_conditions)
             count += met != len(conditions)
         else:
-            count += not any((p.get("status") or {}).get("phase") in ("Running", "Succeeded") for p in own)
+            count += not any(p.phase in ("Running", "Succeeded") for p in own)
     return count
+
+
+def types_of(job: ScaledJob) -> dict[str, str]:
+    """KEDA's `triggersTypes` and `authenticationsTypes`: each distinct value once, in order, comma-separated."""
+    types = dict.fromkeys(t.type for t in job.triggers)
+    auths = dict.fromkeys(t.auth_ref.name for t in job.triggers if t.auth_ref is not None)
+    return {"triggersTypes": ",".join(types), "authenticationsTypes": ",".join(auths)}
 
 
 def trigger_loads(activity: ObjectActivity) -> tuple[list[TriggerLoad], int]:
@@ -177,9 +190,10 @@ class ScaledJobs:
     """The ScaledJob cache (a watch `Sink`) and the poll loop the leader runs."""
 
     def __init__(self, kube: ControllerKube, activity: ActivityClient, events: EventRecorder,
-                 leading: Callable[[], bool], clock: Callable[[], float] = time.monotonic,
+                 leading: Callable[[], bool], jobs: JobCache | None = None, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self.kube, self.activity, self.events, self.leading = kube, activity, events, leading
+        self.jobs = jobs or JobCache()
         self.clock, self.wall = clock, wall
         self.objects: dict[Key, Object] = {}
         self.polls = 0
@@ -198,10 +212,16 @@ class ScaledJobs:
 
     def changed(self, resource: Resource, obj: Object, deleted: bool) -> None:
         """A ScaledJob, or a 2019 ScaledObject (kept while it has `scaleType: job`)."""
+        key = _key(obj)
+        if deleted and key in self.objects and obj.get("kind") == SCALED_JOB_KIND and self.leading():
+            meta = obj.get("metadata") or {}
+            self.events.record(Involved(str(obj.get("apiVersion") or ""), key[0], split_key(key)[2],
+                                        str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""),
+                                        SCALED_JOB_KIND), "Warning", DELETED, "ScaledJob was deleted")
         if deleted or not is_job_object(obj):
-            self._forget(_key(obj))
-        else:
-            self._put(_key(obj), obj)
+            self._forget(key)
+        elif not _older(obj, self.objects.get(key)):
+            self._put(key, obj)
 
     def _put(self, key: Key, obj: Object) -> None:
         old = self.objects.get(key)
@@ -263,73 +283,131 @@ class ScaledJobs:
         try:
             job = parse_scaled_job(obj)
         except InvalidObject as exc:
-            await self._write_status(obj, [check_failed(str(exc))])
+            await self._check_failed(obj, None, str(exc))
             return
-        jobs = await self._list(jobs_path(job.namespace), job)
-        jobs = await self._roll_out(job, obj, jobs)
-        jobs = await self._prune(job, jobs)
+        if not self.jobs.ready(job.uses_pending):
+            self._due[_key(obj)] = self.clock() + min(RETRY, job.polling_interval)
+            return  # the Jobs are not listed yet: counting none would create them twice
+        owner = _key(obj)
+        jobs = await self._roll_out(job, obj, self.jobs.jobs_of(owner))
+        jobs = await self._prune(job, obj, jobs)
+        written = parse_status(obj.get("status"))
         if pause_of(job.annotations).stopped:
-            await self._write_status(obj, [PAUSED])
+            if not written.is_true("Paused"):
+                self.events.record(_involved(job, obj), "Normal", PAUSED.reason, PAUSED.message)
+            await self._write_status(obj, job, [PAUSED])
             return
         activity = self.activity.objects.get(object_key(job.kind, job.namespace, job.name))
         if activity is None or not self.activity.fresh:
             return  # the adapter has not read it yet, or is not answering: decide nothing
         if activity.error:
-            await self._write_status(obj, [check_failed(activity.error), UNPAUSED])
+            await self._check_failed(obj, job, activity.error)
             return
         loads, failed = trigger_loads(activity)
-        running = [j for j in jobs if finished_as(j) is None]
+        running = [j for j in jobs if j.finished is None]
         pending = 0
         if job.uses_pending and running:
-            pods = await self._list(f"/api/v1/namespaces/{job.namespace}/pods", job)
-            pending = pending_jobs(running, pods, job.scaling.pending_pod_conditions)
+            pending = pending_jobs(running, self.jobs.pods_of(owner), job.scaling.pending_pod_conditions)
         wanted = demand(loads, job.scaling.multiple_scalers_calculation, job.min_jobs, job.max_jobs)
         await self._create(job, obj, jobs_to_create(job.scaling, wanted, len(running), pending, job.min_jobs,
                                                     job.max_jobs))
         ready = READY if not failed else PARTIAL_TRIGGER_ERROR if wanted.active else TRIGGER_ERROR
-        await self._write_status(obj, [ready, c.ACTIVE if wanted.active else c.NOT_ACTIVE, UNPAUSED],
+        self._note_transitions(job, obj, written, ready, wanted.active, activity)
+        await self._write_status(obj, job, [ready, c.ACTIVE if wanted.active else c.NOT_ACTIVE, *_unpaused(written)],
                                  last_active=timestamp(self.wall()) if wanted.active else None)
 
-    async def _list(self, path: str, job: ScaledJob) -> list[Object]:
-        answer = await self.kube.list(path, f"{job_label(job)}={job.name}")
-        return list(answer.get("items") or [])
+    def _note_transitions(self, job: ScaledJob, obj: Object, written: ScaledObjectStatus, ready: Condition,
+                          active: bool, activity: ObjectActivity) -> None:
+        """KEDA's Events on a change of state: ready, a trigger failing, active, inactive, unpaused."""
+        involved = _involved(job, obj)
+        was_ready = written.condition("Ready")
+        if ready == READY and not written.is_true("Ready"):
+            self.events.record(involved, "Normal", SCALED_JOB_READY, "ScaledJob is ready for scaling")
+        elif ready != READY and (was_ready is None or was_ready.reason != ready.reason):
+            self.events.record(involved, "Warning", SCALER_FAILED, _first_error(activity) or ready.message)
+        if active and not written.is_true("Active"):
+            self.events.record(involved, "Normal", SCALED_JOB_ACTIVE, c.ACTIVE.message)
+        elif not active and written.is_true("Active"):
+            self.events.record(involved, "Normal", SCALED_JOB_INACTIVE, c.NOT_ACTIVE.message)
+        if written.is_true("Paused"):
+            self.events.record(involved, "Normal", UNPAUSED.reason, UNPAUSED.message)
 
-    async def _roll_out(self, job: ScaledJob, obj: Object, jobs: list[Object]) -> list[Object]:
+    async def _check_failed(self, obj: Object, job: ScaledJob | None, message: str) -> None:
+        written = parse_status(obj.get("status"))
+        if written.condition("Ready") != check_failed(message):
+            meta = obj.get("metadata") or {}
+            involved = _involved(job, obj) if job is not None else Involved(
+                str(obj.get("apiVersion") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""),
+                str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""), str(obj.get("kind") or ""))
+            self.events.record(involved, "Warning", CHECK_FAILED, message)
+        await self._write_status(obj, job, [check_failed(message), CHECK_FAILED_ACTIVE, *_unpaused(written)])
+
+    async def _roll_out(self, job: ScaledJob, obj: Object, jobs: list[CachedJob]) -> list[CachedJob]:
         """Rollout default (or immediate): delete the Jobs made from another generation of the spec."""
         if job.rollout_strategy == "gradual":
             return jobs
-        old = [str(j["metadata"]["name"]) for j in jobs if of_other_generation(j, job.generation)]
+        old = [j for j in jobs if of_other_generation(j, job.generation)]
+        if not old:
+            return jobs
+        involved = _involved(job, obj)
+        self.events.record(involved, "Normal", ROLLOUT_STARTED,
+                           f"Deleting {len(old)} jobs owned by the previous version of the scaledJob")
         policy = "Foreground" if job.propagation_policy == "foreground" else "Background"
-        for name in old:
-            with contextlib.suppress(ApiStatusError):  # gone already
-                await self.kube.delete(jobs_path(job.namespace, name), policy)
-        if old:
-            log.info("scaledjob=%s/%s deleted jobs=%d of an older spec", job.namespace, job.name, len(old))
-            self.events.record(_involved(job, obj), "Normal", ROLLOUT_CLEANED,
+        failed = 0
+        for found in old:
+            try:
+                await self._delete(found, policy)
+            except ApiStatusError as exc:
+                failed += 1
+                self.events.record(involved, "Warning", ROLLOUT_FAILED, f"Failed to delete job {found.name}: {exc}")
+        log.info("scaledjob=%s/%s deleted jobs=%d of an older spec", job.namespace, job.name, len(old) - failed)
+        if not failed:
+            self.events.record(involved, "Normal", ROLLOUT_CLEANED,
                                f"Deleted {len(old)} jobs owned by the previous version of the scaledJob")
-        return [j for j in jobs if j["metadata"]["name"] not in old]
+        return [j for j in jobs if j not in old]
 
-    async def _prune(self, job: ScaledJob, jobs: list[Object]) -> list[Object]:
+    async def _prune(self, job: ScaledJob, obj: Object, jobs: list[CachedJob]) -> list[CachedJob]:
         doomed = beyond_history(jobs, job.successful_jobs_history_limit, job.failed_jobs_history_limit)
-        for name in doomed:
-            with contextlib.suppress(ApiStatusError):  # gone already
-                await self.kube.delete(jobs_path(job.namespace, name), "Background")
-            log.info("scaledjob=%s/%s deleted job=%s beyond the history limit", job.namespace, job.name, name)
-        return [j for j in jobs if j["metadata"]["name"] not in doomed]
+        for found in doomed:
+            with contextlib.suppress(ApiStatusError):  # gone already, or refused: the next poll tries again
+                await self._delete(found, "Background")
+            log.info("scaledjob=%s/%s deleted job=%s beyond the history limit", job.namespace, job.name, found.name)
+        return [j for j in jobs if j not in doomed]
+
+    async def _delete(self, found: CachedJob, policy: str) -> None:
+        try:
+            await self.kube.delete(jobs_path(found.namespace, found.name), policy)
+        except ApiStatusError as exc:
+            if exc.code != 404:
+                raise
+        self.jobs.deleted(found)
 
     async def _create(self, job: ScaledJob, obj: Object, count: int) -> None:
         if count <= 0:
             return
         manifest = job_manifest(job)
+        made = 0
         for _ in range(count):
-            await self.kube.write("POST", jobs_path(job.namespace), manifest)
-        self.created += count
-        log.info("scaledjob=%s/%s created jobs=%d", job.namespace, job.name, count)
-        self.events.record(_involved(job, obj), "Normal", JOBS_CREATED, f"Created {count} jobs")
+            try:
+                answer = await self.kube.write("POST", jobs_path(job.namespace), manifest)
+            except ApiStatusError as exc:
+                self.events.record(_involved(job, obj), "Warning", JOB_CREATE_FAILED,
+                                   f"Failed to create job {job.name}-: {exc}")
+                break  # the same refusal (quota, admission, RBAC) would meet every other one
+            self.jobs.created(answer, job_label(job))
+            made += 1
+        self.created += made
+        if made:
+            log.info("scaledjob=%s/%s created jobs=%d", job.namespace, job.name, made)
+            self.events.record(_involved(job, obj), "Normal", JOBS_CREATED, f"Created {made} jobs")
 
-    async def _write_status(self, obj: Object, updates: list[Condition], last_active: str | None = None) -> None:
+    async def _write_status(self, obj: Object, job: ScaledJob | None, updates: list[Condition],
+                            last_active: str | None = None) -> None:
+        """Patch what differs from the status written; nothing when nothing does."""
         current = obj.get("status") or {}
         wanted: dict[str, Any] = {"conditions": merged(parse_status(current).conditions, updates)}
+        if job is not None:
+            wanted.update(types_of(job))
         if last_active is not None:
             wanted["lastActiveTime"] = last_active
         patch = merge_patch(current, wanted)
@@ -338,9 +416,36 @@ class ScaledJobs:
             self.objects[_key(obj)] = keep_scaled_job(answer)
 
 
+def _first_error(activity: ObjectActivity) -> str:
+    """The first failing trigger's error (masked by the adapter), for a KEDAScalerFailed Event."""
+    for trigger in activity.triggers:
+        if trigger.error:
+            return trigger.error
+        if not trigger.resolved:
+            return f"trigger {trigger.index} ({trigger.type}) could not be built"
+    return ""
+
+
+def _unpaused(written: ScaledObjectStatus) -> list[Condition]:
+    """KEDA's Paused once the annotation is gone: ScaledJobUnpaused after a pause, else as it was (False)."""
+    if written.is_true("Paused"):
+        return [UNPAUSED]
+    return [] if written.condition("Paused") is not None else [NEVER_PAUSED]
+
+
 def _involved(job: ScaledJob, obj: Object) -> Involved:
     meta = obj.get("metadata") or {}
-    return Involved(job.api_version, job.namespace, job.name, job.uid, str(meta.get("resourceVersion") or ""))
+    return Involved(job.api_version, job.namespace, job.name, job.uid, str(meta.get("resourceVersion") or ""),
+                    job.kind)
+
+
+def _older(obj: Object, known: Object | None) -> bool:
+    """An event for a version older than the one cached (our own status write's answer)."""
+    def version(o: Object | None) -> int | None:
+        text = str(((o or {}).get("metadata") or {}).get("resourceVersion") or "")
+        return int(text) if text.isdigit() else None
+    seen, have = version(obj), version(known)
+    return seen is not None and have is not None and seen < have
 
 
 def _key(obj: Object) -> Key:

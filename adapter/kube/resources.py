@@ -1,7 +1,7 @@
 """Kubernetes resources both processes read, named once.
 
-A `Resource` is what a list or watch needs (group, version, plural, namespacing, an optional
-field selector); the core and apps resources either process watches are defined here, KEDA's
+A `Resource` is what a list or watch needs (group, version, plural, namespacing, optional
+field and label selectors); the core and apps resources either process watches are defined here, KEDA's
 own in `adapter.keda.names`.
 """
 
@@ -19,6 +19,7 @@ class Resource:
     namespaced: bool = True
     namespace: str = ""  # watch one namespace only
     field_selector: str = ""
+    label_selector: str = ""  # e.g. `scaledjob.keda.sh/name`: only the objects carrying that label
 
     @property
     def api_version(self) -> str:
@@ -30,7 +31,8 @@ class Resource:
         return f"{base}/namespaces/{self.namespace}/{self.plural}" if self.namespace else f"{base}/{self.plural}"
 
     def __str__(self) -> str:
-        return f"{self.plural}.{self.group}" if self.group else self.plural
+        name = f"{self.plural}.{self.group}" if self.group else self.plural
+        return f"{name}[{self.label_selector}]" if self.label_selector else name
 
 
 SECRETS = Resource("", "v1", "secrets", "Secret", field_selector="type!=helm.sh/release.v1")

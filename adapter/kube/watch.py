@@ -100,7 +100,8 @@ class Reflector(Generic[T]):
         await asyncio.sleep(delay)
 
     def _params(self) -> dict[str, str]:
-        return {"fieldSelector": self.resource.field_selector} if self.resource.field_selector else {}
+        selectors = {"fieldSelector": self.resource.field_selector, "labelSelector": self.resource.label_selector}
+        return {k: v for k, v in selectors.items() if v}
 
     async def _list(self) -> None:
         objects: list[T] = []

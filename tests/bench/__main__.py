@@ -2,7 +2,7 @@
 
     python -m tests.bench            # everything
     python -m tests.bench api        # one part: api, brokers, controller, faults, servers, scalers,
-                                     #   streams, interceptor, delegation, activation
+                                     #   streams, interceptor, delegation, activation, scaledjobs
 
 Figures are ratios against a baseline measured in the same command where one exists; the
 machine is shared and noisy, so read them as such.
@@ -20,6 +20,7 @@ from tests.bench import (
     delegation_latency,
     faults,
     interceptor,
+    scaled_jobs,
     scalers,
     server_startup,
     streams_and_queries,
@@ -27,7 +28,7 @@ from tests.bench import (
 
 PARTS = {"api": api, "brokers": brokers, "controller": controller_load, "faults": faults, "servers": server_startup,
          "scalers": scalers, "streams": streams_and_queries, "interceptor": interceptor,
-         "delegation": delegation_latency, "activation": activation}
+         "delegation": delegation_latency, "activation": activation, "scaledjobs": scaled_jobs}
 
 
 def main(argv: list[str]) -> int:

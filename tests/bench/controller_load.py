@@ -92,6 +92,11 @@ class WatchLog:
         with self._lock:
             return next((at for at, seen, obj in self.events if seen == name and at >= after and test(obj)), None)
 
+    def first_where(self, after: float, test: Callable[[Any], bool]) -> float | None:
+        """The time of the first event after `after`, of any object, that passes `test`."""
+        with self._lock:
+            return next((at for at, _, obj in self.events if at >= after and test(obj)), None)
+
     def wait(self, name: str, after: float, test: Callable[[Any], bool], timeout: float) -> float:
         """The time of the first event of `name` after `after` that passes `test`."""
         found: float = wait_for(lambda: self.first(name, after, test), timeout, f"{name} after {after:.1f}", 0.05)

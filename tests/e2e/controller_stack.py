@@ -13,6 +13,7 @@ flapping, premature scale-downs and double activations show up in it.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -90,6 +91,25 @@ class Stack:
         return "\n".join(f"--- {p.controller.identity}\n{p.controller.log()[-4000:]}" for p in self.pods)
 
 
+STATS = re.compile(r"stats .*scaledjob_polls=(\d+) .*calls=(\S+)")
+
+
+def controller_stats(stack: Stack) -> tuple[int, dict[str, int]]:
+    """ScaledJob polls so far and API calls by kind ("PATCH:scaledjobs/status"), from the first
+    controller's latest stats line (`--stats-interval` sets how often it logs one)."""
+    found = STATS.findall(stack.pods[0].controller.log())
+    assert found, "no stats line in the controller's log"
+    polls, calls = found[-1]
+    return int(polls), {} if calls == "-" else {k: int(v) for k, v in (c.rsplit("=", 1) for c in calls.split(","))}
+
+
+def stats_after(stack: Stack, polls: int, timeout: float = 60) -> tuple[int, dict[str, int]]:
+    """The first stats line that counts at least `polls` ScaledJob polls."""
+    found: tuple[int, dict[str, int]] = wait_for(lambda: (s := controller_stats(stack))[0] >= polls and s,
+                                                 timeout=timeout, what=f"{polls} ScaledJob polls", interval=0.2)
+    return found
+
+
 def _fresh(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -153,16 +173,16 @@ def wait_condition(cp: ControlPlane, namespace: str, name: str, kind: str, expec
     return status
 
 
-def events(cp: ControlPlane, namespace: str, name: str) -> list[tuple[str, str, str, int]]:
-    """(type, reason, message, count) of the Events on a ScaledObject, oldest first."""
+def events(cp: ControlPlane, namespace: str, name: str, kind: str = "ScaledObject") -> list[tuple[str, str, str, int]]:
+    """(type, reason, message, count) of the Events on a ScaledObject (or a `kind`), oldest first."""
     found = cp.kubectl_json("get", "events", "-n", namespace, "--field-selector",
-                            f"involvedObject.kind=ScaledObject,involvedObject.name={name}")["items"]
+                            f"involvedObject.kind={kind},involvedObject.name={name}")["items"]
     found.sort(key=lambda e: e.get("firstTimestamp") or "")
     return [(e["type"], e["reason"], e["message"], int(e.get("count") or 1)) for e in found]
 
 
-def reasons(cp: ControlPlane, namespace: str, name: str) -> list[str]:
-    return [reason for _, reason, _, count in events(cp, namespace, name) for _ in range(count)]
+def reasons(cp: ControlPlane, namespace: str, name: str, kind: str = "ScaledObject") -> list[str]:
+    return [reason for _, reason, _, count in events(cp, namespace, name, kind) for _ in range(count)]
 
 
 def replicas(cp: ControlPlane, namespace: str, name: str) -> int:

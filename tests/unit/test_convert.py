@@ -11,6 +11,7 @@ import yaml
 
 from adapter.convert import ConversionError, convert_documents, run
 from adapter.keda.objects import parse_scaled_object
+from adapter.keda.scaled_job import parse_scaled_job
 
 
 def legacy(spec: dict[str, Any], name: str = "jobs") -> dict[str, Any]:
@@ -50,9 +51,54 @@ def test_rewrites_2019_scaled_objects(spec: dict[str, Any], expected: dict[str, 
                                  "metadata": {"name": "jobs", "namespace": "shop"}, "spec": expected},)
 
 
+TEMPLATE = {"backoffLimit": 0, "template": {"spec": {"containers": [
+    {"name": "work", "image": "worker:1", "env": [{"name": "REDIS_ADDRESS", "value": "redis:6379"}]}]}}}
+JOB_NOTE = ("ScaledObject shop/jobs: becomes ScaledJob jobs; its Jobs are labelled scaledjob.keda.sh/name "
+            "(the 2019 object's Jobs, labelled scaledobject, are not counted: delete it with --cascade=orphan "
+            "to let them finish)")
+
+
+@pytest.mark.parametrize("spec, expected, note", [
+    ({"scaleType": "job", "jobTargetRef": TEMPLATE, "triggers": [REDIS]},
+     {"jobTargetRef": TEMPLATE, "rollout": {"strategy": "gradual"},
+      "triggers": [{"type": "redis", "metadata": {"addressFromEnv": "REDIS_ADDRESS",
+                                                  "passwordFromEnv": "REDIS_PASSWORD", "listName": "jobs",
+                                                  "listLength": "5"}}]}, JOB_NOTE),
+    ({"scaleType": "job", "jobTargetRef": TEMPLATE, "pollingInterval": 5, "maxReplicaCount": 8, "cooldownPeriod": 60,
+      "minReplicaCount": 1, "triggers": [{"type": "rabbitmq", "metadata": {"host": "AMQP_URL", "queueName": "q"},
+                                          "authenticationRef": {"name": "amqp"}}]},
+     {"jobTargetRef": TEMPLATE, "pollingInterval": 5, "maxReplicaCount": 8, "rollout": {"strategy": "gradual"},
+      "triggers": [{"type": "rabbitmq", "metadata": {"hostFromEnv": "AMQP_URL", "queueName": "q"},
+                    "authenticationRef": {"name": "amqp"}}]},
+     JOB_NOTE + "; cooldownPeriod and minReplicaCount left out (KEDA 1.x did not use them for Jobs)"),
+])
+def test_rewrites_2019_scale_type_job_objects_as_scaled_jobs(spec: dict[str, Any], expected: dict[str, Any],
+                                                             note: str) -> None:
+    result = convert_documents([legacy(spec)], "in.yaml")
+    assert result.documents == ({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob",
+                                 "metadata": {"name": "jobs", "namespace": "shop"}, "spec": expected},)
+    assert result.notes == (note,)
+
+
+def test_the_converted_scaled_job_reads_like_the_2019_object() -> None:
+    spec = {"scaleType": "job", "jobTargetRef": TEMPLATE, "pollingInterval": 3, "maxReplicaCount": 4,
+            "triggers": [REDIS]}
+    old = parse_scaled_job(legacy(spec))
+    new = parse_scaled_job(convert_documents([legacy(spec)], "in.yaml").documents[0])
+    assert new.triggers == old.triggers and new.job_spec == old.job_spec
+    assert (new.polling_interval, new.max_jobs, new.min_jobs, new.rollout_strategy) == \
+        (old.polling_interval, old.max_jobs, old.min_jobs, old.rollout_strategy)
+    assert old.legacy and not new.legacy
+
+
 @pytest.mark.parametrize("spec, error", [
     ({"scaleTargetRef": {"deploymentName": "w"}, "scaleType": "job", "triggers": [REDIS]},
-     "ScaledObject shop/jobs: spec.scaleType is not a field of the 2019 format"),
+     "ScaledObject shop/jobs: spec.scaleTargetRef is not a field of the 2019 format"),
+    ({"scaleTargetRef": {"deploymentName": "w"}, "scaleType": "statefulset", "triggers": [REDIS]},
+     'spec.scaleType "statefulset" must be deployment or job'),
+    ({"scaleType": "job", "triggers": [REDIS]}, "spec.jobTargetRef must be an object"),
+    ({"scaleType": "job", "jobTargetRef": TEMPLATE, "triggers": [REDIS], "successfulJobsHistoryLimit": 1},
+     "spec.successfulJobsHistoryLimit is not a field of the 2019 format"),
     ({"scaleTargetRef": {"name": "w"}, "triggers": [REDIS]}, "spec.scaleTargetRef.name is not a field"),
     ({"scaleTargetRef": {}, "triggers": [REDIS]}, "spec.scaleTargetRef.deploymentName is required"),
     ({"scaleTargetRef": {"deploymentName": "w"}, "triggers": []}, "spec.triggers must be a non-empty list"),

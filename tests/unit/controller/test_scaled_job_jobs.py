@@ -6,21 +6,30 @@ from typing import Any
 
 import pytest
 
-from adapter.controller.job_creation import beyond_history, finished_as, job_manifest, pending_jobs
+from adapter.controller.job_cache import CachedJob, CachedPod, job_outcome, parse_job, parse_pod
+from adapter.controller.job_creation import beyond_history, job_manifest, pending_jobs, types_of
 from adapter.keda.scaled_job import parse_scaled_job
 
+LABEL = "scaledjob.keda.sh/name"
 
-def job(name: str, outcome: str | None = None, completed: str = "") -> dict[str, Any]:
+
+def raw_job(name: str, outcome: str | None = None, completed: str = "") -> dict[str, Any]:
     status: dict[str, Any] = {}
     if outcome:
         status = {"conditions": [{"type": "SuccessCriteriaMet", "status": "True"},
                                  {"type": outcome, "status": "True"}], "completionTime": completed}
-    return {"metadata": {"name": name}, "status": status}
+    return {"metadata": {"name": name, "namespace": "n", "labels": {LABEL: "sj"}}, "status": status}
 
 
-def pod(job_name: str, phase: str, conditions: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"metadata": {"labels": {"job-name": job_name}},
-            "status": {"phase": phase, "conditions": [{"type": c, "status": "True"} for c in conditions]}}
+def job(name: str, outcome: str | None = None, completed: str = "") -> CachedJob:
+    return parse_job(raw_job(name, outcome, completed), LABEL)
+
+
+def pod(job_name: str, phase: str, conditions: tuple[str, ...] = ()) -> CachedPod:
+    return parse_pod({"metadata": {"name": f"{job_name}-x", "namespace": "n",
+                                   "labels": {"job-name": job_name, LABEL: "sj"}},
+                      "status": {"phase": phase, "conditions": [{"type": c, "status": "True"} for c in conditions]}},
+                     LABEL)
 
 
 def test_the_job_made_from_the_template() -> None:
@@ -53,8 +62,8 @@ def test_the_job_made_from_the_template() -> None:
     ([job("a", "Complete", "t1")], 0, 0, ["a"]),
     ([job("a", "Complete", "t1"), job("b")], 100, 100, []),
 ])
-def test_history_limits(jobs: list[dict[str, Any]], successful: int, failed: int, expected: list[str]) -> None:
-    assert beyond_history(jobs, successful, failed) == expected
+def test_history_limits(jobs: list[CachedJob], successful: int, failed: int, expected: list[str]) -> None:
+    assert [j.name for j in beyond_history(jobs, successful, failed)] == expected
 
 
 @pytest.mark.parametrize(("pods", "conditions", "expected"), [
@@ -65,14 +74,29 @@ def test_history_limits(jobs: list[dict[str, Any]], successful: int, failed: int
     ([pod("a", "Running", ("PodScheduled",)), pod("b", "Pending", ("PodScheduled", "Ready"))],
      ("PodScheduled", "Ready"), 1),  # with pendingPodConditions, all of them must be True
 ])
-def test_pending_jobs(pods: list[dict[str, Any]], conditions: tuple[str, ...], expected: int) -> None:
+def test_pending_jobs(pods: list[CachedPod], conditions: tuple[str, ...], expected: int) -> None:
     jobs = [job("a"), job("b"), job("done", "Complete", "t")]
     assert pending_jobs(jobs, pods, conditions) == expected
 
 
 @pytest.mark.parametrize(("found", "expected"), [
-    (job("a"), None), (job("a", "Complete", "t"), "Complete"), (job("a", "Failed", "t"), "Failed"),
+    (raw_job("a"), None), (raw_job("a", "Complete", "t"), "Complete"), (raw_job("a", "Failed", "t"), "Failed"),
     ({"metadata": {"name": "a"}, "status": {"conditions": [{"type": "Complete", "status": "False"}]}}, None),
 ])
-def test_finished_as(found: dict[str, Any], expected: str | None) -> None:
-    assert finished_as(found) == expected
+def test_job_outcome(found: dict[str, Any], expected: str | None) -> None:
+    assert job_outcome(found.get("status") or {}) == expected
+    assert parse_job(found, LABEL).finished == expected
+
+
+@pytest.mark.parametrize(("triggers", "expected"), [
+    ([{"type": "redis", "metadata": {}}], {"triggersTypes": "redis", "authenticationsTypes": ""}),
+    ([{"type": "redis", "metadata": {}, "authenticationRef": {"name": "a"}},
+      {"type": "rabbitmq", "metadata": {}, "authenticationRef": {"name": "b"}},
+      {"type": "redis", "metadata": {}, "authenticationRef": {"name": "a"}}],
+     {"triggersTypes": "redis,rabbitmq", "authenticationsTypes": "a,b"}),  # each once, in order, as KEDA
+])
+def test_triggers_and_authentications_types(triggers: list[dict[str, Any]], expected: dict[str, str]) -> None:
+    sj = parse_scaled_job({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob",
+                           "metadata": {"name": "t", "namespace": "n"},
+                           "spec": {"jobTargetRef": {"template": {"spec": {}}}, "triggers": triggers}})
+    assert types_of(sj) == expected
