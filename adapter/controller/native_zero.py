@@ -50,6 +50,7 @@ Mode = Literal["auto", "true", "false"]
 DEFAULT_SCALE_DOWN_WINDOW = 300.0  # the HPA's default scaleDown.stabilizationWindowSeconds
 PROBE_NAME = "eventscale-scale-to-zero-probe"
 RESOURCE_TYPES = ("cpu", "memory")
+NEVER_AT_ZERO = "minReplicaCount is not 0"  # nothing to say: such an object never rests at 0
 
 
 def probe_hpa(namespace: str) -> dict[str, Any]:
@@ -94,10 +95,10 @@ def scale_down_window(so: ScaledObject) -> float:
 def not_native(so: ScaledObject) -> str | None:
     """Why this object keeps the controller path although the cluster has native scale-to-zero
     (None: it goes native). Objects with minReplicaCount > 0 never rest at 0: nothing to do."""
-    if so.min_replica_count != 0:
-        return "minReplicaCount is not 0"
     if so.idle_replica_count is not None:
         return "idleReplicaCount cannot be expressed by an HPA"
+    if so.min_replica_count != 0:
+        return NEVER_AT_ZERO
     if so.scaling_modifiers is not None:
         return "scalingModifiers are not served gated"
     if any(t.type in RESOURCE_TYPES for t in so.triggers):

@@ -43,7 +43,7 @@ from adapter.controller.activity_client import ActivityClient
 from adapter.controller.decide import Decision, Inputs, Pause, annotation_errors, decide, flag, pause_of
 from adapter.controller.guarded_api import ControllerKube, GroupVersionKindResource, SoKey, TargetError
 from adapter.controller.hpa import TargetKind, desired_hpa, hpa_metrics, hpa_patch, up_to_date
-from adapter.controller.native_zero import native_step, not_native
+from adapter.controller.native_zero import NEVER_AT_ZERO, native_step, not_native
 from adapter.controller.object_cache import CachedScaledObject, ObjectCache, workload_resource
 from adapter.controller.status import health, merge_patch, newly_failing, triggers_activity
 from adapter.keda.activity import ObjectActivity
@@ -320,7 +320,7 @@ class Reconciler:
         why = not_native(p.spec)
         if why is None:
             self._not_native.pop(p.key, None)
-        elif p.spec.min_replica_count == 0 and self._not_native.get(p.key) != why:
+        elif why != NEVER_AT_ZERO and self._not_native.get(p.key) != why:
             self._not_native[p.key] = why
             log.info("object=%s/%s native scale-to-zero not used (controller path): %s", p.spec.namespace,
                      p.spec.name, why)
