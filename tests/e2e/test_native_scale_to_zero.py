@@ -50,11 +50,15 @@ class Modes:
         self.cp, self.work = cp, work
         self.mode: str | None = None
         self.stack: Stack | None = None
+        self.started = 0
 
     def use(self, mode: str) -> Stack:
         if self.mode != mode:
             self.stop()
-            self.stack = Stack(self.cp, self.work / mode).start(2, "--native-scale-to-zero", mode)
+            self.started += 1
+            work = self.work / f"{self.started}-{mode}"
+            work.mkdir()
+            self.stack = Stack(self.cp, work).start(2, "--native-scale-to-zero", mode)
             self.mode = mode
         assert self.stack is not None
         return self.stack
