@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from cluster_adapter import apply
+from cluster_adapter import apply, metric_value
 from controller_stack import (
     ReplicaLog,
     Stack,
@@ -84,8 +85,9 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
-def worker(redis: RedisServer, name: str, **spec: Any) -> list[dict[str, Any]]:
-    trigger = {"type": "redis", "metadata": {"address": redis.address, "listName": name, "listLength": str(TARGET)}}
+def worker(redis: RedisServer, name: str, activation: int = 0, **spec: Any) -> list[dict[str, Any]]:
+    trigger = {"type": "redis", "metadata": {"address": redis.address, "listName": name, "listLength": str(TARGET),
+                                             "activationListLength": str(activation)}}
     return [deployment(name, 0), scaled_object(name, [trigger], **spec)]
 
 
@@ -201,3 +203,35 @@ async def test_a_cluster_without_the_gate_refuses_the_probe(tmp_path: Path) -> N
             await api.aclose()
     assert not supported
     assert why.startswith("a dry-run HPA with minReplicas 0 was refused (422)"), why
+
+
+def test_values_under_the_activation_threshold_keep_the_hpa_at_its_own_zero(
+        modes: Modes, redis: RedisServer, namespace: str) -> None:
+    stack, cp, ns = modes.use("auto"), modes.cp, namespace
+    apply(cp, ns, *worker(redis, "quiet", activation=3))
+    wait_condition(cp, ns, "quiet", "Active", ("False", "ScalerNotActive"), timeout=30)
+    log = ReplicaLog(cp, ns, "quiet")
+    try:
+        redis.admin().rpush("quiet", *range(ITEMS))
+        first(log, lambda count: count == N, 0, f"quiet at {N}")
+        drained = time.time()
+        redis.admin().delete("quiet")
+        first(log, lambda count: count == 0, drained, "quiet at 0")
+        wait_for(lambda: hpa_condition(cp, ns, "quiet", "ScaledToZero") == ("True", "ScaledToZero"),
+                 timeout=10, what="the HPA's own zero")
+        redis.admin().rpush("quiet", 1, 2)  # 2 <= activationListLength 3: inactive
+        served = stack.pods[0].controller.adapter_url + f"/activity/{ns}/quiet"
+        wait_for(lambda: httpx.get(served).json()["triggers"][0]["value"] == 2, timeout=10,
+                 what="the adapter has read 2 items")
+        watched_until = time.time() + 3 * SYNC  # three HPA syncs reading the served value
+        while time.time() < watched_until:
+            assert metric_value(cp, ns, "s0-redis-quiet", "quiet") == "0"  # what the HPA reads
+            time.sleep(0.2)
+        assert log.values == [0, 1, N, 1, 0]
+        woken = time.time()
+        redis.admin().rpush("quiet", *range(ITEMS - 2))  # 10 in all: active
+        first(log, lambda count: count == N, woken, f"quiet back at {N}")
+        assert log.values == [0, 1, N, 1, 0, N]  # the HPA's own step from 0: no controller write
+    finally:
+        log.stop()
+    assert [r for r in reasons(cp, ns, "quiet") if r.startswith("KEDA")] == ["KEDAScaleTargetActivated"]
