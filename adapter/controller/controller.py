@@ -293,11 +293,17 @@ class Controller:
 
     def _note_native(self, obj: CachedScaledObject) -> None:
         """Whether the HPA owns 0 <-> N for this object, and from when its adapter may serve 0:
-        computed by both replicas from their caches, as either adapter may answer the HPA."""
+        computed by both replicas from their caches, as either adapter may answer the HPA.
+        While the object is active no zero is allowed (None): an adapter that sees activity end
+        before its controller does holds the HPA at 1 rather than at 0, and the moment, which
+        moves with every sighting of activity, is sent once, when activity ends."""
         so = obj.spec
         native = (self.reconciler.native_zero and so is not None and not obj.creates_jobs
                   and not pause_of(so.annotations).stopped and not_native(so) is None)
-        zero = zero_from(so, self.reconciler.last_active(obj), time.time()) if native and so is not None else None
+        found = self.activity.get(obj.namespace, obj.name)
+        zero = None
+        if native and so is not None and not (found is not None and found.active):
+            zero = zero_from(so, self.reconciler.last_active(obj), time.time())
         self._note_target((obj.namespace, obj.name), native=native, zero_from=zero)
 
     def _note_target(self, key: Key, **changes: Any) -> None:
