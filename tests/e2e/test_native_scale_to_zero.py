@@ -130,24 +130,6 @@ def story(cp: ControlPlane, redis: RedisServer, ns: str, name: str, rounds: int 
         log.stop()
 
 
-def test_probe_turns_native_on_and_only_eligible_objects_get_min_zero(modes: Modes, redis: RedisServer,
-                                                                      namespace: str) -> None:
-    stack, cp, ns = modes.use("auto"), modes.cp, namespace
-    for pod in stack.pods:
-        wait_for(lambda p=pod: "native scale-to-zero on: a dry-run HPA with minReplicas 0 was accepted"
-                 in p.controller.log(), timeout=10, what="the probe's log line")
-    assert get(cp, "hpa", "eventscale", PROBE_NAME) is None  # dry run: nothing stored
-    apply(cp, ns, *worker(redis, "native"), *worker(redis, "windowed", advanced={}),
-          *worker(redis, "floor", minReplicaCount=1))
-    for name, minimum in (("native", 0), ("windowed", 1), ("floor", 1)):
-        hpa = wait_for(lambda n=name: get(cp, "hpa", ns, f"keda-hpa-{n}"), what=f"the HPA of {name}")
-        assert hpa["spec"]["minReplicas"] == minimum, name
-    # no behavior: the HPA's 300 s scale-down window is longer than cooldownPeriod 6: the controller path
-    wait_for(lambda: "object=" f"{ns}/windowed native scale-to-zero not used (controller path): the HPA's scale-down "
-             "stabilization window (300s) is longer than cooldownPeriod (6s)" in stack.leader().log(),
-             timeout=10, what="the reason windowed keeps the controller path")
-
-
 def test_seed_story_has_the_same_timeline_natively_and_on_the_controller_path(
         modes: Modes, redis: RedisServer, namespace: str) -> None:
     cp, ns = modes.cp, namespace
@@ -175,6 +157,24 @@ def test_seed_story_has_the_same_timeline_natively_and_on_the_controller_path(
     assert hpa_condition(cp, ns, "native", "ScaledToZero") == ("True", "ScaledToZero")
 
 
+def test_probe_turns_native_on_and_only_eligible_objects_get_min_zero(modes: Modes, redis: RedisServer,
+                                                                      namespace: str) -> None:
+    stack, cp, ns = modes.use("auto"), modes.cp, namespace
+    for pod in stack.pods:
+        wait_for(lambda p=pod: "native scale-to-zero on: a dry-run HPA with minReplicas 0 was accepted"
+                 in p.controller.log(), timeout=10, what="the probe's log line")
+    assert get(cp, "hpa", "eventscale", PROBE_NAME) is None  # dry run: nothing stored
+    apply(cp, ns, *worker(redis, "native"), *worker(redis, "windowed", advanced={}),
+          *worker(redis, "floor", minReplicaCount=1))
+    for name, minimum in (("native", 0), ("windowed", 1), ("floor", 1)):
+        hpa = wait_for(lambda n=name: get(cp, "hpa", ns, f"keda-hpa-{n}"), what=f"the HPA of {name}")
+        assert hpa["spec"]["minReplicas"] == minimum, name
+    # no behavior: the HPA's 300 s scale-down window is longer than cooldownPeriod 6: the controller path
+    wait_for(lambda: "object=" f"{ns}/windowed native scale-to-zero not used (controller path): the HPA's scale-down "
+             "stabilization window (300s) is longer than cooldownPeriod (6s)" in stack.leader().log(),
+             timeout=10, what="the reason windowed keeps the controller path")
+
+
 def test_a_target_scaled_to_zero_by_someone_else_while_active_is_stepped_back_to_one(
         modes: Modes, redis: RedisServer, namespace: str) -> None:
     stack, cp, ns = modes.use("auto"), modes.cp, namespace
@@ -195,7 +195,7 @@ def test_a_target_scaled_to_zero_by_someone_else_while_active_is_stepped_back_to
     assert [r for r in reasons(cp, ns, "kicked") if r.startswith("KEDA")] == ["KEDAScaleTargetActivated"] * 2
 
 
-async def test_a_cluster_without_the_gate_refuses_the_probe(tmp_path: Path) -> None:
+async def test_a_cluster_without_the_gate_refuses_the_probe() -> None:
     with ControlPlane(ensure_binaries(), extra_apiserver_args=["--feature-gates=HPAScaleToZero=false"]) as cp:
         api = KubeApi.connect(cp.kubeconfig)
         try:
