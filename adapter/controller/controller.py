@@ -21,7 +21,9 @@ ScaledJobs have a poll loop of their own (`adapter.controller.job_creation`), ru
 with the same rate limiter, Lease check and activity view.
 
 Both replicas also tell their own adapter the HPA's current replica count of objects whose
-fallback behaviour needs it (`currentReplicas*`), since either adapter may answer the HPA.
+fallback behaviour needs it (`currentReplicas*`), and which objects the HPA takes to zero
+itself and from when their metrics may be served as 0 (native scale-to-zero, found out at start
+by a dry-run HPA: `native_zero`), since either adapter may answer the HPA.
 """
 
 from __future__ import annotations

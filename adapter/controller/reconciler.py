@@ -17,7 +17,9 @@ the way. In order:
 4. With `restoreToOriginalReplicaCount`, the target's count is recorded in the status before
    anything (the HPA, a scale-down) can change it.
 5. Paused (`paused`, `paused-replicas`): no HPA, target held at the paused count.
-6. The HPA created or updated; a renamed one replaced.
+6. The HPA created or updated; a renamed one replaced. With native scale-to-zero
+   (`native_zero`) an eligible object's HPA has minReplicas 0 and owns 0 <-> N: of the
+   decision below only the step to 1 of a target the HPA left at 0 is made here.
 7. Only on a fresh view of the adapter where every trigger has been read: the activation
    decision (`decide`), scaling through `/scale` with the resourceVersion just read (a
    concurrent change, the HPA's, wins and is looked at again), then status and Events. An
