@@ -13,9 +13,11 @@ a second time, so it reads what the store already knows:
                                   than the deletions kept, gets the full document.
     GET  /activity/<ns>/<name>    one ScaledObject (`?kind=ScaledJob`: one ScaledJob)
     POST /replicas                {"complete": bool, "items": [{"namespace", "name", "replicas",
-                                  "atZero"}]}: what the controller knows of the targets: current
-                                  replica counts (the currentReplicas* fallback behaviours) and
-                                  which are at zero (probed for activity); `complete`: every
+                                  "atZero", "native", "zeroFrom"}]}: what the controller knows
+                                  of the targets: current replica counts (the currentReplicas*
+                                  fallback behaviours), which are at zero (probed for activity),
+                                  which the HPA takes to zero itself and from when their metrics
+                                  may be served as 0 (native scale-to-zero); `complete`: every
                                   object, those left out having nothing to report
     GET  /healthz
 
@@ -263,7 +265,8 @@ def build_internal_app(feed: ActivityFeed) -> FastAPI:
         try:
             report = decode_targets(json.loads(await request.body()))
         except ValueError as exc:  # json.JSONDecodeError is one
-            message = f'expected {{"items": [{{"namespace", "name", "replicas", "atZero"}}]}}: {exc}'
+            message = (f'expected {{"items": [{{"namespace", "name", "replicas", "atZero", "native", "zeroFrom"}}]}}: '
+                       f'{exc}')
             return Response(json.dumps({"error": message}), 400, media_type="application/json")
         feed.store.set_targets(report)
         return Response(status_code=204)

@@ -22,7 +22,9 @@ with the same rate limiter, Lease check and activity view, reading their Jobs an
 watches (`adapter.controller.job_cache`).
 
 Both replicas also tell their own adapter the HPA's current replica count of objects whose
-fallback behaviour needs it (`currentReplicas*`), since either adapter may answer the HPA.
+fallback behaviour needs it (`currentReplicas*`), and which objects the HPA takes to zero
+itself and from when their metrics may be served as 0 (native scale-to-zero, found out at start
+by a dry-run HPA: `native_zero`), since either adapter may answer the HPA.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 import httpx
 
 from adapter.controller.activity_client import ActivityClient
+from adapter.controller.decide import pause_of
 from adapter.controller.events import EventRecorder
 from adapter.controller.guarded_api import ControllerKube, NotLeading, SoKey
 from adapter.controller.http_scaled_objects import HttpScaledObjectMirror
@@ -45,6 +48,7 @@ from adapter.controller.job_cache import JOB_RESOURCES, POD_RESOURCES, JobCache
 from adapter.controller.job_cache import transform_for as job_transform_for
 from adapter.controller.job_creation import ScaledJobs, keep_scaled_job
 from adapter.controller.leader import LeaderElector
+from adapter.controller.native_zero import Mode, not_native, resolve, zero_from
 from adapter.controller.object_cache import (
     SCALED_OBJECT_RESOURCES,
     CachedScaledObject,
@@ -81,6 +85,7 @@ class ControllerOptions:
     activity_wait: float = 10.0
     resync_period: float = 1800.0
     stats_interval: float = 30.0  # seconds between the log lines that say what the controller holds and did
+    native_scale_to_zero: Mode = "auto"  # the HPA owns 0 <-> N where the cluster allows it (native_zero.py)
 
 
 class Controller:
@@ -95,7 +100,8 @@ class Controller:
         self.activity = ActivityClient(options.adapter_url, self._on_activity, wait=options.activity_wait,
                                        on_fresh=self._on_adapter_back, transport=activity_transport)
         self.events = EventRecorder(self.kube, options.identity)
-        self.reconciler = Reconciler(self.kube, self.cache, self.activity, self.events, note_at_zero=self._note_at_zero)
+        self.reconciler = Reconciler(self.kube, self.cache, self.activity, self.events, note_at_zero=self._note_at_zero,
+                                     note_native=self._note_native)
         self.queue: WorkQueue[SoKey] = WorkQueue()
         self.reflectors = [Reflector(api, r, self.cache, transform_for(r), resync=options.resync_period)
                            for r in (*SCALED_OBJECT_RESOURCES, HPAS, DEPLOYMENTS, STATEFUL_SETS)]
@@ -119,6 +125,8 @@ class Controller:
     # -- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self.reconciler.native_zero = await resolve(self.options.native_scale_to_zero, self.api,
+                                                    self.options.lease_namespace)
         try:
             async with asyncio.TaskGroup() as group:
                 self.follow(group)
@@ -225,9 +233,12 @@ class Controller:
         if new is None:
             self.queue.forget(current.key)
             self._failures.pop(current.key, None)
+            self.reconciler.forget(current.key)
             if self._targets.pop((current.namespace, current.name), None) is not None:
                 self._targets_changed.set()
-        elif old is None or not old.same_but_status(new):
+        else:
+            self._note_native(new)
+        if new is not None and (old is None or not old.same_but_status(new)):
             self.queue.add(new.key, urgent=True)
             hpa = self.cache.hpa(new.namespace, new.hpa_name or "")
             if hpa is not None:
@@ -269,8 +280,10 @@ class Controller:
         self.scaled_jobs.on_activity(changed)
         for namespace, name in changed:
             for group in KEDA_GROUPS:
-                if self.cache.scaled_object((group, namespace, name)) is not None:
-                    self.queue.add((group, namespace, name), urgent=True)
+                obj = self.cache.scaled_object((group, namespace, name))
+                if obj is not None:
+                    self.queue.add(obj.key, urgent=True)
+                    self._note_native(obj)
 
     def _on_adapter_back(self) -> None:
         waiting, self.reconciler.waiting_for_adapter = self.reconciler.waiting_for_adapter, set()
@@ -291,6 +304,21 @@ class Controller:
         """Targets at zero (or idle) have their triggers probed and push-watched by the adapter."""
         self._note_target((owner[1], owner[2]), at_zero=at_zero)
 
+    def _note_native(self, obj: CachedScaledObject) -> None:
+        """Whether the HPA owns 0 <-> N for this object, and from when its adapter may serve 0:
+        computed by both replicas from their caches, as either adapter may answer the HPA.
+        While the object is active no zero is allowed (None): an adapter that sees activity end
+        before its controller does holds the HPA at 1 rather than at 0, and the moment, which
+        moves with every sighting of activity, is sent once, when activity ends."""
+        so = obj.spec
+        native = (self.reconciler.native_zero and so is not None and not obj.creates_jobs
+                  and not pause_of(so.annotations).stopped and not_native(so) is None)
+        found = self.activity.get(obj.namespace, obj.name)
+        zero = None
+        if native and so is not None and not (found is not None and found.active):
+            zero = zero_from(so, self.reconciler.last_active(obj), time.time())
+        self._note_target((obj.namespace, obj.name), native=native, zero_from=zero)
+
     def _note_target(self, key: Key, **changes: Any) -> None:
         before = self._targets.get(key) or TargetState(*key)
         after = replace(before, **changes)
@@ -307,7 +335,7 @@ class Controller:
                 async with asyncio.timeout(30):
                     await self._targets_changed.wait()
             self._targets_changed.clear()
-            items = tuple(t for t in self._targets.values() if t.at_zero or t.replicas is not None)
+            items = tuple(t for t in self._targets.values() if t.at_zero or t.replicas is not None or t.native)
             try:
                 await self.activity.report_targets(TargetsReport(items, complete=True))
             except httpx.HTTPError as exc:
@@ -334,7 +362,7 @@ class Controller:
 
 def _hpa_essence(hpa: Hpa) -> tuple[object, ...]:
     """What of an HPA its ScaledObject decides: a change of anything else (its status) is not ours."""
-    return hpa.labels, hpa.annotations, hpa.owners, hpa.target, hpa.spec_json
+    return hpa.labels, hpa.annotations, hpa.owners, hpa.target, hpa.spec_json, hpa.scaled_to_zero
 
 
 async def run_controller(api: KubeApi, options: ControllerOptions, stop: asyncio.Event) -> None:

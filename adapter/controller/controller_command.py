@@ -43,6 +43,9 @@ def add_parser(commands: Any) -> None:
                    help="seconds between full relists of ScaledObjects and HPAs (default 1800)")
     c.add_argument("--stats-interval", type=float, default=30.0,
                    help="seconds between the log lines of what the controller holds and did (default 30)")
+    c.add_argument("--native-scale-to-zero", choices=("auto", "true", "false"), default="auto",
+                   help="let the HPA itself take minReplicaCount-0 workloads 0 <-> N (HPAScaleToZero, Kubernetes "
+                   "1.37+): auto probes the cluster with a dry-run HPA at start (default auto)")
     c.set_defaults(func=run)
 
 
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         lease_duration=args.lease_duration, renew_deadline=args.renew_deadline, retry_period=args.retry_period,
         qps=args.qps, burst=args.burst, workers=args.workers, resync_period=args.resync_period,
         stats_interval=args.stats_interval,
+        native_scale_to_zero=args.native_scale_to_zero,
     )
     asyncio.run(_main(Path(args.kubeconfig) if args.kubeconfig else None, options))
     return 0

@@ -1,14 +1,14 @@
 """The HPA a ScaledObject asks for, and whether the one in the cluster already matches it.
 
-Built as KEDA builds it: name `keda-hpa-<name>` (or `advanced.horizontalPodAutoscalerConfig.name`),
-minReplicas max(1, min), maxReplicas, one External metric per trigger selected by the label the
-adapter routes on (`scaledobject.keda.sh/name=<name>`, or `deploymentName=<deployment>` for the
-2019 format; with `advanced.scalingModifiers`, the one `composite-metric` instead), the
-trigger's target as AverageValue or Value, a Resource (or ContainerResource) metric for each cpu
-and memory trigger, the metrics ordered by type as KEDA orders them, `behavior` copied (with the
-paused direction's selectPolicy set to Disabled), the ScaledObject's labels and annotations
-copied, and the ScaledObject as controlling owner so the garbage collector removes the HPA with
-it.
+Built as KEDA builds it: name `keda-hpa-<name>` (or
+`advanced.horizontalPodAutoscalerConfig.name`), minReplicas max(1, min) (0 with native scale-to-
+zero), maxReplicas, one External metric per trigger selected by the label the adapter routes on
+(`scaledobject.keda.sh/name=<name>`, or `deploymentName=<deployment>` for the 2019 format; with
+`advanced.scalingModifiers`, the one `composite-metric` instead), the trigger's target as
+AverageValue or Value, a Resource (or ContainerResource) metric for each cpu and memory trigger,
+the metrics ordered by type as KEDA orders them, `behavior` copied (with the paused direction's
+selectPolicy set to Disabled), the ScaledObject's labels and annotations copied, and the
+ScaledObject as controlling owner so the garbage collector removes the HPA with it.
 
 The server fills defaults into what we send (behavior policies, selectPolicy, ...), so "up to
 date" is KEDA's DeepDerivative: every field we set has our value; fields we leave out may hold
@@ -110,7 +110,9 @@ def metric_specs(so: ScaledObject, metrics: Sequence[HpaMetric]) -> list[dict[st
 
 
 def desired_hpa(so: ScaledObject, target: TargetKind, metrics: Sequence[HpaMetric], *,
-                pause_scale_in: bool = False, pause_scale_out: bool = False) -> dict[str, Any]:
+                pause_scale_in: bool = False, pause_scale_out: bool = False,
+                native_zero: bool = False) -> dict[str, Any]:
+    """The HPA for `so`; with `native_zero` (HPAScaleToZero, see native_zero.py) minReplicas is 0."""
     labels = {
         "app.kubernetes.io/name": so.hpa_name, "app.kubernetes.io/version": VERSION,
         "app.kubernetes.io/part-of": so.name, "app.kubernetes.io/managed-by": MANAGED_BY,
@@ -118,7 +120,7 @@ def desired_hpa(so: ScaledObject, target: TargetKind, metrics: Sequence[HpaMetri
     }
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": target.api_version, "kind": target.kind, "name": so.target.name},
-        "minReplicas": max(1, so.min_replica_count),
+        "minReplicas": 0 if native_zero else max(1, so.min_replica_count),
         "maxReplicas": so.max_replica_count,
         "metrics": metric_specs(so, metrics),
     }

@@ -17,7 +17,9 @@ the way. In order:
 4. With `restoreToOriginalReplicaCount`, the target's count is recorded in the status before
    anything (the HPA, a scale-down) can change it.
 5. Paused (`paused`, `paused-replicas`): no HPA, target held at the paused count.
-6. The HPA created or updated; a renamed one replaced.
+6. The HPA created or updated; a renamed one replaced. With native scale-to-zero
+   (`native_zero`) an eligible object's HPA has minReplicas 0 and owns 0 <-> N: of the
+   decision below only the step to 1 of a target the HPA left at 0 is made here.
 7. Only on a fresh view of the adapter where every trigger has been read: the activation
    decision (`decide`), scaling through `/scale` with the resourceVersion just read (a
    concurrent change, the HPA's, wins and is looked at again), then status and Events. An
@@ -43,6 +45,7 @@ from adapter.controller.activity_client import ActivityClient
 from adapter.controller.decide import Decision, Inputs, Pause, annotation_errors, decide, flag, pause_of
 from adapter.controller.guarded_api import ControllerKube, GroupVersionKindResource, SoKey, TargetError
 from adapter.controller.hpa import TargetKind, desired_hpa, hpa_metrics, hpa_patch, up_to_date
+from adapter.controller.native_zero import NEVER_AT_ZERO, native_step, not_native
 from adapter.controller.object_cache import CachedScaledObject, ObjectCache, workload_resource
 from adapter.controller.status import health, merge_patch, newly_failing, triggers_activity
 from adapter.keda.activity import ObjectActivity
@@ -117,9 +120,13 @@ class Pass:
 class Reconciler:
     def __init__(self, kube: ControllerKube, cache: ObjectCache, activity: ActivityClient,
                  recorder: events.EventRecorder, wall: Callable[[], float] = time.time,
-                 note_at_zero: Callable[[SoKey, bool], None] = lambda key, at_zero: None) -> None:
+                 note_at_zero: Callable[[SoKey, bool], None] = lambda key, at_zero: None,
+                 note_native: Callable[[CachedScaledObject], None] = lambda obj: None) -> None:
         self.kube, self.cache, self.activity, self.recorder, self.wall = kube, cache, activity, recorder, wall
         self.note_at_zero = note_at_zero  # after each decision: whether the target rests at 0 (or idle)
+        self.note_native = note_native  # after each decision: what the adapter serves a native object
+        self.native_zero = False  # the cluster has native scale-to-zero and it is wanted (native_zero.py)
+        self._not_native: dict[SoKey, str] = {}  # why an object keeps the controller path, as last logged
         self.waiting_for_adapter: set[SoKey] = set()  # deferred on a stale view: woken when it is fresh
 
     # -- the whole pass ------------------------------------------------------------------------
@@ -153,20 +160,26 @@ class Reconciler:
             await self._hold_paused(p)
             self._describe(p)
             await self._write_status(p, ready=True)
+            self.note_native(p.obj)
             return None
         self._pause_condition(p)
-        await self._sync_hpa(p)
+        native = self.native_for(p)
+        await self._sync_hpa(p, native)
         if not self.activity.fresh:
             self.waiting_for_adapter.add(p.key)
             return None
         if not p.adapter_view.known:
             return None  # the first reads are on their way: their answer wakes us
         decision = decide(self._inputs(p), p.now)
+        if native:
+            hpa = self.cache.hpa(p.spec.namespace, p.spec.hpa_name)
+            decision = native_step(decision, p.current.replicas, hpa is not None and hpa.scaled_to_zero)
         await self._activate(p, decision)
         self.note_at_zero(p.key, p.current.replicas <= (p.spec.idle_replica_count or 0))
         self._describe(p)
         await self._scaler_events(p)
         await self._write_status(p, ready=True)
+        self.note_native(p.obj)
         return self._next_look(p, decision)
 
     def _next_look(self, p: Pass, decision: Decision) -> float | None:
@@ -299,13 +312,29 @@ class Reconciler:
             self.cache.drop_hpa(found)
             log.info("object=%s/%s hpa=%s deleted", so.namespace, so.name, name)
 
-    async def _sync_hpa(self, p: Pass) -> None:
+    def forget(self, key: SoKey) -> None:
+        self._not_native.pop(key, None)
+
+    def native_for(self, p: Pass) -> bool:
+        """Whether the HPA owns 0 <-> N for this object; why not is logged when it changes."""
+        if not self.native_zero:
+            return False
+        why = not_native(p.spec)
+        if why is None:
+            self._not_native.pop(p.key, None)
+        elif why != NEVER_AT_ZERO and self._not_native.get(p.key) != why:
+            self._not_native[p.key] = why
+            log.info("object=%s/%s native scale-to-zero not used (controller path): %s", p.spec.namespace,
+                     p.spec.name, why)
+        return why is None
+
+    async def _sync_hpa(self, p: Pass, native: bool) -> None:
         so = p.spec
         old_name = p.obj.status.hpa_name
         if old_name and old_name != so.hpa_name:
             await self._delete_hpa(so, old_name)
         wanted = desired_hpa(so, TargetKind(p.gvkr.api_version, p.gvkr.kind), hpa_metrics(p.adapter_view),
-                             pause_scale_in=p.pause.scale_in, pause_scale_out=p.pause.scale_out)
+                             pause_scale_in=p.pause.scale_in, pause_scale_out=p.pause.scale_out, native_zero=native)
         found = self.cache.hpa(so.namespace, so.hpa_name)
         if found is None:
             written = await self.kube.create_hpa(wanted)
@@ -326,15 +355,19 @@ class Reconciler:
         if decision.scale_to is not None and decision.scale_to != p.current.replicas:
             await self._scale(p, decision)
 
+    def last_active(self, obj: CachedScaledObject) -> float | None:
+        """The later of the status' lastActiveTime and when this replica last saw the object active."""
+        written = parse_timestamp(obj.status.last_active_time)
+        seen = self.activity.last_active.get((obj.namespace, obj.name))
+        known = [t for t in (written, seen) if t is not None]
+        return max(known) if known else None
+
     def _inputs(self, p: Pass) -> Inputs:
         so, activity = p.spec, p.adapter_view
-        written = parse_timestamp(p.obj.status.last_active_time)
-        seen = self.activity.last_active.get((so.namespace, so.name))
-        known = [t for t in (written, seen) if t is not None]
         return Inputs(
             min_replicas=so.min_replica_count, idle_replicas=so.idle_replica_count,
             cooldown=so.cooldown_period, initial_cooldown=so.initial_cooldown_period,
-            created_at=parse_timestamp(so.creation_timestamp) or p.now, last_active=max(known) if known else None,
+            created_at=parse_timestamp(so.creation_timestamp) or p.now, last_active=self.last_active(p.obj),
             current=p.current.replicas, active=activity.active, error=activity.failing,
             fallback=so.fallback is not None and so.fallback.replicas != 0,
             forced=flag(so.annotations, FORCE_ACTIVATION),

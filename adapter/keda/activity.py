@@ -158,12 +158,18 @@ class TargetState:
     `replicas` is the HPA's current count (the currentReplicas* fallback behaviours need it);
     `at_zero` says the target is at 0 (or at its idleReplicaCount), so the adapter probes its
     triggers for activity on a short interval and listens to their sources' pushes.
+    `native` says the HPA itself takes the target to 0 (native scale-to-zero): the adapter then
+    serves an inactive object's metrics as 0 from `zero_from` (epoch seconds; None: never, as
+    while forced active), and as at least 1m before it, so the HPA keeps 1 replica during the
+    cooldown.
     """
 
     namespace: str
     name: str
     replicas: int | None = None
     at_zero: bool = False
+    native: bool = False
+    zero_from: float | None = None
 
     @property
     def key(self) -> Key:
@@ -231,8 +237,8 @@ def encode_document(generation: str, full: bool, encoded_objects: Iterable[bytes
 
 def encode_targets(report: TargetsReport) -> dict[str, Any]:
     return {"complete": report.complete,
-            "items": [{"namespace": t.namespace, "name": t.name, "replicas": t.replicas, "atZero": t.at_zero}
-                      for t in report.items]}
+            "items": [{"namespace": t.namespace, "name": t.name, "replicas": t.replicas, "atZero": t.at_zero,
+                       "native": t.native, "zeroFrom": t.zero_from} for t in report.items]}
 
 
 # -- decoding ------------------------------------------------------------------------------------
@@ -351,6 +357,14 @@ def _replicas(raw: Mapping[str, Any]) -> int | None:
     return replicas
 
 
+def _epoch(raw: Any) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        raise ValueError(f"zeroFrom must be epoch seconds, got {raw!r}")
+    return float(raw)
+
+
 def decode_targets(raw: Any) -> TargetsReport:
     """The body of POST /replicas; counts, when given, must be whole numbers from 0 to `MAX_REPLICAS`."""
     body = _mapping(raw, "body")
@@ -358,5 +372,6 @@ def decode_targets(raw: Any) -> TargetsReport:
     for item in _list(body.get("items"), "items"):
         item = _mapping(item, "item")
         items.append(TargetState(_str(item, "namespace"), _str(item, "name"), _replicas(item),
-                                 at_zero=bool(item.get("atZero"))))
+                                 at_zero=bool(item.get("atZero")), native=bool(item.get("native")),
+                                 zero_from=_epoch(item.get("zeroFrom"))))
     return TargetsReport(tuple(items), complete=bool(body.get("complete")))

@@ -67,6 +67,7 @@ class Hpa:
     target: ScaleTargetRef
     spec_json: bytes
     current_replicas: int | None
+    scaled_to_zero: bool = False  # its ScaledToZero condition is True: the HPA itself took the target to 0
 
     @property
     def controller_owner(self) -> OwnerRef | None:
@@ -99,6 +100,8 @@ def parse_hpa(obj: Mapping[str, Any]) -> Hpa:
         target=ScaleTargetRef(str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""), str(ref.get("name") or "")),
         spec_json=json.dumps(spec, separators=(",", ":"), sort_keys=True).encode(),
         current_replicas=current if isinstance(current, int) and not isinstance(current, bool) else None,
+        scaled_to_zero=any(isinstance(c, Mapping) and c.get("type") == "ScaledToZero" and c.get("status") == "True"
+                           for c in status.get("conditions") or []),
     )
 
 

@@ -38,6 +38,11 @@ changed a value, an error or a failure count, or entries added or removed by the
 store follows the catalog object by object (`follow`), so one ScaledObject changing costs its
 own triggers, whatever the number of others. Past `fallback.failureThreshold` consecutive
 failures the rendered answer is the fallback value (see `fallback`) instead of the error.
+
+Native zero: for an object whose HPA has minReplicas 0 (the controller reports it `native`,
+see adapter/controller/native_zero.py), what the HPA computes is what takes the target to 0 and
+back, so an inactive object's answer is gated (`_served`): 0 from the controller's `zero_from`
+(the cooldown's end minus the HPA's scale-down window), at least 1m before it.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ log = logging.getLogger("eventscale.store")
 Clock = Callable[[], float]
 ObjectKey = tuple[str, str]  # the object_key of a ScaledObject or ScaledJob (adapter.keda.activity)
 Listener = Callable[[set[ObjectKey]], None]
+NATIVE_FLOOR = 0.001  # 1m, the least positive quantity: the HPA computes 1 replica from it
 
 
 @dataclass(eq=False)
@@ -347,7 +353,7 @@ class MetricStore:
     def set_targets(self, report: TargetsReport) -> None:
         """Take the controller's report (replica counts, objects at zero); the
         objects whose state changed are rendered again, rescheduled and re-watched."""
-        incoming = {t.key: t for t in report.items if t.replicas is not None or t.at_zero}
+        incoming = {t.key: t for t in report.items if t.replicas is not None or t.at_zero or t.native}
         keys = set(incoming) | (set(self._targets) if report.complete else set())
         if report.complete and not self._targets_complete:
             self._targets_complete = True
@@ -487,7 +493,23 @@ class MetricStore:
         except TimeoutError:
             if entry.error is None:  # the last answer was a value, too old to serve now
                 return 500, entry.error_body(_as_scaler_error(TimeoutError(), self.timeout).args[0])
-        return entry.status, entry.body
+        return self._served(entry)
+
+    def _served(self, entry: MetricEntry) -> tuple[int, bytes]:
+        """The answer, gated for an object whose HPA owns 0 <-> N (native scale-to-zero): while
+        no trigger is active, 0 from the controller's `zero_from` (the HPA goes to 0) and at
+        least NATIVE_FLOOR before it (the HPA keeps 1 during the cooldown). Errors, fallback
+        values and any trigger active or not read yet pass unchanged."""
+        state = self._targets.get(entry.object_key)
+        if state is None or not state.native or entry.status != 200 or entry.value is None:
+            return entry.status, entry.body
+        siblings = self._by_object.get(entry.object_key, ())
+        if any(e.active or e.error is not None or e.value is None for e in siblings):
+            return entry.status, entry.body
+        now = time.time()
+        zero = state.zero_from is not None and now >= state.zero_from
+        served = 0.0 if zero else max(entry.value, NATIVE_FLOOR)
+        return 200, render_value_list(entry.trigger.metric_name, served, now)
 
     async def refresh(self, entries: Iterable[MetricEntry]) -> None:
         """Read these entries now, batched per server."""

@@ -30,7 +30,9 @@ from tests.harness.controller_process import ControllerProcess
 from tests.harness.ports import free_port
 
 LEASE_SECONDS = 3.0
-CONTROLLER_FLAGS = ("--lease-duration", str(LEASE_SECONDS), "--renew-deadline", "2", "--retry-period", "0.5")
+# the controller path: these stacks test it (test_native_scale_to_zero.py asks for the native one)
+CONTROLLER_FLAGS = ("--lease-duration", str(LEASE_SECONDS), "--renew-deadline", "2", "--retry-period", "0.5",
+                    "--native-scale-to-zero", "false")
 
 
 @dataclass
