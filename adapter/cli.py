@@ -12,6 +12,7 @@ rewrites 2019 ScaledObjects, `install`/`uninstall`/`dev-cluster` set a cluster u
         --metadata address=redis:6379 --metadata listName=jobs --auth password=... > worker.yaml
     python -m adapter manifests --cert-dir certs --out manifests
     python -m adapter convert old-scaledobjects.yaml > scaledobjects.yaml
+    python -m adapter metrics --local-dir manifests/examples/local   # metric names, values, kubectl lines
     eventscale install --namespace eventscale            # the bundled manifests, server-side applied
     eventscale uninstall                                 # users' ScaledObjects and the CRDs stay
     eventscale dev-cluster --advertise-address 127.0.0.1:6443 --cert-dir certs   # APIService -> local serve
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapter import certs, logs
+from adapter import certs, logs, metrics_command
 from adapter.controller import controller_command as controller_command
 from adapter.install import install_command
 from adapter.interceptor import interceptor_command as interceptor_command
@@ -258,6 +259,7 @@ def parser() -> argparse.ArgumentParser:
     _scaffold_parser(commands)
     _other_parsers(commands)
     install_command.add_parsers(commands)
+    metrics_command.add_parser(commands)
     controller_command.add_parser(commands)
     interceptor_command.add_parser(commands)
     for command in commands.choices.values():

@@ -112,6 +112,15 @@ def build_local(options: ServeOptions) -> Adapter:
                    cleanup=_delegates_cleanup(app))
 
 
+def load_directory(options: ServeOptions) -> tuple[Catalog, MetricStore]:
+    """Standalone mode's catalog, the directory read once, and a store following it (`metrics`)."""
+    if options.local_dir is None or not options.local_dir.is_dir():
+        raise SystemExit(f"--local-dir {options.local_dir}: not a directory")
+    catalog, store = _catalog_and_store(options)
+    DirectorySource(options.local_dir, catalog, options.reload_interval).load()
+    return catalog, store
+
+
 def kubectl_get_raw(resolved: ResolvedScaledObject, trigger: ResolvedTrigger, kubeconfig: Path | None) -> str:
     """The kubectl command that reads `trigger`'s metric as the HPA does (with the object's selector:
     `scaledobject.keda.sh/name`, or `deploymentName` for a 2019-format object)."""
