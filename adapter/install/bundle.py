@@ -23,6 +23,7 @@ import yaml
 from adapter.kube.resources import DEPLOYMENTS, Resource
 
 BUNDLED_NAMESPACE = "eventscale"
+BUNDLED_IMAGE = "eventscale"  # the image name manifests/ gives the containers (tagged by kustomize)
 FIELD_MANAGER = "eventscale-install"
 CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
 APISERVICES = Resource("apiregistration.k8s.io", "v1", "apiservices", "APIService", False)
@@ -87,6 +88,21 @@ def bundled() -> list[Manifest]:
 def in_namespace(manifests: Iterable[Manifest], namespace: str) -> list[Manifest]:
     """`manifests` moved from the bundled namespace to `namespace`."""
     return [Manifest(_moved(m.body, namespace)) for m in manifests]
+
+
+def with_image(manifests: Iterable[Manifest], image: str) -> list[Manifest]:
+    """`manifests` with every container of the bundled image (`eventscale:<tag>`) running `image`."""
+    return [Manifest(_with_image(m.body, image)) for m in manifests]
+
+
+def _with_image(body: Object, image: str) -> Object:
+    if body["kind"] != "Deployment":
+        return body
+    changed = copy.deepcopy(body)
+    for container in changed["spec"]["template"]["spec"]["containers"]:
+        if str(container.get("image", "")).partition(":")[0] == BUNDLED_IMAGE:
+            container["image"] = image
+    return changed
 
 
 def _moved(body: Object, namespace: str) -> Object:

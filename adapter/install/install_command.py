@@ -1,7 +1,7 @@
 """The `install`, `uninstall` and `dev-cluster` commands (see adapter/install/cluster_install.py and
 adapter/install/dev_cluster.py for what they do to a cluster).
 
-    eventscale install [--namespace eventscale] [--context NAME] [--kubeconfig FILE]
+    eventscale install [--namespace eventscale] [--context NAME] [--kubeconfig FILE] [--image REF]
     eventscale uninstall [--delete-crds]
     eventscale dev-cluster --advertise-address 127.0.0.1:6443 --cert-dir certs
 
@@ -21,7 +21,7 @@ import httpx
 from kubernetes.config.config_exception import ConfigException
 
 from adapter.install import cluster_install, dev_cluster
-from adapter.install.bundle import BUNDLED_NAMESPACE, BundleError, bundled, in_namespace
+from adapter.install.bundle import BUNDLED_NAMESPACE, BundleError, bundled, in_namespace, with_image
 from adapter.kube.client import ApiStatusError, KubeApi
 
 
@@ -45,6 +45,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     i = commands.add_parser("install", help="apply the bundled manifests (what `kubectl apply -k manifests/` "
                             "applies) with server-side apply and wait for the APIService")
     _cluster_options(i, 180.0)
+    i.add_argument("--image", help="image of the adapter, controller and interceptor containers, e.g. "
+                   "REGISTRY/eventscale:0.1.0 (default: the bundled eventscale:<version>)")
     i.set_defaults(func=lambda args: _run(args, _install))
     u = commands.add_parser("uninstall", help="delete what `install` made; users' ScaledObjects, ScaledJobs, "
                             "TriggerAuthentications and their CRDs stay")
@@ -89,7 +91,9 @@ def _run(args: argparse.Namespace, command: Callable[[KubeApi, argparse.Namespac
 
 async def _install(api: KubeApi, args: argparse.Namespace) -> int:
     _say(f"installing eventscale into namespace {args.namespace} of {api.host}")
-    counts = await cluster_install.apply_all(api, in_namespace(bundled(), args.namespace), _say)
+    manifests = in_namespace(bundled(), args.namespace)
+    counts = await cluster_install.apply_all(api, with_image(manifests, args.image) if args.image else manifests,
+                                             _say)
     _say(", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())))
     return await _await_apiservice(api, args.wait_timeout, args.namespace)
 

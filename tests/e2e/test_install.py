@@ -34,6 +34,7 @@ from tests.harness.adapter_process import ROOT, AdapterProcess, run_cli
 pytestmark = pytest.mark.e2e
 
 WAIT = "8"  # seconds install waits for the APIService here, where it cannot become Available
+IMAGE = "registry.example/eventscale:0.1.0"
 
 
 def eventscale(cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
@@ -61,7 +62,7 @@ def test_the_bundle_is_what_kustomize_renders(control_plane: ControlPlane) -> No
 
 def test_install_creates_every_object_and_says_why_the_apiservice_is_not_available(cluster: ControlPlane) -> None:
     started = time.monotonic()
-    result = eventscale(cluster, "install", "--wait-timeout", WAIT)
+    result = eventscale(cluster, "install", "--image", IMAGE, "--wait-timeout", WAIT)
     took = time.monotonic() - started
     manifests = bundled()
     assert result.returncode == 1, result.stdout + result.stderr
@@ -71,6 +72,8 @@ def test_install_creates_every_object_and_says_why_the_apiservice_is_not_availab
         scope = ("-n", manifest.namespace) if manifest.namespace else ()
         assert cluster.kubectl_json("get", kind, manifest.name, *scope)["metadata"]["name"] == manifest.name
     assert f"{len(manifests)} created" in result.stdout
+    pod = cluster.kubectl_json("get", "deployment", "eventscale-adapter", "-n", NAMESPACE)["spec"]["template"]["spec"]
+    assert {c["image"] for c in pod["containers"]} == {IMAGE}
     condition = next(c for c in cluster.kubectl_json("get", "apiservice", APISERVICE)["status"]["conditions"]
                      if c["type"] == "Available")
     assert condition["status"] == "False"
@@ -82,7 +85,7 @@ def test_install_creates_every_object_and_says_why_the_apiservice_is_not_availab
 
 
 def test_a_second_install_changes_nothing(cluster: ControlPlane) -> None:
-    result = eventscale(cluster, "install", "--wait-timeout", "0")
+    result = eventscale(cluster, "install", "--image", IMAGE, "--wait-timeout", "0")
     assert result.returncode == 0, result.stderr
     for manifest in bundled():
         assert f"{manifest} unchanged\n" in result.stdout
