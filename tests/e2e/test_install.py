@@ -3,7 +3,8 @@
 The control plane has no kubelet, so the installed Deployment's Pods never run: install must say
 that the APIService is not Available, with the aggregator's reason and the Deployment's state.
 `dev-cluster` then points the same APIService at an adapter run on this machine, which makes it
-Available and serves a metric through `kubectl get --raw`. Uninstall takes the install away and
+Available and serves a metric through `kubectl get --raw`, which `metrics --cluster` lists with
+that very command. Uninstall takes the install away and
 leaves users' ScaledObjects (and their CRDs) unless `--delete-crds`.
 
 The tests run in file order on one install. The kustomize install other modules made is removed
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -122,6 +124,12 @@ def test_dev_cluster_makes_the_apiservice_available_for_a_local_adapter(cluster:
         apply(cluster, namespace, scaled_object("office", {"type": "cron", "metadata": metadata}))
         wait_for(lambda: metric_value(cluster, namespace, name, "office") == "4", timeout=30,
                  what="the cron metric of the local adapter through kubectl get --raw")
+        listed = eventscale(cluster, "metrics", "--cluster").stdout.splitlines()
+        row = next(i for i, line in enumerate(listed) if line.startswith(f"{namespace}/office "))
+        assert listed[row].split() == [f"{namespace}/office", "0", "cron", name, "4"]
+        command = shlex.split(listed[row + 1])
+        assert command[:4] == ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "get"]
+        assert json.loads(cluster.kubectl(*command[3:]).stdout)["items"][0]["value"] == "4"
     finally:
         adapter.stop()
 
