@@ -12,7 +12,9 @@ and what the Deployment and its Pods say, which is where a missing image or node
 Uninstall leaves the objects users made (ScaledObjects, ScaledJobs, TriggerAuthentications) and
 the CRDs that hold them unless `delete_crds`; it takes KEDA's finalizer off ScaledObjects and
 ScaledJobs, since no controller is left to remove it and their deletion would hang. A namespace
-that still holds users' objects is kept, without the objects the adapter made in it.
+that still holds users' objects is kept, without the objects the adapter made in it. Install and
+uninstall both delete the EndpointSlice `dev-cluster` makes for an adapter outside the cluster,
+which would otherwise stay beside the Service's own.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from adapter.install.bundle import APISERVICES, CRD, FIELD_MANAGER, Manifest
-from adapter.keda.names import FINALIZER, SCALED_JOBS, SCALED_OBJECTS, TRIGGER_AUTHENTICATIONS
+from adapter.keda.names import FINALIZER, LEGACY_SCALED_OBJECTS, SCALED_JOBS, SCALED_OBJECTS, TRIGGER_AUTHENTICATIONS
 from adapter.kube.client import ApiStatusError, KubeApi
-from adapter.kube.resources import DEPLOYMENTS, PODS, SECRETS, Resource
+from adapter.kube.resources import DEPLOYMENTS, ENDPOINT_SLICES, PODS, SECRETS, Resource
 
 APISERVICE = "v1beta1.external.metrics.k8s.io"
 ADAPTER_DEPLOYMENT = "eventscale-adapter"
@@ -33,8 +35,17 @@ ADAPTER_POD_SELECTOR = "app.kubernetes.io/name=eventscale-adapter"
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 #: what the running adapter and controller make in their namespace
 RUNTIME_OBJECTS = ((SECRETS, "eventscale-adapter-certs"), (LEASES, "eventscale-controller"))
+#: what `dev-cluster` may have left: endpoints to an adapter outside the cluster, beside the Service's own
+LOCAL_ENDPOINTS = (ENDPOINT_SLICES, "eventscale-adapter-local")
 USERS_OBJECTS = (SCALED_OBJECTS, SCALED_JOBS, TRIGGER_AUTHENTICATIONS)
 Say = Callable[[str], None]
+
+
+async def remove_local_endpoints(api: KubeApi, namespace: str, say: Say) -> None:
+    """Delete the EndpointSlice `dev-cluster` made, so the Service leads to its pods only."""
+    resource, name = LOCAL_ENDPOINTS
+    if await _delete(api, resource.object_path(name, namespace)) == "deleted":
+        say(f"endpointslice.discovery.k8s.io/{name} -n {namespace} deleted (it led to an adapter outside the cluster)")
 
 
 async def apply_all(api: KubeApi, manifests: Sequence[Manifest], say: Say) -> dict[str, int]:
@@ -123,6 +134,7 @@ async def uninstall(api: KubeApi, manifests: Sequence[Manifest], namespace: str,
                     say: Say) -> None:
     """Delete what `apply_all(manifests)` made, in reverse order, as the module docstring says."""
     await _release_finalizers(api, say)
+    await remove_local_endpoints(api, namespace, say)
     for manifest in reversed(manifests):
         if manifest.resource == CRD and not delete_crds:
             say(f"{manifest} kept (it holds users' objects; --delete-crds deletes it and them)")
@@ -144,7 +156,7 @@ async def _delete(api: KubeApi, path: str) -> str:
 
 
 async def _release_finalizers(api: KubeApi, say: Say) -> None:
-    for resource in (SCALED_OBJECTS, SCALED_JOBS):
+    for resource in (SCALED_OBJECTS, LEGACY_SCALED_OBJECTS, SCALED_JOBS):
         for item in await _list(api, resource):
             meta = item["metadata"]
             finalizers = meta.get("finalizers") or []

@@ -25,7 +25,7 @@ from typing import Any
 
 from adapter.certs import CertLayout
 from adapter.install.bundle import SERVICES, Manifest
-from adapter.install.cluster_install import APISERVICE
+from adapter.install.cluster_install import APISERVICE, LOCAL_ENDPOINTS
 from adapter.kube.client import ApiStatusError, KubeApi
 
 SERVICE_NAME = "eventscale-adapter"
@@ -65,7 +65,7 @@ def local_service(host: str, port: int, namespace: str) -> list[Manifest]:
                "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}}
     endpoints = {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": f"{SERVICE_NAME}-local", "namespace": namespace,
+        "metadata": {"name": LOCAL_ENDPOINTS[1], "namespace": namespace,
                      "labels": {"kubernetes.io/service-name": SERVICE_NAME, "app.kubernetes.io/part-of": "eventscale"}},
         "addressType": "IPv4" if ip.version == 4 else "IPv6",
         "endpoints": [{"addresses": [str(ip)], "conditions": {"ready": True}}],

@@ -92,6 +92,7 @@ def _run(args: argparse.Namespace, command: Callable[[KubeApi, argparse.Namespac
 async def _install(api: KubeApi, args: argparse.Namespace) -> int:
     _say(f"installing eventscale into namespace {args.namespace} of {api.host}")
     manifests = in_namespace(bundled(), args.namespace)
+    await cluster_install.remove_local_endpoints(api, args.namespace, _say)
     counts = await cluster_install.apply_all(api, with_image(manifests, args.image) if args.image else manifests,
                                              _say)
     _say(", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())))

@@ -134,6 +134,17 @@ def test_dev_cluster_makes_the_apiservice_available_for_a_local_adapter(cluster:
         adapter.stop()
 
 
+def test_install_after_dev_cluster_puts_the_in_cluster_service_back(cluster: ControlPlane) -> None:
+    result = eventscale(cluster, "install", "--image", IMAGE, "--wait-timeout", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"service/eventscale-adapter -n {NAMESPACE} configured" in result.stdout
+    spec = cluster.kubectl_json("get", "service", "eventscale-adapter", "-n", NAMESPACE)["spec"]
+    assert (spec["type"], spec["selector"]) == ("ClusterIP", {"app.kubernetes.io/name": "eventscale-adapter"})
+    assert "externalName" not in spec
+    apiservice = cluster.kubectl_json("get", "apiservice", APISERVICE)["spec"]
+    assert apiservice["service"]["port"] == 443
+
+
 def test_uninstall_keeps_users_objects_and_their_crds(cluster: ControlPlane, namespace: str) -> None:
     mine = scaled_object("mine", {"type": "cron", "metadata": {
         "timezone": "UTC", "start": "0 6 * * *", "end": "0 20 * * *", "desiredReplicas": "2"}})
