@@ -235,7 +235,7 @@ def _generation(meta: Mapping[str, Any]) -> int:
     return value
 
 
-class _Problems:
+class Problems:
     """The problems of one object, collected part by part so that all are reported at once."""
 
     def __init__(self) -> None:
@@ -264,7 +264,7 @@ def parse_scaled_object(obj: Mapping[str, Any]) -> ScaledObject:
     api_version = _string(obj.get("apiVersion"), "apiVersion")
     spec = mapping(obj.get("spec"), "spec")
     legacy = api_version.startswith(LEGACY_GROUP + "/")
-    problems = _Problems()
+    problems = Problems()
     target = problems.part(lambda: _parse_target(mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef"),
                                                  legacy), ScaleTarget(""))
     triggers: tuple[TriggerSpec, ...] = problems.part(lambda: _parse_triggers(spec.get("triggers"), legacy), ())
@@ -400,7 +400,7 @@ def _parse_triggers(raw: Any, legacy: bool) -> tuple[TriggerSpec, ...]:
     """Every trigger; `InvalidObject` naming the problems of all of them."""
     if not isinstance(raw, list) or not raw:
         raise InvalidObject("spec.triggers must list at least one trigger")
-    problems = _Problems()
+    problems = Problems()
     parsed: list[TriggerSpec | None] = [problems.part(partial(_parse_trigger, i, t, legacy), None)
                                         for i, t in enumerate(raw)]
     names = [t.name for t in parsed if t is not None and t.name]
@@ -466,34 +466,41 @@ def _parse_fallback(raw: Any) -> Fallback | None:
 
 
 def parse_trigger_authentication(obj: Mapping[str, Any]) -> TriggerAuthentication:
+    """The typed object; `InvalidObject` naming every reference that is wrong."""
     namespace, name, _ = _meta(obj)
     kind = _string(obj.get("kind"), "kind")
     spec = mapping(obj.get("spec"), "spec")
+    problems = Problems()
+
+    def ref(where: str, item: Any, value_key: str) -> TargetRef:
+        item = mapping(item, where)
+        parameter = _string(item.get("parameter"), f"{where}.parameter")
+        name = _string(item.get("name"), f"{where}.name")
+        if not parameter or not name:
+            raise InvalidObject(f"{where} needs parameter and name")
+        value = _string(item.get(value_key), f"{where}.{value_key}")
+        if value_key == "key" and not value:
+            raise InvalidObject(f"{where} needs key")
+        return TargetRef(parameter, name, value)
 
     def refs(key: str, value_key: str) -> tuple[TargetRef, ...]:
         items = spec.get(key) or []
         if not isinstance(items, list):
-            raise InvalidObject(f"spec.{key} must be a list")
-        out = []
-        for i, item in enumerate(items):
-            where = f"spec.{key}[{i}]"
-            item = mapping(item, where)
-            parameter = _string(item.get("parameter"), f"{where}.parameter")
-            name = _string(item.get("name"), f"{where}.name")
-            if not parameter or not name:
-                raise InvalidObject(f"{where} needs parameter and name")
-            value = _string(item.get(value_key), f"{where}.{value_key}")
-            if value_key == "key" and not value:
-                raise InvalidObject(f"{where} needs key")
-            out.append(TargetRef(parameter, name, value))
-        return tuple(out)
+            problems.check([f"spec.{key} must be a list"])
+            return ()
+        parsed = [problems.part(partial(ref, f"spec.{key}[{i}]", item, value_key), None)
+                  for i, item in enumerate(items)]
+        return tuple(r for r in parsed if r is not None)
 
-    return TriggerAuthentication(
+    provider = problems.part(lambda: mapping(spec.get("podIdentity"), "spec.podIdentity"), _EMPTY).get("provider")
+    authentication = TriggerAuthentication(
         kind=kind,
         namespace="" if kind == "ClusterTriggerAuthentication" else namespace,
         name=name,
         secret_refs=refs("secretTargetRef", "key"),
         config_map_refs=refs("configMapTargetRef", "key"),
         env_refs=refs("env", "containerName"),
-        pod_identity=str(mapping(spec.get("podIdentity"), "spec.podIdentity").get("provider") or ""),
+        pod_identity=str(provider or ""),
     )
+    problems.raise_any()
+    return authentication

@@ -64,6 +64,18 @@ Expected = list[tuple[str, str, str]]  # (object, how the message begins, file)
         ("ScaledObject shop/orders", "unknown fields: spec.pollingIntervall", "file:b.yaml"),
         ("TriggerAuthentication default/t", "spec.secretTargetRef[0] needs key", "file:c.yaml")],
         id="problems of several objects, each with its file"),
+    pytest.param({"a.yaml": "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: t}\n"
+                            "spec: {secretTargetRef: [{parameter: p, name: s}, {name: s, key: k}], env: 5}\n"}, [
+        ("TriggerAuthentication default/t", "spec.secretTargetRef[0] needs key; "
+         "spec.secretTargetRef[1] needs parameter and name; spec.env must be a list", "file:a.yaml")],
+        id="every problem of a TriggerAuthentication at once, while nothing reads it"),
+    pytest.param({"a.yaml": "apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {name: j, namespace: shop}\n"
+                            "spec: {rollout: {strategy: sideways}, pollingInterval: 0,"
+                            " triggers: [{metadata: {}}]}\n"}, [
+        ("ScaledJob shop/j", "spec.triggers[0].type is required; spec.jobTargetRef is required; "
+         "spec.pollingInterval must be at least 1, got 0; "
+         'spec.rollout.strategy "sideways" must be one of', "file:a.yaml")],
+        id="every problem of a ScaledJob at once"),
 ])
 def test_each_problem_named_with_its_file_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                       files: Files, expected: Expected) -> None:
