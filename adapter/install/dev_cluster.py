@@ -46,6 +46,12 @@ def without_workloads(manifests: list[Manifest]) -> list[Manifest]:
     return [m for m in manifests if m.body["kind"] not in WORKLOAD_KINDS]
 
 
+def is_local(host: str) -> bool:
+    """A loopback address or `localhost`: the adapter needs no other --bind-address."""
+    ip = _ip(host)
+    return host == "localhost" or (ip is not None and ip.is_loopback)
+
+
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(host)

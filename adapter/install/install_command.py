@@ -116,7 +116,7 @@ async def _dev_cluster(api: KubeApi, args: argparse.Namespace) -> int:
         _say(replaced)
     bundle = dev_cluster.without_workloads(in_namespace(bundled(), args.namespace))
     await cluster_install.apply_all(api, [*bundle, *service, apiservice], _say)
-    bind = "" if host in ("127.0.0.1", "localhost") else f" --bind-address {host}"
+    bind = "" if dev_cluster.is_local(host) else f" --bind-address {host}"
     _say(f"run the adapter: eventscale serve --cert-dir {args.cert_dir} --secure-port {port}{bind}"
          + (f" --kubeconfig {args.kubeconfig}" if args.kubeconfig else "")
          + (f" --cluster-object-namespace {args.namespace}" if args.namespace != BUNDLED_NAMESPACE else ""))

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from adapter.install.bundle import bundled, in_namespace, with_image
-from adapter.install.dev_cluster import local_service, parse_address
+from adapter.install.dev_cluster import is_local, local_service, parse_address
 
 
 def test_another_namespace_moves_every_reference_but_kube_system() -> None:
@@ -57,3 +57,9 @@ def test_the_service_for_each_kind_of_address(host: str, kinds: list[str], exter
         slice_ = made[1].body
         assert slice_["endpoints"][0]["addresses"] == [host] and slice_["ports"][0]["port"] == 6443
         assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == made[0].name
+
+
+@pytest.mark.parametrize("host, local", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
+                                         ("localhost", True), ("192.0.2.10", False), ("dev.example", False)])
+def test_which_addresses_the_adapter_listens_on_by_default(host: str, local: bool) -> None:
+    assert is_local(host) is local
