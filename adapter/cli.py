@@ -1,6 +1,7 @@
 """Command line (`eventscale`, or `python -m adapter`): `certs` makes the PKI, `serve` runs the
 adapter, `scaffold` writes a first workload's manifests, `manifests` registers our CA, `convert`
-rewrites 2019 ScaledObjects, `controller` runs the sidecar (adapter/controller/controller_command.py),
+rewrites 2019 ScaledObjects, `install`/`uninstall`/`dev-cluster` set a cluster up
+(adapter/install/install_command.py), `controller` runs the sidecar (adapter/controller/controller_command.py),
 `interceptor` the HTTP proxy (adapter/interceptor/interceptor_command.py).
 
     python -m adapter certs --cert-dir certs
@@ -11,6 +12,10 @@ rewrites 2019 ScaledObjects, `controller` runs the sidecar (adapter/controller/c
         --metadata address=redis:6379 --metadata listName=jobs --auth password=... > worker.yaml
     python -m adapter manifests --cert-dir certs --out manifests
     python -m adapter convert old-scaledobjects.yaml > scaledobjects.yaml
+    python -m adapter metrics --local-dir manifests/examples/local   # metric names, values, kubectl lines
+    eventscale install --namespace eventscale            # the bundled manifests, server-side applied
+    eventscale uninstall                                 # users' ScaledObjects and the CRDs stay
+    eventscale dev-cluster --advertise-address 127.0.0.1:6443 --cert-dir certs   # APIService -> local serve
     python -m adapter controller --kubeconfig ~/.kube/config --adapter-url http://127.0.0.1:9022
     python -m adapter interceptor --listen 0.0.0.0:8080                  # in a cluster
 
@@ -27,8 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapter import certs, logs
+from adapter import certs, logs, metrics_command
 from adapter.controller import controller_command as controller_command
+from adapter.install import install_command
 from adapter.interceptor import interceptor_command as interceptor_command
 from adapter.version import describe
 
@@ -252,6 +258,8 @@ def parser() -> argparse.ArgumentParser:
     _serve_parser(commands)
     _scaffold_parser(commands)
     _other_parsers(commands)
+    install_command.add_parsers(commands)
+    metrics_command.add_parser(commands)
     controller_command.add_parser(commands)
     interceptor_command.add_parser(commands)
     for command in commands.choices.values():

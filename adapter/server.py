@@ -112,13 +112,42 @@ def build_local(options: ServeOptions) -> Adapter:
                    cleanup=_delegates_cleanup(app))
 
 
-def kubectl_get_raw(resolved: ResolvedScaledObject, trigger: ResolvedTrigger, kubeconfig: Path | None) -> str:
+def load_directory(options: ServeOptions) -> tuple[Catalog, MetricStore]:
+    """Standalone mode's catalog, the directory read once, and a store following it (`metrics`)."""
+    if options.local_dir is None or not options.local_dir.is_dir():
+        raise SystemExit(f"--local-dir {options.local_dir}: not a directory")
+    catalog, store = _catalog_and_store(options)
+    DirectorySource(options.local_dir, catalog, options.reload_interval).load()
+    return catalog, store
+
+
+async def load_cluster(api: KubeApi, options: ServeOptions, timeout: float = 60.0) -> Catalog:
+    """Cluster mode's catalog, every watched resource listed once (`metrics --cluster`)."""
+    catalog, store = _catalog_and_store(options)
+    source = KubernetesSource(api, catalog, resync=options.resync_period)
+    watching = asyncio.create_task(source.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not source.synced and not watching.done():
+                await asyncio.sleep(0.05)
+        if not source.synced:
+            watching.result()  # the list failed: its error
+    finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+        await store.aclose()
+    return catalog
+
+
+def kubectl_get_raw(resolved: ResolvedScaledObject, trigger: ResolvedTrigger, kubeconfig: Path | None,
+                    context: str | None = None) -> str:
     """The kubectl command that reads `trigger`'s metric as the HPA does (with the object's selector:
     `scaledobject.keda.sh/name`, or `deploymentName` for a 2019-format object)."""
     label, value = resolved.so.route
     selector = quote(f"{label}={value}", safe="")
     path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{trigger.namespace}/{trigger.metric_name}"
-    config = f" --kubeconfig {kubeconfig}" if kubeconfig is not None else ""
+    config = (f" --kubeconfig {kubeconfig}" if kubeconfig is not None else "") + (
+        f" --context {context}" if context else "")
     return f"kubectl{config} get --raw '{path}?labelSelector={selector}'"
 
 

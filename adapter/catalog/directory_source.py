@@ -6,8 +6,10 @@ A file that does not parse is reported by name and reason; everything read from 
 keeps serving.
 
 Strict as `kubectl apply` is against the CRDs: a keda.sh object with fields its CRD does not
-have (`pollingIntervall`, `metdata`) is a problem naming every such field at once, and is not
-served; so is a kind of KEDA's groups that standalone mode does not read (a misspelt kind).
+have (`pollingIntervall`, `metdata`) is a problem naming every such field at once, with what
+the parser says of it, and is not served; so is a kind of KEDA's groups that standalone mode
+does not read (a misspelt kind), and a TriggerAuthentication that does not parse, even while no
+ScaledObject reads it.
 Kinds of other groups that nothing here reads (a Service, a Namespace) are skipped.
 
 What a file holds is untrusted: one refused by `manifest_files` (too large, aliases past the
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +33,16 @@ from adapter.keda.fields import SHAPES, unknown_fields
 from adapter.keda.http_scaled_object import HTTP_SCALED_OBJECT_KIND, scaled_object_for
 from adapter.keda.names import KEDA_GROUP, KEDA_GROUPS, KEDA_VERSION
 from adapter.keda.objects import InvalidObject, ObjectRef, parse_scaled_object, parse_trigger_authentication
+from adapter.keda.scaled_job import parse_scaled_job
 from adapter.kube.manifest_files import UnsafeDocument, documents, manifest_files, stamp
 
 log = logging.getLogger("eventscale.directory")
 
+AUTHENTICATION_KINDS = frozenset({"TriggerAuthentication", "ClusterTriggerAuthentication"})
+PARSERS: Mapping[str, Callable[[Mapping[str, Any]], object]] = {
+    "ScaledObject": parse_scaled_object, "ScaledJob": parse_scaled_job,
+    **dict.fromkeys(AUTHENTICATION_KINDS, parse_trigger_authentication),
+}
 KINDS = frozenset({
     "ScaledObject", "ScaledJob", "TriggerAuthentication", "ClusterTriggerAuthentication", "Secret", "ConfigMap",
     "Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job", "Rollout", "Pod", "EndpointSlice",
@@ -84,7 +92,10 @@ def _strict_problem(doc: Mapping[str, Any]) -> str | None:
         return None
     if api_version == f"{KEDA_GROUP}/{KEDA_VERSION}" and kind in SHAPES:
         unknown = list(unknown_fields(doc, SHAPES[kind]))
-        return _with_parse_problem(doc, f"unknown fields: {', '.join(unknown)}") if unknown else None
+        # the catalog parses what it serves; trigger authentications only when something reads them
+        parse = _parse_problem(doc) if unknown or kind in AUTHENTICATION_KINDS else None
+        messages = [f"unknown fields: {', '.join(unknown)}"] if unknown else []
+        return "; ".join([*messages, *([parse] if parse else [])]) or None
     if kind in KINDS or kind == HTTP_SCALED_OBJECT_KIND:
         return None
     served = "ScaledObject, ScaledJob, TriggerAuthentication, ClusterTriggerAuthentication, HTTPScaledObject"
@@ -105,14 +116,13 @@ def _shape_problem(doc: Any) -> str | None:
     return None
 
 
-def _with_parse_problem(doc: Mapping[str, Any], message: str) -> str:
-    """`message`, and what the parser says of the object too, so that one edit can fix both."""
-    parse = parse_scaled_object if doc["kind"] == "ScaledObject" else parse_trigger_authentication
+def _parse_problem(doc: Mapping[str, Any]) -> str | None:
+    """What the parser says of a keda.sh object, so that one edit can fix it with its unknown fields."""
     try:
-        parse(doc)
+        PARSERS[doc["kind"]](doc)
     except InvalidObject as exc:
-        return f"{message}; {exc}"
-    return message
+        return str(exc)
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

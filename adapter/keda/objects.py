@@ -14,12 +14,16 @@ text is exponentially large).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 from adapter.keda.formula import Formula, FormulaError, compile_formula
 from adapter.keda.names import HPA_NAME_PREFIX, LEGACY_GROUP, LEGACY_ROUTE_LABEL, SCALED_OBJECT_LABEL
+
+T = TypeVar("T")
+_EMPTY: Mapping[str, Any] = {}
 
 # In the 2019 format these metadata keys hold the name of an environment variable, not a value.
 LEGACY_ENV_KEYS = frozenset(
@@ -231,73 +235,102 @@ def _generation(meta: Mapping[str, Any]) -> int:
     return value
 
 
+class Problems:
+    """The problems of one object, collected part by part so that all are reported at once."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def part(self, parse: Callable[[], T], default: T) -> T:
+        """`parse()`, or `default` with its problem kept."""
+        try:
+            return parse()
+        except InvalidObject as exc:
+            self.messages.append(str(exc))
+            return default
+
+    def check(self, messages: Iterable[str]) -> None:
+        self.messages.extend(messages)
+
+    def raise_any(self) -> None:
+        if self.messages:
+            raise InvalidObject("; ".join(self.messages))
+
+
 def parse_scaled_object(obj: Mapping[str, Any]) -> ScaledObject:
+    """The typed object; `InvalidObject` naming every problem found (the checks across fields,
+    such as minReplicaCount against maxReplicaCount, run once every field parses)."""
     namespace, name, meta = _meta(obj)
     api_version = _string(obj.get("apiVersion"), "apiVersion")
     spec = mapping(obj.get("spec"), "spec")
     legacy = api_version.startswith(LEGACY_GROUP + "/")
-    target = _parse_target(mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef"), legacy)
-    triggers = _parse_triggers(spec.get("triggers"), legacy)
-    advanced = mapping(spec.get("advanced"), "spec.advanced")
-    hpa_config = mapping(advanced.get("horizontalPodAutoscalerConfig"), "spec.advanced.horizontalPodAutoscalerConfig")
+    problems = Problems()
+    target = problems.part(lambda: _parse_target(mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef"),
+                                                 legacy), ScaleTarget(""))
+    triggers: tuple[TriggerSpec, ...] = problems.part(lambda: _parse_triggers(spec.get("triggers"), legacy), ())
+    advanced: Mapping[str, Any] = problems.part(lambda: mapping(spec.get("advanced"), "spec.advanced"), {})
+    hpa_config: Mapping[str, Any] = problems.part(lambda: mapping(advanced.get("horizontalPodAutoscalerConfig"),
+                                               "spec.advanced.horizontalPodAutoscalerConfig"), {})
+
+    def number(key: str, default: int | None, minimum: int = 0) -> int | None:
+        return problems.part(lambda: _int(spec, key, default, minimum=minimum), default)
+
     so = ScaledObject(
         api_version=api_version,
         namespace=namespace,
         name=name,
         target=target,
         triggers=triggers,
-        uid=_string(meta.get("uid"), "metadata.uid"),
-        generation=_generation(meta),
-        creation_timestamp=_string(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
-        labels=_strings(meta.get("labels"), "metadata.labels"),
-        annotations=_strings(meta.get("annotations"), "metadata.annotations"),
-        polling_interval=_int(spec, "pollingInterval", 30, minimum=1) or 30,
-        cooldown_period=_int(spec, "cooldownPeriod", 300) or 0,
-        initial_cooldown_period=_int(spec, "initialCooldownPeriod", 0) or 0,
-        idle_replica_count=_int(spec, "idleReplicaCount", None),
-        min_replica_count=_int(spec, "minReplicaCount", 0) or 0,
-        max_replica_count=_int(spec, "maxReplicaCount", 100) or 0,
-        fallback=_parse_fallback(spec.get("fallback")),
-        hpa_name=_string(hpa_config.get("name"), "spec.advanced.horizontalPodAutoscalerConfig.name")
+        uid=problems.part(lambda: _string(meta.get("uid"), "metadata.uid"), ""),
+        generation=problems.part(lambda: _generation(meta), 0),
+        creation_timestamp=problems.part(lambda: _string(meta.get("creationTimestamp"),
+                                                         "metadata.creationTimestamp"), ""),
+        labels=problems.part(lambda: _strings(meta.get("labels"), "metadata.labels"), {}),
+        annotations=problems.part(lambda: _strings(meta.get("annotations"), "metadata.annotations"), {}),
+        polling_interval=number("pollingInterval", 30, minimum=1) or 30,
+        cooldown_period=number("cooldownPeriod", 300) or 0,
+        initial_cooldown_period=number("initialCooldownPeriod", 0) or 0,
+        idle_replica_count=number("idleReplicaCount", None),
+        min_replica_count=number("minReplicaCount", 0) or 0,
+        max_replica_count=number("maxReplicaCount", 100) or 0,
+        fallback=problems.part(lambda: _parse_fallback(spec.get("fallback")), None),
+        hpa_name=problems.part(lambda: _string(hpa_config.get("name"),
+                                               "spec.advanced.horizontalPodAutoscalerConfig.name"), "")
         or f"{HPA_NAME_PREFIX}{target.name if legacy else name}",
-        hpa_behavior=mapping(hpa_config.get("behavior"), "behavior") or None,
-        restore_to_original_replica_count=_flag(advanced.get("restoreToOriginalReplicaCount"),
-                                                "spec.advanced.restoreToOriginalReplicaCount"),
-        scaling_modifiers=_parse_modifiers(advanced.get("scalingModifiers"), triggers),
+        hpa_behavior=problems.part(lambda: mapping(hpa_config.get("behavior"), "behavior"), _EMPTY) or None,
+        restore_to_original_replica_count=problems.part(lambda: _flag(
+            advanced.get("restoreToOriginalReplicaCount"), "spec.advanced.restoreToOriginalReplicaCount"), False),
+        scaling_modifiers=problems.part(lambda: _parse_modifiers(advanced.get("scalingModifiers"), triggers), None),
     )
-    _check_replicas(so)
-    _check_modifiers(so)
+    problems.raise_any()
+    problems.check(_replica_problems(so))
+    problems.check(_modifier_problems(so))
+    problems.raise_any()
     return so
 
 
-def _check_replicas(so: ScaledObject) -> None:
+def _replica_problems(so: ScaledObject) -> Iterator[str]:
     if so.min_replica_count > so.max_replica_count:
-        raise InvalidObject(
-            f"minReplicaCount ({so.min_replica_count}) must be less than or equal to "
-            f"maxReplicaCount ({so.max_replica_count})"
-        )
+        yield (f"minReplicaCount ({so.min_replica_count}) must be less than or equal to "
+               f"maxReplicaCount ({so.max_replica_count})")
     if so.idle_replica_count is not None and so.idle_replica_count >= so.min_replica_count:
-        raise InvalidObject(
-            f"idleReplicaCount ({so.idle_replica_count}) must be less than "
-            f"minReplicaCount ({so.min_replica_count})"
-        )
+        yield f"idleReplicaCount ({so.idle_replica_count}) must be less than minReplicaCount ({so.min_replica_count})"
     external = [t for t in so.triggers if not t.resource]
     if not external and so.min_replica_count == 0:
-        raise InvalidObject("scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't "
-                            "work in this case)")
+        yield "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)"
     if so.fallback and not external:
-        raise InvalidObject("at least one trigger (that is not cpu or memory) has to have the `AverageValue` type "
-                            "for the fallback to be enabled")
+        yield ("at least one trigger (that is not cpu or memory) has to have the `AverageValue` type "
+               "for the fallback to be enabled")
     if so.fallback and so.scaling_modifiers is None and any(t.metric_type != "AverageValue" for t in external):
-        raise InvalidObject("fallback is only supported for triggers with metricType AverageValue")
+        yield "fallback is only supported for triggers with metricType AverageValue"
 
 
-def _check_modifiers(so: ScaledObject) -> None:
+def _modifier_problems(so: ScaledObject) -> Iterator[str]:
     modifiers = so.scaling_modifiers
     if so.fallback and so.fallback.behavior == "scalingModifiers" and modifiers is None:
-        raise InvalidObject("spec.fallback.behavior scalingModifiers needs spec.advanced.scalingModifiers.formula")
+        yield "spec.fallback.behavior scalingModifiers needs spec.advanced.scalingModifiers.formula"
     if so.fallback and modifiers is not None and modifiers.metric_type != "AverageValue":
-        raise InvalidObject("fallback with scalingModifiers is only supported with metricType AverageValue")
+        yield "fallback with scalingModifiers is only supported with metricType AverageValue"
 
 
 def _parse_modifiers(raw: Any, triggers: tuple[TriggerSpec, ...]) -> ScalingModifiers | None:
@@ -364,18 +397,23 @@ def _parse_target(ref: Mapping[str, Any], legacy: bool) -> ScaleTarget:
 
 
 def _parse_triggers(raw: Any, legacy: bool) -> tuple[TriggerSpec, ...]:
+    """Every trigger; `InvalidObject` naming the problems of all of them."""
     if not isinstance(raw, list) or not raw:
         raise InvalidObject("spec.triggers must list at least one trigger")
-    triggers = tuple(_parse_trigger(i, mapping(t, f"spec.triggers[{i}]"), legacy) for i, t in enumerate(raw))
-    names = [t.name for t in triggers if t.name]
+    problems = Problems()
+    parsed: list[TriggerSpec | None] = [problems.part(partial(_parse_trigger, i, t, legacy), None)
+                                        for i, t in enumerate(raw)]
+    names = [t.name for t in parsed if t is not None and t.name]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise InvalidObject(f"triggers must have unique names, duplicated: {', '.join(duplicates)}")
-    return triggers
+        problems.check([f"triggers must have unique names, duplicated: {', '.join(duplicates)}"])
+    problems.raise_any()
+    return tuple(t for t in parsed if t is not None)
 
 
-def _parse_trigger(index: int, raw: Mapping[str, Any], legacy: bool) -> TriggerSpec:
+def _parse_trigger(index: int, item: Any, legacy: bool) -> TriggerSpec:
     where = f"spec.triggers[{index}]"
+    raw = mapping(item, where)
     trigger_type = raw.get("type")
     if not trigger_type or not isinstance(trigger_type, str):
         raise InvalidObject(f"{where}.type is required")
@@ -428,34 +466,41 @@ def _parse_fallback(raw: Any) -> Fallback | None:
 
 
 def parse_trigger_authentication(obj: Mapping[str, Any]) -> TriggerAuthentication:
+    """The typed object; `InvalidObject` naming every reference that is wrong."""
     namespace, name, _ = _meta(obj)
     kind = _string(obj.get("kind"), "kind")
     spec = mapping(obj.get("spec"), "spec")
+    problems = Problems()
+
+    def ref(where: str, item: Any, value_key: str) -> TargetRef:
+        item = mapping(item, where)
+        parameter = _string(item.get("parameter"), f"{where}.parameter")
+        name = _string(item.get("name"), f"{where}.name")
+        if not parameter or not name:
+            raise InvalidObject(f"{where} needs parameter and name")
+        value = _string(item.get(value_key), f"{where}.{value_key}")
+        if value_key == "key" and not value:
+            raise InvalidObject(f"{where} needs key")
+        return TargetRef(parameter, name, value)
 
     def refs(key: str, value_key: str) -> tuple[TargetRef, ...]:
         items = spec.get(key) or []
         if not isinstance(items, list):
-            raise InvalidObject(f"spec.{key} must be a list")
-        out = []
-        for i, item in enumerate(items):
-            where = f"spec.{key}[{i}]"
-            item = mapping(item, where)
-            parameter = _string(item.get("parameter"), f"{where}.parameter")
-            name = _string(item.get("name"), f"{where}.name")
-            if not parameter or not name:
-                raise InvalidObject(f"{where} needs parameter and name")
-            value = _string(item.get(value_key), f"{where}.{value_key}")
-            if value_key == "key" and not value:
-                raise InvalidObject(f"{where} needs key")
-            out.append(TargetRef(parameter, name, value))
-        return tuple(out)
+            problems.check([f"spec.{key} must be a list"])
+            return ()
+        parsed = [problems.part(partial(ref, f"spec.{key}[{i}]", item, value_key), None)
+                  for i, item in enumerate(items)]
+        return tuple(r for r in parsed if r is not None)
 
-    return TriggerAuthentication(
+    provider = problems.part(lambda: mapping(spec.get("podIdentity"), "spec.podIdentity"), _EMPTY).get("provider")
+    authentication = TriggerAuthentication(
         kind=kind,
         namespace="" if kind == "ClusterTriggerAuthentication" else namespace,
         name=name,
         secret_refs=refs("secretTargetRef", "key"),
         config_map_refs=refs("configMapTargetRef", "key"),
         env_refs=refs("env", "containerName"),
-        pod_identity=str(mapping(spec.get("podIdentity"), "spec.podIdentity").get("provider") or ""),
+        pod_identity=str(provider or ""),
     )
+    problems.raise_any()
+    return authentication

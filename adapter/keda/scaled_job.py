@@ -24,8 +24,10 @@ from typing import Any
 
 from adapter.keda.names import JOB_EXCLUDED_LABELS, KEDA_GROUP, LEGACY_GROUP
 from adapter.keda.objects import (
+    _EMPTY,
     InvalidObject,
     ObjectRef,
+    Problems,
     TriggerSpec,
     _generation,
     _int,
@@ -133,37 +135,53 @@ def is_job_object(raw: Mapping[str, Any]) -> bool:
 
 
 def parse_scaled_job(obj: Mapping[str, Any]) -> ScaledJob:
-    """A ScaledJob, or a 2019 `scaleType: job` ScaledObject (see `is_job_object`)."""
+    """A ScaledJob, or a 2019 `scaleType: job` ScaledObject (see `is_job_object`); `InvalidObject`
+    naming every problem found."""
     namespace, name, meta = _meta(obj)
     api_version = _string(obj.get("apiVersion"), "apiVersion") or f"{KEDA_GROUP}/v1alpha1"
     spec = mapping(obj.get("spec"), "spec")
     legacy = api_version.startswith(LEGACY_GROUP + "/")
+    problems = Problems()
     common: dict[str, Any] = dict(
         api_version=api_version, namespace=namespace, name=name,
-        triggers=_job_triggers(spec.get("triggers"), legacy), job_spec=_job_spec(spec.get("jobTargetRef")),
-        uid=_string(meta.get("uid"), "metadata.uid"), generation=_generation(meta),
-        creation_timestamp=_string(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
-        labels=_strings(meta.get("labels"), "metadata.labels"),
-        annotations=_strings(meta.get("annotations"), "metadata.annotations"),
-        polling_interval=_int(spec, "pollingInterval", 30, minimum=1) or 30,
-        max_replica_count=_int(spec, "maxReplicaCount", None, minimum=1 if not legacy else 0),
+        triggers=problems.part(lambda: _job_triggers(spec.get("triggers"), legacy), tuple[TriggerSpec, ...]()),
+        job_spec=problems.part(lambda: _job_spec(spec.get("jobTargetRef")), _EMPTY),
+        uid=problems.part(lambda: _string(meta.get("uid"), "metadata.uid"), ""),
+        generation=problems.part(lambda: _generation(meta), 0),
+        creation_timestamp=problems.part(lambda: _string(meta.get("creationTimestamp"),
+                                                         "metadata.creationTimestamp"), ""),
+        labels=problems.part(lambda: _strings(meta.get("labels"), "metadata.labels"), dict[str, str]()),
+        annotations=problems.part(lambda: _strings(meta.get("annotations"), "metadata.annotations"),
+                                   dict[str, str]()),
+        polling_interval=problems.part(lambda: _int(spec, "pollingInterval", 30, minimum=1), None) or 30,
+        max_replica_count=problems.part(lambda: _int(spec, "maxReplicaCount", None, minimum=1 if not legacy else 0),
+                                        None),
     )
     if legacy:  # KEDA 1.x: no minimum, no rollout, no history limits (the 2.x defaults apply)
+        problems.raise_any()
         return ScaledJob(**common, rollout_strategy="gradual")
-    rollout = mapping(spec.get("rollout"), "spec.rollout")
-    return ScaledJob(
+    rollout: Mapping[str, Any] = problems.part(lambda: mapping(spec.get("rollout"), "spec.rollout"), {})
+    job = ScaledJob(
         **common,
-        successful_jobs_history_limit=_int(spec, "successfulJobsHistoryLimit", DEFAULT_HISTORY_LIMIT) or 0,
-        failed_jobs_history_limit=_int(spec, "failedJobsHistoryLimit", DEFAULT_HISTORY_LIMIT) or 0,
-        rollout_strategy=_choice(_string(spec.get("rolloutStrategy"), "spec.rolloutStrategy")
-                                 or _string(rollout.get("strategy"), "spec.rollout.strategy") or "default",
-                                 ROLLOUT_STRATEGIES, "spec.rollout.strategy"),
-        propagation_policy=_choice(_string(rollout.get("propagationPolicy"), "spec.rollout.propagationPolicy")
-                                   or "background", PROPAGATION_POLICIES, "spec.rollout.propagationPolicy"),
-        env_source_container=_string(spec.get("envSourceContainerName"), "spec.envSourceContainerName") or None,
-        min_replica_count=_int(spec, "minReplicaCount", None),
-        scaling=_scaling(mapping(spec.get("scalingStrategy"), "spec.scalingStrategy")),
+        successful_jobs_history_limit=problems.part(
+            lambda: _int(spec, "successfulJobsHistoryLimit", DEFAULT_HISTORY_LIMIT), None) or 0,
+        failed_jobs_history_limit=problems.part(
+            lambda: _int(spec, "failedJobsHistoryLimit", DEFAULT_HISTORY_LIMIT), None) or 0,
+        rollout_strategy=problems.part(lambda: _choice(
+            _string(spec.get("rolloutStrategy"), "spec.rolloutStrategy")
+            or _string(rollout.get("strategy"), "spec.rollout.strategy") or "default",
+            ROLLOUT_STRATEGIES, "spec.rollout.strategy"), "default"),
+        propagation_policy=problems.part(lambda: _choice(
+            _string(rollout.get("propagationPolicy"), "spec.rollout.propagationPolicy") or "background",
+            PROPAGATION_POLICIES, "spec.rollout.propagationPolicy"), "background"),
+        env_source_container=problems.part(
+            lambda: _string(spec.get("envSourceContainerName"), "spec.envSourceContainerName"), "") or None,
+        min_replica_count=problems.part(lambda: _int(spec, "minReplicaCount", None), None),
+        scaling=problems.part(lambda: _scaling(mapping(spec.get("scalingStrategy"), "spec.scalingStrategy")),
+                              ScalingStrategy()),
     )
+    problems.raise_any()
+    return job
 
 
 def _job_triggers(raw: Any, legacy: bool) -> tuple[TriggerSpec, ...]:

@@ -37,6 +37,7 @@ log = logging.getLogger("eventscale.kube")
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply; JSON is YAML
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 Object = dict[str, Any]
 
@@ -63,14 +64,16 @@ def pod_namespace(default: str) -> str:
         return default
 
 
-def load_configuration(kubeconfig: Path | None) -> k8s_client.Configuration:
-    """Client settings from `kubeconfig`, else in-cluster, else $KUBECONFIG / ~/.kube/config."""
+def load_configuration(kubeconfig: Path | None, context: str | None = None) -> k8s_client.Configuration:
+    """Client settings from `kubeconfig`, else in-cluster, else $KUBECONFIG / ~/.kube/config; `context`
+    names a kubeconfig context other than the current one."""
     configuration = k8s_client.Configuration()
-    if kubeconfig is None and in_cluster():
+    if kubeconfig is None and context is None and in_cluster():
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(kubeconfig) if kubeconfig else None, client_configuration=configuration)
+            config_file=str(kubeconfig) if kubeconfig else None, context=context,
+            client_configuration=configuration)
     return configuration
 
 
@@ -92,7 +95,8 @@ def _status_error(response: httpx.Response) -> ApiStatusError:
 
 
 class KubeApi:
-    """GET, POST, PUT, merge-PATCH and watch against kube-apiserver, with the loaded credentials."""
+    """GET, POST, PUT, merge-PATCH, server-side apply, DELETE and watch against kube-apiserver, with the
+    loaded credentials."""
 
     def __init__(self, configuration: k8s_client.Configuration, *, timeout: float = 30.0) -> None:
         self._configuration = configuration
@@ -105,8 +109,8 @@ class KubeApi:
         )
 
     @classmethod
-    def connect(cls, kubeconfig: Path | None = None) -> KubeApi:
-        return cls(load_configuration(kubeconfig))
+    def connect(cls, kubeconfig: Path | None = None, context: str | None = None) -> KubeApi:
+        return cls(load_configuration(kubeconfig, context))
 
     def _headers(self) -> dict[str, str]:
         token = self._configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
@@ -138,6 +142,15 @@ class KubeApi:
 
     async def merge_patch(self, path: str, body: Object) -> Object:
         return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    async def apply(self, path: str, body: Object, field_manager: str) -> Object:
+        """Server-side apply of `body` at `path` (the object's own path), taking over fields that
+        another manager set (`force`), as `kubectl apply --server-side --force-conflicts` does."""
+        return await self.request("PATCH", path, params={"fieldManager": field_manager, "force": "true"},
+                                  body=body, content_type=APPLY_PATCH)
+
+    async def delete(self, path: str) -> Object:
+        return await self.request("DELETE", path)
 
     async def watch(self, path: str, params: Mapping[str, str], timeout: float) -> AsyncIterator[Object]:
         """The events of one watch request, until the server ends it (after `timeoutSeconds`)."""

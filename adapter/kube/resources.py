@@ -7,7 +7,7 @@ own in `adapter.keda.names`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,13 @@ class Resource:
     def path(self) -> str:
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
         return f"{base}/namespaces/{self.namespace}/{self.plural}" if self.namespace else f"{base}/{self.plural}"
+
+    def within(self, namespace: str) -> Resource:
+        """This resource in one namespace (cluster-scoped resources stay as they are)."""
+        return replace(self, namespace=namespace) if self.namespaced else self
+
+    def object_path(self, name: str, namespace: str = "") -> str:
+        return f"{self.within(namespace).path}/{name}"
 
     def __str__(self) -> str:
         name = f"{self.plural}.{self.group}" if self.group else self.plural

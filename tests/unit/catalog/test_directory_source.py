@@ -75,7 +75,7 @@ spec:
     (SCALED_OBJECT.replace("kind: ScaledObject", "kind: ScaledObjekt"), "ScaledObjekt shop/orders",
      "kind ScaledObjekt of keda.sh/v1alpha1 is not served"),
     (SCALED_OBJECT.replace("kind: ScaledObject", "kind: ScaledJob"), "ScaledJob shop/orders",
-     "unknown fields: spec.scaleTargetRef"),
+     "unknown fields: spec.scaleTargetRef; spec.jobTargetRef is required"),
     ("apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: creds}\n"
      "spec: {secretTargetRef: [{parameter: password, name: s, key: k, optional: true}], vault: {}}\n",
      "TriggerAuthentication default/creds", "unknown fields: spec.secretTargetRef[0].optional, spec.vault"),
