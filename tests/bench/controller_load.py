@@ -459,13 +459,18 @@ def _spread(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered):6.2f}s  p90 {p90:6.2f}s  max {ordered[-1]:6.2f}s"
 
 
+def latency_line(what: str, interval: int, samples: list[float]) -> str:
+    """One report line: a latency's spread at `interval`, and how many samples met interval + 0.5 s."""
+    bound = interval + 0.5
+    within = sum(1 for s in samples if s <= bound)
+    return (f"  {what}, pollingInterval {interval:2d}s, {len(samples):2d} pushes: {_spread(samples)}"
+            f"  within {bound:g}s: {within}/{len(samples)}")
+
+
 def print_report(results: dict[str, Any]) -> None:
     print("controller (real kube-apiserver and HPA controller, Redis; rate limit 50/s, burst 100)")
     for interval, samples in sorted(results["activation"].items()):
-        bound = interval + 0.5
-        within = sum(1 for s in samples if s <= bound)
-        print(f"  activation, pollingInterval {interval:2d}s, {len(samples):2d} pushes: {_spread(samples)}"
-              f"  within {bound:g}s: {within}/{len(samples)}")
+        print(latency_line("activation", interval, samples))
     p = results["propagation"]
     print(f"  propagation, {OBJECTS} ScaledObjects: created in {p['created_s']:.1f}s, every HPA made "
           f"{p['all_hpas_s']:.1f}s after the first create")

@@ -18,8 +18,6 @@ the controller logging its API calls and ScaledJob polls every second.
 
 from __future__ import annotations
 
-import math
-import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +32,7 @@ sys.path[:0] = [str(ROOT / "tests" / "cluster"), str(ROOT / "tests" / "e2e")]
 from controller_stack import Stack, controller_stats, stats_after  # noqa: E402
 from controlplane import ControlPlane, wait_for  # noqa: E402
 
-from tests.bench.controller_load import WatchLog, apply, fresh_namespace  # noqa: E402
+from tests.bench.controller_load import WatchLog, apply, fresh_namespace, latency_line  # noqa: E402
 from tests.harness.redis_servers import RedisServer, Traffic, clients  # noqa: E402
 
 LABEL = "scaledjob.keda.sh/name"
@@ -117,19 +115,10 @@ def run() -> dict[str, Any]:
             stack.stop()
 
 
-def _spread(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p90 = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
-    return f"p50 {statistics.median(ordered):6.2f}s  p90 {p90:6.2f}s  max {ordered[-1]:6.2f}s"
-
-
 def print_report(results: dict[str, Any]) -> None:
     print("ScaledJobs (real kube-apiserver and Job controller, Redis; one adapter + controller)")
     for interval, samples in sorted(results["latency"].items()):
-        bound = interval + 0.5
-        within = sum(1 for s in samples if s <= bound)
-        print(f"  message -> first Job, pollingInterval {interval:2d}s, {len(samples):2d} pushes: {_spread(samples)}"
-              f"  within {bound:g}s: {within}/{len(samples)}")
+        print(latency_line("message -> first Job", interval, samples))
     idle = results["idle"]
     n, polls = idle["objects"], max(1, idle["polls"])
     calls = sum(idle["calls"].values())
