@@ -151,12 +151,18 @@ def activation(cp: ControlPlane, redis: RedisServer, interval: int, rounds: int)
             redis.admin().delete(*(f"{ns}-{n}" for n in names))
 
 
-def activation_round(redis: RedisServer, ns: str, names: list[str], interval: int, log: WatchLog) -> list[float]:
+def pushes_across_a_poll(redis: RedisServer, ns: str, names: list[str], interval: int) -> dict[str, float]:
+    """One item pushed to each object's list, at every phase of the poll; when each was pushed."""
     admin, started, pushed = redis.admin(), time.time(), {}
-    for i, name in enumerate(names):  # one push at every phase of the poll
+    for i, name in enumerate(names):
         time.sleep(max(0.0, started + i * interval / len(names) - time.time()))
         admin.rpush(f"{ns}-{name}", 1)
         pushed[name] = time.time()
+    return pushed
+
+
+def activation_round(redis: RedisServer, ns: str, names: list[str], interval: int, log: WatchLog) -> list[float]:
+    admin, pushed = redis.admin(), pushes_across_a_poll(redis, ns, names, interval)
     scaled = {n: log.wait(n, pushed[n], lambda d: d.spec.replicas >= 1, interval + 15) for n in names}
     admin.delete(*(f"{ns}-{n}" for n in names))
     drained = time.time()

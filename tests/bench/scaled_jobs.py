@@ -32,7 +32,13 @@ sys.path[:0] = [str(ROOT / "tests" / "cluster"), str(ROOT / "tests" / "e2e")]
 from controller_stack import Stack, controller_stats, stats_after  # noqa: E402
 from controlplane import ControlPlane, wait_for  # noqa: E402
 
-from tests.bench.controller_load import WatchLog, apply, fresh_namespace, latency_line  # noqa: E402
+from tests.bench.controller_load import (  # noqa: E402
+    WatchLog,
+    apply,
+    fresh_namespace,
+    latency_line,
+    pushes_across_a_poll,
+)
 from tests.harness.redis_servers import RedisServer, Traffic, clients  # noqa: E402
 
 LABEL = "scaledjob.keda.sh/name"
@@ -76,11 +82,7 @@ def latency(cp: ControlPlane, redis: RedisServer, interval: int, rounds: int) ->
 
 
 def latency_round(redis: RedisServer, ns: str, names: list[str], interval: int, log: WatchLog) -> list[float]:
-    admin, started, pushed = redis.admin(), time.time(), {}
-    for i, name in enumerate(names):  # one push at every phase of the poll
-        time.sleep(max(0.0, started + i * interval / len(names) - time.time()))
-        admin.rpush(f"{ns}-{name}", 1)
-        pushed[name] = time.time()
+    pushed = pushes_across_a_poll(redis, ns, names, interval)
 
     def first_job(name: str) -> float:
         found: float = wait_for(lambda: log.first_where(pushed[name], lambda j: (j.metadata.labels or {}).get(
