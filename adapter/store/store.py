@@ -465,9 +465,12 @@ class MetricStore:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if self.clock() - entry.read_at > self.max_age_of(entry.trigger) or entry.status == 503:
+        if self._stale(entry):
             await asyncio.shield(self._server(entry.trigger).request(entry))
         return entry
+
+    def _stale(self, entry: MetricEntry) -> bool:
+        return self.clock() - entry.read_at > self.max_age_of(entry.trigger) or entry.status == 503
 
     def wake(self, keys: Iterable[MetricKey]) -> None:
         """Read these triggers now, batched per server, without waiting for the reads.
@@ -487,6 +490,8 @@ class MetricStore:
         entry = self._entries.get(key)
         if entry is None:
             return None
+        if not self._stale(entry):  # a cache hit: no read, so no deadline to arm
+            return self._served(entry)
         try:
             async with asyncio.timeout(self.timeout):
                 await self.read(key)
