@@ -78,7 +78,7 @@ class _RawParams:
     timeout: str | None = param("timeout", sources=METADATA_ONLY)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ServiceTarget:
     """`aggregateFromKubeServiceEndpoints`: the Service named by the URL, and how to call its endpoints."""
 
@@ -89,7 +89,7 @@ class ServiceTarget:
     path: str  # path and query of the URL, kept for every endpoint
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MetricsApiConfig:
     server: HttpServer
     url: str
@@ -282,7 +282,7 @@ def aggregate(values: Sequence[float], aggregation: Aggregation) -> float:
 # -- the client ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fetched:
     """One GET's outcome, shared by every trigger that reads the URL."""
 

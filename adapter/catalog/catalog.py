@@ -78,7 +78,7 @@ class Catalog:
         self.cluster = ClusterObjects()
         self._resolver = Resolver(self._reads, registry, cluster_namespace, self.resolve_again, self.cluster)
         self._again: set[Key] = set()  # ScaledObjects to resolve again at the next loop turn
-        self._depends_on: dict[Key, set[Key]] = {}  # ScaledObject -> objects its resolution read
+        self._depends_on: dict[Key, tuple[Key, ...]] = {}  # ScaledObject -> objects its resolution read
         self._dependents: dict[Key, set[Key]] = {}  # object -> ScaledObjects that read it
         self._resolved: dict[tuple[str, str], ResolvedScaledObject] = {}
         self._jobs: dict[tuple[str, str], ResolvedScaledJob] = {}  # by object_key
@@ -235,7 +235,7 @@ class Catalog:
                 return resolve_scaled_job(self._resolver, parse_scaled_job(raw))
             return self._resolver.resolve(parse_scaled_object(raw))
         finally:
-            self._depends_on[key] = self._reads.read
+            self._depends_on[key] = tuple(self._reads.read)  # a tuple: a tenth of a set's memory
             for read in self._reads.read:
                 self._dependents.setdefault(read, set()).add(key)
 

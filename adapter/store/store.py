@@ -67,7 +67,7 @@ ObjectKey = tuple[str, str]  # the object_key of a ScaledObject or ScaledJob (ad
 Listener = Callable[[set[ObjectKey]], None]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class MetricEntry:
     trigger: ResolvedTrigger
     value: float | None = None
