@@ -11,8 +11,9 @@ makes `prepare` raise, and the client falls back to aiokafka's one-group request
 
 The answers of a poll are large (a thousand groups' offsets, every partition's end offset) and
 aiokafka's generic decoder reads them a field at a time; the OffsetFetch v8 and ListOffsets v1
-answers are read here with `struct` directly, and the ListOffsets request is written the same
-way, which is most of a poll's CPU.
+answers are read here with `struct` directly (OffsetFetch's partitions in columns, a topic's in
+one unpack), and the OffsetFetch v8 and ListOffsets requests are written the same way, which is
+most of a poll's CPU.
 """
 
 from __future__ import annotations
