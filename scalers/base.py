@@ -310,7 +310,7 @@ def metric_name(index: int, part: str) -> str:
     return f"s{index}-{normalize_metric_part(part)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     """A value with an activity the scaler decided itself (None: value > activation decides)."""
 
@@ -321,7 +321,7 @@ class Reading:
 ReadResult = float | Reading | ScalerError
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ResourceTarget:
     """A cpu or memory target the HPA computes itself (a Resource or ContainerResource metric).
 
@@ -335,7 +335,7 @@ class ResourceTarget:
     container: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MetricSpec:
     """What the HPA and the activation loop need to know of one trigger's metric."""
 

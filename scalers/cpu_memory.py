@@ -43,7 +43,7 @@ class _RawParams:
     container_name: str = param("containerName", default="", sources=METADATA_ONLY)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CpuMemoryConfig:
     target: ResourceTarget
 

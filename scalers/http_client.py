@@ -70,7 +70,7 @@ class _RawAuth:
     unsafe_ssl: bool = param("unsafeSsl", default=False, sources=METADATA_ONLY)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HttpAuth:
     """How to authenticate to one HTTP server; equal values share a client."""
 
@@ -199,7 +199,7 @@ def open_client(auth: HttpAuth, timeout: float, hooks: Sequence[RequestHook] = (
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HttpServer:
     """The server key of an HTTP scaler: the URL's origin, how to log in, how long to wait."""
 

@@ -38,7 +38,7 @@ class _RawParams:
     group_by_node: bool = param("groupByNode", default=False, sources=METADATA_ONLY)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class WorkloadConfig:
     namespace: str
     pod_selector: str

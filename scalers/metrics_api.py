@@ -77,7 +77,7 @@ class _RawParams:
     timeout: str | None = param("timeout", sources=METADATA_ONLY)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ServiceTarget:
     """`aggregateFromKubeServiceEndpoints`: the Service named by the URL, and how to call its endpoints."""
 
@@ -88,7 +88,7 @@ class ServiceTarget:
     path: str  # path and query of the URL, kept for every endpoint
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MetricsApiConfig:
     server: HttpServer
     url: str
@@ -281,7 +281,7 @@ def aggregate(values: Sequence[float], aggregation: Aggregation) -> float:
 # -- the client ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fetched:
     """One GET's outcome, shared by every trigger that reads the URL."""
 

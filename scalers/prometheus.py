@@ -74,7 +74,7 @@ class _RawParams:
     timeout: str | None = param("timeout", sources=METADATA_ONLY)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Query:
     """One request: equal queries of a poll are sent once."""
 
@@ -84,7 +84,7 @@ class Query:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PrometheusConfig:
     server: HttpServer
     request: Query

@@ -63,6 +63,35 @@ class _RecordingLookup:
         return self._catalog.get(kind, namespace, name)
 
 
+class _Readers:
+    """Object -> the ScaledObjects whose resolution read it. Most objects (a ScaledObject's own scale
+    target) are read by one: that one is kept as it is, a set only from the second on, which at
+    10,000 ScaledObjects is 2 MB less."""
+
+    def __init__(self) -> None:
+        self._by_object: dict[Key, Key | set[Key]] = {}
+
+    def of(self, read: Key) -> set[Key]:
+        found = self._by_object.get(read)
+        return set() if found is None else {found} if isinstance(found, tuple) else set(found)
+
+    def add(self, read: Key, reader: Key) -> None:
+        found = self._by_object.setdefault(read, reader)
+        if isinstance(found, set):
+            found.add(reader)
+        elif found != reader:
+            self._by_object[read] = {found, reader}
+
+    def discard(self, read: Key, reader: Key) -> None:
+        found = self._by_object.get(read)
+        if found == reader:
+            del self._by_object[read]
+        elif isinstance(found, set):
+            found.discard(reader)
+            if not found:
+                del self._by_object[read]
+
+
 @dataclass(frozen=True)
 class Problem:
     ref: ObjectRef
@@ -78,8 +107,8 @@ class Catalog:
         self.cluster = ClusterObjects()
         self._resolver = Resolver(self._reads, registry, cluster_namespace, self.resolve_again, self.cluster)
         self._again: set[Key] = set()  # ScaledObjects to resolve again at the next loop turn
-        self._depends_on: dict[Key, set[Key]] = {}  # ScaledObject -> objects its resolution read
-        self._dependents: dict[Key, set[Key]] = {}  # object -> ScaledObjects that read it
+        self._depends_on: dict[Key, tuple[Key, ...]] = {}  # ScaledObject -> objects its resolution read
+        self._dependents = _Readers()  # object -> ScaledObjects that read it
         self._resolved: dict[tuple[str, str], ResolvedScaledObject] = {}
         self._jobs: dict[tuple[str, str], ResolvedScaledJob] = {}  # by object_key
         self._routes: dict[tuple[str, str, str], ResolvedScaledObject] = {}
@@ -165,7 +194,7 @@ class Catalog:
             del self._objects[key]
             found.append(Problem(ObjectRef(*key), f"defined more than once: {', '.join(sources)}", sources[-1]))
         self._resolved, self._routes, self._jobs = {}, {}, {}
-        self._depends_on, self._dependents = {}, {}
+        self._depends_on, self._dependents = {}, _Readers()
         self._problems = {}
         self._log_new_problems({p.ref: p for p in found})
         self._problems = {p.ref: p for p in found}
@@ -189,7 +218,7 @@ class Catalog:
                 affected += [(r.kind, r.namespace, r.name) for r in self._problems
                              if r.kind == SCALED_OBJECT and r.namespace == namespace]
         else:
-            affected = sorted(self._dependents.get(key, ()))
+            affected = sorted(self._dependents.of(key))
         self._update(affected)
 
     def resolve_again(self, namespace: str, owner: str) -> None:
@@ -221,11 +250,7 @@ class Catalog:
         self._jobs.pop(object_key(*key), None)
         self._problems.pop(ObjectRef(*key), None)
         for read in self._depends_on.pop(key, ()):
-            dependents = self._dependents.get(read)
-            if dependents is not None:
-                dependents.discard(key)
-                if not dependents:
-                    del self._dependents[read]
+            self._dependents.discard(read, key)
 
     def _resolve(self, key: Key, raw: RawObject) -> ResolvedScaledObject | ResolvedScaledJob:
         """Parse and resolve the object at `key`, noting what it read as what it depends on."""
@@ -235,9 +260,9 @@ class Catalog:
                 return resolve_scaled_job(self._resolver, parse_scaled_job(raw))
             return self._resolver.resolve(parse_scaled_object(raw))
         finally:
-            self._depends_on[key] = self._reads.read
+            self._depends_on[key] = tuple(self._reads.read)  # a tuple: a tenth of a set's memory
             for read in self._reads.read:
-                self._dependents.setdefault(read, set()).add(key)
+                self._dependents.add(read, key)
 
     def _add(self, key: tuple[str, str, str]) -> None:
         raw = self._objects.get(key)

@@ -51,7 +51,7 @@ class ResolveError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedTrigger:
     """A trigger ready to be polled (or, with `error`, the reason it cannot be)."""
 
@@ -66,15 +66,18 @@ class ResolvedTrigger:
     error: str | None = None
     fallback: Fallback | None = None  # the ScaledObject's, applied per metric by the store
     kind: str = SCALED_OBJECT_KIND  # of the object the trigger belongs to: ScaledObject or ScaledJob
+    # (namespace, owner, metric name in lower case): made once, as the store and catalog keep it per trigger
+    key: MetricKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lower = self.metric_name.lower()
+        lower = self.metric_name if lower == self.metric_name else lower  # one string, not two equal ones
+        object.__setattr__(self, "key", (self.namespace, self.owner_key[1], lower))
 
     @property
     def owner_key(self) -> Key:
         """The key of the object the trigger belongs to (`adapter.keda.activity.object_key`)."""
         return object_key(self.kind, self.namespace, self.scaled_object)
-
-    @property
-    def key(self) -> MetricKey:
-        return self.namespace, self.owner_key[1], self.metric_name.lower()
 
     @property
     def served(self) -> bool:
@@ -94,7 +97,7 @@ class ResolvedTrigger:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedScaledObject:
     so: ScaledObject
     triggers: tuple[ResolvedTrigger, ...]

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
 from adapter.keda.formula import Formula, FormulaError, compile_formula
@@ -42,6 +43,9 @@ COMPOSITE_METRIC = "composite-metric"  # the one metric of a ScaledObject with s
 
 MetricType = Literal["AverageValue", "Value", "Utilization"]  # Utilization: cpu and memory only
 RESOURCE_TRIGGERS = frozenset({"cpu", "memory"})  # measured by the HPA itself, never polled
+
+
+NO_STRINGS: Mapping[str, str] = MappingProxyType({})
 
 
 class InvalidObject(ValueError):
@@ -209,12 +213,13 @@ def _int(spec: Mapping[str, Any], key: str, default: int | None, minimum: int | 
     return value
 
 
-def _strings(value: Any, where: str) -> dict[str, str]:
+def _strings(value: Any, where: str) -> Mapping[str, str]:
+    """A map of strings; the empty ones (most labels and annotations) are one shared read-only map."""
     result: dict[str, str] = {}
     for key, item in mapping(value, where).items():
         name = _string(key, f"a key of {where}")
         result[name] = _string(item, f"{where}.{name}")
-    return result
+    return result or NO_STRINGS
 
 
 def _meta(obj: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:

@@ -25,6 +25,7 @@ from typing import Any
 from adapter.keda.names import JOB_EXCLUDED_LABELS, KEDA_GROUP, LEGACY_GROUP
 from adapter.keda.objects import (
     _EMPTY,
+    NO_STRINGS,
     InvalidObject,
     ObjectRef,
     Problems,
@@ -150,9 +151,8 @@ def parse_scaled_job(obj: Mapping[str, Any]) -> ScaledJob:
         generation=problems.part(lambda: _generation(meta), 0),
         creation_timestamp=problems.part(lambda: _string(meta.get("creationTimestamp"),
                                                          "metadata.creationTimestamp"), ""),
-        labels=problems.part(lambda: _strings(meta.get("labels"), "metadata.labels"), dict[str, str]()),
-        annotations=problems.part(lambda: _strings(meta.get("annotations"), "metadata.annotations"),
-                                   dict[str, str]()),
+        labels=problems.part(lambda: _strings(meta.get("labels"), "metadata.labels"), NO_STRINGS),
+        annotations=problems.part(lambda: _strings(meta.get("annotations"), "metadata.annotations"), NO_STRINGS),
         polling_interval=problems.part(lambda: _int(spec, "pollingInterval", 30, minimum=1), None) or 30,
         max_replica_count=problems.part(lambda: _int(spec, "maxReplicaCount", None, minimum=1 if not legacy else 0),
                                         None),

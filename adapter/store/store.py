@@ -73,7 +73,7 @@ Listener = Callable[[set[ObjectKey]], None]
 NATIVE_FLOOR = 0.001  # 1m, the least positive quantity: the HPA computes 1 replica from it
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class MetricEntry:
     trigger: ResolvedTrigger
     value: float | None = None

@@ -72,7 +72,7 @@ class _RawParams:
     password: str | None = param("password", sources=AUTH_ONLY, secret=True)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class KafkaCluster:
     """Where a config connects and how it logs in: the server key. `str()` names it without secrets."""
 
@@ -92,7 +92,7 @@ class KafkaCluster:
         return "SSL" if self.tls else "PLAINTEXT"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class KafkaConfig:
     cluster: KafkaCluster
     consumer_group: str

@@ -11,12 +11,14 @@ makes `prepare` raise, and the client falls back to aiokafka's one-group request
 
 The answers of a poll are large (a thousand groups' offsets, every partition's end offset) and
 aiokafka's generic decoder reads them a field at a time; the OffsetFetch v8 and ListOffsets v1
-answers are read here with `struct` directly, and the ListOffsets request is written the same
-way, which is most of a poll's CPU.
+answers are read here with `struct` directly (OffsetFetch's partitions in columns, a topic's in
+one unpack), and the OffsetFetch v8 and ListOffsets requests are written the same way, which is
+most of a poll's CPU.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from io import BytesIO
@@ -39,13 +41,15 @@ from aiokafka.protocol.types import (
 
 GROUP_COORDINATOR = 0  # FindCoordinator key type of consumer groups
 
+TopicColumns = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]  # partitions, committed offsets, error codes
+GroupColumns = tuple[str, list[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]], int]
+
 
 class _Reader:
     """Kafka's wire types read from a buffer with `struct`, for the two large answers."""
 
     INT16, INT32, INT64 = struct.Struct(">h"), struct.Struct(">i"), struct.Struct(">q")
     PARTITION_V8 = struct.Struct(">iqi")  # partition, committed offset, leader epoch
-    PARTITION_V8_PLAIN = struct.Struct(">iqiBhB")  # ... then a metadata of 0 or 1 length byte, error, no tags
     PARTITION_LIST_V1 = struct.Struct(">ihqq")  # partition, error, timestamp, offset
 
     def __init__(self, data: BytesIO | bytes) -> None:
@@ -87,10 +91,52 @@ class _Reader:
         self.at += length
         return text
 
+    def plain_partitions_v8(self, count: int) -> TopicColumns | None:
+        """`count` OffsetFetch v8 partitions in one unpack when none has metadata or tagged fields (the
+        usual answer: every one is then PARTITION_V8_PLAIN), as columns; None, having read nothing,
+        when one has."""
+        shape = _plain_partitions_v8(count)
+        if self.at + shape.size > len(self.buffer):
+            return None
+        flat = shape.unpack_from(self.buffer, self.at)
+        if max(flat[3::6], default=0) > 1 or any(flat[5::6]):
+            return None
+        self.at += shape.size
+        return flat[0::6], flat[1::6], flat[4::6]
+
+    def partitions_v8(self, count: int) -> TopicColumns:
+        """`count` OffsetFetch v8 partitions one at a time (some have metadata or tagged fields)."""
+        indexes, offsets, errors = [], [], []
+        for _ in range(count):
+            index, offset, _epoch = self.fixed(self.PARTITION_V8)
+            self.compact_string()  # metadata
+            indexes.append(index)
+            offsets.append(offset)
+            errors.append(self.int16())
+            self.skip_tags()
+        return tuple(indexes), tuple(offsets), tuple(errors)
+
     def skip_tags(self) -> None:
         for _ in range(self.uvarint()):
             self.uvarint()
             self.at += self.uvarint()
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_partitions_v8(count: int) -> struct.Struct:
+    """`count` partitions of PARTITION_V8 with a metadata of 0 or 1 length byte (null or empty),
+    the error code and no tagged fields."""
+    return struct.Struct(">" + "iqiBhB" * count)
+
+
+def _uvarint(value: int) -> bytes:
+    """Kafka's unsigned varint (lengths of compact strings and arrays, plus one)."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 class OffsetFetchResponse_v8(Response):  # type: ignore[misc]  # aiokafka is untyped
@@ -120,34 +166,24 @@ class OffsetFetchResponse_v8(Response):  # type: ignore[misc]  # aiokafka is unt
 
     @classmethod
     def decode(cls, data: BytesIO | bytes) -> OffsetFetchResponse_v8:
-        """The same fields as SCHEMA, read with `struct`: (group, [(topic, [(partition, offset, epoch,
-        metadata, error, {})], {})], error, {}) per group."""
+        """SCHEMA's answer, read with `struct`, keeping what a lag needs and in columns, so that a
+        thousand groups' partitions are not a tuple each: groups are (group, [(topic, partitions,
+        committed offsets, error codes)], error code)."""
         read = _Reader(data)
         throttle = read.int32()
-        groups: list[Any] = []
+        groups: list[GroupColumns] = []
         for _ in range(read.uvarint() - 1):
-            group = read.compact_string()
-            topics: list[Any] = []
+            group = read.compact_string() or ""
+            topics: list[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
             for _ in range(max(read.uvarint() - 1, 0)):
-                name = read.compact_string()
-                partitions: list[Any] = []
-                fast, buffer = read.PARTITION_V8_PLAIN, read.buffer
-                for _ in range(max(read.uvarint() - 1, 0)):
-                    index, offset, epoch, metadata_length, error, tags = fast.unpack_from(buffer, read.at)
-                    if metadata_length <= 1 and tags == 0:  # no metadata and no tagged fields: the usual case
-                        read.at += fast.size
-                        partitions.append((index, offset, epoch, "" if metadata_length else None, error, {}))
-                        continue
-                    index, offset, epoch = read.fixed(read.PARTITION_V8)
-                    metadata = read.compact_string()
-                    error = read.int16()
-                    read.skip_tags()
-                    partitions.append((index, offset, epoch, metadata, error, {}))
+                name = read.compact_string() or ""
+                count = max(read.uvarint() - 1, 0)
+                columns = read.plain_partitions_v8(count) or read.partitions_v8(count)
                 read.skip_tags()
-                topics.append((name, partitions, {}))
+                topics.append((name, *columns))
             error = read.int16()
             read.skip_tags()
-            groups.append((group, topics, error, {}))
+            groups.append((group, topics, error))
         read.skip_tags()
         return cls(throttle, groups, {})
 
@@ -170,6 +206,26 @@ class OffsetFetchRequest_v8(RequestStruct):  # type: ignore[misc]  # aiokafka is
         ("require_stable", Boolean),
         ("tags", TaggedFields),
     )
+
+    def encode(self) -> bytes:
+        """SCHEMA's encoding, written directly: a poll names a thousand groups. Topics are given as
+        None (every topic) or a list of (name, partitions, {}); no tagged fields are written."""
+        parts = [_uvarint(len(self.groups) + 1)]
+        for group_id, topics, _tags in self.groups:
+            name = group_id.encode()
+            parts += (_uvarint(len(name) + 1), name)
+            if topics is None:
+                parts.append(b"\x00")
+            else:
+                parts.append(_uvarint(len(topics) + 1))
+                for topic, partitions, _topic_tags in topics:
+                    encoded = topic.encode()
+                    parts += (_uvarint(len(encoded) + 1), encoded, _uvarint(len(partitions) + 1))
+                    parts.extend(struct.pack(">i", p) for p in partitions)
+                    parts.append(b"\x00")
+            parts.append(b"\x00")
+        parts.append(b"\x01\x00" if self.require_stable else b"\x00\x00")
+        return b"".join(parts)
 
 
 class GroupsOffsetFetchRequest(Request[OffsetFetchRequest_v8]):  # type: ignore[misc]  # aiokafka is untyped

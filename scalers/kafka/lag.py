@@ -23,6 +23,7 @@ from scalers.kafka.kafka_config import KafkaConfig
 INVALID_OFFSET = -1
 
 Partition = tuple[str, int]  # topic, partition
+_NONE_COMMITTED: Mapping[int, int] = {}
 
 
 def partition_lag(config: KafkaConfig, partition: Partition, committed: int, end: int | None,
@@ -50,13 +51,15 @@ def partition_lag(config: KafkaConfig, partition: Partition, committed: int, end
     return lag, lag
 
 
-def total_lag(config: KafkaConfig, partitions: Sequence[Partition], committed: Mapping[Partition, int],
+def total_lag(config: KafkaConfig, partitions: Sequence[Partition], committed: Mapping[str, Mapping[int, int]],
               ends: Mapping[Partition, int], previous: MutableMapping[Partition, int]) -> tuple[int, int]:
-    """(the value served, the lag activity is decided on) over `partitions`."""
+    """(the value served, the lag activity is decided on) over `partitions`; `committed` is by topic,
+    then partition."""
     total = total_with_persistent = with_lag = 0
     plain = not config.exclude_persistent_lag
     for partition in partitions:
-        offset, end = committed.get(partition, INVALID_OFFSET), ends.get(partition)
+        offset = committed.get(partition[0], _NONE_COMMITTED).get(partition[1], INVALID_OFFSET)
+        end = ends.get(partition)
         if plain and offset != INVALID_OFFSET and end is not None:  # the usual case, inline: a poll has thousands
             lag = lag_with_persistent = end - offset
         else:

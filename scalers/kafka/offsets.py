@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,9 +60,10 @@ RETRIABLE_COORDINATOR_ERRORS = {14, 15, 16}  # COORDINATOR_LOAD_IN_PROGRESS, _NO
 
 @dataclass
 class GroupOffsets:
-    """What a group has committed, by partition (missing: nothing committed), or why it is unknown."""
+    """What a group has committed, by topic then partition (missing: nothing committed), or why it is
+    unknown. By topic, so that a poll's ten thousand partitions are not a key tuple each."""
 
-    committed: dict[Partition, int] = field(default_factory=dict)
+    committed: dict[str, dict[int, int]] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -101,7 +102,8 @@ class KafkaClient(ScalerClient[KafkaConfig]):
         await self._metadata(client, topics)
         known: dict[tuple[str, tuple[int, ...] | None], list[Partition] | str] = {}
         wanted = [self._partitions(client, c, groups[c.consumer_group], known) for c in configs]
-        ends = await self._end_offsets(client, {p for found in wanted if isinstance(found, list) for p in found})
+        distinct = {id(found): found for found in wanted if isinstance(found, list)}  # a topic's configs share one
+        ends = await self._end_offsets(client, {p for found in distinct.values() for p in found})
         return [self._reading(c, groups[c.consumer_group], found, ends)
                 for c, found in zip(configs, wanted, strict=True)]
 
@@ -205,13 +207,13 @@ class KafkaClient(ScalerClient[KafkaConfig]):
         except (IncompatibleBrokerVersion, NotImplementedError):
             singles = await asyncio.gather(*(self._offset_fetch_one(client, node, g) for g in groups))
             return dict(zip(groups, singles, strict=True))
-        return {group_id: _group_offsets(group_id, _rows_v8(topics), code)
-                for group_id, topics, code, _ in response.groups}
+        return {group_id: _group_offsets(group_id, topics, code) for group_id, topics, code in response.groups}
 
     async def _offset_fetch_one(self, client: AIOKafkaClient, node: int, group: str) -> GroupOffsets | None:
         response = await self._send(client, node, OffsetFetchRequest(group, None))
-        rows = ((topic, p[0], p[1], p[3]) for topic, parts in response.topics for p in parts)
-        return _group_offsets(group, rows, getattr(response, "error_code", 0))
+        topics = [(topic, tuple(p[0] for p in parts), tuple(p[1] for p in parts), tuple(p[3] for p in parts))
+                  for topic, parts in response.topics]  # v3: (partition, offset, metadata, error)
+        return _group_offsets(group, topics, getattr(response, "error_code", 0))
 
     async def _find_coordinators(self, client: AIOKafkaClient, groups: list[str]) -> dict[str, int | str]:
         missing = [g for g in groups if g not in self._coordinators]
@@ -237,10 +239,10 @@ class KafkaClient(ScalerClient[KafkaConfig]):
     # -- topics, partitions and end offsets ----------------------------------------------------
 
     @staticmethod
-    def _topics(config: KafkaConfig, group: GroupOffsets) -> Iterable[str]:
+    def _topics(config: KafkaConfig, group: GroupOffsets) -> Sequence[str]:
         if config.topic:
             return (config.topic,)
-        return {topic for topic, _ in group.committed}
+        return sorted(group.committed)
 
     async def _metadata(self, client: AIOKafkaClient, topics: set[str]) -> None:
         """Metadata of every topic read so far, asked for again when a new one appears, when it is
@@ -261,11 +263,11 @@ class KafkaClient(ScalerClient[KafkaConfig]):
         `known` keeps each topic's answer for the rest of the read."""
         if group.error is not None:
             return group.error
-        topics = sorted(self._topics(config, group))
+        topics = self._topics(config, group)
         if not topics:
             return (f'consumer group "{config.consumer_group}" has no committed offsets and no topic is given: '
                     "nothing to measure")
-        found: list[Partition] = []
+        found: list[list[Partition]] = []
         for topic in topics:
             key = (topic, config.partition_limitation)
             if key not in known:
@@ -273,8 +275,8 @@ class KafkaClient(ScalerClient[KafkaConfig]):
             answer = known[key]
             if isinstance(answer, str):
                 return answer
-            found += answer
-        return found
+            found.append(answer)
+        return found[0] if len(found) == 1 else [p for partitions in found for p in partitions]  # one: shared
 
     def _topic_partitions(self, client: AIOKafkaClient, topic: str,
                           limitation: tuple[int, ...] | None) -> list[Partition] | str:
@@ -320,28 +322,24 @@ class KafkaClient(ScalerClient[KafkaConfig]):
             await client.close()
 
 
-def _group_offsets(group: str, rows: Iterable[tuple[str, int, int, int]], code: int) -> GroupOffsets | None:
-    """A group's answer from (topic, partition, offset, error code) rows: None when its coordinator
-    moved (the caller asks again), else the offsets or the error."""
+def _group_offsets(group: str, topics: Sequence[tuple[str, Sequence[int], Sequence[int], Sequence[int]]],
+                   code: int) -> GroupOffsets | None:
+    """A group's answer from its (topic, partitions, committed offsets, error codes): None when its
+    coordinator moved (the caller asks again), else the offsets or the error."""
     if code in RETRIABLE_COORDINATOR_ERRORS:
         return None
     if code:
         return GroupOffsets(error=f'consumer group "{group}": {_error_name(code)}')
-    committed: dict[Partition, int] = {}
-    for topic, partition, offset, error in rows:
+    committed: dict[str, dict[int, int]] = {}
+    for topic, partitions, offsets, errors in topics:
+        error = next((e for e in errors if e), 0) if any(errors) else 0
         if error in RETRIABLE_COORDINATOR_ERRORS:
             return None
         if error:
             return GroupOffsets(error=f'consumer group "{group}" topic "{topic}": {_error_name(error)}')
-        committed[(topic, partition)] = offset
+        if partitions:
+            committed.setdefault(topic, {}).update(zip(partitions, offsets, strict=True))
     return GroupOffsets(committed=committed)
-
-
-def _rows_v8(topics: Sequence[Any]) -> Iterable[tuple[str, int, int, int]]:
-    """(topic, partition, offset, error code) of an OffsetFetch v8 group's topics."""
-    for name, partitions, _tags in topics:
-        for index, offset, _epoch, _metadata, error, _partition_tags in partitions:
-            yield name, index, offset, error
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

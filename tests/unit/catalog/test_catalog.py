@@ -146,6 +146,22 @@ def test_apply_re_resolves_dependents_and_notifies() -> None:
     assert desired(catalog) == 6 and not catalog.problems and calls
 
 
+def test_a_secret_read_by_three_scaled_objects_re_resolves_the_ones_still_reading_it() -> None:
+    auth = obj("TriggerAuthentication", "a", spec={"secretTargetRef": [{"parameter": "desiredReplicas", "name": "s",
+                                                                        "key": "n"}]})
+    readers = [scaled_object(name, {"type": "cron", "metadata": CRON_META, "authenticationRef": {"name": "a"}},
+                             target={"name": name}) for name in ("one", "two", "three")]
+    catalog = load(*readers, auth, secret("s", n="2"))
+    catalog.apply(readers[1], deleted=True)
+    catalog.apply(secret("s", n="7"))
+    assert sorted(so.so.name for so in catalog.scaled_objects()) == ["one", "three"]
+    assert desired(catalog, "one") == desired(catalog, "three") == 7
+    catalog.apply(readers[0], deleted=True)
+    catalog.apply(readers[2], deleted=True)
+    catalog.apply(secret("s", n="8"))
+    assert list(catalog.scaled_objects()) == []
+
+
 def test_shipped_examples_resolve_without_problems() -> None:
     from pathlib import Path
 

@@ -63,7 +63,10 @@ PARTS = [("t", i) for i in range(4)]
 ])
 def test_total_lag(config: KafkaConfig, committed: dict[tuple[str, int], int], ends: dict[tuple[str, int], int],
                    expected: tuple[int, int]) -> None:
-    assert total_lag(config, PARTS, committed, ends, {}) == expected
+    by_topic: dict[str, dict[int, int]] = {}
+    for (topic, partition), offset in committed.items():
+        by_topic.setdefault(topic, {})[partition] = offset
+    assert total_lag(config, PARTS, by_topic, ends, {}) == expected
 
 
 @pytest.mark.parametrize("n, expected", [
