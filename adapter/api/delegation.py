@@ -3,8 +3,9 @@
 Only one server can own `v1beta1.external.metrics.k8s.io`. With `serve --delegate-to URL`
 (repeatable) a metric GET that we would answer 404 (no such ScaledObject or metric here) or 400
 (a selector that names no ScaledObject: another adapter's metric) is forwarded to the delegates
-in order, as kube-apiserver's aggregation layer forwards it to us: the same path and query, our
-client certificate (one the delegate trusts as a front proxy) and the caller's identity in
+in order, as kube-apiserver's aggregation layer forwards it to us: the same path and query, a
+client certificate the delegate trusts as a front proxy (each delegate may have its own, and its
+own CA bundle: `--delegate-to URL,ca=FILE,cert=FILE,key=FILE`) and the caller's identity in
 `X-Remote-User`, `X-Remote-Group` and `X-Remote-Extra-*`. The first delegate whose answer is not
 404 is the answer, status and body unchanged; when every delegate says 404 the caller gets ours.
 
@@ -40,21 +41,72 @@ class AnswerTooLarge(Exception):
 
 
 @dataclass(frozen=True)
-class DelegateConfig:
-    """Where the delegates are and how we prove ourselves to them (one set of credentials for all)."""
+class Credentials:
+    """How we check a delegate's serving certificate, and the client certificate we present to it."""
 
-    urls: tuple[str, ...]
     ca_file: Path | None = None  # None: the system's trust store
     client_cert: Path | None = None
     client_key: Path | None = None
-    timeout: float = 2.0
-    open_for: float = 10.0
 
     def __post_init__(self) -> None:
-        for url in self.urls:
-            parts = urlsplit(url)
-            if parts.scheme != "https" or not parts.hostname or parts.path.strip("/") or parts.query:
-                raise ValueError(f"--delegate-to {url!r}: expected https://host:port")
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("a client certificate needs its key, and a key its certificate")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.client_cert is not None:
+            context.load_cert_chain(self.client_cert, self.client_key)
+        return context
+
+
+@dataclass(frozen=True)
+class Delegate:
+    """One adapter behind ours."""
+
+    url: str
+    credentials: Credentials = Credentials()
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme != "https" or not parts.hostname or parts.path.strip("/") or parts.query:
+            raise ValueError(f"--delegate-to {self.url!r}: expected https://host:port")
+
+
+_FILE_OPTIONS = ("ca", "cert", "key")
+
+
+def parse_delegate(value: str, defaults: Credentials) -> Delegate:
+    """A `--delegate-to` value, `URL[,ca=FILE][,cert=FILE,key=FILE]`: the files of that delegate
+    alone; what it does not name comes from `defaults` (--delegate-ca-file and the others). A
+    delegate naming its own cert= and key= never presents the default client certificate."""
+    url, *options = (part.strip() for part in value.split(","))
+    files: dict[str, Path] = {}
+    for option in options:
+        name, equals, file = option.partition("=")
+        if not equals or name not in _FILE_OPTIONS or not file:
+            raise ValueError(f"--delegate-to {url}: {option!r} is not one of ca=FILE, cert=FILE, key=FILE")
+        if name in files:
+            raise ValueError(f"--delegate-to {url}: {name}= is given twice")
+        files[name] = Path(file)
+    own_pair = "cert" in files or "key" in files
+    try:
+        credentials = Credentials(
+            ca_file=files.get("ca", defaults.ca_file),
+            client_cert=files.get("cert") if own_pair else defaults.client_cert,
+            client_key=files.get("key") if own_pair else defaults.client_key,
+        )
+    except ValueError as exc:
+        raise ValueError(f"--delegate-to {url}: {exc}") from None
+    return Delegate(url, credentials)
+
+
+@dataclass(frozen=True)
+class DelegateConfig:
+    """The delegates, in the order they are asked, and the deadline and breaker they share."""
+
+    delegates: tuple[Delegate, ...]
+    timeout: float = 2.0
+    open_for: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +115,9 @@ class Answer:
     body: bytes
 
 
-class _Delegate:
+class _Forwarder:
+    """One delegate's pooled client and breaker."""
+
     def __init__(self, url: str, context: ssl.SSLContext, timeout: float, open_for: float) -> None:
         self.url = url.rstrip("/")
         self.context = context
@@ -109,10 +163,8 @@ class Delegates:
     per-request cost here, which matters on a path that adds a hop) and a breaker."""
 
     def __init__(self, config: DelegateConfig) -> None:
-        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-        if config.client_cert is not None:
-            context.load_cert_chain(config.client_cert, config.client_key)
-        self._delegates = [_Delegate(url, context, config.timeout, config.open_for) for url in config.urls]
+        self._delegates = [_Forwarder(delegate.url, delegate.credentials.ssl_context(), config.timeout, config.open_for)
+                           for delegate in config.delegates]
 
     async def forward(self, path: str, query_string: bytes, user: UserInfo) -> Answer | None:
         """The first answer that is not a 404; a 503 naming the delegates that failed; or None
