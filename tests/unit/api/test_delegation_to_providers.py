@@ -174,8 +174,25 @@ def test_a_delegate_that_is_down_is_a_quick_503_naming_it(start: Any, pki: Path)
 
 
 def test_identity_headers() -> None:
-    assert identity_headers(UserInfo("system:serviceaccount:a:b", groups=("g",), extra={"k": ("v",)})) == [
-        ("X-Remote-User", "system:serviceaccount:a:b"), ("X-Remote-Group", "g"), ("X-Remote-Extra-k", "v")]
+    assert identity_headers(UserInfo("system:serviceaccount:a:b", groups=("g",), extra={"k": ("v",)})) == (
+        b"X-Remote-User: system:serviceaccount:a:b\r\nX-Remote-Group: g\r\nX-Remote-Extra-k: v\r\n")
+
+
+@pytest.mark.parametrize("user", [UserInfo("alice\r\nX-Remote-Group: system:masters"), UserInfo("a", groups=("g\n",)),
+                                  UserInfo("a", extra={"k": ("v\0",)})])
+def test_an_identity_that_would_break_out_of_its_header_is_not_forwarded(start: Any, pki: Path,
+                                                                         user: UserInfo) -> None:
+    provider = start({})
+    delegates = Delegates(config(pki, provider.url))
+
+    async def run() -> Any:
+        try:
+            return await delegates.forward(PATH, b"", user)
+        finally:
+            await delegates.aclose()
+
+    answer = asyncio.run(run())
+    assert answer.status == 400 and provider.seen == []
 
 
 def test_a_delegate_that_never_answers_costs_its_timeout_once(pki: Path) -> None:
@@ -205,7 +222,8 @@ DEFAULTS = Credentials(Path("/d/ca.crt"), Path("/d/client.crt"), Path("/d/client
 
 @pytest.mark.parametrize("value, expected", [
     ("https://a:443", Delegate("https://a:443", DEFAULTS)),
-    ("https://a:443,ca=/a/ca.crt", Delegate("https://a:443", Credentials(Path("/a/ca.crt"), DEFAULTS.client_cert, DEFAULTS.client_key))),
+    ("https://a:443,ca=/a/ca.crt",
+     Delegate("https://a:443", Credentials(Path("/a/ca.crt"), DEFAULTS.client_cert, DEFAULTS.client_key))),
     ("https://a:443, cert=/a/c.crt, key=/a/c.key",
      Delegate("https://a:443", Credentials(DEFAULTS.ca_file, Path("/a/c.crt"), Path("/a/c.key")))),
     ("https://a:443,key=/a/c.key,ca=/a/ca.crt,cert=/a/c.crt",
