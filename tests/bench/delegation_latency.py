@@ -3,12 +3,16 @@
 Two standalone adapters: `theirs` serves a cron ScaledObject; `ours` serves nothing and has
 `--delegate-to` theirs. The same metric is read sequentially over one keep-alive connection,
 straight from theirs and through ours; the difference at p50 is what delegation adds
-(goal: < 1 ms).
+(goal: < 1 ms). `BENCH_DELEGATION_BASELINE=<git revision>` adds ours of that revision (as
+`BENCH_API_BASELINE` does for `bench api`), measured in the same interleaved rounds:
+
+    BENCH_DELEGATION_BASELINE=5a790b4 python -m tests.bench delegation
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -17,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from tests.bench.api import export
 from tests.harness.adapter_process import AdapterProcess
 
 PATH = ("/apis/external.metrics.k8s.io/v1beta1/namespaces/default/s0-cron-UTC-0011x-59233112x"
@@ -53,26 +58,40 @@ def run(count: int = 1000) -> dict[str, Any]:
                                 extra_args=("--internal-port", "0"))
         theirs.start()
         certs = theirs.cert_dir
-        ours = AdapterProcess(work / "ours", work / "our-certs", work / "ours.log", extra_args=(
-            "--internal-port", "0", "--delegate-to", theirs.base_url, "--delegate-ca-file", str(certs / "ca.crt"),
-            "--delegate-client-cert", str(certs / "front-proxy-client.crt"),
-            "--delegate-client-key", str(certs / "front-proxy-client.key")))
+        delegation = ("--internal-port", "0", "--delegate-to", theirs.base_url,
+                      "--delegate-ca-file", str(certs / "ca.crt"),
+                      "--delegate-client-cert", str(certs / "front-proxy-client.crt"),
+                      "--delegate-client-key", str(certs / "front-proxy-client.key"))
+        servers = {"direct": theirs,
+                   "delegated": AdapterProcess(work / "ours", work / "our-certs", work / "ours.log",
+                                               extra_args=delegation)}
+        if revision := os.environ.get("BENCH_DELEGATION_BASELINE"):
+            servers[f"delegated ({revision})"] = AdapterProcess(
+                work / "ours", work / "baseline-certs", work / "baseline.log", extra_args=delegation,
+                root=export(revision, work / "baseline"))
+        found: dict[str, list[float]] = {name: [] for name in servers}
         try:
-            ours.start()
-            with theirs.client() as direct, ours.client() as delegated:
-                direct_ms, delegated_ms = [], []
-                for _ in range(2):  # interleaved halves, so load changes hit both
-                    direct_ms += _latencies(direct, count // 2)
-                    delegated_ms += _latencies(delegated, count // 2)
+            for server in servers.values():
+                if server is not theirs:
+                    server.start()
+            clients = {name: server.client() for name, server in servers.items()}
+            for _ in range(2):  # interleaved halves, so load changes hit every server
+                for name, client in clients.items():
+                    found[name] += _latencies(client, count // 2)
+            for client in clients.values():
+                client.close()
         finally:
-            ours.stop()
-            theirs.stop()
-    return {"count": count, "direct": _summary(direct_ms), "delegated": _summary(delegated_ms)}
+            for server in servers.values():
+                server.stop()
+    return {"count": count, "servers": {name: _summary(values) for name, values in found.items()}}
 
 
 def print_report(summary: dict[str, Any]) -> None:
-    direct, delegated = summary["direct"], summary["delegated"]
+    servers = summary["servers"]
     print(f"delegation: {summary['count']} sequential GETs each, one keep-alive connection (ms)")
-    for name, figures in (("direct to the delegate", direct), ("through --delegate-to", delegated)):
-        print(f"  {name:24} p50 {figures['p50']:.2f}  p95 {figures['p95']:.2f}  max {figures['max']:.2f}")
-    print(f"  added at p50: {delegated['p50'] - direct['p50']:.2f} ms (goal < 1 ms)")
+    for name, figures in servers.items():
+        print(f"  {name:28} p50 {figures['p50']:.2f}  p95 {figures['p95']:.2f}  max {figures['max']:.2f}")
+    direct = servers["direct"]["p50"]
+    for name in servers:
+        if name != "direct":
+            print(f"  added at p50, {name}: {servers[name]['p50'] - direct:.2f} ms (goal < 1 ms)")

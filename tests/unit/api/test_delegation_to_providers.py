@@ -35,6 +35,7 @@ class Provider:
     answers: dict[str, tuple[int, dict[str, Any]]]
     seen: list[dict[str, Any]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    drop_idle: bool = False  # close each connection after its answer, without saying so
 
     @property
     def url(self) -> str:
@@ -44,6 +45,8 @@ class Provider:
 
 def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as adapters serve
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -52,7 +55,8 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
             provider.seen.append({"path": self.path, "user": self.headers.get("X-Remote-User"),
                                   "groups": self.headers.get_all("X-Remote-Group") or [],
                                   "extra": self.headers.get_all("X-Remote-Extra-scopes.example%2Fx%20y") or [],
-                                  "peer": dict(pair[0] for pair in peer.get("subject", ())).get("commonName")})
+                                  "peer": dict(pair[0] for pair in peer.get("subject", ())).get("commonName"),
+                                  "port": self.client_address[1]})
             status, body = provider.answers.get(self.path, (404, {"kind": "Status", "code": 404}))
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -60,6 +64,7 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            self.close_connection = provider.drop_idle
 
     return Handler
 
@@ -129,7 +134,7 @@ def test_first_answer_that_is_not_404_is_returned_unchanged(start: Any, pki: Pat
     assert (answer.status, json.loads(answer.body)) == (403, {"kind": "Status", "code": 403, "message": "no, alice"})
     assert [len(p.seen) for p in (first, second, third)] == [1, 1, 0]  # in order, stopping at the answer
     assert second.seen[0] == {"path": target, "user": "alice", "groups": ["devs", "system:authenticated"],
-                              "extra": ["a", "b"], "peer": "front-proxy-client"}
+                              "extra": ["a", "b"], "peer": "front-proxy-client", "port": second.seen[0]["port"]}
 
 
 def test_a_long_answer_arrives_whole_and_one_past_the_bound_is_refused(start: Any, pki: Path) -> None:
@@ -141,6 +146,30 @@ def test_a_long_answer_arrives_whole_and_one_past_the_bound_is_refused(start: An
     too_long = {"kind": "ExternalMetricValueList", "items": items * 3}  # over MAX_ANSWER (4 MiB)
     refused = forward(Delegates(config(pki, start({target: (200, too_long)}).url)))
     assert refused.status == 503 and "answer over" in json.loads(refused.body)["message"]
+
+
+@pytest.mark.parametrize("drop_idle, connections", [(False, 1), (True, 3)])
+def test_connections_are_kept_alive_and_one_the_delegate_closed_is_passed_over(
+        start: Any, pki: Path, drop_idle: bool, connections: int) -> None:
+    target = PATH + "?labelSelector=app%3Dqueue"
+    provider = start({target: (200, {"kind": "ExternalMetricValueList", "items": []})})
+    provider.drop_idle = drop_idle
+    delegates = Delegates(config(pki, provider.url))
+
+    async def three() -> list[int]:
+        try:
+            statuses = []
+            for _ in range(3):
+                answer = await delegates.forward(PATH, b"labelSelector=app%3Dqueue", USER)
+                assert answer is not None
+                statuses.append(answer.status)
+                await asyncio.sleep(0.05)  # the delegate's close arrives while the connection is idle
+            return statuses
+        finally:
+            await delegates.aclose()
+
+    assert asyncio.run(three()) == [200, 200, 200]
+    assert len({seen["port"] for seen in provider.seen}) == connections
 
 
 def test_every_delegate_404_leaves_the_answer_to_us(start: Any, pki: Path) -> None:
