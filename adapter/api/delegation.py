@@ -36,6 +36,7 @@ from adapter.net import no_delay
 log = logging.getLogger("eventscale.delegation")
 
 MAX_ANSWER = 4 << 20  # bytes: a metric value list is small; a delegate sending more is broken
+MAX_IDLE = 16  # idle connections kept per delegate; more, left by a burst, are closed
 
 
 class AnswerTooLarge(Exception):
@@ -123,7 +124,7 @@ class BadIdentity(Exception):
 
 class _Connection(asyncio.Protocol):
     """One keep-alive HTTPS connection to a delegate, one request at a time, its answer parsed
-    with httptools (aiohttp's client cost four times as much per request on this path)."""
+    with httptools: a third less added latency than aiohttp's client (`bench delegation`)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -225,7 +226,9 @@ class _Forwarder:
                 raise
 
     def _keep(self, connection: _Connection, answer: Answer) -> Answer:
-        if not connection.lost:
+        if len(self.idle) >= MAX_IDLE:
+            connection.close()
+        elif not connection.lost:
             self.idle.append(connection)
         return answer
 
