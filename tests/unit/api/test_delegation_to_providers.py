@@ -300,3 +300,14 @@ def test_a_delegate_given_the_default_credentials_of_another_ca_fails_tls(start:
     other = start({}, new_pki(tmp_path / "other"))
     answer = forward(Delegates(DelegateConfig((parse_delegate(other.url, credentials(pki)),), timeout=1)))
     assert answer.status == 503 and f"{other.url} (TLS failed)" in json.loads(answer.body)["message"]
+
+
+def test_a_delegate_refusing_our_client_certificate_is_a_503_naming_it(start: Any, pki: Path,
+                                                                       tmp_path: Path) -> None:
+    other_pki = new_pki(tmp_path / "other")  # trusts only client certificates of its own CA
+    other = start({}, other_pki)
+    ours = Credentials(other_pki / "ca.crt", pki / "client.crt", pki / "client.key")
+    answer = forward(Delegates(DelegateConfig((Delegate(other.url, ours),), timeout=1)))
+    message = json.loads(answer.body)["message"]
+    assert answer.status == 503 and other.url in message and other.seen == []
+    assert "(TLS failed)" in message or "(connection failed)" in message, message
