@@ -31,7 +31,6 @@ import httptools
 
 from adapter.auth.authentication import UserInfo
 from adapter.kube.wire import status_body
-from adapter.net import no_delay
 
 log = logging.getLogger("eventscale.delegation")
 
@@ -135,8 +134,7 @@ class _Connection(asyncio.Protocol):
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        no_delay(transport)
+        self.transport = cast(asyncio.Transport, transport)  # asyncio has turned Nagle's algorithm off
 
     def data_received(self, data: bytes) -> None:
         self.received = True

@@ -35,8 +35,7 @@ from adapter.interceptor.messages import (
     path_of,
     split_host,
 )
-from adapter.interceptor.upstream import UpstreamConnection
-from adapter.net import no_delay
+from adapter.interceptor.upstream import UpstreamConnection, no_delay
 
 if TYPE_CHECKING:
     from adapter.interceptor.proxy import Proxy

@@ -15,7 +15,9 @@ upstream closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Protocol, cast
 
@@ -29,11 +31,18 @@ from adapter.interceptor.messages import (
     ResponseHead,
     connection_tokens,
 )
-from adapter.net import no_delay
 
 log = logging.getLogger("eventscale.interceptor.upstream")
 
 Address = tuple[str, int]
+
+
+def no_delay(transport: asyncio.BaseTransport) -> None:
+    """Small writes (an event, a head) go out at once, not when the peer's delayed ACK comes."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class Exchange(Protocol):
