@@ -98,17 +98,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _delegates(args: argparse.Namespace) -> DelegateConfig | None:
-    from adapter.api.delegation import DelegateConfig
+    from adapter.api.delegation import Credentials, DelegateConfig, parse_delegate
 
     if not args.delegate_to:
         return None
-    return DelegateConfig(
-        urls=tuple(args.delegate_to),
+    defaults = Credentials(
         ca_file=Path(args.delegate_ca_file) if args.delegate_ca_file else None,
         client_cert=Path(args.delegate_client_cert) if args.delegate_client_cert else None,
         client_key=Path(args.delegate_client_key) if args.delegate_client_key else None,
-        timeout=args.delegate_timeout,
     )
+    return DelegateConfig(tuple(parse_delegate(value, defaults) for value in args.delegate_to),
+                          timeout=args.delegate_timeout)
 
 
 async def _serve_local(options: ServeOptions) -> None:
@@ -189,11 +189,15 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     s.add_argument("--max-connections", type=int, default=2000,
                    help="open TLS connections at most; the next one is answered 503 and closed (default 2000)")
     d = s.add_argument_group("delegation: other external metrics adapters behind the same APIService")
-    d.add_argument("--delegate-to", action="append", default=[], metavar="URL",
-                   help="https://host:port of an adapter asked, in order, for the metrics we do not serve; repeatable")
-    d.add_argument("--delegate-ca-file", help="CA bundle the delegates' serving certificates are checked against")
+    d.add_argument("--delegate-to", action="append", default=[], metavar="URL[,ca=FILE][,cert=FILE,key=FILE]",
+                   help="https://host:port of an adapter asked, in order, for the metrics we do not serve; repeatable. "
+                        "ca=, cert= and key= give that delegate its own CA bundle and client certificate "
+                        "(default: the --delegate-* files below)")
+    d.add_argument("--delegate-ca-file", help="CA bundle the delegates' serving certificates are checked against "
+                                              "(default for every --delegate-to without ca=)")
     d.add_argument("--delegate-client-cert", help="client certificate we present (one the delegates trust as a "
-                                                  "front proxy: the caller is passed in X-Remote-* headers)")
+                                                  "front proxy: the caller is passed in X-Remote-* headers; "
+                                                  "default for every --delegate-to without cert= and key=)")
     d.add_argument("--delegate-client-key", help="key of --delegate-client-cert")
     d.add_argument("--delegate-timeout", type=float, default=2.0,
                    help="seconds a delegate may take to answer; a failed delegate is skipped for 10 s (default 2)")

@@ -170,7 +170,7 @@ def _app(health: Health, catalog: Catalog, store: MetricStore, authenticator: Au
          authorizer: Authorizer, delegates: DelegateConfig | None) -> AdapterApp:
     routes = build_routes(health, Exposition(store), CountsReceiver(_http_table(catalog), store))
     return AdapterApp(routes, catalog, store, authenticator, authorizer,
-                      Delegates(delegates) if delegates is not None and delegates.urls else None)
+                      Delegates(delegates) if delegates is not None and delegates.delegates else None)
 
 
 def _delegates_cleanup(app: AdapterApp) -> list[Callable[[], Awaitable[None]]]:

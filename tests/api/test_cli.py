@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from adapter.certs import CertLayout
@@ -62,11 +63,14 @@ def test_serve_without_certificates_explains(tmp_path: Path) -> None:
     assert result.returncode == 2 and "python -m adapter certs" in result.stderr
 
 
-def test_serve_refuses_a_delegate_that_is_not_https(tmp_path: Path) -> None:
-    result = run_cli("serve", "--local-dir", str(tmp_path), "--cert-dir", str(tmp_path),
-                     "--delegate-to", "http://prometheus-adapter:443/apis")
-    assert result.returncode == 2 and "--delegate-to 'http://prometheus-adapter:443/apis': expected https://host:port" \
-        in result.stderr
+@pytest.mark.parametrize("value, error", [
+    ("http://prometheus-adapter:443/apis", "--delegate-to 'http://prometheus-adapter:443/apis': expected https://host:port"),
+    ("https://prometheus-adapter:443,cert=/c.crt", "--delegate-to https://prometheus-adapter:443: a client certificate "
+                                                   "needs its key"),
+])
+def test_serve_refuses_a_delegate_it_cannot_use(tmp_path: Path, value: str, error: str) -> None:
+    result = run_cli("serve", "--local-dir", str(tmp_path), "--cert-dir", str(tmp_path), "--delegate-to", value)
+    assert result.returncode == 2 and error in result.stderr
 
 
 def test_make_run_prints_a_kubectl_command_that_works(tmp_path: Path) -> None:

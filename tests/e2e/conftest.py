@@ -2,7 +2,9 @@
 
 The binaries are built (or found in the cache) once, after collection and before any test
 runs, so a cold build is not charged to a test's timeout; a build failure fails every e2e
-test with the builder's message. One ControlPlane serves the whole session.
+test with the builder's message. One ControlPlane serves the whole session. The second
+external metrics adapter of the delegation tests (`pytest.mark.delegate_adapter`) is built at
+the same point, when such a test is collected; the `delegate_adapter` fixture gives its path.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 
 from controller_stack import Stack
 from controlplane import BuildError, ControlPlane, ControlPlaneError, ensure_binaries
+from delegate_adapter_build import ensure_delegate_adapter
 
 from tests.harness.redis_servers import RedisServer
 
@@ -41,6 +44,19 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             _state["error"] = str(exc)
             print(f"\n[e2e] building the control plane failed:\n{exc}", file=sys.stderr)
     _state["build_seconds"] = time.monotonic() - started
+    if any(item.get_closest_marker("delegate_adapter") for item in items):
+        with capture.global_and_fixture_disabled():
+            _build_delegate_adapter()
+
+
+def _build_delegate_adapter() -> None:
+    started = time.monotonic()
+    try:
+        _state["delegate_adapter"] = ensure_delegate_adapter()
+    except BuildError as exc:
+        _state["delegate_error"] = str(exc)
+        print(f"\n[e2e] building the delegate adapter failed:\n{exc}", file=sys.stderr)
+    _state["delegate_build_seconds"] = time.monotonic() - started
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -49,6 +65,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"control plane: binaries ready in {_state['build_seconds']:.1f}s, "
             f"start to ready {_state['startup_seconds']:.1f}s ({_state['server']})"
         )
+    if "delegate_build_seconds" in _state:
+        terminalreporter.write_line(f"delegate adapter: binary ready in {_state['delegate_build_seconds']:.1f}s")
+
+
+@pytest.fixture(scope="session")
+def delegate_adapter() -> Path:
+    """The custom-metrics-apiserver test adapter binary (tests/cluster/delegate_adapter_build.py)."""
+    if "delegate_error" in _state:
+        pytest.fail(f"the delegate adapter could not be built:\n{_state['delegate_error']}", pytrace=False)
+    try:
+        return Path(_state.get("delegate_adapter") or ensure_delegate_adapter())
+    except BuildError as exc:
+        pytest.fail(f"the delegate adapter could not be built:\n{exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

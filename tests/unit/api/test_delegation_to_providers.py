@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import ssl
 import threading
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from adapter import certs
-from adapter.api.delegation import DelegateConfig, Delegates, identity_headers
+from adapter.api.delegation import Credentials, Delegate, DelegateConfig, Delegates, identity_headers, parse_delegate
 from adapter.auth.authentication import UserInfo
 
 PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue-depth"
@@ -34,6 +35,7 @@ class Provider:
     answers: dict[str, tuple[int, dict[str, Any]]]
     seen: list[dict[str, Any]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    drop_idle: bool = False  # close each connection after its answer, without saying so
 
     @property
     def url(self) -> str:
@@ -43,6 +45,8 @@ class Provider:
 
 def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as adapters serve
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -51,7 +55,8 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
             provider.seen.append({"path": self.path, "user": self.headers.get("X-Remote-User"),
                                   "groups": self.headers.get_all("X-Remote-Group") or [],
                                   "extra": self.headers.get_all("X-Remote-Extra-scopes.example%2Fx%20y") or [],
-                                  "peer": dict(pair[0] for pair in peer.get("subject", ())).get("commonName")})
+                                  "peer": dict(pair[0] for pair in peer.get("subject", ())).get("commonName"),
+                                  "port": self.client_address[1]})
             status, body = provider.answers.get(self.path, (404, {"kind": "Status", "code": 404}))
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -59,29 +64,36 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            self.close_connection = provider.drop_idle
 
     return Handler
 
 
+def new_pki(directory: Path, client: str = "front-proxy-client") -> Path:
+    """A CA, a provider's serving certificate and a client certificate `client` it trusts, in `directory`."""
+    directory.mkdir(exist_ok=True)
+    ca = certs.new_ca(f"{directory.name}-ca")
+    (directory / "ca.crt").write_bytes(ca.cert_pem)
+    certs.issue(ca, "provider", hosts=["127.0.0.1"], server=True).write(directory / "tls.crt", directory / "tls.key")
+    certs.issue(ca, client, client=True).write(directory / "client.crt", directory / "client.key")
+    return directory
+
+
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
-    ca = certs.new_ca("providers-ca")
-    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
-    certs.issue(ca, "provider", hosts=["127.0.0.1"], server=True).write(tmp_path / "tls.crt", tmp_path / "tls.key")
-    certs.issue(ca, "front-proxy-client", client=True).write(tmp_path / "client.crt", tmp_path / "client.key")
-    return tmp_path
+    return new_pki(tmp_path / "providers")
 
 
 @pytest.fixture
 def start(pki: Path) -> Iterator[Any]:
     running: list[ThreadingHTTPServer] = []
 
-    def started(answers: dict[str, tuple[int, dict[str, Any]]]) -> Provider:
+    def started(answers: dict[str, tuple[int, dict[str, Any]]], own_pki: Path = pki) -> Provider:
         provider = Provider(answers)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(pki / "tls.crt", pki / "tls.key")
+        context.load_cert_chain(own_pki / "tls.crt", own_pki / "tls.key")
         context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(cafile=str(pki / "ca.crt"))
+        context.load_verify_locations(cafile=str(own_pki / "ca.crt"))
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
         server.socket = context.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
@@ -95,8 +107,12 @@ def start(pki: Path) -> Iterator[Any]:
         server.server_close()
 
 
+def credentials(pki: Path) -> Credentials:
+    return Credentials(pki / "ca.crt", pki / "client.crt", pki / "client.key")
+
+
 def config(pki: Path, *urls: str) -> DelegateConfig:
-    return DelegateConfig(urls, pki / "ca.crt", pki / "client.crt", pki / "client.key", timeout=1, open_for=30)
+    return DelegateConfig(tuple(Delegate(url, credentials(pki)) for url in urls), timeout=1, open_for=30)
 
 
 def forward(delegates: Delegates, query: bytes = b"labelSelector=app%3Dqueue") -> Any:
@@ -118,7 +134,7 @@ def test_first_answer_that_is_not_404_is_returned_unchanged(start: Any, pki: Pat
     assert (answer.status, json.loads(answer.body)) == (403, {"kind": "Status", "code": 403, "message": "no, alice"})
     assert [len(p.seen) for p in (first, second, third)] == [1, 1, 0]  # in order, stopping at the answer
     assert second.seen[0] == {"path": target, "user": "alice", "groups": ["devs", "system:authenticated"],
-                              "extra": ["a", "b"], "peer": "front-proxy-client"}
+                              "extra": ["a", "b"], "peer": "front-proxy-client", "port": second.seen[0]["port"]}
 
 
 def test_a_long_answer_arrives_whole_and_one_past_the_bound_is_refused(start: Any, pki: Path) -> None:
@@ -130,6 +146,30 @@ def test_a_long_answer_arrives_whole_and_one_past_the_bound_is_refused(start: An
     too_long = {"kind": "ExternalMetricValueList", "items": items * 3}  # over MAX_ANSWER (4 MiB)
     refused = forward(Delegates(config(pki, start({target: (200, too_long)}).url)))
     assert refused.status == 503 and "answer over" in json.loads(refused.body)["message"]
+
+
+@pytest.mark.parametrize("drop_idle, connections", [(False, 1), (True, 3)])
+def test_connections_are_kept_alive_and_one_the_delegate_closed_is_passed_over(
+        start: Any, pki: Path, drop_idle: bool, connections: int) -> None:
+    target = PATH + "?labelSelector=app%3Dqueue"
+    provider = start({target: (200, {"kind": "ExternalMetricValueList", "items": []})})
+    provider.drop_idle = drop_idle
+    delegates = Delegates(config(pki, provider.url))
+
+    async def three() -> list[int]:
+        try:
+            statuses = []
+            for _ in range(3):
+                answer = await delegates.forward(PATH, b"labelSelector=app%3Dqueue", USER)
+                assert answer is not None
+                statuses.append(answer.status)
+                await asyncio.sleep(0.05)  # the delegate's close arrives while the connection is idle
+            return statuses
+        finally:
+            await delegates.aclose()
+
+    assert asyncio.run(three()) == [200, 200, 200]
+    assert len({seen["port"] for seen in provider.seen}) == connections
 
 
 def test_every_delegate_404_leaves_the_answer_to_us(start: Any, pki: Path) -> None:
@@ -163,8 +203,25 @@ def test_a_delegate_that_is_down_is_a_quick_503_naming_it(start: Any, pki: Path)
 
 
 def test_identity_headers() -> None:
-    assert identity_headers(UserInfo("system:serviceaccount:a:b", groups=("g",), extra={"k": ("v",)})) == [
-        ("X-Remote-User", "system:serviceaccount:a:b"), ("X-Remote-Group", "g"), ("X-Remote-Extra-k", "v")]
+    assert identity_headers(UserInfo("system:serviceaccount:a:b", groups=("g",), extra={"k": ("v",)})) == (
+        b"X-Remote-User: system:serviceaccount:a:b\r\nX-Remote-Group: g\r\nX-Remote-Extra-k: v\r\n")
+
+
+@pytest.mark.parametrize("user", [UserInfo("alice\r\nX-Remote-Group: system:masters"), UserInfo("a", groups=("g\n",)),
+                                  UserInfo("a", extra={"k": ("v\0",)})])
+def test_an_identity_that_would_break_out_of_its_header_is_not_forwarded(start: Any, pki: Path,
+                                                                         user: UserInfo) -> None:
+    provider = start({})
+    delegates = Delegates(config(pki, provider.url))
+
+    async def run() -> Any:
+        try:
+            return await delegates.forward(PATH, b"", user)
+        finally:
+            await delegates.aclose()
+
+    answer = asyncio.run(run())
+    assert answer.status == 400 and provider.seen == []
 
 
 def test_a_delegate_that_never_answers_costs_its_timeout_once(pki: Path) -> None:
@@ -187,3 +244,70 @@ def test_a_delegate_that_never_answers_costs_its_timeout_once(pki: Path) -> None
         (first, first_took), (second, second_took) = asyncio.run(twice())
     assert first.status == 503 and f"{url} (no answer within 1s)" in json.loads(first.body)["message"]
     assert 0.9 < first_took < 3 and second.status == 503 and second_took < 0.05
+
+
+DEFAULTS = Credentials(Path("/d/ca.crt"), Path("/d/client.crt"), Path("/d/client.key"))
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("https://a:443", Delegate("https://a:443", DEFAULTS)),
+    ("https://a:443,ca=/a/ca.crt",
+     Delegate("https://a:443", Credentials(Path("/a/ca.crt"), DEFAULTS.client_cert, DEFAULTS.client_key))),
+    ("https://a:443, cert=/a/c.crt, key=/a/c.key",
+     Delegate("https://a:443", Credentials(DEFAULTS.ca_file, Path("/a/c.crt"), Path("/a/c.key")))),
+    ("https://a:443,key=/a/c.key,ca=/a/ca.crt,cert=/a/c.crt",
+     Delegate("https://a:443", Credentials(Path("/a/ca.crt"), Path("/a/c.crt"), Path("/a/c.key")))),
+])
+def test_parse_delegate(value: str, expected: Delegate) -> None:
+    assert parse_delegate(value, DEFAULTS) == expected
+
+
+def test_parse_delegate_without_defaults_uses_the_system_trust_store_and_no_certificate() -> None:
+    assert parse_delegate("https://a:443", Credentials()) == Delegate("https://a:443", Credentials())
+
+
+@pytest.mark.parametrize("value, error", [
+    ("https://a:443,cert=/a/c.crt", "--delegate-to https://a:443: a client certificate needs its key"),
+    ("https://a:443,key=/a/c.key", "--delegate-to https://a:443: a client certificate needs its key"),
+    ("https://a:443,ca=/x,ca=/y", "--delegate-to https://a:443: ca= is given twice"),
+    ("https://a:443,token=/t", "'token=/t' is not one of ca=FILE, cert=FILE, key=FILE"),
+    ("https://a:443,ca=", "'ca=' is not one of"),
+    ("https://a:443,/a/ca.crt", "'/a/ca.crt' is not one of"),
+    ("http://a:80", "expected https://host:port"),
+    ("https://a:443/path", "expected https://host:port"),
+])
+def test_parse_delegate_refuses(value: str, error: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(error)):
+        parse_delegate(value, DEFAULTS)
+
+
+def test_each_delegate_is_reached_with_its_own_ca_and_client_certificate(start: Any, pki: Path, tmp_path: Path) -> None:
+    """Two providers with different CAs, each trusting only the client certificate its own CA issued."""
+    other_pki = new_pki(tmp_path / "other", client="other-front-proxy")
+    target = PATH + "?labelSelector=app%3Dqueue"
+    first = start({})
+    second = start({target: (200, {"kind": "ExternalMetricValueList", "items": []})}, other_pki)
+    defaults = credentials(pki)
+    own = f"{second.url},ca={other_pki / 'ca.crt'},cert={other_pki / 'client.crt'},key={other_pki / 'client.key'}"
+    delegates = DelegateConfig((parse_delegate(first.url, defaults), parse_delegate(own, defaults)), timeout=1)
+    answer = forward(Delegates(delegates))
+    assert answer.status == 200
+    assert [seen["peer"] for seen in first.seen + second.seen] == ["front-proxy-client", "other-front-proxy"]
+
+
+def test_a_delegate_given_the_default_credentials_of_another_ca_fails_tls(start: Any, pki: Path,
+                                                                          tmp_path: Path) -> None:
+    other = start({}, new_pki(tmp_path / "other"))
+    answer = forward(Delegates(DelegateConfig((parse_delegate(other.url, credentials(pki)),), timeout=1)))
+    assert answer.status == 503 and f"{other.url} (TLS failed)" in json.loads(answer.body)["message"]
+
+
+def test_a_delegate_refusing_our_client_certificate_is_a_503_naming_it(start: Any, pki: Path,
+                                                                       tmp_path: Path) -> None:
+    other_pki = new_pki(tmp_path / "other")  # trusts only client certificates of its own CA
+    other = start({}, other_pki)
+    ours = Credentials(other_pki / "ca.crt", pki / "client.crt", pki / "client.key")
+    answer = forward(Delegates(DelegateConfig((Delegate(other.url, ours),), timeout=1)))
+    message = json.loads(answer.body)["message"]
+    assert answer.status == 503 and other.url in message and other.seen == []
+    assert "(TLS failed)" in message or "(connection failed)" in message, message
