@@ -30,6 +30,7 @@ from adapter.auth.tls_server import Scope, client_certificate
 from adapter.kube.wire import ApiError
 
 AUTHENTICATED = "system:authenticated"
+MAX_KEYED_PEM = 8192  # characters: certificates up to this size are cache keys themselves
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Authenticator:
         self.config = config
         self._client_cas = _load_bundle(config.client_ca or b"")
         self._proxy_cas = _load_bundle(config.requestheader.client_ca if config.requestheader else b"")
-        self._identities: LRUCache[bytes, _CertIdentity] = LRUCache(maxsize=256)
+        self._identities: LRUCache[str | bytes, _CertIdentity] = LRUCache(maxsize=256)
 
     async def authenticate(self, scope: Scope) -> UserInfo:
         pem = client_certificate(scope)
@@ -152,7 +153,9 @@ class Authenticator:
         return ANONYMOUS
 
     def _identify(self, pem: str) -> _CertIdentity:
-        key = hashlib.sha256(pem.encode()).digest()  # a certificate may be large; its digest is not
+        # A connection's PEM string is one object whose hash Python keeps, so keying by it costs
+        # nothing per request; a large certificate is keyed by its digest instead (bounded memory).
+        key: str | bytes = pem if len(pem) <= MAX_KEYED_PEM else hashlib.sha256(pem.encode()).digest()
         identity = self._identities.get(key)
         if identity is None:
             identity = self._classify(x509.load_pem_x509_certificate(pem.encode()))
