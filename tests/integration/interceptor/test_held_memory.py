@@ -73,7 +73,8 @@ async def test_memory_stays_flat_over_10000_held_and_released_requests(tmp_path:
     # A held request is a connection, a parser, an exchange, a task and their buffers: several KiB. Keeping
     # any of that per request would grow the last 5,000 requests by 20 MiB or more and the 19,000 after the
     # second round by over 50; the allocator's own steps were seen to add up to 16 MiB over the first
-    # 12,000 requests, then nothing.
+    # 12,000 requests, and up to 3.6 MiB more over the last 5,000 on a busy machine: 8 MiB there still
+    # catches anything kept per request (1.7 KiB each).
     by_round = [round(r / 2**20, 1) for r in rss]
-    assert rss[-1] - rss[-LAST] < 3 << 20, f"still growing; resident memory by round (MiB): {by_round}"
+    assert rss[-1] - rss[-LAST] < 8 << 20, f"still growing; resident memory by round (MiB): {by_round}"
     assert rss[-1] - rss[1] < 24 << 20, f"resident memory by round (MiB): {by_round}"
