@@ -26,11 +26,12 @@ before or after the command's name.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import uvloop
 
 from adapter import certs, logs, metrics_command
 from adapter.controller import controller_command as controller_command
@@ -93,7 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"no certificates in {options.cert_dir}: run `python -m adapter certs --cert-dir {options.cert_dir}`"
               " (or, in a cluster, use --self-signed-certs)", file=sys.stderr)
         return 2
-    asyncio.run(_serve_local(options) if options.local_dir is not None else _serve_cluster(options))
+    uvloop.run(_serve_local(options) if options.local_dir is not None else _serve_cluster(options))
     return 0
 
 

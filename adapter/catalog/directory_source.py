@@ -63,6 +63,7 @@ def read_directory(directory: Path) -> tuple[list[tuple[RawObject, str]], list[P
         except Exception as exc:  # the YAML library's own failures (recursion, its bugs): this file's problem
             problems.append(Problem(where, f"cannot parse: {type(exc).__name__}", f"file:{name}"))
             continue
+        log.debug("file=%s documents=%d", name, len(docs))
         for i, doc in enumerate(docs):
             problem = _shape_problem(doc)
             if problem is not None:
