@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from scalers.base import METADATA_ONLY, ParameterError, TriggerParams
+from scalers.params import METADATA_ONLY, ParameterError, TriggerParams
 
 PUBLIC_CLOUD = "azurepubliccloud"
 

@@ -26,19 +26,8 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpRes
 from azure.core.pipeline.transport import AioHttpTransport
 
 from scalers.azure_cloud import cloud_suffix
-from scalers.base import (
-    METADATA_ONLY,
-    ClientOptions,
-    ConfigT,
-    ParameterError,
-    ScalerClient,
-    ScalerError,
-    Source,
-    TriggerParams,
-    mask,
-    secret_field,
-    secret_values,
-)
+from scalers.base import ClientOptions, ConfigT, ScalerClient, ScalerError, masked_error
+from scalers.params import METADATA_ONLY, ParameterError, Source, TriggerParams, secret_field
 
 MAX_CONCURRENT_CALLS = 8
 CONNECTION_SOURCES = (Source.AUTH, Source.METADATA, Source.ENV)  # KEDA: authParams;triggerMetadata;resolvedEnv
@@ -152,7 +141,6 @@ class StorageClient(ScalerClient[ConfigT], Generic[ConfigT, ServiceT]):
     def __init__(self, account: Account, options: ClientOptions) -> None:
         self._account = account
         self._hooks: tuple[RequestHook, ...] = options.request_hooks  # told of each HTTP request sent
-        self._secrets = secret_values(account)
         self._timeout = options.timeout
         self._service: ServiceT | None = None
 
@@ -176,7 +164,7 @@ class StorageClient(ScalerClient[ConfigT], Generic[ConfigT, ServiceT]):
             failure = f"no answer within {self._timeout:g}s"
         except (AzureError, OSError) as exc:
             failure = storage_failure(exc, missing)
-        return ScalerError(mask(f"{self._account}: {what}: {failure}", self._secrets))
+        return masked_error(f"{self._account}: {what}: {failure}", self._account)
 
     async def aclose(self) -> None:
         service, self._service = self._service, None

@@ -24,7 +24,7 @@ from redis.asyncio.sentinel import MasterNotFoundError
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
-from scalers.base import ScalerClient, ScalerError, mask, secret_values
+from scalers.base import ScalerClient, ScalerError, masked_error
 from scalers.redis.connection import RedisConnection, RedisHandle
 from scalers.redis.keyspace import KeyspaceWatch, Notifications
 from scalers.tls import TLSMaterialError
@@ -111,7 +111,6 @@ class RedisClient(ScalerClient[T]):
 
     def __init__(self, connection: RedisConnection) -> None:
         self._connection = connection
-        self._secrets = secret_values(connection)
         self._handle = RedisHandle(connection)
         self._lock = asyncio.Lock()  # one read at a time: a read never needs a second connection
         self.keyspace: KeyspaceWatch[T] = KeyspaceWatch(self._handle)
@@ -190,7 +189,7 @@ class RedisClient(ScalerClient[T]):
         return self._error(f"{key}: unexpected answer {text}")
 
     def _error(self, message: str) -> ScalerError:
-        return ScalerError(mask(f"{self._connection.describe()}: {message}", self._secrets))
+        return masked_error(f"{self._connection.describe()}: {message}", self._connection)
 
 
 def _failure(error: BaseException) -> str:

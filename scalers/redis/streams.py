@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scalers.base import METADATA_ONLY, MetricSpec, Scaler, TriggerParams, param, parse_params
+from scalers.base import MetricSpec, Scaler
+from scalers.params import METADATA_ONLY, TriggerParams, param, parse_params
 from scalers.redis.connection import RedisConnection, parse_connection
 from scalers.redis.pipeline import Measure, Probe, RedisClient
 

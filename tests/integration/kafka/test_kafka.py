@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from scalers.base import Reading, ScalerError, TriggerParams, mask, secret_values
+from scalers.base import Reading, ScalerError
 from scalers.kafka import KafkaScaler
 from scalers.kafka.kafka_config import KafkaConfig
 from scalers.kafka.offsets import KafkaClient
+from scalers.params import TriggerParams, mask, secret_values
 from tests.harness.kafka_server import PLAIN, SCRAM_SHA_256, SCRAM_SHA_512, KafkaServer
 from tests.harness.rabbitmq_server import tcp_connections_to
 from tests.harness.tls_material import KEY_PASSWORD, TLSMaterial
