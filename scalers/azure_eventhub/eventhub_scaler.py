@@ -35,7 +35,7 @@ from azure.eventhub.aio import EventHubProducerClient
 from azure.eventhub.exceptions import AuthenticationError, ConnectError, EventHubError
 from azure.storage.blob.aio import BlobServiceClient
 
-from scalers.azure_cloud import cloud_suffix
+from scalers.azure_cloud import cloud_suffix, refuse_pod_identity
 from scalers.azure_eventhub.checkpoints import CheckpointError, Layout, layout, sequence_number
 from scalers.azure_storage.account import Account, RequestHook, each, parse_account, storage_failure, transport
 from scalers.base import (
@@ -138,13 +138,10 @@ def parse_config(params: TriggerParams) -> AzureEventHubConfig:
     if config.threshold <= 0:
         raise ParameterError('"unprocessedEventThreshold" must be a positive number')
     suffix = service_bus_suffix(params)
-    provider = params.pod_identity.lower()
-    if provider in ("azure-workload", "azure"):
-        namespace = params.get("eventHubNamespace", METADATA_OR_ENV) or "(no eventHubNamespace)"
-        raise ParameterError(f"workload identity for Event Hubs namespace {namespace}.{suffix} is not supported: "
-                             'only connection strings are ("connection" and "storageConnection")')
-    if provider not in ("", "none"):
-        raise ParameterError(f"event hub does not support pod identity {params.pod_identity}")
+    namespace = params.get("eventHubNamespace", METADATA_OR_ENV) or "(no eventHubNamespace)"
+    refuse_pod_identity(params, f"workload identity for Event Hubs namespace {namespace}.{suffix} is not supported: "
+                        'only connection strings are ("connection" and "storageConnection")',
+                        f"event hub does not support pod identity {params.pod_identity}")
     return parse_params(AzureEventHubConfig, params, hub=parse_hub(params))
 
 

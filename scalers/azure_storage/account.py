@@ -25,7 +25,7 @@ import aiohttp
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import AioHttpTransport
 
-from scalers.azure_cloud import cloud_suffix
+from scalers.azure_cloud import cloud_suffix, refuse_pod_identity
 from scalers.base import ClientOptions, ConfigT, ScalerClient, ScalerError, masked_error
 from scalers.params import METADATA_ONLY, ParameterError, Source, TriggerParams, secret_field
 
@@ -57,23 +57,15 @@ def endpoint_suffix(params: TriggerParams, service: str) -> str:
     return cloud_suffix(params, {cloud: f"{service}.{suffix}" for cloud, suffix in STORAGE_SUFFIXES.items()})
 
 
-def refuse_identity(params: TriggerParams, service: str, what: str) -> None:
-    """Refuse workload identity (and any other pod identity) by name."""
-    provider = params.pod_identity.lower()
-    if provider in ("azure-workload", "azure"):
-        account = params.get("accountName", METADATA_ONLY) or "(no accountName)"
-        raise ParameterError(f"workload identity for storage account {account}.{endpoint_suffix(params, service)} "
-                             'is not supported: only connection strings are (parameter "connection")')
-    if provider not in ("", "none"):
-        raise ParameterError(f"pod identity {params.pod_identity} not supported for {what}")
-
-
 def trigger_account(params: TriggerParams, connection: str | None, service: str, *, what: str,
                     missing: str) -> Account:
     """The account of a blob or queue trigger, checked in KEDA's order: the endpoint suffix, the pod
     identity (refused, as `what` names it), then the connection string (`missing` when there is none)."""
-    endpoint_suffix(params, service)
-    refuse_identity(params, service, what)
+    suffix = endpoint_suffix(params, service)
+    account = params.get("accountName", METADATA_ONLY) or "(no accountName)"
+    refuse_pod_identity(params, f"workload identity for storage account {account}.{suffix} is not supported: "
+                        'only connection strings are (parameter "connection")',
+                        f"pod identity {params.pod_identity} not supported for {what}")
     if not connection:
         raise ParameterError(missing)
     return parse_account(connection, service)
