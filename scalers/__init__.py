@@ -1,25 +1,12 @@
-"""Scalers: one module (or package) per trigger type behind the small interface in `base`.
+"""Scalers: one module (or package) per trigger type behind the small interface in `base`;
+`params` turns trigger parameters into their typed configs.
 
 This package never imports `adapter`; it knows nothing of Kubernetes objects. Importing it loads
 no broker SDK: the registry imports a scaler's module when a trigger of its type is first used.
 """
 
-from scalers.base import (
-    MetricSpec,
-    ParameterError,
-    Reading,
-    ReadResult,
-    Scaler,
-    ScalerClient,
-    ScalerError,
-    Source,
-    TriggerParams,
-    mask,
-    metric_name,
-    param,
-    parse_params,
-    secret_values,
-)
+from scalers.base import MetricSpec, Reading, ReadResult, Scaler, ScalerClient, ScalerError, metric_name
+from scalers.params import ParameterError, TriggerParams, mask, param, parse_params, secret_values
 from scalers.registry import REGISTRY, ScalerRegistry
 
 __all__ = [
@@ -32,7 +19,6 @@ __all__ = [
     "ScalerClient",
     "ScalerError",
     "ScalerRegistry",
-    "Source",
     "TriggerParams",
     "mask",
     "metric_name",

@@ -34,23 +34,18 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scalers.base import (
+from scalers.base import ClientOptions, MetricSpec, ScalerClient, ScalerError, ServerScaler, ask_once, masked_error
+from scalers.params import (
+    AUTH_ONLY,
     METADATA_ONLY,
     METADATA_OR_AUTH,
-    ClientOptions,
-    MetricSpec,
+    METADATA_OR_ENV,
     ParameterError,
-    ScalerClient,
-    ScalerError,
-    ServerScaler,
     Source,
     TriggerParams,
-    ask_once,
-    mask,
     param,
     parse_params,
     secret_field,
-    secret_values,
 )
 
 MAX_CONCURRENT_CALLS = 8
@@ -72,7 +67,7 @@ class Account:
 
 @dataclass(frozen=True, kw_only=True)
 class AwsSqsConfig:
-    queue_url: str = param("queueURL", required=True, sources=(Source.METADATA, Source.ENV))
+    queue_url: str = param("queueURL", required=True, sources=METADATA_OR_ENV)
     queue_length: int = param("queueLength", default=5, sources=METADATA_ONLY)
     activation_queue_length: int = param("activationQueueLength", default=0, sources=METADATA_ONLY)
     aws_region: str = param("awsRegion", required=True, sources=METADATA_OR_AUTH)
@@ -113,13 +108,13 @@ def _account(params: TriggerParams, region: str, endpoint: str | None, identity_
     if params.auth.get("awsRoleArn"):
         raise ParameterError("awsRoleArn (a role to assume) is not supported: give awsAccessKeyID and "
                              "awsSecretAccessKey in the TriggerAuthentication")
-    auth_key = params.get("awsAccessKeyID", (Source.AUTH,)) or params.get("awsAccessKeyId", (Source.AUTH,))
+    auth_key = params.get("awsAccessKeyID", AUTH_ONLY) or params.get("awsAccessKeyId", AUTH_ONLY)
     if auth_key:
-        secret = params.get("awsSecretAccessKey", (Source.AUTH,))
+        secret = params.get("awsSecretAccessKey", AUTH_ONLY)
         if not secret:
             raise ParameterError("awsSecretAccessKey not found")
-        return Account(region, endpoint, auth_key, secret, params.get("awsSessionToken", (Source.AUTH,)))
-    key_id = params.get("awsAccessKeyID", (Source.METADATA, Source.ENV))
+        return Account(region, endpoint, auth_key, secret, params.get("awsSessionToken", AUTH_ONLY))
+    key_id = params.get("awsAccessKeyID", METADATA_OR_ENV)
     if not key_id:
         raise ParameterError("awsAccessKeyID not found")
     secret = params.get("awsSecretAccessKey", (Source.ENV,))
@@ -140,7 +135,6 @@ class AwsSqsClient(ScalerClient[AwsSqsConfig]):
     def __init__(self, account: Account, options: ClientOptions) -> None:
         self._account = account
         self._hooks: tuple[RequestHook, ...] = options.request_hooks  # told each operation's name
-        self._secrets = secret_values(account)
         self._timeout = options.timeout
         self._client: Any = None
         self._context: Any = None
@@ -192,7 +186,7 @@ class AwsSqsClient(ScalerClient[AwsSqsConfig]):
         return float(total)
 
     def _error(self, url: str, what: str) -> ScalerError:
-        return ScalerError(mask(f"aws-sqs-queue {self._account.region} queue {url}: {what}", self._secrets))
+        return masked_error(f"aws-sqs-queue {self._account.region} queue {url}: {what}", self._account)
 
     async def aclose(self) -> None:
         context, self._context, self._client = self._context, None, None

@@ -53,21 +53,16 @@ from azure.servicebus.aio._base_handler_async import ServiceBusSharedKeyCredenti
 from azure.servicebus.aio.management import ServiceBusAdministrationClient
 
 from scalers.azure_cloud import cloud_suffix
-from scalers.base import (
+from scalers.base import MetricSpec, Scaler, ScalerClient, ScalerError, masked_error
+from scalers.params import (
+    AUTH_ONLY,
     METADATA_ONLY,
     SECRET_SOURCES,
-    MetricSpec,
     ParameterError,
-    Scaler,
-    ScalerClient,
-    ScalerError,
-    Source,
     TriggerParams,
-    mask,
     param,
     parse_params,
     secret_field,
-    secret_values,
 )
 from scalers.tls import TLSMaterialError, TLSSettings, client_context
 
@@ -92,7 +87,7 @@ class AzureServiceBusConfig:
     use_regex: bool = param("useRegex", default=False, sources=METADATA_ONLY)
     operation: Literal["sum", "avg", "max"] = param("operation", default="sum", sources=METADATA_ONLY)
     connection: str = param("connection", default="", sources=SECRET_SOURCES, secret=True)
-    ca: str | None = param("ca", sources=(Source.AUTH,), secret=True)  # public, but long
+    ca: str | None = param("ca", sources=AUTH_ONLY, secret=True)  # public, but long
 
     @property
     def entity(self) -> str:
@@ -288,8 +283,8 @@ class AzureServiceBusClient(ScalerClient[AzureServiceBusConfig]):
     """One namespace: an admin client built on the first read, over a bounded connection pool."""
 
     def __init__(self, config: AzureServiceBusConfig, *, timeout: float) -> None:
+        self._config = config  # its secrets are masked in every error
         self._connection = config.connection
-        self._secrets = secret_values(config)
         self._namespace = parse_connection(config.connection)
         self._ca = config.ca
         self._timeout = timeout
@@ -377,7 +372,7 @@ class AzureServiceBusClient(ScalerClient[AzureServiceBusConfig]):
 
     def _error(self, what: str) -> ScalerError:
         message = f"azure-servicebus namespace {self._namespace.host}: {what}"
-        return ScalerError(mask(message, self._secrets))
+        return masked_error(message, self._config)
 
 
 class MissingCounts(Exception):

@@ -19,18 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scalers.base import (
-    METADATA_ONLY,
-    MetricSpec,
-    ParameterError,
-    ResourceTarget,
-    Scaler,
-    ScalerClient,
-    ScalerError,
-    TriggerParams,
-    param,
-    parse_params,
-)
+from scalers.base import MetricSpec, ResourceTarget, Scaler, ScalerClient, ScalerError
+from scalers.params import METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
 from scalers.quantity import QuantityError, canonical, quantity_value
 
 TargetType = Literal["Utilization", "AverageValue"]

@@ -14,16 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from scalers.base import (
-    MetricSpec,
-    ParameterError,
-    Scaler,
-    ScalerClient,
-    ScalerError,
-    TriggerParams,
-    param,
-    parse_params,
-)
+from scalers.base import MetricSpec, Scaler, ScalerClient, ScalerError
+from scalers.params import ParameterError, TriggerParams, param, parse_params
 
 
 @dataclass(frozen=True, kw_only=True)

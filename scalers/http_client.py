@@ -28,14 +28,12 @@ from typing import Literal
 
 import httpx
 
-from scalers.base import (
+from scalers.base import ClientOptions, ConfigT, ScalerClient
+from scalers.params import (
     AUTH_ONLY,
     METADATA_ONLY,
     METADATA_OR_AUTH,
-    ClientOptions,
-    ConfigT,
     ParameterError,
-    ScalerClient,
     TriggerParams,
     param,
     parse_params,

@@ -16,18 +16,9 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from scalers.base import (
-    METADATA_ONLY,
-    MetricSpec,
-    ParameterError,
-    Scaler,
-    ScalerClient,
-    ScalerError,
-    TriggerParams,
-    param,
-    parse_params,
-)
+from scalers.base import MetricSpec, Scaler, ScalerClient, ScalerError
 from scalers.cluster import ClusterView
+from scalers.params import METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,17 +36,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from scalers.base import (
-    METADATA_ONLY,
-    MetricSpec,
-    ParameterError,
-    ScalerError,
-    ServerScaler,
-    TriggerParams,
-    ask_once,
-    param,
-    parse_params,
-)
+from scalers.base import MetricSpec, ScalerError, ServerScaler, ask_once
 from scalers.cluster import ClusterView
 from scalers.http_client import (
     TRANSPORT_ERRORS,
@@ -56,6 +46,7 @@ from scalers.http_client import (
     describe_http_error,
     parse_server,
 )
+from scalers.params import METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
 from scalers.quantity import QuantityError, quantity_value
 
 Format = Literal["json", "xml", "yaml", "prometheus"]

@@ -28,29 +28,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from scalers.base import (
-    METADATA_ONLY,
-    ClientOptions,
-    MetricSpec,
-    ParameterError,
-    ScalerClient,
-    ScalerError,
-    ServerScaler,
-    Source,
-    TriggerParams,
-    param,
-    parse_params,
-)
+from scalers.base import ClientOptions, MetricSpec, ScalerClient, ScalerError, ServerScaler
+from scalers.params import AUTH_OR_METADATA, METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
 
-AUTH_THEN_METADATA = (Source.AUTH, Source.METADATA)
 MAX_CONNECTIONS = 4
 
 
 @dataclass(frozen=True, kw_only=True)
 class NatsJetStreamConfig:
-    endpoint: str = param("natsServerMonitoringEndpoint", required=True, sources=AUTH_THEN_METADATA)
-    account: str | None = param("account", sources=AUTH_THEN_METADATA)
-    account_id: str | None = param("accountID", sources=AUTH_THEN_METADATA)
+    endpoint: str = param("natsServerMonitoringEndpoint", required=True, sources=AUTH_OR_METADATA)
+    account: str | None = param("account", sources=AUTH_OR_METADATA)
+    account_id: str | None = param("accountID", sources=AUTH_OR_METADATA)
     stream: str = param("stream", required=True, sources=METADATA_ONLY)
     consumer: str = param("consumer", required=True, sources=METADATA_ONLY)
     lag_threshold: int = param("lagThreshold", default=10, sources=METADATA_ONLY)

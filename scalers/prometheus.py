@@ -35,17 +35,7 @@ from typing import Any
 
 import httpx
 
-from scalers.base import (
-    METADATA_ONLY,
-    ClientOptions,
-    MetricSpec,
-    ScalerError,
-    ServerScaler,
-    TriggerParams,
-    ask_once,
-    param,
-    parse_params,
-)
+from scalers.base import ClientOptions, MetricSpec, ScalerError, ServerScaler, ask_once
 from scalers.http_client import (
     TRANSPORT_ERRORS,
     HttpServer,
@@ -55,6 +45,7 @@ from scalers.http_client import (
     key_values,
     parse_server,
 )
+from scalers.params import METADATA_ONLY, TriggerParams, param, parse_params
 
 QUERIES_PER_REQUEST = 100
 QUERY_LABEL = "__eventscale_query"

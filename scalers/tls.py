@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalers.base import ParameterError, secret_field
+from scalers.params import ParameterError, secret_field
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapter.keda.objects import InvalidObject, parse_scaled_object
-from scalers.base import ParameterError, TriggerParams
 from scalers.http.http_trigger_config import HttpTriggerConfig, RouteKey, parse_config
+from scalers.params import ParameterError, TriggerParams
 
 log = logging.getLogger("eventscale.interceptor.routes")
 

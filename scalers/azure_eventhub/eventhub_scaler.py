@@ -35,27 +35,28 @@ from azure.eventhub.aio import EventHubProducerClient
 from azure.eventhub.exceptions import AuthenticationError, ConnectError, EventHubError
 from azure.storage.blob.aio import BlobServiceClient
 
-from scalers.azure_cloud import cloud_suffix
+from scalers.azure_cloud import cloud_suffix, refuse_pod_identity
 from scalers.azure_eventhub.checkpoints import CheckpointError, Layout, layout, sequence_number
 from scalers.azure_storage.account import Account, RequestHook, each, parse_account, storage_failure, transport
 from scalers.base import (
-    METADATA_ONLY,
-    SECRET_SOURCES,
     ClientOptions,
     MetricSpec,
-    ParameterError,
     Reading,
     ScalerClient,
     ScalerError,
     ServerScaler,
-    Source,
-    TriggerParams,
     ask_once,
-    mask,
+    masked_error,
+)
+from scalers.params import (
+    METADATA_ONLY,
+    METADATA_OR_ENV,
+    SECRET_SOURCES,
+    ParameterError,
+    TriggerParams,
     param,
     parse_params,
     secret_field,
-    secret_values,
 )
 
 INT64_MAX = 2**63 - 1
@@ -120,7 +121,7 @@ def parse_hub(params: TriggerParams) -> Hub:
         raise ParameterError("no event hub connection string given")
     settings = connection_settings(connection)
     if "entitypath" not in settings:
-        name = params.get("eventHubName", (Source.METADATA, Source.ENV))
+        name = params.get("eventHubName", METADATA_OR_ENV)
         if not name:
             raise ParameterError("connection string does not contain event hub name, and parameter eventHubName "
                                  "not provided")
@@ -137,13 +138,10 @@ def parse_config(params: TriggerParams) -> AzureEventHubConfig:
     if config.threshold <= 0:
         raise ParameterError('"unprocessedEventThreshold" must be a positive number')
     suffix = service_bus_suffix(params)
-    provider = params.pod_identity.lower()
-    if provider in ("azure-workload", "azure"):
-        namespace = params.get("eventHubNamespace", (Source.METADATA, Source.ENV)) or "(no eventHubNamespace)"
-        raise ParameterError(f"workload identity for Event Hubs namespace {namespace}.{suffix} is not supported: "
-                             'only connection strings are ("connection" and "storageConnection")')
-    if provider not in ("", "none"):
-        raise ParameterError(f"event hub does not support pod identity {params.pod_identity}")
+    namespace = params.get("eventHubNamespace", METADATA_OR_ENV) or "(no eventHubNamespace)"
+    refuse_pod_identity(params, f"workload identity for Event Hubs namespace {namespace}.{suffix} is not supported: "
+                        'only connection strings are ("connection" and "storageConnection")',
+                        f"event hub does not support pod identity {params.pod_identity}")
     return parse_params(AzureEventHubConfig, params, hub=parse_hub(params))
 
 
@@ -188,7 +186,6 @@ class AzureEventHubClient(ScalerClient[AzureEventHubConfig]):
     def __init__(self, hub: Hub, options: ClientOptions) -> None:
         self._hub = hub
         self._hooks: tuple[RequestHook, ...] = options.request_hooks  # told of each checkpoint request sent
-        self._secrets = secret_values(hub)
         self._timeout = options.timeout
         self._producer: EventHubProducerClient | None = None
         self._blobs: BlobServiceClient | None = None
@@ -263,12 +260,11 @@ class AzureEventHubClient(ScalerClient[AzureEventHubConfig]):
         return self._blobs
 
     def _error(self, what: str) -> ScalerError:
-        return ScalerError(mask(f"{self._hub}: {what}", self._secrets))
+        return masked_error(f"{self._hub}: {what}", self._hub)
 
     def _checkpoint_error(self, place: Layout, partition: str, what: str) -> ScalerError:
         where = f"{place.strategy} checkpoint of consumer group {place.consumer_group} partition {partition}"
-        return ScalerError(mask(f"{self._hub}: {where} ({place.container}/{place.blob(partition)}): {what}",
-                                self._secrets))
+        return masked_error(f"{self._hub}: {where} ({place.container}/{place.blob(partition)}): {what}", self._hub)
 
     async def aclose(self) -> None:
         producer, self._producer = self._producer, None

@@ -25,20 +25,9 @@ import aiohttp
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import AioHttpTransport
 
-from scalers.azure_cloud import cloud_suffix
-from scalers.base import (
-    METADATA_ONLY,
-    ClientOptions,
-    ConfigT,
-    ParameterError,
-    ScalerClient,
-    ScalerError,
-    Source,
-    TriggerParams,
-    mask,
-    secret_field,
-    secret_values,
-)
+from scalers.azure_cloud import cloud_suffix, refuse_pod_identity
+from scalers.base import ClientOptions, ConfigT, ScalerClient, ScalerError, masked_error
+from scalers.params import METADATA_ONLY, ParameterError, Source, TriggerParams, secret_field
 
 MAX_CONCURRENT_CALLS = 8
 CONNECTION_SOURCES = (Source.AUTH, Source.METADATA, Source.ENV)  # KEDA: authParams;triggerMetadata;resolvedEnv
@@ -68,23 +57,15 @@ def endpoint_suffix(params: TriggerParams, service: str) -> str:
     return cloud_suffix(params, {cloud: f"{service}.{suffix}" for cloud, suffix in STORAGE_SUFFIXES.items()})
 
 
-def refuse_identity(params: TriggerParams, service: str, what: str) -> None:
-    """Refuse workload identity (and any other pod identity) by name."""
-    provider = params.pod_identity.lower()
-    if provider in ("azure-workload", "azure"):
-        account = params.get("accountName", METADATA_ONLY) or "(no accountName)"
-        raise ParameterError(f"workload identity for storage account {account}.{endpoint_suffix(params, service)} "
-                             'is not supported: only connection strings are (parameter "connection")')
-    if provider not in ("", "none"):
-        raise ParameterError(f"pod identity {params.pod_identity} not supported for {what}")
-
-
 def trigger_account(params: TriggerParams, connection: str | None, service: str, *, what: str,
                     missing: str) -> Account:
     """The account of a blob or queue trigger, checked in KEDA's order: the endpoint suffix, the pod
     identity (refused, as `what` names it), then the connection string (`missing` when there is none)."""
-    endpoint_suffix(params, service)
-    refuse_identity(params, service, what)
+    suffix = endpoint_suffix(params, service)
+    account = params.get("accountName", METADATA_ONLY) or "(no accountName)"
+    refuse_pod_identity(params, f"workload identity for storage account {account}.{suffix} is not supported: "
+                        'only connection strings are (parameter "connection")',
+                        f"pod identity {params.pod_identity} not supported for {what}")
     if not connection:
         raise ParameterError(missing)
     return parse_account(connection, service)
@@ -152,7 +133,6 @@ class StorageClient(ScalerClient[ConfigT], Generic[ConfigT, ServiceT]):
     def __init__(self, account: Account, options: ClientOptions) -> None:
         self._account = account
         self._hooks: tuple[RequestHook, ...] = options.request_hooks  # told of each HTTP request sent
-        self._secrets = secret_values(account)
         self._timeout = options.timeout
         self._service: ServiceT | None = None
 
@@ -176,7 +156,7 @@ class StorageClient(ScalerClient[ConfigT], Generic[ConfigT, ServiceT]):
             failure = f"no answer within {self._timeout:g}s"
         except (AzureError, OSError) as exc:
             failure = storage_failure(exc, missing)
-        return ScalerError(mask(f"{self._account}: {what}: {failure}", self._secrets))
+        return masked_error(f"{self._account}: {what}: {failure}", self._account)
 
     async def aclose(self) -> None:
         service, self._service = self._service, None

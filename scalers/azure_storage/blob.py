@@ -33,17 +33,8 @@ from scalers.azure_storage.account import (
     StorageClient,
     trigger_account,
 )
-from scalers.base import (
-    METADATA_ONLY,
-    MetricSpec,
-    ParameterError,
-    ScalerError,
-    ServerScaler,
-    TriggerParams,
-    ask_once,
-    param,
-    parse_params,
-)
+from scalers.base import MetricSpec, ScalerError, ServerScaler, ask_once
+from scalers.params import METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
 
 
 @dataclass(frozen=True, kw_only=True)

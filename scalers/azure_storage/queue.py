@@ -23,16 +23,8 @@ from scalers.azure_storage.account import (
     StorageClient,
     trigger_account,
 )
-from scalers.base import (
-    METADATA_ONLY,
-    MetricSpec,
-    ScalerError,
-    ServerScaler,
-    TriggerParams,
-    ask_once,
-    param,
-    parse_params,
-)
+from scalers.base import MetricSpec, ScalerError, ServerScaler, ask_once
+from scalers.params import METADATA_ONLY, TriggerParams, param, parse_params
 
 PEEK = 32  # KEDA's maxPeekMessages
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from scalers.base import ParameterError, secret_field
+from scalers.params import ParameterError, secret_field
 
 IDLE_CLOSE = 30.0
 SERVICE_CONFIG = '{"loadBalancingConfig": [{"round_robin": {}}]}'  # as KEDA dials: every resolved address

@@ -35,26 +35,21 @@ from typing import Any
 
 import grpc
 
-from scalers.base import (
+from scalers.base import MetricSpec, Reading, Scaler, ScalerClient, ScalerError, ask_once, masked_error
+from scalers.external import grpc_protocol
+from scalers.external.channels import ChannelKey, Channels, read_ca_file
+from scalers.external.specs import FIRST_RETRY, LAST_RETRY, SpecCache, SpecError
+from scalers.params import (
     AUTH_ONLY,
     METADATA_ONLY,
-    MetricSpec,
     ParameterError,
-    Reading,
-    Scaler,
-    ScalerClient,
-    ScalerError,
     TriggerParams,
-    ask_once,
     mask,
     param,
     parse_params,
     secret_field,
     secret_values,
 )
-from scalers.external import grpc_protocol
-from scalers.external.channels import ChannelKey, Channels, read_ca_file
-from scalers.external.specs import FIRST_RETRY, LAST_RETRY, SpecCache, SpecError
 
 log = logging.getLogger("eventscale.scalers.external")
 MAX_READS_IN_FLIGHT = 16  # triggers read at once on one channel: bounded load on the scaler
@@ -196,7 +191,7 @@ class ExternalClient(ScalerClient[ExternalConfig]):
             raise _CallFailed(describe_rpc(method, exc)) from None
 
     def _error(self, config: ExternalConfig, what: str) -> ScalerError:
-        return ScalerError(mask(f"{config}: {what}", secret_values(config)))
+        return masked_error(f"{config}: {what}", config)
 
     # -- external-push -----------------------------------------------------------------------
 

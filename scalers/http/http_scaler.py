@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scalers.base import MetricSpec, Reading, Scaler, ScalerClient, TriggerParams
+from scalers.base import MetricSpec, Reading, Scaler, ScalerClient
 from scalers.http.http_trigger_config import HttpTriggerConfig, parse_config
 from scalers.http.table import CountsTable
+from scalers.params import TriggerParams
 
 
 def reading(config: HttpTriggerConfig, table: CountsTable) -> Reading:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scalers.base import MetricSpec, Scaler, TriggerParams
+from scalers.base import MetricSpec, Scaler
 from scalers.kafka.kafka_config import KafkaCluster, KafkaConfig, parse_config
 from scalers.kafka.offsets import KafkaClient, RequestHook
+from scalers.params import TriggerParams
 
 
 class KafkaScaler(Scaler[KafkaConfig]):

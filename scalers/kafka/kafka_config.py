@@ -23,12 +23,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from scalers.base import (
+from scalers.params import (
     AUTH_ONLY,
     METADATA_ONLY,
     METADATA_OR_AUTH,
+    METADATA_OR_ENV,
     ParameterError,
-    Source,
     TriggerParams,
     param,
     parse_params,
@@ -36,7 +36,6 @@ from scalers.base import (
 )
 from scalers.tls import TLSSettings, check_settings
 
-METADATA_OR_ENV = (Source.METADATA, Source.ENV)
 SASL_MECHANISMS = {"plaintext": "PLAIN", "scram_sha256": "SCRAM-SHA-256", "scram_sha512": "SCRAM-SHA-512"}
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)|0\.(\d+)\.(\d+)\.(\d+)")
 

@@ -40,7 +40,7 @@ from aiokafka.errors import (
 from aiokafka.protocol.commit import OffsetFetchRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
-from scalers.base import Reading, ScalerClient, ScalerError, mask, secret_values
+from scalers.base import Reading, ScalerClient, ScalerError, masked_error
 from scalers.kafka.kafka_config import KafkaCluster, KafkaConfig
 from scalers.kafka.kafka_protocol import EndOffsetsRequest, GroupsFindCoordinatorRequest, GroupsOffsetFetchRequest
 from scalers.kafka.lag import Partition, total_lag
@@ -120,7 +120,7 @@ class KafkaClient(ScalerClient[KafkaConfig]):
         return Reading(float(value), active=with_persistent > config.activation_lag_threshold)
 
     def _error(self, what: str) -> ScalerError:
-        return ScalerError(mask(f"{self._cluster}: {what}", secret_values(self._cluster)))
+        return masked_error(f"{self._cluster}: {what}", self._cluster)
 
     # -- connecting ----------------------------------------------------------------------------
 

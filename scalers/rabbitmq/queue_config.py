@@ -33,14 +33,14 @@ from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 import httpx
 
-from scalers.base import (
+from scalers.base import ScalerError
+from scalers.params import (
     ALL_SOURCES,
     AUTH_ONLY,
     METADATA_ONLY,
     METADATA_OR_AUTH,
     SECRET_SOURCES,
     ParameterError,
-    ScalerError,
     TriggerParams,
     mask,
     param,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote_plus
 
-from scalers.base import MetricSpec, Scaler, ScalerClient, TriggerParams
+from scalers.base import MetricSpec, Scaler, ScalerClient
+from scalers.params import TriggerParams
 from scalers.rabbitmq.amqp_client import AmqpClient
 from scalers.rabbitmq.management_client import ManagementClient
 from scalers.rabbitmq.queue_config import Broker, RabbitMQConfig, RequestHook, parse_config

@@ -28,7 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import NoBackoff
 
-from scalers.base import (
+from scalers.params import (
     ALL_SOURCES,
     AUTH_ONLY,
     METADATA_ONLY,

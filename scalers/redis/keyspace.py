@@ -31,7 +31,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError, ResponseError
 
-from scalers.base import mask, secret_values
+from scalers.params import mask, secret_values
 from scalers.redis.connection import RedisHandle
 
 log = logging.getLogger("eventscale.scalers.redis")

@@ -2,8 +2,8 @@
 
 KEDA's Redis list scaler: the value is the length of `listName` by its type (LLEN, SCARD, ZCARD,
 HLEN; a missing key is 0) against the target `listLength`, active above `activationListLength`.
-Connection keys, TLS and the shared one-pipeline-per-server read live in `_redis_connection` and
-`_redis_read`, which the streams scaler uses as well.
+Connection keys and TLS live in `connection`, the shared one-pipeline-per-server read and what
+the two Redis scalers share in `pipeline`, which the streams scaler uses as well.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scalers.base import METADATA_ONLY, MetricSpec, Scaler, TriggerParams, param, parse_params
-from scalers.redis.connection import RedisConnection, parse_connection
-from scalers.redis.pipeline import Probe, RedisClient
+from scalers.base import MetricSpec
+from scalers.params import METADATA_ONLY, param
+from scalers.redis.connection import RedisConnection
+from scalers.redis.pipeline import Probe, RedisScalerBase
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,12 +33,9 @@ class RedisListConfig:
         return self.list_name, "l"
 
 
-class RedisScaler(Scaler[RedisListConfig]):
+class RedisScaler(RedisScalerBase[RedisListConfig]):
     types = ("redis", "redis-cluster", "redis-sentinel")
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> RedisListConfig:
-        connection = parse_connection(trigger_type, params)
-        return parse_params(RedisListConfig, params, connection=connection)
+    config_type = RedisListConfig
 
     def metric(self, config: RedisListConfig) -> MetricSpec:
         return MetricSpec(
@@ -45,9 +43,3 @@ class RedisScaler(Scaler[RedisListConfig]):
             target=float(config.list_length),
             activation=float(config.activation_list_length),
         )
-
-    def server_key(self, config: RedisListConfig) -> RedisConnection:
-        return config.connection
-
-    def open_client(self, config: RedisListConfig) -> RedisClient[RedisListConfig]:
-        return RedisClient(config.connection)

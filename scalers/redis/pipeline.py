@@ -9,7 +9,8 @@ hash slot (a script may only touch keys of one slot), and redis-py's cluster pip
 node its calls at once, so a read costs one round trip per node whatever the number of triggers.
 
 Anything that fails the whole server (unreachable, refused login, TLS mismatch, timeout) raises
-`ScalerError` naming the server, with every credential masked.
+`ScalerError` naming the server, with every credential masked. `RedisScalerBase` is what the list
+and the streams scalers share: the connection parsed from the trigger, one client per connection.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ import asyncio
 import hashlib
 import ssl
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Literal, NamedTuple, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar
 
 from redis.asyncio.sentinel import MasterNotFoundError
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
-from scalers.base import ScalerClient, ScalerError, mask, secret_values
-from scalers.redis.connection import RedisConnection, RedisHandle
+from scalers.base import Scaler, ScalerClient, ScalerError, masked_error
+from scalers.params import TriggerParams, parse_params
+from scalers.redis.connection import RedisConnection, RedisHandle, parse_connection
 from scalers.redis.keyspace import KeyspaceWatch, Notifications
 from scalers.tls import TLSMaterialError
 
@@ -96,6 +98,9 @@ class RedisTarget(Hashable, Protocol):
     def notified_key(self) -> tuple[str, str]: ...
 
     @property
+    def connection(self) -> RedisConnection: ...
+
+    @property
     def keyspace_notifications(self) -> Notifications: ...
 
 
@@ -111,7 +116,6 @@ class RedisClient(ScalerClient[T]):
 
     def __init__(self, connection: RedisConnection) -> None:
         self._connection = connection
-        self._secrets = secret_values(connection)
         self._handle = RedisHandle(connection)
         self._lock = asyncio.Lock()  # one read at a time: a read never needs a second connection
         self.keyspace: KeyspaceWatch[T] = KeyspaceWatch(self._handle)
@@ -190,7 +194,7 @@ class RedisClient(ScalerClient[T]):
         return self._error(f"{key}: unexpected answer {text}")
 
     def _error(self, message: str) -> ScalerError:
-        return ScalerError(mask(f"{self._connection.describe()}: {message}", self._secrets))
+        return masked_error(f"{self._connection.describe()}: {message}", self._connection)
 
 
 def _failure(error: BaseException) -> str:
@@ -216,3 +220,21 @@ def _raise_if_server_wide(error: ResponseError) -> None:
     """A refusal that is about the connection, not a key, fails the whole read."""
     if str(error).startswith(_SERVER_WIDE):
         raise error
+
+
+class RedisScalerBase(Scaler[T]):
+    """A Redis trigger family: its config is `config_type`'s parameters plus the connection its
+    trigger type and parameters name, and every config of one connection shares one `RedisClient`.
+    A subclass sets `types` and `config_type` and writes `metric`."""
+
+    config_type: ClassVar[type[Any]]
+
+    def parse(self, trigger_type: str, params: TriggerParams) -> T:
+        config: T = parse_params(self.config_type, params, connection=parse_connection(trigger_type, params))
+        return config
+
+    def server_key(self, config: T) -> RedisConnection:
+        return config.connection
+
+    def open_client(self, config: T) -> RedisClient[T]:
+        return RedisClient(config.connection)

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scalers.base import METADATA_ONLY, MetricSpec, Scaler, TriggerParams, param, parse_params
-from scalers.redis.connection import RedisConnection, parse_connection
-from scalers.redis.pipeline import Measure, Probe, RedisClient
+from scalers.base import MetricSpec
+from scalers.params import METADATA_ONLY, param
+from scalers.redis.connection import RedisConnection
+from scalers.redis.pipeline import Measure, Probe, RedisScalerBase
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,12 +50,9 @@ class RedisStreamsConfig:
         return self.stream, "t"
 
 
-class RedisStreamsScaler(Scaler[RedisStreamsConfig]):
+class RedisStreamsScaler(RedisScalerBase[RedisStreamsConfig]):
     types = ("redis-streams", "redis-cluster-streams", "redis-sentinel-streams")
-
-    def parse(self, trigger_type: str, params: TriggerParams) -> RedisStreamsConfig:
-        connection = parse_connection(trigger_type, params)
-        return parse_params(RedisStreamsConfig, params, connection=connection)
+    config_type = RedisStreamsConfig
 
     def metric(self, config: RedisStreamsConfig) -> MetricSpec:
         return MetricSpec(
@@ -62,9 +60,3 @@ class RedisStreamsScaler(Scaler[RedisStreamsConfig]):
             target=float(config.target),
             activation=float(config.activation_lag_count),
         )
-
-    def server_key(self, config: RedisStreamsConfig) -> RedisConnection:
-        return config.connection
-
-    def open_client(self, config: RedisStreamsConfig) -> RedisClient[RedisStreamsConfig]:
-        return RedisClient(config.connection)

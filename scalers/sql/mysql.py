@@ -29,26 +29,20 @@ from typing import Any
 import aiomysql
 import pymysql
 
-from scalers.base import (
+from scalers.base import ClientOptions, MetricSpec, ScalerClient, ScalerError, ServerScaler, masked_error
+from scalers.params import (
+    ALL_SOURCES,
     METADATA_ONLY,
+    METADATA_OR_AUTH,
     SECRET_SOURCES,
-    ClientOptions,
-    MetricSpec,
     ParameterError,
-    ScalerClient,
-    ScalerError,
-    ServerScaler,
-    Source,
     TriggerParams,
-    mask,
     param,
     parse_params,
     secret_field,
-    secret_values,
 )
 from scalers.sql.query import MAX_CONCURRENT_QUERIES, run_queries, value_of
 
-METADATA_THEN_AUTH = (Source.METADATA, Source.AUTH)
 DSN = re.compile(r"^(?:(?P<user>[^:@]*)(?::(?P<password>.*))?@)?(?:(?P<net>\w+)(?:\((?P<addr>[^)]*)\))?)?"
                  r"/(?P<db>[^?]*)(?:\?(?P<params>.*))?$", re.S)
 GO_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
@@ -131,13 +125,13 @@ def parse_config(params: TriggerParams) -> MySQLConfig:
     if connection is not None:
         endpoint, db_name = parse_dsn(connection), db_name_of(connection)
     else:
-        port = params.get("port", METADATA_THEN_AUTH) or "3306"
+        port = params.get("port", METADATA_OR_AUTH) or "3306"
         if not port.isdigit():
             raise ParameterError(f'parameter "port" value "{port}" must be an integer')
         endpoint = Endpoint(
-            host=params.get("host", METADATA_THEN_AUTH) or "", port=int(port),
-            database=params.get("dbName", METADATA_THEN_AUTH) or "",
-            user=params.get("username", (Source.METADATA, Source.AUTH, Source.ENV)) or "",
+            host=params.get("host", METADATA_OR_AUTH) or "", port=int(port),
+            database=params.get("dbName", METADATA_OR_AUTH) or "",
+            user=params.get("username", ALL_SOURCES) or "",
             password=params.get("password", SECRET_SOURCES) or "")
         db_name = endpoint.database
     return parse_params(MySQLConfig, params, endpoint=endpoint, db_name=db_name)
@@ -148,7 +142,6 @@ class MySQLClient(ScalerClient[MySQLConfig]):
 
     def __init__(self, endpoint: Endpoint, options: ClientOptions) -> None:
         self._endpoint = endpoint
-        self._secrets = secret_values(endpoint)
         self._timeout = options.timeout
         self._pool: aiomysql.Pool | None = None
         self._kills: set[asyncio.Task[None]] = set()
@@ -212,7 +205,7 @@ class MySQLClient(ScalerClient[MySQLConfig]):
                     connection.close()
 
     def _error(self, what: str) -> ScalerError:
-        return ScalerError(mask(f"{self._endpoint}: {what}", self._secrets))
+        return masked_error(f"{self._endpoint}: {what}", self._endpoint)
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None

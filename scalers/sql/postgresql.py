@@ -27,25 +27,19 @@ from typing import Any
 
 import asyncpg
 
-from scalers.base import (
+from scalers.base import MetricSpec, Scaler, ScalerClient, ScalerError, masked_error
+from scalers.params import (
+    AUTH_OR_METADATA,
     METADATA_ONLY,
     SECRET_SOURCES,
-    MetricSpec,
     ParameterError,
-    Scaler,
-    ScalerClient,
-    ScalerError,
-    Source,
     TriggerParams,
-    mask,
     param,
     parse_params,
     secret_field,
-    secret_values,
 )
 from scalers.sql.query import MAX_CONCURRENT_QUERIES, run_queries, value_of
 
-AUTH_THEN_METADATA = (Source.AUTH, Source.METADATA)
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # libpq keys that map onto the URI asyncpg reads; anything else is refused by name
 URI_QUERY_KEYS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl", "passfile",
@@ -74,7 +68,7 @@ def keyword_string(params: TriggerParams) -> str:
     parts = []
     for key, word in (("host", "host"), ("port", "port"), ("userName", "user"), ("dbName", "dbname"),
                       ("sslmode", "sslmode")):
-        value = params.get(key, AUTH_THEN_METADATA)
+        value = params.get(key, AUTH_OR_METADATA)
         if value is None:
             raise ParameterError(f"no {key} given")
         parts.append(f"{word}={escape(value)}")
@@ -190,9 +184,9 @@ class PostgreSQLClient(ScalerClient[PostgreSQLConfig]):
     """One asyncpg pool of at most MAX_CONCURRENT_QUERIES connections, opened on the first read."""
 
     def __init__(self, config: PostgreSQLConfig, *, timeout: float) -> None:
+        self._config = config  # its secrets are masked in every error
         self._dsn = config.dsn
         self._server = Server.of(config.dsn)
-        self._secrets = secret_values(config)
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
 
@@ -227,7 +221,7 @@ class PostgreSQLClient(ScalerClient[PostgreSQLConfig]):
         return answer if isinstance(answer, float) else self._error(str(answer))
 
     def _error(self, what: str) -> ScalerError:
-        return ScalerError(mask(f"{self._server}: {what}", self._secrets))
+        return masked_error(f"{self._server}: {what}", self._config)
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None

@@ -21,7 +21,7 @@ from typing import Any
 
 from adapter.catalog.catalog import Catalog
 from adapter.store.store import MetricStore
-from scalers.base import TriggerParams
+from scalers.params import TriggerParams
 from scalers.rabbitmq.queue_config import CONNECTION_NAME
 from scalers.rabbitmq.queues import RabbitMQScaler
 from scalers.redis.lists import RedisScaler

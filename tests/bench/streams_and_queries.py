@@ -32,8 +32,9 @@ import httpx
 import adapter.server  # noqa: F401  # the adapter's own modules, counted in its resident memory
 from adapter.catalog.catalog import Catalog
 from adapter.store.store import MetricStore
-from scalers.base import ScalerClient, TriggerParams
+from scalers.base import ScalerClient
 from scalers.kafka import KafkaScaler
+from scalers.params import TriggerParams
 from scalers.prometheus import PrometheusScaler
 from scalers.registry import ENTRIES, ScalerRegistry
 from tests.bench.brokers import rss_mb, scaled_object

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib.util
 import json
 import os
 import shutil
@@ -43,22 +42,11 @@ _HERE = Path(__file__).resolve().parent
 if str(_HERE.parents[1]) not in sys.path:
     sys.path.append(str(_HERE.parents[1]))  # the project root, for `adapter`
 
+from go_binary import load_build  # noqa: E402  # by its file name, beside this one
+
 from adapter import certs  # noqa: E402
 
-
-def _load_build() -> Any:
-    """tests/cluster/build.py under a name that cannot clash with PyPI's `build`."""
-    name = "eventscale_cluster_build"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HERE / "build.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_build = _load_build()
+_build = load_build()
 ensure_binaries: Callable[[], Path] = _build.ensure_binaries
 BuildError: type[Exception] = _build.BuildError
 

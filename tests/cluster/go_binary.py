@@ -22,8 +22,9 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 
 
-def _load_build() -> Any:
-    """tests/cluster/build.py under the name controlplane.py gives it (no clash with PyPI's `build`)."""
+def load_build() -> Any:
+    """tests/cluster/build.py, loaded once under a name that cannot clash with PyPI's `build`: the
+    control plane (controlplane.py) and the Go binaries share it."""
     name = "eventscale_cluster_build"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, _HERE / "build.py")
@@ -34,7 +35,7 @@ def _load_build() -> Any:
     return sys.modules[name]
 
 
-_build = _load_build()
+_build = load_build()
 BuildError: type[Exception] = _build.BuildError
 
 

@@ -9,11 +9,13 @@ and the APIService re-pointed at that Service and the adapter's port, with our C
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -71,6 +73,35 @@ def cluster_adapter(cp: ControlPlane, work: Path, *extra: str) -> AdapterProcess
                     "--metric-max-age", "0.5", "--internal-port", "0", *extra),
         certs_args=("--service", E2E_SERVICE, "--namespace", NAMESPACE),
     )
+
+
+class Delegate(Protocol):
+    """The second metrics provider a delegation test starts (another adapter, the Go test adapter)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@contextlib.contextmanager
+def delegating_adapter(cp: ControlPlane, work: Path, theirs: Delegate, *delegate_args: str) -> Iterator[AdapterProcess]:
+    """Ours, registered as the APIService and started with `delegate_args` (`--delegate-to` ...),
+    once `theirs` is up; on exit both stop and the APIService is removed."""
+    ours: AdapterProcess | None = None
+    try:
+        theirs.start()
+        install(cp)
+        work.mkdir(parents=True, exist_ok=True)
+        ours = cluster_adapter(cp, work, *delegate_args)
+        ours.start(timeout=60)
+        register(cp, ours.port, (ours.cert_dir / "ca.crt").read_bytes())
+        wait_available(cp)
+        yield ours
+    finally:
+        if ours is not None:
+            ours.stop()
+        theirs.stop()
+        cp.kubectl("delete", "apiservice", APISERVICE, "--ignore-not-found", check=False)
 
 
 def register(cp: ControlPlane, port: int, ca_pem: bytes | None) -> None:

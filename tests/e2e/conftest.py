@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,64 +31,62 @@ _state: dict[str, Any] = {}
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    if config.option.collectonly or "bin_dir" in _state or "error" in _state:
+    if config.option.collectonly or "control_plane" in _state or "control_plane_error" in _state:
         return
     if not any(item.get_closest_marker("e2e") for item in items):
         return
     capture = config.pluginmanager.getplugin("capturemanager")
-    started = time.monotonic()
     with capture.global_and_fixture_disabled():
-        try:
-            _state["bin_dir"] = ensure_binaries()
-        except BuildError as exc:
-            _state["error"] = str(exc)
-            print(f"\n[e2e] building the control plane failed:\n{exc}", file=sys.stderr)
-    _state["build_seconds"] = time.monotonic() - started
-    if any(item.get_closest_marker("delegate_adapter") for item in items):
-        with capture.global_and_fixture_disabled():
-            _build_delegate_adapter()
+        _build("control_plane", "the control plane", ensure_binaries)
+        if any(item.get_closest_marker("delegate_adapter") for item in items):
+            _build("delegate_adapter", "the delegate adapter", ensure_delegate_adapter)
 
 
-def _build_delegate_adapter() -> None:
+def _build(key: str, what: str, ensure: Callable[[], Path]) -> None:
+    """Build (or find in the cache) before any test runs; a failure is kept for the fixture to report."""
     started = time.monotonic()
     try:
-        _state["delegate_adapter"] = ensure_delegate_adapter()
+        _state[key] = ensure()
     except BuildError as exc:
-        _state["delegate_error"] = str(exc)
-        print(f"\n[e2e] building the delegate adapter failed:\n{exc}", file=sys.stderr)
-    _state["delegate_build_seconds"] = time.monotonic() - started
+        _state[f"{key}_error"] = str(exc)
+        print(f"\n[e2e] building {what} failed:\n{exc}", file=sys.stderr)
+    _state[f"{key}_build_seconds"] = time.monotonic() - started
+
+
+def _built(key: str, what: str, ensure: Callable[[], Path]) -> Path:
+    """What `_build` made, or built now when collection did not (a failure fails the test)."""
+    if f"{key}_error" in _state:
+        pytest.fail(f"{what} could not be built:\n{_state[f'{key}_error']}", pytrace=False)
+    try:
+        return Path(_state.get(key) or ensure())
+    except BuildError as exc:
+        pytest.fail(f"{what} could not be built:\n{exc}", pytrace=False)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if "startup_seconds" in _state:
         terminalreporter.write_line(
-            f"control plane: binaries ready in {_state['build_seconds']:.1f}s, "
+            f"control plane: binaries ready in {_state['control_plane_build_seconds']:.1f}s, "
             f"start to ready {_state['startup_seconds']:.1f}s ({_state['server']})"
         )
-    if "delegate_build_seconds" in _state:
-        terminalreporter.write_line(f"delegate adapter: binary ready in {_state['delegate_build_seconds']:.1f}s")
+    if "delegate_adapter_build_seconds" in _state:
+        terminalreporter.write_line(
+            f"delegate adapter: binary ready in {_state['delegate_adapter_build_seconds']:.1f}s")
 
 
 @pytest.fixture(scope="session")
 def delegate_adapter() -> Path:
     """The custom-metrics-apiserver test adapter binary (tests/cluster/delegate_adapter_build.py)."""
-    if "delegate_error" in _state:
-        pytest.fail(f"the delegate adapter could not be built:\n{_state['delegate_error']}", pytrace=False)
-    try:
-        return Path(_state.get("delegate_adapter") or ensure_delegate_adapter())
-    except BuildError as exc:
-        pytest.fail(f"the delegate adapter could not be built:\n{exc}", pytrace=False)
+    return _built("delegate_adapter", "the delegate adapter", ensure_delegate_adapter)
 
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    if "error" in _state:
-        pytest.fail(f"control plane binaries could not be built:\n{_state['error']}", pytrace=False)
+    bin_dir = _built("control_plane", "control plane binaries", ensure_binaries)
     try:
-        bin_dir = _state.get("bin_dir") or ensure_binaries()
         cp = ControlPlane(bin_dir)
         cp.start()
-    except (BuildError, ControlPlaneError) as exc:
+    except ControlPlaneError as exc:
         pytest.fail(f"control plane did not start:\n{exc}", pytrace=False)
     _state["startup_seconds"] = cp.startup_seconds
     _state["server"] = cp.server

@@ -49,8 +49,9 @@ from controlplane import ControlPlane, wait_for
 
 from adapter.certs import KeyPair, issue, new_ca
 from adapter.kube.client import KubeApi, Object
-from scalers.base import TriggerParams, metric_name
+from scalers.base import metric_name
 from scalers.cron import CronScaler
+from scalers.params import TriggerParams
 from tests.harness.adapter_process import ROOT, AdapterProcess
 from tests.harness.ports import free_port
 from tests.harness.redis_servers import ACL_PASSWORD, ACL_USER, RedisServer

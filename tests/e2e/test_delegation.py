@@ -13,22 +13,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_adapter import (
-    apply,
-    cluster_adapter,
-    deployment,
-    install,
-    metric_path,
-    metric_value,
-    raw,
-    register,
-    scaled_object,
-    wait_available,
-)
+from cluster_adapter import apply, delegating_adapter, deployment, metric_path, metric_value, raw, scaled_object
 from controlplane import ControlPlane, wait_for
 
 from tests.harness.adapter_process import AdapterProcess
@@ -53,31 +41,13 @@ def providers(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFact
     (objects / "theirs.yaml").write_text(json.dumps({**scaled_object("theirs", cron(42)),
                                                      "metadata": {"name": "theirs", "namespace": "default"}}))
     theirs = AdapterProcess(objects, work / "their-certs", work / "theirs.log")
-    ours: AdapterProcess | None = None
-    try:
-        theirs.start()
-        install(control_plane)
-        certs = theirs.cert_dir
-        ours = cluster_adapter(control_plane, _fresh(work / "ours"), "--delegate-to", theirs.base_url,
-                               "--delegate-ca-file", str(certs / "ca.crt"),
-                               "--delegate-client-cert", str(certs / "front-proxy-client.crt"),
-                               "--delegate-client-key", str(certs / "front-proxy-client.key"),
-                               "--delegate-timeout", "1")
-        ours.start(timeout=60)
-        register(control_plane, ours.port, (ours.cert_dir / "ca.crt").read_bytes())
-        wait_available(control_plane)
+    certs = theirs.cert_dir
+    with delegating_adapter(control_plane, work / "ours", theirs, "--delegate-to", theirs.base_url,
+                            "--delegate-ca-file", str(certs / "ca.crt"),
+                            "--delegate-client-cert", str(certs / "front-proxy-client.crt"),
+                            "--delegate-client-key", str(certs / "front-proxy-client.key"),
+                            "--delegate-timeout", "1") as ours:
         yield ours, theirs
-    finally:
-        if ours is not None:
-            ours.stop()
-        theirs.stop()
-        control_plane.kubectl("delete", "apiservice", "v1beta1.external.metrics.k8s.io", "--ignore-not-found",
-                              check=False)
-
-
-def _fresh(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def hpa(name: str, metric: str, selector_of: str, average: int) -> dict[str, Any]:

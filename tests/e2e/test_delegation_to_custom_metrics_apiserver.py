@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from cluster_adapter import apply, cluster_adapter, deployment, install, raw, register, scaled_object, wait_available
+from cluster_adapter import apply, delegating_adapter, deployment, raw, scaled_object
 from controlplane import ControlPlane, wait_for
 
 from adapter import certs
@@ -94,23 +94,9 @@ def adapters(control_plane: ControlPlane, delegate_adapter: Path, tmp_path_facto
              ) -> Iterator[tuple[AdapterProcess, GoAdapter]]:
     work = tmp_path_factory.mktemp("custom-metrics-apiserver")
     theirs = GoAdapter(delegate_adapter, control_plane, work)
-    ours: AdapterProcess | None = None
-    try:
-        theirs.start()
-        install(control_plane)
-        (work / "ours").mkdir()
-        ours = cluster_adapter(control_plane, work / "ours", "--delegate-to", theirs.delegate_to,
-                               "--delegate-timeout", "2")
-        ours.start(timeout=60)
-        register(control_plane, ours.port, (ours.cert_dir / "ca.crt").read_bytes())
-        wait_available(control_plane)
+    with delegating_adapter(control_plane, work / "ours", theirs, "--delegate-to", theirs.delegate_to,
+                            "--delegate-timeout", "2") as ours:
         yield ours, theirs
-    finally:
-        if ours is not None:
-            ours.stop()
-        theirs.stop()
-        control_plane.kubectl("delete", "apiservice", "v1beta1.external.metrics.k8s.io", "--ignore-not-found",
-                              check=False)
 
 
 def external_hpa(name: str, metric: str, labels: dict[str, str], average: int) -> dict[str, Any]:

@@ -29,8 +29,9 @@ from controlplane import ControlPlane, wait_for
 
 from adapter.install.bundle import bundled
 from adapter.keda.names import FINALIZER
-from scalers.base import TriggerParams, metric_name
+from scalers.base import metric_name
 from scalers.cron import CronScaler
+from scalers.params import TriggerParams
 from tests.harness.adapter_process import ROOT, AdapterProcess, run_cli
 
 pytestmark = pytest.mark.e2e

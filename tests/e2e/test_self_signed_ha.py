@@ -39,8 +39,9 @@ from cluster_adapter import (
 from controlplane import ControlPlane, wait_for
 
 from adapter.auth.serving_certs import SECRET_NAME
-from scalers.base import TriggerParams, metric_name
+from scalers.base import metric_name
 from scalers.cron import CronScaler
+from scalers.params import TriggerParams
 from tests.harness.adapter_process import ROOT
 from tests.harness.ports import free_port
 

@@ -64,6 +64,15 @@ SETUP_TIMEOUT = 30.0  # for a topic's partitions to get leaders
 
 PLAIN, SCRAM_SHA_256, SCRAM_SHA_512 = "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"
 SASL_MECHANISMS = (PLAIN, SCRAM_SHA_256, SCRAM_SHA_512)
+#: every way into the broker: (listener, SASL mechanism or None, whether a client certificate is shown)
+WAYS_IN: tuple[tuple[str, str | None, bool], ...] = (
+    ("plaintext", None, False),
+    *(("sasl_plaintext", mechanism, False) for mechanism in SASL_MECHANISMS),
+    ("ssl", None, False),
+    ("ssl", None, True),
+    *(("sasl_ssl", mechanism, False) for mechanism in SASL_MECHANISMS),
+    ("mtls", None, True),
+)
 
 
 @dataclass(frozen=True)

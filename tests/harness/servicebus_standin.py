@@ -44,7 +44,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from adapter.certs import issue, new_ca
-from scalers.base import TriggerParams
+from scalers.params import TriggerParams
 
 ATOM = "http://www.w3.org/2005/Atom"
 SB = "http://schemas.microsoft.com/netservices/2010/10/servicebus/connect"

@@ -25,8 +25,9 @@ import pytest
 import yaml
 
 from adapter.keda.names import SCALED_OBJECT_LABEL
-from scalers.base import TriggerParams, metric_name
+from scalers.base import metric_name
 from scalers.cron import CronScaler
+from scalers.params import TriggerParams
 from tests.harness.adapter_process import run_cli
 from tests.harness.container_image import Podman, build_image, ensure_base_image, podman, ulimits
 from tests.harness.ports import free_port

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from scalers.aws_sqs import AwsSqsConfig, AwsSqsScaler
-from scalers.base import ScalerError, TriggerParams
+from scalers.base import ScalerError
+from scalers.params import TriggerParams
 from tests.harness.aws_standin import REGION, AwsCredentials, AwsStandIn
 from tests.integration.triggers import catalog_and_store, key, scaled_object, secret, trigger_auth
 

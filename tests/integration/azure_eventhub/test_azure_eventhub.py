@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from scalers.azure_eventhub.eventhub_scaler import AzureEventHubConfig, AzureEventHubScaler
-from scalers.base import Reading, ScalerError, TriggerParams
+from scalers.base import Reading, ScalerError
+from scalers.params import TriggerParams
 from tests.harness.azurite_server import AzuriteServer
 from tests.harness.eventhubs_standin import EventHubsStandIn
 from tests.integration.triggers import catalog_and_store, key, scaled_object, secret, trigger_auth

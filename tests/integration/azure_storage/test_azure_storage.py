@@ -7,7 +7,8 @@ from typing import Any
 
 from scalers.azure_storage.blob import AzureBlobScaler
 from scalers.azure_storage.queue import PEEK, AzureQueueScaler
-from scalers.base import ScalerError, TriggerParams
+from scalers.base import ScalerError
+from scalers.params import TriggerParams
 from tests.harness.azurite_server import ACCOUNT_KEY, AzuriteServer
 from tests.integration.triggers import catalog_and_store, key, scaled_object, secret, trigger_auth
 

@@ -18,7 +18,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
-from tests.harness.kafka_server import PLAIN, SCRAM_SHA_256, SCRAM_SHA_512, KafkaServer
+from tests.harness.kafka_server import PLAIN, SCRAM_SHA_256, SCRAM_SHA_512, WAYS_IN, KafkaServer
 
 pytestmark = pytest.mark.kafka
 
@@ -47,18 +47,7 @@ def client_options(kafka: KafkaServer, listener: str, mechanism: str | None = No
     return options
 
 
-@pytest.mark.parametrize("listener, mechanism, client_certificate", [
-    ("plaintext", None, False),
-    ("sasl_plaintext", PLAIN, False),
-    ("sasl_plaintext", SCRAM_SHA_256, False),
-    ("sasl_plaintext", SCRAM_SHA_512, False),
-    ("ssl", None, False),
-    ("ssl", None, True),
-    ("sasl_ssl", PLAIN, False),
-    ("sasl_ssl", SCRAM_SHA_256, False),
-    ("sasl_ssl", SCRAM_SHA_512, False),
-    ("mtls", None, True),
-])
+@pytest.mark.parametrize("listener, mechanism, client_certificate", WAYS_IN)
 async def test_a_message_makes_a_round_trip(kafka_server: KafkaServer, topic: str, listener: str,
                                             mechanism: str | None, client_certificate: bool) -> None:
     await kafka_server.create_topic(topic)

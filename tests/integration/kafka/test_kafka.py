@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from scalers.base import Reading, ScalerError, TriggerParams, mask, secret_values
+from scalers.base import Reading, ScalerError
 from scalers.kafka import KafkaScaler
 from scalers.kafka.kafka_config import KafkaConfig
 from scalers.kafka.offsets import KafkaClient
-from tests.harness.kafka_server import PLAIN, SCRAM_SHA_256, SCRAM_SHA_512, KafkaServer
+from scalers.params import TriggerParams, mask, secret_values
+from tests.harness.kafka_server import PLAIN, SCRAM_SHA_256, SCRAM_SHA_512, WAYS_IN, KafkaServer
 from tests.harness.rabbitmq_server import tcp_connections_to
 from tests.harness.tls_material import KEY_PASSWORD, TLSMaterial
 
@@ -136,17 +137,8 @@ def listener_auth(kafka: KafkaServer, tls: TLSMaterial, listener: str, mechanism
     return getattr(kafka.listeners, listener), auth
 
 
-@pytest.mark.parametrize("listener, mechanism, certificate", [
-    ("sasl_plaintext", PLAIN, False),
-    ("sasl_plaintext", SCRAM_SHA_256, False),
-    ("sasl_plaintext", SCRAM_SHA_512, False),
-    ("ssl", None, False),
-    ("ssl", None, True),
-    ("sasl_ssl", PLAIN, False),
-    ("sasl_ssl", SCRAM_SHA_256, False),
-    ("sasl_ssl", SCRAM_SHA_512, False),
-    ("mtls", None, True),
-])
+# plaintext (`kafka_server.bootstrap`) is what every other test here reads through
+@pytest.mark.parametrize("listener, mechanism, certificate", [way for way in WAYS_IN if way[0] != "plaintext"])
 async def test_every_listener_reads_the_same_lag(kafka_server: KafkaServer, tls_material: TLSMaterial,
                                                  opened: list[KafkaClient], name: str, listener: str,
                                                  mechanism: str | None, certificate: bool) -> None:

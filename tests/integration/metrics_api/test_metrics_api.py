@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from adapter.catalog.cluster_objects import ClusterObjects
-from scalers.base import ReadResult, ScalerClient, ScalerError, TriggerParams, mask, secret_values
+from scalers.base import ReadResult, ScalerClient, ScalerError
 from scalers.metrics_api import MetricsApiConfig, MetricsApiScaler
+from scalers.params import TriggerParams, mask, secret_values
 from tests.harness.http_api_server import HttpApiServer
 from tests.harness.ports import free_port
 from tests.harness.rabbitmq_server import tcp_connections_to

@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from scalers.base import ScalerError, TriggerParams
+from scalers.base import ScalerError
 from scalers.nats_jetstream import NatsJetStreamConfig, NatsJetStreamScaler
+from scalers.params import TriggerParams
 from tests.harness.nats_server import ACCOUNT, NatsCluster, NatsServer
 from tests.integration.triggers import catalog_and_store, key, scaled_object
 

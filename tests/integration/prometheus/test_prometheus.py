@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from scalers.base import ReadResult, ScalerClient, ScalerError, TriggerParams, mask, secret_values
+from scalers.base import ReadResult, ScalerClient, ScalerError
+from scalers.params import TriggerParams, mask, secret_values
 from scalers.prometheus import PrometheusConfig, PrometheusScaler
 from tests.harness.prometheus_server import PASSWORD, USER, MetricsExporter, PrometheusServer
 from tests.harness.rabbitmq_server import tcp_connections_to

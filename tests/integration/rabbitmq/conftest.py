@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from scalers.base import ScalerClient, TriggerParams
+from scalers.base import ScalerClient
+from scalers.params import TriggerParams
 from scalers.rabbitmq.queue_config import RabbitMQConfig
 from scalers.rabbitmq.queues import RabbitMQScaler
 from tests.harness.rabbitmq_server import RabbitMQServer, RequestLog, Traffic

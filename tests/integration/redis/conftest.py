@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scalers.base import TriggerParams
+from scalers.params import TriggerParams
 from scalers.redis.lists import RedisListConfig, RedisScaler
 from scalers.redis.pipeline import RedisClient
 from scalers.redis.streams import RedisStreamsConfig, RedisStreamsScaler

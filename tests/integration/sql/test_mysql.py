@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from scalers.base import ScalerError, TriggerParams
+from scalers.base import ScalerError
+from scalers.params import TriggerParams
 from scalers.sql.mysql import MySQLConfig, MySQLScaler
 from scalers.sql.query import MAX_CONCURRENT_QUERIES
 from tests.harness.mariadb_server import PASSWORD, USER, MariaDBServer

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from scalers.base import Reading, ScalerError, TriggerParams
+from scalers.base import Reading, ScalerError
+from scalers.params import TriggerParams
 from scalers.sql.postgresql import PostgreSQLClient, PostgreSQLConfig, PostgreSQLScaler
 from scalers.sql.query import MAX_CONCURRENT_QUERIES
 from tests.harness.postgres_server import PASSWORD, USER, PostgresServer

@@ -115,10 +115,25 @@ def config(pki: Path, *urls: str) -> DelegateConfig:
     return DelegateConfig(tuple(Delegate(url, credentials(pki)) for url in urls), timeout=1, open_for=30)
 
 
-def forward(delegates: Delegates, query: bytes = b"labelSelector=app%3Dqueue") -> Any:
+def forward(delegates: Delegates, query: bytes = b"labelSelector=app%3Dqueue", user: UserInfo = USER) -> Any:
     async def run() -> Any:
         try:
-            return await delegates.forward(PATH, query, USER)
+            return await delegates.forward(PATH, query, user)
+        finally:
+            await delegates.aclose()
+
+    return asyncio.run(run())
+
+
+def forward_twice(delegates: Delegates) -> list[tuple[Any, float]]:
+    """Two forwards in a row, each with the seconds it took (the second meets what the first left)."""
+    async def run() -> list[tuple[Any, float]]:
+        try:
+            found = []
+            for _ in range(2):
+                started = time.monotonic()
+                found.append((await delegates.forward(PATH, b"", USER), time.monotonic() - started))
+            return found
         finally:
             await delegates.aclose()
 
@@ -182,19 +197,7 @@ def test_a_delegate_that_is_down_is_a_quick_503_naming_it(start: Any, pki: Path)
     assert gone.server is not None
     gone.server.shutdown()
     gone.server.server_close()
-    delegates = Delegates(config(pki, url))
-
-    async def twice() -> list[Any]:
-        try:
-            answers = []
-            for _ in range(2):
-                started = time.monotonic()
-                answers.append((await delegates.forward(PATH, b"", USER), time.monotonic() - started))
-            return answers
-        finally:
-            await delegates.aclose()
-
-    (first, _), (second, second_took) = asyncio.run(twice())
+    (first, _), (second, second_took) = forward_twice(Delegates(config(pki, url)))
     for answer in (first, second):
         body = json.loads(answer.body)
         assert answer.status == 503 and body["reason"] == "ServiceUnavailable" and url in body["message"]
@@ -212,15 +215,7 @@ def test_identity_headers() -> None:
 def test_an_identity_that_would_break_out_of_its_header_is_not_forwarded(start: Any, pki: Path,
                                                                          user: UserInfo) -> None:
     provider = start({})
-    delegates = Delegates(config(pki, provider.url))
-
-    async def run() -> Any:
-        try:
-            return await delegates.forward(PATH, b"", user)
-        finally:
-            await delegates.aclose()
-
-    answer = asyncio.run(run())
+    answer = forward(Delegates(config(pki, provider.url)), b"", user)
     assert answer.status == 400 and provider.seen == []
 
 
@@ -229,19 +224,7 @@ def test_a_delegate_that_never_answers_costs_its_timeout_once(pki: Path) -> None
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         url = f"https://127.0.0.1:{silent.getsockname()[1]}"
-        delegates = Delegates(config(pki, url))
-
-        async def twice() -> list[tuple[Any, float]]:
-            try:
-                found = []
-                for _ in range(2):
-                    started = time.monotonic()
-                    found.append((await delegates.forward(PATH, b"", USER), time.monotonic() - started))
-                return found
-            finally:
-                await delegates.aclose()
-
-        (first, first_took), (second, second_took) = asyncio.run(twice())
+        (first, first_took), (second, second_took) = forward_twice(Delegates(config(pki, url)))
     assert first.status == 503 and f"{url} (no answer within 1s)" in json.loads(first.body)["message"]
     assert 0.9 < first_took < 3 and second.status == 503 and second_took < 0.05
 

@@ -52,12 +52,21 @@ async def campaign(candidate: LeaderElector, log: list[str]) -> asyncio.Task[Non
                                              lambda: log.append(f"-{candidate.identity}")))
 
 
-async def test_one_leader_then_takeover_within_the_lease_duration() -> None:
+Candidate = tuple[LeaderElector, asyncio.Task[None]]
+
+
+async def a_leads_then_b_campaigns() -> tuple[LeaseServer, list[str], Candidate, Candidate]:
+    """One Lease, its log of +gained/-lost leadership, and two candidates: `a` leads before `b` runs."""
     server, log = LeaseServer(), list[str]()
     a, b = elector(server, "a"), elector(server, "b")
     task_a = await campaign(a, log)
-    await asyncio.sleep(0.1)
-    task_b = await campaign(b, log)
+    while not a.leading:
+        await asyncio.sleep(0.01)
+    return server, log, (a, task_a), (b, await campaign(b, log))
+
+
+async def test_one_leader_then_takeover_within_the_lease_duration() -> None:
+    server, log, (a, task_a), (b, task_b) = await a_leads_then_b_campaigns()
     await asyncio.sleep(0.3)
     assert log == ["+a"] and a.valid() and not b.leading
     task_a.cancel()  # killed: never releases
@@ -71,11 +80,7 @@ async def test_one_leader_then_takeover_within_the_lease_duration() -> None:
 
 
 async def test_release_hands_over_at_the_next_try() -> None:
-    server, log = LeaseServer(), list[str]()
-    a, b = elector(server, "a"), elector(server, "b")
-    task_a = await campaign(a, log)
-    await asyncio.sleep(0.1)
-    task_b = await campaign(b, log)
+    _, _, (a, task_a), (b, task_b) = await a_leads_then_b_campaigns()
     await asyncio.sleep(0.1)
     task_a.cancel()
     await a.release()
@@ -87,11 +92,7 @@ async def test_release_hands_over_at_the_next_try() -> None:
 
 
 async def test_a_leader_that_cannot_renew_stops_before_the_lease_expires() -> None:
-    server, log = LeaseServer(), list[str]()
-    a, b = elector(server, "a"), elector(server, "b")
-    task_a = await campaign(a, log)
-    await asyncio.sleep(0.1)
-    task_b = await campaign(b, log)
+    server, log, (a, task_a), (b, task_b) = await a_leads_then_b_campaigns()
     server.down.add("a")
     cut = asyncio.get_running_loop().time()
     while not b.leading:

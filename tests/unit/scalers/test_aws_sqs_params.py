@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from scalers.aws_sqs import DELAYED, IN_FLIGHT, VISIBLE, Account, AwsSqsScaler
-from scalers.base import ParameterError, TriggerParams, metric_name, secret_values
+from scalers.base import metric_name
+from scalers.params import ParameterError, TriggerParams, secret_values
 
 SCALER = AwsSqsScaler()
 URL = "https://sqs.eu-west-1.amazonaws.com/account_id/DeleteArtifactQ"

@@ -9,7 +9,8 @@ import pytest
 from scalers.azure_eventhub.checkpoints import CheckpointError, layout, sequence_number
 from scalers.azure_eventhub.eventhub_scaler import INT64_MAX, AzureEventHubScaler, Partition, capped, unprocessed
 from scalers.azure_eventhub.eventhub_scaler import without_checkpoint as without
-from scalers.base import ParameterError, TriggerParams, metric_name, secret_values
+from scalers.base import metric_name
+from scalers.params import ParameterError, TriggerParams, secret_values
 
 HUB = ("Endpoint=sb://testEventHubNamespace.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;"
        "SharedAccessKey=testKey-secret;EntityPath=testEventHub")

@@ -8,7 +8,8 @@ import pytest
 
 from adapter.certs import new_ca
 from scalers.azure_servicebus import AzureServiceBusScaler, Namespace
-from scalers.base import ParameterError, TriggerParams, metric_name
+from scalers.base import metric_name
+from scalers.params import ParameterError, TriggerParams
 
 KEY = "c2VjcmV0LWtleS0xMjM0NTY3ODkw"
 CONNECTION = f"Endpoint=sb://MyNs.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey={KEY}"

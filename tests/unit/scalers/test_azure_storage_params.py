@@ -9,7 +9,8 @@ import pytest
 from scalers.azure_storage.account import Account, parse_account
 from scalers.azure_storage.blob import AzureBlobScaler
 from scalers.azure_storage.queue import AzureQueueScaler
-from scalers.base import ParameterError, TriggerParams, metric_name, secret_values
+from scalers.base import metric_name
+from scalers.params import ParameterError, TriggerParams, secret_values
 
 KEY = "QWNjb3VudC1rZXktdmFsdWUtc2VjcmV0"
 CONNECTION = f"DefaultEndpointsProtocol=https;AccountName=sample;AccountKey={KEY};EndpointSuffix=core.windows.net"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from scalers import REGISTRY, ParameterError, TriggerParams, mask, param, parse_params, secret_values
-from scalers.base import SECRET_SOURCES, secret_field
+from scalers.params import SECRET_SOURCES, secret_field
 from scalers.registry import ENTRIES, Entry
 
 

@@ -9,11 +9,12 @@ import pytest
 from google.protobuf import descriptor
 
 from adapter.certs import new_ca
-from scalers.base import MetricSpec, ParameterError, TriggerParams, secret_values
+from scalers.base import MetricSpec
 from scalers.external import grpc_protocol
 from scalers.external.channels import ChannelKey
 from scalers.external.grpc_scaler import ExternalScaler, spec_of, value_of
 from scalers.external.specs import SpecError
+from scalers.params import ParameterError, TriggerParams, secret_values
 
 CA = new_ca("external-unit").cert_pem.decode()
 SCALER = ExternalScaler()

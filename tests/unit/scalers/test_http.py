@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from scalers.base import ParameterError, Reading, TriggerParams
+from scalers.base import Reading
 from scalers.http.http_scaler import HttpScaler
 from scalers.http.http_trigger_config import RouteKey, parse_duration
 from scalers.http.report import CountsReport, RouteCounts, decode_report, encode_report
 from scalers.http.table import CountsTable, RouteTotal
+from scalers.params import ParameterError, TriggerParams
 
 SCALER = HttpScaler()
 

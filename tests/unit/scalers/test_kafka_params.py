@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from scalers.base import ParameterError, TriggerParams
 from scalers.kafka import KafkaScaler
 from scalers.kafka.kafka_config import KafkaConfig, parse_partition_limitation
+from scalers.params import ParameterError, TriggerParams
 from tests.harness.tls_material import KEY_PASSWORD, TLSMaterial
 
 SCALER = KafkaScaler()

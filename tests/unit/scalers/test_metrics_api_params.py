@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from adapter.catalog.cluster_objects import ClusterObjects
-from scalers.base import ParameterError, TriggerParams
 from scalers.metrics_api import (
     BodyValueError,
     Format,
@@ -21,6 +20,7 @@ from scalers.metrics_api import (
     metric_selector,
     value_from_body,
 )
+from scalers.params import ParameterError, TriggerParams
 from tests.harness.tls_material import TLSMaterial
 
 SCALER = MetricsApiScaler()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scalers.base import ParameterError, TriggerParams, metric_name
+from scalers.base import metric_name
 from scalers.nats_jetstream import Monitoring, NatsJetStreamScaler
+from scalers.params import ParameterError, TriggerParams
 
 SCALER = NatsJetStreamScaler()
 BASE = {"stream": "mystream", "consumer": "pull_consumer"}

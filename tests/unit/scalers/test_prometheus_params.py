@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scalers.base import ParameterError, TriggerParams
+from scalers.params import ParameterError, TriggerParams
 from scalers.prometheus import PrometheusConfig, PrometheusScaler, QueryAnswerError, value_of
 from tests.harness.tls_material import TLSMaterial
 

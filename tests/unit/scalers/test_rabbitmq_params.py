@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from scalers.base import ParameterError, TriggerParams
+from scalers.params import ParameterError, TriggerParams
 from scalers.rabbitmq.queue_config import QueueStats, RabbitMQConfig, aggregate, metric_value
 from scalers.rabbitmq.queues import RabbitMQScaler
 from tests.harness.tls_material import TLSMaterial

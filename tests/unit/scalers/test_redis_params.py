@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from scalers.base import ParameterError, TriggerParams
+from scalers.params import ParameterError, TriggerParams
 from scalers.redis.lists import RedisScaler
 
 SCALER = RedisScaler()

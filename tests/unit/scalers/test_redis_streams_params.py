@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scalers.base import ParameterError, TriggerParams
+from scalers.params import ParameterError, TriggerParams
 from scalers.redis.lists import RedisScaler
 from scalers.redis.pipeline import Probe
 from scalers.redis.streams import RedisStreamsScaler

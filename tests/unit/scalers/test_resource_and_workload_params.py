@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from adapter.catalog.cluster_objects import ClusterObjects
-from scalers.base import ParameterError, ResourceTarget, TriggerParams
+from scalers.base import ResourceTarget
 from scalers.cpu_memory import CpuMemoryScaler
 from scalers.kubernetes_workload import KubernetesWorkloadScaler
+from scalers.params import ParameterError, TriggerParams
 from scalers.quantity import QuantityError, canonical, quantity_value
 
 CPU = CpuMemoryScaler()

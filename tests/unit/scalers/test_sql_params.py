@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from scalers.base import ParameterError, TriggerParams, metric_name, secret_values
+from scalers.base import metric_name
+from scalers.params import ParameterError, TriggerParams, secret_values
 from scalers.sql.mysql import Endpoint, MySQLScaler, db_name_of, parse_dsn
 from scalers.sql.postgresql import PostgreSQLScaler, escape, parse_keywords, to_uri
 from scalers.sql.query import QueryError, value_of
