@@ -124,6 +124,7 @@ class Controller:
         self._workers: list[asyncio.Task[None]] = []
         self._targets: dict[Key, TargetState] = {}  # reported to the adapter
         self._targets_changed = asyncio.Event()
+        self._ready_changed = asyncio.Event()  # a ready count is reported at once (see _report_targets)
         self.ready_pods = ReadyPods(self.kube, self._note_ready)
 
     # -- running -------------------------------------------------------------------------------
@@ -135,7 +136,6 @@ class Controller:
             async with asyncio.TaskGroup() as group:
                 self.follow(group)
                 group.create_task(self._report_targets(), name="targets")
-                group.create_task(self.ready_pods.run(), name="ready-pods")
                 group.create_task(self.events.run(), name="events")
                 group.create_task(self._log_stats(), name="stats")
                 group.create_task(self._run_scaled_jobs(), name="scaledjobs")
@@ -147,6 +147,7 @@ class Controller:
                 group.create_task(self.elector.run(self._start_leading, self._stop_leading), name="leader")
         finally:
             self._stop_leading()
+            await self.ready_pods.aclose()
             await self.elector.release()
             await self.activity.aclose()
 
@@ -318,7 +319,8 @@ class Controller:
         self.ready_pods.want((obj.namespace, obj.name), so.target if counted and so is not None else None)
 
     def _note_ready(self, key: Key, ready: int | None) -> None:
-        self._note_target(key, ready=ready)
+        if self._note_target(key, ready=ready):
+            self._ready_changed.set()
 
     def _note_at_zero(self, owner: SoKey, at_zero: bool) -> None:
         """Targets at zero (or idle) have their triggers probed and push-watched by the adapter."""
@@ -339,29 +341,37 @@ class Controller:
             zero = zero_from(so, self.reconciler.last_active(obj), time.time())
         self._note_target((obj.namespace, obj.name), native=native, zero_from=zero)
 
-    def _note_target(self, key: Key, **changes: Any) -> None:
+    def _note_target(self, key: Key, **changes: Any) -> bool:
+        """Change what the adapter is told of this target; True when something changed."""
         before = self._targets.get(key) or TargetState(*key)
         after = replace(before, **changes)
-        if after != before:
-            self._targets[key] = after
-            self._targets_changed.set()
+        if after == before:
+            return False
+        self._targets[key] = after
+        self._targets_changed.set()
+        return True
 
     async def _report_targets(self) -> None:
         """Send every state when one changes, and again every 30 s (a restarted adapter). The
         report is complete: objects left out are scaled up and need no current count. A follower
-        reports none at zero, so its adapter neither probes nor listens to pushes for them."""
+        reports none at zero, so its adapter neither probes nor listens to pushes for them.
+        Reports are at least 0.5 s apart, but for a changed ready count: the HPA counts the same
+        pods, and an answer computed from the old count makes it compute the wrong replicas."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(30):
                     await self._targets_changed.wait()
             self._targets_changed.clear()
+            self._ready_changed.clear()
             items = tuple(t for t in self._targets.values() if t.reported)
             try:
                 await self.activity.report_targets(TargetsReport(items, complete=True))
             except httpx.HTTPError as exc:
                 log.warning("adapter=%s targets not reported: %s", self.options.adapter_url, exc)
                 self._targets_changed.set()
-            await asyncio.sleep(0.5)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await self._ready_changed.wait()
 
     async def _log_stats(self) -> None:
         """What the controller holds and has done, when it changed: for operators and benchmarks."""
@@ -373,7 +383,7 @@ class Controller:
                     f"scaledjobs={len(self.scaled_jobs.objects)} scaledjob_polls={self.scaled_jobs.polls} "
                     f"jobs_created={self.scaled_jobs.created} jobs={self.jobs.count('Job')} "
                     f"hpas={self.cache.count(HPAS)} reconciles={self.reconciles} timed={self.queue.timed} "
-                    f"ready_counted={self.ready_pods.wanted} ready_counts={self.ready_pods.counts} "
+                    f"ready_watched={self.ready_pods.watched} ready_watches={self.ready_pods.watches} "
                     f"activity_answers={self.activity.answers} activity_full={self.activity.full_answers} "
                     f"calls={calls or '-'}")
             if line != last:

@@ -7,13 +7,15 @@ know it; the controller counts it and reports it beside the current replica coun
 (`TargetState.ready`), only where it is needed: objects with a trigger past `failureThreshold`
 (the Fallback condition) whose fallback answer divides (`needs_ready_count`).
 
-Nothing is watched: counting one object is a GET of its Scale and a LIST of its pods by that
-selector, made when it enters fallback and again every `interval` seconds (5) while it stays
-there, since the HPA scaling it changes the count. The calls have a token bucket of their own
-(5 calls/s, burst 10 by default), so an outage that puts many objects in fallback at once
-slows the counts and never the reconciles: n objects in fallback are each counted about every
-max(interval, 2n / qps) seconds. A count that cannot be made (the Scale has no selector, a call
-failed) is reported unknown: the trigger's error stands, as KEDA's does.
+The count must follow the pods as closely as the HPA's own pod informer does: a count late by
+one pod gets ready makes the HPA compute ceil(replicas x now / before), more than `replicas`,
+and a pod that went unready, fewer. So the pods of each such target are watched, and only
+while it is in fallback: on entering it, a GET of the Scale (its selector, on a token bucket of
+its own, 5 calls/s) and a list and watch of the pods that selector matches (a `Reflector`);
+every change of the count is reported at once; leaving fallback closes the watch and withdraws
+the count. The selector is read once per stay in fallback (a Deployment's cannot change).
+A count that cannot be made (no selector, the Scale unreadable) is reported unknown, and the
+Scale is read again every `retry` seconds: meanwhile the trigger's error stands, as KEDA's does.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -31,20 +33,17 @@ from adapter.controller.guarded_api import ControllerKube, TargetError
 from adapter.controller.work_queue import RateLimiter
 from adapter.keda.activity import Key
 from adapter.keda.objects import ScaleTarget
-from adapter.kube.client import ApiStatusError
-from adapter.kube.resources import PODS
+from adapter.kube.client import ApiStatusError, Object
+from adapter.kube.resources import PODS, Resource
+from adapter.kube.watch import Reflector
 
 log = logging.getLogger("eventscale.controller")
 
-COUNT_INTERVAL = 5.0  # seconds between two counts of one object in fallback
+PodReadiness = tuple[str, bool]  # a pod's name, and whether it is Running and Ready
 
 
-def ready_count(pods: Mapping[str, Any]) -> int:
-    """Pods of a list that are Running with condition Ready True (the HPA's getReadyPodsCount)."""
-    return sum(1 for pod in pods.get("items") or () if _running_and_ready(pod))
-
-
-def _running_and_ready(pod: Mapping[str, Any]) -> bool:
+def running_and_ready(pod: Mapping[str, Any]) -> bool:
+    """The HPA's getReadyPodsCount rule: phase Running and condition Ready True."""
     status = pod.get("status") or {}
     if status.get("phase") != "Running":
         return False
@@ -52,69 +51,93 @@ def _running_and_ready(pod: Mapping[str, Any]) -> bool:
     return ready is not None and ready.get("status") == "True"
 
 
+def readiness(pod: Object) -> PodReadiness:
+    return str((pod.get("metadata") or {}).get("name") or ""), running_and_ready(pod)
+
+
+class ReadyCount:
+    """The sink of one target's pod watch: its ready pods, told to `note` on every event."""
+
+    def __init__(self, note: Callable[[int], None]) -> None:
+        self.note = note
+        self.ready: set[str] = set()
+
+    def listed(self, resource: Resource, objects: list[PodReadiness]) -> None:
+        self.ready = {name for name, ready in objects if ready}
+        self.note(len(self.ready))
+
+    def changed(self, resource: Resource, obj: PodReadiness, deleted: bool) -> None:
+        name, ready = obj
+        if ready and not deleted:
+            self.ready.add(name)
+        else:
+            self.ready.discard(name)
+        self.note(len(self.ready))
+
+
 class ReadyPods:
-    """Counts the ready pods of the targets it is told to (`want`), and reports each count with
+    """Watches the ready pods of the targets it is told to (`want`) and reports each count with
     `note(key, count)` (None: unknown, or no longer counted)."""
 
-    def __init__(self, kube: ControllerKube, note: Callable[[Key, int | None], None],
-                 interval: float = COUNT_INTERVAL, limiter: RateLimiter | None = None) -> None:
-        self.kube, self.note, self.interval = kube, note, interval
+    def __init__(self, kube: ControllerKube, note: Callable[[Key, int | None], None], retry: float = 10.0,
+                 limiter: RateLimiter | None = None) -> None:
+        self.kube, self.note, self.retry = kube, note, retry
         self.limiter = limiter or RateLimiter(5.0, 10)
-        self.counts = 0  # counts made since start, for the stats line
-        self._wanted: dict[Key, ScaleTarget] = {}
-        self._due: dict[Key, float] = {}  # monotonic
+        self.watches = 0  # pod watches opened since start, for the stats line
+        self._wanted: dict[Key, tuple[ScaleTarget, asyncio.Task[None]]] = {}
         self._failed: dict[Key, str] = {}  # why the last count failed, logged when it changes
-        self._changed = asyncio.Event()
+
+    @property
+    def watched(self) -> int:
+        return len(self._wanted)
 
     def want(self, key: Key, target: ScaleTarget | None) -> None:
         """Count this object's target from now on (`target`), or stop (None: its count is then
         reported unknown)."""
-        if target is None:
-            if self._wanted.pop(key, None) is not None:
-                self._due.pop(key, None)
-                self._failed.pop(key, None)
-                self.note(key, None)
-        elif self._wanted.get(key) != target:
-            self._wanted[key] = target
-            self._due[key] = 0.0
-            self._changed.set()
+        found = self._wanted.get(key)
+        if found is not None and found[0] == target:
+            return
+        if found is not None:
+            found[1].cancel()
+            del self._wanted[key]
+            self._failed.pop(key, None)
+            self.note(key, None)
+        if target is not None:
+            self._wanted[key] = target, asyncio.get_running_loop().create_task(self._follow(key, target),
+                                                                               name=f"ready-{key[0]}/{key[1]}")
 
-    @property
-    def wanted(self) -> int:
-        return len(self._wanted)
+    async def aclose(self) -> None:
+        tasks = [task for _, task in self._wanted.values()]
+        self._wanted.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-    async def run(self) -> None:
-        while True:
-            self._changed.clear()
-            for key in [k for k, at in self._due.items() if at <= time.monotonic()]:
-                target = self._wanted.get(key)
-                if target is None:
-                    continue
-                count = await self._count(key, target)
-                if self._wanted.get(key) == target:  # still wanted, for the same target
-                    self._due[key] = time.monotonic() + self.interval
-                    self.note(key, count)
-            wait = min(self._due.values(), default=time.monotonic() + 3600.0) - time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, wait)):
-                    await self._changed.wait()
-
-    async def _count(self, key: Key, target: ScaleTarget) -> int | None:
+    async def _follow(self, key: Key, target: ScaleTarget) -> None:
         namespace = key[0]
-        self.counts += 1
+        while (selector := await self._selector(key, target)) is None:
+            self.note(key, None)
+            await asyncio.sleep(self.retry)
+        self._failed.pop(key, None)
+        self.watches += 1
+        pods = replace(PODS.within(namespace), label_selector=selector)
+        await Reflector(self.kube.api, pods, ReadyCount(lambda count: self.note(key, count)), readiness).run()
+
+    async def _selector(self, key: Key, target: ScaleTarget) -> str | None:
+        namespace = key[0]
         try:
             resource = await self.kube.targets.resolve(target.api_version, target.kind)
             scale = await self.kube.get_scale(resource, namespace, target.name, limiter=self.limiter)
-            selector = str((scale.get("status") or {}).get("selector") or "")
-            if not selector:
-                self._cannot(key, f"the Scale of {target.kind} {namespace}/{target.name} has no selector")
-                return None
-            pods = await self.kube.list(PODS.within(namespace).path, selector, limiter=self.limiter)
         except (TargetError, ApiStatusError, httpx.HTTPError) as exc:
             self._cannot(key, str(exc) or type(exc).__name__)
             return None
-        self._failed.pop(key, None)
-        return ready_count(pods)
+        selector = str((scale.get("status") or {}).get("selector") or "")
+        if not selector:
+            self._cannot(key, f"the Scale of {target.kind} {namespace}/{target.name} has no selector")
+            return None
+        return selector
 
     def _cannot(self, key: Key, why: str) -> None:
         if self._failed.get(key) != why:
