@@ -13,9 +13,10 @@ a second time, so it reads what the store already knows:
                                   than the deletions kept, gets the full document.
     GET  /activity/<ns>/<name>    one ScaledObject (`?kind=ScaledJob`: one ScaledJob)
     POST /replicas                {"complete": bool, "items": [{"namespace", "name", "replicas",
-                                  "atZero", "native", "zeroFrom"}]}: what the controller knows
-                                  of the targets: current replica counts (the currentReplicas*
-                                  fallback behaviours), which are at zero (probed for activity),
+                                  "atZero", "native", "zeroFrom", "readyReplicas"}]}: what the
+                                  controller knows of the targets: current replica counts (the
+                                  currentReplicas* fallback behaviours), ready pods (the fallback
+                                  of a Value metric), which are at zero (probed for activity),
                                   which the HPA takes to zero itself and from when their metrics
                                   may be served as 0 (native scale-to-zero); `complete`: every
                                   object, those left out having nothing to report
@@ -265,8 +266,8 @@ def build_internal_app(feed: ActivityFeed) -> FastAPI:
         try:
             report = decode_targets(json.loads(await request.body()))
         except ValueError as exc:  # json.JSONDecodeError is one
-            message = (f'expected {{"items": [{{"namespace", "name", "replicas", "atZero", "native", "zeroFrom"}}]}}: '
-                       f'{exc}')
+            message = ('expected {"items": [{"namespace", "name", "replicas", "atZero", "native", "zeroFrom", '
+                       f'"readyReplicas"}}]}}: {exc}')
             return Response(json.dumps({"error": message}), 400, media_type="application/json")
         feed.store.set_targets(report)
         return Response(status_code=204)

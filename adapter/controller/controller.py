@@ -22,9 +22,10 @@ with the same rate limiter, Lease check and activity view, reading their Jobs an
 watches (`adapter.controller.job_cache`).
 
 Both replicas also tell their own adapter the HPA's current replica count of objects whose
-fallback behaviour needs it (`currentReplicas*`), and which objects the HPA takes to zero
-itself and from when their metrics may be served as 0 (native scale-to-zero, found out at start
-by a dry-run HPA: `native_zero`), since either adapter may answer the HPA.
+fallback behaviour needs it (`currentReplicas*`), the ready pods of targets in fallback with a
+Value metric (counted by `ready_pods`, only while in fallback), and which objects the HPA takes
+to zero itself and from when their metrics may be served as 0 (native scale-to-zero, found out
+at start by a dry-run HPA: `native_zero`), since either adapter may answer the HPA.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ from adapter.controller.object_cache import (
     owner_key,
     transform_for,
 )
+from adapter.controller.ready_pods import ReadyPods
 from adapter.controller.reconciler import Reconciler
 from adapter.controller.work_queue import RateLimiter, WorkQueue
 from adapter.keda.activity import Key, TargetsReport, TargetState
+from adapter.keda.fallback import any_in_fallback, needs_ready_count
 from adapter.keda.names import KEDA_GROUPS, LEGACY_SCALED_OBJECTS, SCALED_JOBS
 from adapter.kube.autoscaling import Hpa, Scale
 from adapter.kube.client import ApiStatusError, KubeApi
@@ -121,6 +124,8 @@ class Controller:
         self._workers: list[asyncio.Task[None]] = []
         self._targets: dict[Key, TargetState] = {}  # reported to the adapter
         self._targets_changed = asyncio.Event()
+        self._ready_changed = asyncio.Event()  # a ready count is reported at once (see _report_targets)
+        self.ready_pods = ReadyPods(self.kube, self._note_ready)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -142,6 +147,7 @@ class Controller:
                 group.create_task(self.elector.run(self._start_leading, self._stop_leading), name="leader")
         finally:
             self._stop_leading()
+            await self.ready_pods.aclose()
             await self.elector.release()
             await self.activity.aclose()
 
@@ -234,10 +240,12 @@ class Controller:
             self.queue.forget(current.key)
             self._failures.pop(current.key, None)
             self.reconciler.forget(current.key)
+            self.ready_pods.want((current.namespace, current.name), None)
             if self._targets.pop((current.namespace, current.name), None) is not None:
                 self._targets_changed.set()
         else:
             self._note_native(new)
+            self._note_fallback(new)
         if new is not None and (old is None or not old.same_but_status(new)):
             self.queue.add(new.key, urgent=True)
             hpa = self.cache.hpa(new.namespace, new.hpa_name or "")
@@ -284,6 +292,7 @@ class Controller:
                 if obj is not None:
                     self.queue.add(obj.key, urgent=True)
                     self._note_native(obj)
+                    self._note_fallback(obj)
 
     def _on_adapter_back(self) -> None:
         waiting, self.reconciler.waiting_for_adapter = self.reconciler.waiting_for_adapter, set()
@@ -299,6 +308,19 @@ class Controller:
         if fallback is not None and fallback.behavior in CURRENT_REPLICAS_BEHAVIORS and \
                 hpa.current_replicas is not None:
             self._note_target((owner[1], owner[2]), replicas=hpa.current_replicas)
+
+    def _note_fallback(self, obj: CachedScaledObject) -> None:
+        """Objects in fallback whose answer divides by the ready pods (a Value metric) have them
+        counted while they stay in fallback; counting stops when they leave it."""
+        so = obj.spec
+        found = self.activity.get(obj.namespace, obj.name)
+        counted = (so is not None and found is not None and needs_ready_count(so)
+                   and any_in_fallback(so.fallback, found.triggers))
+        self.ready_pods.want((obj.namespace, obj.name), so.target if counted and so is not None else None)
+
+    def _note_ready(self, key: Key, ready: int | None) -> None:
+        if self._note_target(key, ready=ready):
+            self._ready_changed.set()
 
     def _note_at_zero(self, owner: SoKey, at_zero: bool) -> None:
         """Targets at zero (or idle) have their triggers probed and push-watched by the adapter."""
@@ -319,29 +341,37 @@ class Controller:
             zero = zero_from(so, self.reconciler.last_active(obj), time.time())
         self._note_target((obj.namespace, obj.name), native=native, zero_from=zero)
 
-    def _note_target(self, key: Key, **changes: Any) -> None:
+    def _note_target(self, key: Key, **changes: Any) -> bool:
+        """Change what the adapter is told of this target; True when something changed."""
         before = self._targets.get(key) or TargetState(*key)
         after = replace(before, **changes)
-        if after != before:
-            self._targets[key] = after
-            self._targets_changed.set()
+        if after == before:
+            return False
+        self._targets[key] = after
+        self._targets_changed.set()
+        return True
 
     async def _report_targets(self) -> None:
         """Send every state when one changes, and again every 30 s (a restarted adapter). The
         report is complete: objects left out are scaled up and need no current count. A follower
-        reports none at zero, so its adapter neither probes nor listens to pushes for them."""
+        reports none at zero, so its adapter neither probes nor listens to pushes for them.
+        Reports are at least 0.5 s apart, but for a changed ready count: the HPA counts the same
+        pods, and an answer computed from the old count makes it compute the wrong replicas."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(30):
                     await self._targets_changed.wait()
             self._targets_changed.clear()
-            items = tuple(t for t in self._targets.values() if t.at_zero or t.replicas is not None or t.native)
+            self._ready_changed.clear()
+            items = tuple(t for t in self._targets.values() if t.reported)
             try:
                 await self.activity.report_targets(TargetsReport(items, complete=True))
             except httpx.HTTPError as exc:
                 log.warning("adapter=%s targets not reported: %s", self.options.adapter_url, exc)
                 self._targets_changed.set()
-            await asyncio.sleep(0.5)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await self._ready_changed.wait()
 
     async def _log_stats(self) -> None:
         """What the controller holds and has done, when it changed: for operators and benchmarks."""
@@ -353,6 +383,7 @@ class Controller:
                     f"scaledjobs={len(self.scaled_jobs.objects)} scaledjob_polls={self.scaled_jobs.polls} "
                     f"jobs_created={self.scaled_jobs.created} jobs={self.jobs.count('Job')} "
                     f"hpas={self.cache.count(HPAS)} reconciles={self.reconciles} timed={self.queue.timed} "
+                    f"ready_watched={self.ready_pods.watched} ready_watches={self.ready_pods.watches} "
                     f"activity_answers={self.activity.answers} activity_full={self.activity.full_answers} "
                     f"calls={calls or '-'}")
             if line != last:

@@ -141,9 +141,10 @@ class ControllerKube:
         self.calls[what] = self.calls.get(what, 0) + 1
         return await self.api.request(method, path, body=body, content_type=content_type, params=params)
 
-    async def list(self, path: str, label_selector: str) -> Object:
-        """A list of a collection (the Jobs and Pods of a ScaledJob), by label selector."""
-        return await self._call("GET", path, params={"labelSelector": label_selector})
+    async def list(self, path: str, label_selector: str, limiter: RateLimiter | None = None) -> Object:
+        """A list of a collection (the Jobs and Pods of a ScaledJob, the pods of a target in
+        fallback), by label selector; on `limiter` when given, else on the shared one."""
+        return await self._call("GET", path, params={"labelSelector": label_selector}, limiter=limiter)
 
     async def delete(self, path: str, propagation_policy: str) -> None:
         await self._call("DELETE", path, {"apiVersion": "v1", "kind": "DeleteOptions",
@@ -154,8 +155,9 @@ class ControllerKube:
         base = _group_version_path(target.api_version)
         return f"{base}/namespaces/{namespace}/{target.resource}/{name}/scale"
 
-    async def get_scale(self, target: GroupVersionKindResource, namespace: str, name: str) -> Object:
-        return await self._call("GET", self.scale_path(target, namespace, name))
+    async def get_scale(self, target: GroupVersionKindResource, namespace: str, name: str,
+                        limiter: RateLimiter | None = None) -> Object:
+        return await self._call("GET", self.scale_path(target, namespace, name), limiter=limiter)
 
     async def put_scale(self, target: GroupVersionKindResource, body: Object) -> Object:
         """Write a Scale; with its resourceVersion set, a concurrent change fails (409)."""

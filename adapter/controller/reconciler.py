@@ -49,7 +49,7 @@ from adapter.controller.native_zero import NEVER_AT_ZERO, native_step, not_nativ
 from adapter.controller.object_cache import CachedScaledObject, ObjectCache, workload_resource
 from adapter.controller.status import health, merge_patch, newly_failing, triggers_activity
 from adapter.keda.activity import ObjectActivity
-from adapter.keda.fallback import in_fallback
+from adapter.keda.fallback import any_in_fallback
 from adapter.keda.names import FINALIZER, FORCE_ACTIVATION, SCALED_OBJECT_LABEL, TRANSFER_HPA_OWNERSHIP
 from adapter.keda.objects import ScaledObject
 from adapter.keda.scaled_object_status import Condition, merged
@@ -418,8 +418,7 @@ class Reconciler:
             compositeScalerName=p.adapter_view.composite.metric_name if p.adapter_view.composite else None,
             health=health(triggers), triggersActivity=triggers_activity(triggers),
         )
-        falling_back = any(in_fallback(p.spec.fallback, t.failures) for t in triggers if t.error)
-        p.conditions.append(c.FALLBACK if falling_back else c.NO_FALLBACK)
+        p.conditions.append(c.FALLBACK if any_in_fallback(p.spec.fallback, triggers) else c.NO_FALLBACK)
 
     async def _write_status(self, p: Pass, ready: bool) -> None:
         """One merge patch with what differs from the status as cached; none when nothing does."""

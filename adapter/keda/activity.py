@@ -156,6 +156,8 @@ class TargetState:
     """What the controller knows of one ScaledObject's target, told to the adapter beside it.
 
     `replicas` is the HPA's current count (the currentReplicas* fallback behaviours need it);
+    `ready` the target's pods Running and Ready, counted only while the object is in fallback
+    with a Value metric (its fallback answer divides by it, see adapter/keda/fallback.py);
     `at_zero` says the target is at 0 (or at its idleReplicaCount), so the adapter probes its
     triggers for activity on a short interval and listens to their sources' pushes.
     `native` says the HPA itself takes the target to 0 (native scale-to-zero): the adapter then
@@ -170,10 +172,16 @@ class TargetState:
     at_zero: bool = False
     native: bool = False
     zero_from: float | None = None
+    ready: int | None = None
 
     @property
     def key(self) -> Key:
         return self.namespace, self.name
+
+    @property
+    def reported(self) -> bool:
+        """It says something: a state that says nothing is left out of a report."""
+        return self.at_zero or self.native or self.replicas is not None or self.ready is not None
 
 
 @dataclass(frozen=True)
@@ -238,7 +246,7 @@ def encode_document(generation: str, full: bool, encoded_objects: Iterable[bytes
 def encode_targets(report: TargetsReport) -> dict[str, Any]:
     return {"complete": report.complete,
             "items": [{"namespace": t.namespace, "name": t.name, "replicas": t.replicas, "atZero": t.at_zero,
-                       "native": t.native, "zeroFrom": t.zero_from} for t in report.items]}
+                       "native": t.native, "zeroFrom": t.zero_from, "readyReplicas": t.ready} for t in report.items]}
 
 
 # -- decoding ------------------------------------------------------------------------------------
@@ -348,12 +356,12 @@ def decode_document(raw: Any) -> ActivityDocument:
 MAX_REPLICAS = 2**31 - 1  # replica counts are int32 in Kubernetes
 
 
-def _replicas(raw: Mapping[str, Any]) -> int | None:
-    if raw.get("replicas") is None:
+def _replicas(raw: Mapping[str, Any], key: str = "replicas") -> int | None:
+    if raw.get(key) is None:
         return None
-    replicas = _int(raw, "replicas", minimum=0)
+    replicas = _int(raw, key, minimum=0)
     if replicas > MAX_REPLICAS:
-        raise ValueError(f"replicas must be at most {MAX_REPLICAS}")
+        raise ValueError(f"{key} must be at most {MAX_REPLICAS}")
     return replicas
 
 
@@ -373,5 +381,5 @@ def decode_targets(raw: Any) -> TargetsReport:
         item = _mapping(item, "item")
         items.append(TargetState(_str(item, "namespace"), _str(item, "name"), _replicas(item),
                                  at_zero=bool(item.get("atZero")), native=bool(item.get("native")),
-                                 zero_from=_epoch(item.get("zeroFrom"))))
+                                 zero_from=_epoch(item.get("zeroFrom")), ready=_replicas(item, "readyReplicas")))
     return TargetsReport(tuple(items), complete=bool(body.get("complete")))

@@ -323,19 +323,15 @@ def _replica_problems(so: ScaledObject) -> Iterator[str]:
     external = [t for t in so.triggers if not t.resource]
     if not external and so.min_replica_count == 0:
         yield "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)"
-    if so.fallback and not external:
+    if so.fallback and so.scaling_modifiers is None and not external:  # KEDA 2.20's words, Value allowed too
         yield ("at least one trigger (that is not cpu or memory) has to have the `AverageValue` type "
                "for the fallback to be enabled")
-    if so.fallback and so.scaling_modifiers is None and any(t.metric_type != "AverageValue" for t in external):
-        yield "fallback is only supported for triggers with metricType AverageValue"
 
 
 def _modifier_problems(so: ScaledObject) -> Iterator[str]:
     modifiers = so.scaling_modifiers
     if so.fallback and so.fallback.behavior == "scalingModifiers" and modifiers is None:
         yield "spec.fallback.behavior scalingModifiers needs spec.advanced.scalingModifiers.formula"
-    if so.fallback and modifiers is not None and modifiers.metric_type != "AverageValue":
-        yield "fallback with scalingModifiers is only supported with metricType AverageValue"
 
 
 def _parse_modifiers(raw: Any, triggers: tuple[TriggerSpec, ...]) -> ScalingModifiers | None:

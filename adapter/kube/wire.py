@@ -83,7 +83,7 @@ def format_quantity(value: float) -> str:
     """`1.5 -> "1500m"`, `2000 -> "2k"`; NaN, infinities and negatives become "0" (as KEDA does)."""
     if math.isnan(value) or value <= 0:
         return "0"
-    milli = MAX_MILLI if math.isinf(value) else _to_milli(value)
+    milli = MAX_MILLI if math.isinf(value) else to_milli(value)
     if milli == 0:
         return "0"
     exponent = -3
@@ -93,7 +93,9 @@ def format_quantity(value: float) -> str:
     return f"{milli}{_SUFFIXES[exponent]}"
 
 
-def _to_milli(value: float) -> int:
+def to_milli(value: float) -> int:
+    """The thousandths a quantity of a finite `value` >= 0 holds, as `format_quantity` writes it
+    (what a reader's `MilliValue()` gives back)."""
     if value >= MAX_MILLI / 1000:
         return MAX_MILLI
     milli = int((Decimal(repr(value)) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))

@@ -6,9 +6,12 @@ KEDA 2.20's (pkg/scaling: GetScaledObjectMetrics, the modifiers and fallback pac
 
 * a trigger that failed more than `fallback.failureThreshold` times in a row, with a fallback
   KEDA deems valid (the target a positive whole number), puts the composite in fallback: its
-  value is `target x replicas` for the fallback behaviour, whatever the other triggers say;
-  with `behavior: scalingModifiers` that trigger is nil in the formula instead (`a ?? b`), and
-  a formula that gives nil answers `target x fallback.replicas`;
+  value is the one from which the HPA computes the fallback behaviour's replica count, whatever
+  the other triggers say (`target x replicas`; with `metricType: Value`, divided by the target's
+  ready pods: adapter/keda/fallback.py); with `behavior: scalingModifiers` that trigger is nil
+  in the formula instead (`a ?? b`), and a formula that gives nil answers the value for
+  `fallback.replicas` (KEDA answers `target x fallback.replicas` there for Value too, from which
+  the HPA computes `fallback.replicas` times the ready pods; here the HPA computes `replicas`);
 * otherwise any failing trigger fails the composite (a 500 naming it), and so does a formula
   that cannot compute on these values (nil in arithmetic, a division by zero);
 * the object is active when the composite value is above `activationTarget` (default 0).
@@ -21,19 +24,20 @@ from the entries as they are.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass
 
 from adapter.catalog.resolve import ResolvedScaledObject
 from adapter.keda.activity import CompositeActivity
-from adapter.keda.fallback import fallback_replicas
+from adapter.keda.fallback import fallback_replicas, fallback_value, valid_fallback, value_for
 from adapter.keda.formula import EvaluationError
-from adapter.keda.objects import COMPOSITE_METRIC, Fallback, ScaledObject, ScalingModifiers
+from adapter.keda.objects import COMPOSITE_METRIC, Fallback, ScalingModifiers
 from adapter.kube.wire import internal_error, render_value_list
 from adapter.store.store import MetricEntry, MetricStore
 
-_WHOLE = re.compile(r"\+?[0-9]+")
+WAITING_FOR_CURRENT = "in fallback, waiting for the target's current replica count"
+WAITING_FOR_READY = ("in fallback with metricType Value: no pod of the target is Running and Ready "
+                     "(or none counted yet), so no value makes the HPA compute the fallback replicas")
 
 
 @dataclass(frozen=True)
@@ -44,14 +48,6 @@ class Composite:
 
     def active(self, modifiers: ScalingModifiers) -> bool:
         return self.error is None and self.value is not None and self.value > modifiers.activation_target
-
-
-def valid_fallback(so: ScaledObject) -> Fallback | None:
-    """KEDA's HasValidFallback for a composite: its target must be a positive whole number."""
-    modifiers = so.scaling_modifiers
-    if so.fallback is None or modifiers is None or not _WHOLE.fullmatch(modifiers.target_text):
-        return None
-    return so.fallback if int(modifiers.target_text) > 0 else None
 
 
 def compute(resolved: ResolvedScaledObject, store: MetricStore) -> Composite:
@@ -81,20 +77,22 @@ def compute(resolved: ResolvedScaledObject, store: MetricStore) -> Composite:
             unread = True
         else:
             values[trigger.spec.name] = entry.value
+    state = store.target((so.namespace, so.name))
+    current, ready = (state.replicas, state.ready) if state is not None else (None, None)
     if in_fallback:
         assert fallback is not None
-        replicas = fallback_replicas(fallback, store.current_replicas(resolved.triggers[0]))
-        if replicas is None:
-            return Composite(error="in fallback, waiting for the target's current replica count")
-        return Composite(modifiers.target * replicas, fallback=True)
+        value = fallback_value(fallback, modifiers.target, current, modifiers.metric_type, ready)
+        return _fallback_answer(value, WAITING_FOR_CURRENT if fallback_replicas(fallback, current) is None
+                                else WAITING_FOR_READY)
     if errors:
         return Composite(error="; ".join(errors))
     if unread:
         return Composite()
-    return _evaluate(modifiers, values, fallback)
+    return _evaluate(modifiers, values, fallback, ready)
 
 
-def _evaluate(modifiers: ScalingModifiers, values: dict[str, float | None], fallback: Fallback | None) -> Composite:
+def _evaluate(modifiers: ScalingModifiers, values: dict[str, float | None], fallback: Fallback | None,
+              ready: int | None) -> Composite:
     try:
         result = modifiers.formula.evaluate(values)
     except EvaluationError as exc:
@@ -103,7 +101,12 @@ def _evaluate(modifiers: ScalingModifiers, values: dict[str, float | None], fall
         return Composite(result)
     if fallback is None:
         return Composite(error="the formula gave nil and no fallback is configured")
-    return Composite(modifiers.target * fallback.replicas, fallback=True)
+    return _fallback_answer(value_for(fallback.replicas, modifiers.target, modifiers.metric_type, ready),
+                            WAITING_FOR_READY)
+
+
+def _fallback_answer(value: float | None, waiting: str) -> Composite:
+    return Composite(error=waiting) if value is None else Composite(value, fallback=True)
 
 
 def activity(resolved: ResolvedScaledObject, store: MetricStore) -> CompositeActivity | None:

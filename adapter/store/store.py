@@ -37,7 +37,9 @@ Listeners (the activity feed, `/metrics`) are told which ScaledObjects changed: 
 changed a value, an error or a failure count, or entries added or removed by the catalog. The
 store follows the catalog object by object (`follow`), so one ScaledObject changing costs its
 own triggers, whatever the number of others. Past `fallback.failureThreshold` consecutive
-failures the rendered answer is the fallback value (see `fallback`) instead of the error.
+failures the rendered answer is the fallback value (adapter/keda/fallback.py) instead of the
+error, from the counts the controller reports (`set_targets`: current replicas, and for a Value
+metric the target's ready pods); each report that changes them renders the entries again.
 
 Native zero: for an object whose HPA has minReplicas 0 (the controller reports it `native`,
 see adapter/controller/native_zero.py), what the HPA computes is what takes the target to 0 and
@@ -121,12 +123,15 @@ class MetricEntry:
             self.error, self.consecutive_failures = None, 0
         return before != (self.value, self.reported_active, self.error, self.consecutive_failures)
 
-    def render(self, current_replicas: int | None) -> None:
-        """The bytes a metric GET answers: the value, the fallback value, or the error."""
+    def render(self, target: TargetState | None) -> None:
+        """The bytes a metric GET answers: the value, the fallback value, or the error; `target` is
+        what the controller reported of the object's target (counts the fallback may need)."""
         trigger = self.trigger
         fallback = None
         if self.error is not None and self.in_fallback and trigger.fallback and trigger.metric:
-            fallback = fallback_value(trigger.fallback, trigger.metric.target, current_replicas)
+            current, ready = (target.replicas, target.ready) if target is not None else (None, None)
+            fallback = fallback_value(trigger.fallback, trigger.metric.target, current, trigger.spec.metric_type,
+                                      ready)
         if self.error is None and self.value is not None:
             self.status, self.body = 200, render_value_list(trigger.metric_name, self.value, time.time())
         elif fallback is not None:
@@ -262,7 +267,7 @@ class _Server:
         for entry, result in zip(batch, results, strict=True):
             if entry.record(result, now):
                 changed.add(entry.object_key)
-            entry.render(self.store.current_replicas(entry.trigger))
+            entry.render(self.store.target(entry.object_key))
         for entry in batch:
             if entry.inflight is not None and not entry.inflight.done():
                 entry.inflight.set_result(None)
@@ -351,9 +356,9 @@ class MetricStore:
     # -- what the controller reports of the targets ------------------------------------------
 
     def set_targets(self, report: TargetsReport) -> None:
-        """Take the controller's report (replica counts, objects at zero); the
+        """Take the controller's report (replica and ready counts, objects at zero); the
         objects whose state changed are rendered again, rescheduled and re-watched."""
-        incoming = {t.key: t for t in report.items if t.replicas is not None or t.at_zero or t.native}
+        incoming = {t.key: t for t in report.items if t.reported}
         keys = set(incoming) | (set(self._targets) if report.complete else set())
         if report.complete and not self._targets_complete:
             self._targets_complete = True
@@ -371,7 +376,7 @@ class MetricStore:
         for key in changed:
             for entry in self._by_object.get(key, ()):
                 if entry.in_fallback:
-                    entry.render(self.current_replicas(entry.trigger))
+                    entry.render(self.target(entry.object_key))
                 self._reschedule(entry)
                 server = self._servers.get(entry.trigger.server) if entry.trigger.scaler is not None else None
                 if server is not None and id(server) not in servers:
@@ -387,9 +392,9 @@ class MetricStore:
         state = self._targets.get(key)
         return state.at_zero if state is not None else not self._targets_complete
 
-    def current_replicas(self, trigger: ResolvedTrigger) -> int | None:
-        state = self._targets.get((trigger.namespace, trigger.scaled_object))
-        return state.replicas if state is not None else None
+    def target(self, key: ObjectKey) -> TargetState | None:
+        """What the controller reported of this ScaledObject's target (None: nothing)."""
+        return self._targets.get(key)
 
     # -- what the catalog tells us -------------------------------------------------------------
 

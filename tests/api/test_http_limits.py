@@ -3,7 +3,7 @@
 Request heads are bounded in size (1 MiB), in header count (1,000) and in time (here 1 s); open
 connections are capped (here 20). Each refusal is a metav1.Status body and a closed connection,
 and other clients are served meanwhile. Also: no websocket upgrade, and the internal listener's
-POST /replicas refuses counts that are not whole numbers from 0 to 2**31 - 1.
+POST /replicas refuses counts (replicas, readyReplicas) that are not whole numbers from 0 to 2**31 - 1.
 """
 
 from __future__ import annotations
@@ -197,6 +197,9 @@ def test_websocket_upgrades_are_plain_authenticated_http(adapter: AdapterProcess
     (b'{"items": [{"namespace": "default", "name": "so", "replicas": 2147483648}]}', 400),
     (b'{"items": [{"namespace": "default", "name": "so", "replicas": ' + b"9" * 5000 + b"}]}", 400),
     (b'{"items": [{"namespace": "default", "name": "so", "replicas": NaN}]}', 400),
+    (b'{"items": [{"namespace": "default", "name": "so", "readyReplicas": 4}]}', 204),
+    (b'{"items": [{"namespace": "default", "name": "so", "readyReplicas": 2.5}]}', 400),
+    (b'{"items": [{"namespace": "default", "name": "so", "readyReplicas": 2147483648}]}', 400),
     (b'{"items": "all"}', 400),
     (b"not json", 400),
 ])

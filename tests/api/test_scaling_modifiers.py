@@ -50,6 +50,10 @@ OBJECTS = [
     # the default fallback behaviour: past the threshold the composite is target x replicas = 5 x 4
     scaled_object("static", [cron("busy", ALWAYS, 12), {"type": "redis", "name": "dead", "metadata": DEAD_REDIS}],
                   {"formula": "busy + dead", "target": "5"}, {"failureThreshold": 1, "replicas": 4}),
+    # metricType Value: past the threshold, target x replicas / the ready pods the controller reports
+    scaled_object("valued", [cron("busy", ALWAYS, 12), {"type": "redis", "name": "dead", "metadata": DEAD_REDIS}],
+                  {"formula": "busy + dead", "target": "5", "metricType": "Value"},
+                  {"failureThreshold": 1, "replicas": 4}),
     # the same failing trigger without `??`: the composite fails, naming the trigger
     scaled_object("unguarded", [cron("busy", ALWAYS, 12), {"type": "redis", "name": "dead", "metadata": DEAD_REDIS}],
                   {"formula": "busy + dead", "target": "5"}),
@@ -107,6 +111,24 @@ def test_static_fallback_gives_target_times_replicas(admin: httpx.Client, object
     passed = eventually(lambda: admin.get(composite_url("static")), lambda r: r.status_code == 200)
     assert passed.status_code == 200, passed.text
     assert passed.json()["items"][0]["value"] == "20"
+
+
+def test_value_fallback_divides_by_the_ready_pods(admin: httpx.Client, internal_port: int, objects: None) -> None:
+    """KEDA 2.20: the HPA multiplies value / target by the ready pods, so the answer is divided by
+    them; none ready (or not counted yet): no answer makes the HPA compute 4, the error stands."""
+    def report(ready: int) -> None:
+        body = {"items": [{"namespace": "default", "name": "valued", "readyReplicas": ready}]}
+        assert httpx.post(f"http://127.0.0.1:{internal_port}/replicas", json=body, timeout=5).status_code == 204
+
+    waiting = eventually(lambda: admin.get(composite_url("valued")), lambda r: "Running and Ready" in r.text)
+    assert_status(waiting, 500, "InternalError", "unable to get external metric composite-metric of ScaledObject "
+                  "default/valued: in fallback with metricType Value: no pod of the target is Running and Ready")
+    report(3)
+    assert admin.get(composite_url("valued")).json()["items"][0]["value"] == "6666m"  # ceil(6.666 / 5 x 3) = 4
+    report(2)
+    assert admin.get(composite_url("valued")).json()["items"][0]["value"] == "10"
+    report(0)
+    assert admin.get(composite_url("valued")).status_code == 500
 
 
 def test_failing_trigger_without_default_fails_the_composite(admin: httpx.Client, objects: None) -> None:

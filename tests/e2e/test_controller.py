@@ -386,6 +386,60 @@ def test_fallback_replicas_when_the_scaler_keeps_failing(stack: Stack, namespace
     assert replicas(cp, ns, "fb") == 4  # an error never scales down
 
 
+def make_ready(cp: ControlPlane, namespace: str, app: str, count: int) -> None:
+    """Play the kubelet (there is none): `count` pods of `app` not yet running become Running and
+    Ready, through the status subresource."""
+    def waiting() -> list[dict[str, Any]] | None:
+        pods = cp.kubectl_json("get", "pods", "-n", namespace, "-l", f"app={app}")["items"]
+        found = [p for p in pods if (p.get("status") or {}).get("phase") != "Running"]
+        return found if len(found) >= count else None
+
+    ready = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    for pod in wait_for(waiting, timeout=20, what=f"{count} pods of {app} not running")[:count]:
+        cp.kubectl("patch", "pod", pod["metadata"]["name"], "-n", namespace, "--subresource=status",
+                   "--type=merge", "-p", json.dumps(ready))
+
+
+def test_fallback_for_value_metrics_divides_by_the_ready_pods(stack: Stack, namespace: str) -> None:
+    """KEDA 2.20: a `metricType: Value` metric in fallback answers target x replicas / ready pods
+    (Running and Ready, matched by the Scale's selector), so the HPA, which computes
+    ceil(value / target x ready pods), lands on fallback.replicas; with a scalingModifiers
+    composite of type Value too (fbm). While no pod is ready there is no fallback answer (fbv).
+
+    A pod that gets ready is seen by the HPA's informer and the controller's watch at about the
+    same time; an HPA sync between the two computes from different counts (then corrects). So
+    fbm's pods are ready before it falls back, and fbv's maxReplicaCount is its fallback count,
+    which keeps the outcome of such a sync what the test expects."""
+    cp, ns = stack.cp, namespace
+    dead = {"address": "127.0.0.1:1", "listName": "x", "listLength": "5"}
+    composite = {"formula": "dead", "target": "5", "metricType": "Value"}
+    apply(cp, ns, deployment("fbv", 3), deployment("fbm", 2))
+    make_ready(cp, ns, "fbm", 2)
+    apply(cp, ns,
+          scaled_object("fbv", [{"type": "redis", "metricType": "Value", "metadata": dead}], minReplicaCount=1,
+                        maxReplicaCount=5, fallback={"failureThreshold": 1, "replicas": 5}),
+          scaled_object("fbm", [{"type": "redis", "name": "dead", "metadata": dead}], minReplicaCount=1,
+                        fallback={"failureThreshold": 1, "replicas": 4},
+                        advanced={"horizontalPodAutoscalerConfig": {"behavior": FAST_HPA},
+                                  "scalingModifiers": composite}))
+    for name in ("fbv", "fbm"):
+        wait_condition(cp, ns, name, "Fallback", ("True", "FallbackExists"))
+    # no kubelet, so none of fbv's pods runs: no value makes the HPA compute 5, the error stands
+    assert metric_value(cp, ns, "s0-redis-x", "fbv") is None and replicas(cp, ns, "fbv") == 3
+
+    wait_for(lambda: metric_value(cp, ns, "composite-metric", "fbm") == "10", timeout=20,
+             what="5 x 4 replicas / 2 ready pods")  # target x replicas, 20, would make the HPA compute 8
+    wait_replicas(cp, ns, "fbm", 4, timeout=20)  # its 2 new pods stay Pending: still 2 ready, still 4
+    make_ready(cp, ns, "fbv", 3)
+    wait_for(lambda: metric_value(cp, ns, "s0-redis-x", "fbv") == "8333m", timeout=20,
+             what="5 x 5 replicas / 3 ready pods")  # not target x replicas (25)
+    wait_replicas(cp, ns, "fbv", 5, timeout=20)
+    make_ready(cp, ns, "fbv", 2)  # fbv's new pods get ready: the watch follows, so does the answer
+    wait_for(lambda: metric_value(cp, ns, "s0-redis-x", "fbv") == "5", timeout=20, what="5 x 5 replicas / 5 ready")
+    assert (replicas(cp, ns, "fbv"), desired(cp, ns, "keda-hpa-fbv")) == (5, 5)
+    assert (replicas(cp, ns, "fbm"), desired(cp, ns, "keda-hpa-fbm")) == (4, 4)
+
+
 class VersionLog:
     """Every watch event of one kind in a namespace as (resourceVersion, type, object): etcd
     orders resourceVersions across kinds, so the log says which write happened first."""

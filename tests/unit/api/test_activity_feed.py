@@ -20,6 +20,7 @@ from adapter.catalog.catalog import Catalog
 from adapter.keda.activity import (
     ObjectActivity,
     ResourceMetric,
+    TargetState,
     TriggerActivity,
     decode_document,
     encode_document,
@@ -117,16 +118,18 @@ async def test_one_object_and_unknown_ones(world: Any) -> None:
 
 async def test_replica_reports_reach_the_store(world: Any) -> None:
     _, store, client = world
-    answer = await client.post("/replicas", json={"items": [{"namespace": "ns", "name": "good", "replicas": 3}]})
+    answer = await client.post("/replicas", json={"items": [{"namespace": "ns", "name": "good", "replicas": 3,
+                                                              "readyReplicas": 2}]})
     assert answer.status_code == 204
-    trigger = next(iter(store.entries())).trigger
-    assert store.current_replicas(trigger) == 3
+    assert store.target(("ns", "good")) == TargetState("ns", "good", replicas=3, ready=2)
     at_zero = {"complete": True, "items": [{"namespace": "ns", "name": "good", "replicas": None, "atZero": True}]}
     assert (await client.post("/replicas", json=at_zero)).status_code == 204
-    assert store.current_replicas(trigger) is None and store.at_zero(("ns", "good"))
+    assert store.target(("ns", "good")) == TargetState("ns", "good", at_zero=True) and store.at_zero(("ns", "good"))
     assert (await client.post("/replicas", json={"complete": True, "items": []})).status_code == 204
     assert not store.at_zero(("ns", "good"))  # left out of a complete report: scaled up
     assert (await client.post("/replicas", json={"items": [{"name": "x"}]})).status_code == 400
+    negative = {"items": [{"namespace": "ns", "name": "good", "readyReplicas": -1}]}
+    assert (await client.post("/replicas", json=negative)).status_code == 400
 
 
 def test_cpu_triggers_travel_as_resource_metrics_and_keep_keda_activity() -> None:

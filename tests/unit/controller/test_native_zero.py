@@ -105,6 +105,7 @@ def test_the_probe_is_an_hpa_only_the_gate_accepts() -> None:
     TargetState("ns", "a", native=True, zero_from=NOW),
     TargetState("ns", "a", native=True, zero_from=None),
     TargetState("ns", "a", replicas=3, at_zero=True),
+    TargetState("ns", "a", replicas=3, ready=2),
 ], ids=str)
 def test_native_states_travel_to_the_adapter(state: TargetState) -> None:
     assert decode_targets(encode_targets(TargetsReport((state,), True))) == TargetsReport((state,), True)

@@ -66,10 +66,10 @@ async def test_a_report_without_zero_keeps_the_current_counts() -> None:
     now, world = [0.0], World(values={"a": 0})
     store = store_of(CounterScaler(world), scaled_object("x", "s1", "a"), now=now)
     store.set_targets(TargetsReport((TargetState("default", "x", replicas=4),), complete=True))
-    [entry] = store.entries()
-    assert store.current_replicas(entry.trigger) == 4 and not store.at_zero(("default", "x"))
+    state = store.target(("default", "x"))
+    assert state is not None and state.replicas == 4 and not store.at_zero(("default", "x"))
     store.set_targets(TargetsReport((), complete=True))
-    assert store.current_replicas(entry.trigger) is None
+    assert store.target(("default", "x")) is None
 
 
 class ActivationPushClient(PushClient):

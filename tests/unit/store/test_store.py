@@ -203,6 +203,22 @@ async def test_current_replicas_reach_answers_already_in_fallback() -> None:
     assert entry.status == 200 and json.loads(entry.body)["items"][0]["value"] == "35"  # max(7, 2) x 5, no read
 
 
+async def test_a_value_metric_in_fallback_waits_for_the_ready_pods() -> None:
+    """KEDA 2.20: target x replicas / ready pods; while no pod is Running and Ready the error stands."""
+    obj = with_fallback(scaled_object("x", "s1", "a"), threshold=0, replicas=4)
+    obj["spec"]["triggers"][0]["metricType"] = "Value"
+    _, store = setup(World(fail=True), obj, max_age=0)
+    entry = await store.read(key("x", "a"))
+    assert entry is not None and entry.in_fallback and entry.status == 500  # not counted yet
+    bodies = []
+    for ready in (3, 0, 2):
+        store.set_targets(TargetsReport((TargetState("default", "x", ready=ready),)))
+        bodies.append((entry.status, json.loads(entry.body).get("items", [{}])[0].get("value")))
+    assert bodies == [(200, "6666m"), (500, None), (200, "10")]  # 5 x 4 / 3 in whole thousandths; 5 x 4 / 2
+    store.set_targets(TargetsReport((), complete=True))  # out of fallback for the controller: no count
+    assert entry.status == 500
+
+
 async def test_listeners_hear_of_changed_reads_only() -> None:
     now = [0.0]
     world = World(values={"a": 3})
