@@ -211,13 +211,9 @@ class ActivityFeed:
                               triggers=tuple(self._trigger(t) for t in resolved.triggers))
 
     def _invalid(self, kind: str, namespace: str, name: str, message: str) -> ObjectActivity:
-        raw = self.catalog.get(kind, namespace, name) or {}
-        meta = raw.get("metadata") or {}
-        generation = meta.get("generation", 0)
-        return ObjectActivity(namespace=namespace, name=name, api_version=str(raw.get("apiVersion") or ""),
-                              uid=str(meta.get("uid") or ""), kind=kind,
-                              generation=generation if isinstance(generation, int) else 0,
-                              error=message, triggers=())
+        api_version, uid, generation = self.catalog.identity(kind, namespace, name)
+        return ObjectActivity(namespace=namespace, name=name, api_version=api_version, uid=uid, kind=kind,
+                              generation=generation, error=message, triggers=())
 
     def _trigger(self, trigger: ResolvedTrigger) -> TriggerActivity:
         spec, metric = trigger.spec, trigger.metric
