@@ -18,9 +18,9 @@ at most `max_connections` open connections (503 to the next one). Every such ans
 request the HTTP parser rejects (400), is a metav1.Status body, then the connection is closed.
 
 Memory per connection is given back when it closes (`Glibc`): each TLS connection holds a 256 KiB
-read buffer (asyncio's SSLProtocol) and OpenSSL state; left to its defaults glibc serves later
-buffers from the heap and keeps the heap after a burst of connections (1,000 connections kept
-about 300 MB for the life of the process). A fixed mmap threshold keeps every large buffer in a
+read buffer (the event loop's SSLProtocol, uvloop's or asyncio's) and OpenSSL state; left to its
+defaults glibc serves later buffers from the heap and keeps the heap after a burst of connections
+(1,000 connections kept about 300 MB for the life of the process). A fixed mmap threshold keeps every large buffer in a
 mapping of its own, unmapped when freed, and a `malloc_trim` shortly after connections close
 returns the small allocations' free pages.
 """
@@ -127,9 +127,9 @@ def _shared_read_buffer(sizehint: int) -> memoryview:
 class _FeedsWeakly:
     """A protocol's `buffer_updated`, holding the protocol weakly.
 
-    asyncio's TLS layer keeps the app protocol's `get_buffer` and `buffer_updated` after the
-    connection is lost (CPython 3.11); bound methods would keep the protocol, its transport and the
-    TLS layer's 256 KiB buffer alive until the cyclic garbage collector happens to run.
+    The event loop's TLS layer keeps the app protocol's `get_buffer` and `buffer_updated` after the
+    connection is lost (found with CPython 3.11's); bound methods would keep the protocol, its
+    transport and the TLS layer's 256 KiB buffer alive until the cyclic garbage collector runs.
     """
 
     def __get__(self, protocol: PeerCertificateProtocol, owner: type) -> Callable[[int], None]:
@@ -180,7 +180,7 @@ class PeerCertificateProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
     """uvicorn's httptools protocol, plus the ASGI TLS extension and the limits of `HttpLimits`.
 
     It reads as a BufferedProtocol, into one buffer shared by all connections (reads happen one at a
-    time, on the event loop, and are copied out before parsing): as a plain Protocol, asyncio's TLS
+    time, on the event loop, and are copied out before parsing): as a plain Protocol, the loop's TLS
     layer allocates a 256 KiB chunk for every read, which the fixed mmap threshold (`Glibc`) turns
     into an mmap and an munmap per read; that cost half of a metric GET's throughput at 32
     connections.
