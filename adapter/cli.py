@@ -90,6 +90,11 @@ def _serve(args: argparse.Namespace) -> int:
     if options.local_dir is not None and (options.self_signed_certs or options.kubeconfig):
         print("--local-dir (standalone mode) does not go with --kubeconfig or --self-signed-certs", file=sys.stderr)
         return 2
+    if options.local_dir is not None and delegates is not None and delegates.services:
+        print(f"--delegate-to {delegates.services[0]}: a delegate named as a Service needs cluster mode "
+              "(it is found from the Service's EndpointSlices); with --local-dir give its https:// URL",
+              file=sys.stderr)
+        return 2
     if not options.self_signed_certs and not certs.CertLayout(options.cert_dir).exists("serving"):
         print(f"no certificates in {options.cert_dir}: run `python -m adapter certs --cert-dir {options.cert_dir}`"
               " (or, in a cluster, use --self-signed-certs)", file=sys.stderr)
@@ -190,10 +195,13 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     s.add_argument("--max-connections", type=int, default=2000,
                    help="open TLS connections at most; the next one is answered 503 and closed (default 2000)")
     d = s.add_argument_group("delegation: other external metrics adapters behind the same APIService")
-    d.add_argument("--delegate-to", action="append", default=[], metavar="URL[,ca=FILE][,cert=FILE,key=FILE]",
+    d.add_argument("--delegate-to", action="append", default=[],
+                   metavar="URL|service:NAMESPACE/NAME[:PORT][,ca=FILE][,cert=FILE,key=FILE]",
                    help="https://host:port of an adapter asked, in order, for the metrics we do not serve; repeatable. "
-                        "ca=, cert= and key= give that delegate its own CA bundle and client certificate "
-                        "(default: the --delegate-* files below)")
+                        "In cluster mode, service:NAMESPACE/NAME[:PORT] (port 443 by default) reaches it as "
+                        "kube-apiserver reaches an APIService's Service: a ready endpoint of the Service, its "
+                        "certificate checked for NAME.NAMESPACE.svc. ca=, cert= and key= give that delegate its own "
+                        "CA bundle and client certificate (default: the --delegate-* files below)")
     d.add_argument("--delegate-ca-file", help="CA bundle the delegates' serving certificates are checked against "
                                               "(default for every --delegate-to without ca=)")
     d.add_argument("--delegate-client-cert", help="client certificate we present (one the delegates trust as a "

@@ -101,13 +101,15 @@ def build_local(options: ServeOptions) -> Adapter:
     """Standalone mode: objects from a directory, identities from the certificate directory."""
     if options.local_dir is None or not options.local_dir.is_dir():
         raise SystemExit(f"--local-dir {options.local_dir}: not a directory")
+    if options.delegates is not None and options.delegates.services:
+        raise SystemExit(f"--delegate-to {options.delegates.services[0]}: a Service delegate needs cluster mode")
     catalog, store = _catalog_and_store(options)
     source = DirectorySource(options.local_dir, catalog, options.reload_interval)
     catalog.subscribe(_served_metrics_logger(catalog, options.cert_dir / "kubeconfig"))
     source.load()
     health = Health(ready={"catalog-loaded": lambda: catalog.generation > 0})
     auth = local_auth_config(CertLayout(options.cert_dir), options.requestheader_allowed_names)
-    app = _app(health, catalog, store, Authenticator(auth), AllowAuthenticated(), options.delegates)
+    app = _app(health, catalog, store, Authenticator(auth), AllowAuthenticated(), _delegates(options))
     return Adapter(catalog, store, health, app, {"directory-watch": source.run, "metric-poller": store.poll_forever},
                    cleanup=_delegates_cleanup(app))
 
@@ -167,10 +169,17 @@ def _served_metrics_logger(catalog: Catalog, kubeconfig: Path) -> Callable[[set[
 
 
 def _app(health: Health, catalog: Catalog, store: MetricStore, authenticator: Authenticator,
-         authorizer: Authorizer, delegates: DelegateConfig | None) -> AdapterApp:
+         authorizer: Authorizer, delegates: Delegates | None) -> AdapterApp:
     routes = build_routes(health, Exposition(store), CountsReceiver(_http_table(catalog), store))
-    return AdapterApp(routes, catalog, store, authenticator, authorizer,
-                      Delegates(delegates) if delegates is not None and delegates.delegates else None)
+    return AdapterApp(routes, catalog, store, authenticator, authorizer, delegates)
+
+
+def _delegates(options: ServeOptions, api: KubeApi | None = None) -> Delegates | None:
+    """--delegate-to's delegates; those named as Services are watched through `api` (cluster mode)."""
+    config = options.delegates
+    if config is None or not config.delegates:
+        return None
+    return Delegates(config, api, resync=options.resync_period)
 
 
 def _delegates_cleanup(app: AdapterApp) -> list[Callable[[], Awaitable[None]]]:
@@ -211,15 +220,18 @@ async def build_cluster(options: ServeOptions) -> tuple[Adapter, ssl.SSLContext]
     auth = await auth_watch.load()
     catalog, store = _catalog_and_store(options)
     source = KubernetesSource(api, catalog, resync=options.resync_period)
-    health = Health(ready={"informers-synced": lambda: source.synced})
+    delegates = _delegates(options, api)
+    health = Health(ready={"informers-synced": lambda: source.synced and (delegates is None or delegates.synced)})
     authenticator = Authenticator(auth, TokenReviewer(api))
     context = tls_context(options, auth)
     if shared_certs is not None:
         shared_certs.context = context
     auth_watch.follow(authenticator, context)
-    app = _app(health, catalog, store, authenticator, SubjectAccessReviewAuthorizer(api), options.delegates)
+    app = _app(health, catalog, store, authenticator, SubjectAccessReviewAuthorizer(api), delegates)
     background.update({"kubernetes-watches": source.run, "auth-config-watch": auth_watch.run,
                        "metric-poller": store.poll_forever})
+    if delegates is not None and delegates.reflectors:
+        background["delegate-watches"] = delegates.run
     return Adapter(catalog, store, health, app, background, cleanup=[api.aclose, *_delegates_cleanup(app)]), context
 
 

@@ -9,20 +9,32 @@ own CA bundle: `--delegate-to URL,ca=FILE,cert=FILE,key=FILE`) and the caller's 
 `X-Remote-User`, `X-Remote-Group` and `X-Remote-Extra-*`. The first delegate whose answer is not
 404 is the answer, status and body unchanged; when every delegate says 404 the caller gets ours.
 
+In cluster mode a delegate may be named as a Service, `service:NAMESPACE/NAME[:PORT]` (port 443
+by default), and is reached the way kube-apiserver reaches an APIService's Service: the Service
+port's target port on the ready endpoints of its EndpointSlices, kept from two watches of that
+Service alone (`adapter.kube.endpoints`), so no forwarded GET costs an API call. We connect to
+an endpoint's IP and check the serving certificate for `NAME.NAMESPACE.svc`; a connect that
+fails moves on to another ready endpoint, and a Service without any is a 503 at once.
+
 A delegate that is down costs only what we forward to it: each request has a deadline
 (`timeout`), and after a failure the delegate is skipped for `open_for` seconds (a circuit
 breaker), so the answer is a quick 503 naming the delegate. Our own metrics never wait for a
 delegate: they are answered before any forwarding is considered. Discovery needs no merging:
-every external metrics adapter lists the one resource `externalmetrics`.
+every external metrics adapter lists the one resource `externalmetrics`. A change of a Service
+delegate's endpoints closes its breaker: the new endpoints deserve a try.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import re
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import cast
 from urllib.parse import quote, urlsplit
@@ -30,6 +42,9 @@ from urllib.parse import quote, urlsplit
 import httptools
 
 from adapter.auth.authentication import UserInfo
+from adapter.kube.client import KubeApi, Object
+from adapter.kube.endpoints import Address, EndpointIndex, ServiceKey, service_watches, strip_service, strip_slice
+from adapter.kube.watch import Reflector
 from adapter.kube.wire import status_body
 
 log = logging.getLogger("eventscale.delegation")
@@ -40,6 +55,10 @@ MAX_IDLE = 16  # idle connections kept per delegate; more, left by a burst, are 
 
 class AnswerTooLarge(Exception):
     pass
+
+
+class NoReadyEndpoint(Exception):
+    """A Service delegate without a ready endpoint: nothing to connect to."""
 
 
 @dataclass(frozen=True)
@@ -61,27 +80,74 @@ class Credentials:
         return context
 
 
+SERVICE_PREFIX = "service:"
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class ServiceRef:
+    """A delegate named as a Service (cluster mode): its port, and the name its certificate is for."""
+
+    namespace: str
+    name: str
+    port: int = 443
+
+    @classmethod
+    def parse(cls, text: str) -> ServiceRef:
+        """`service:NAMESPACE/NAME[:PORT]`."""
+        reference, colon, port = text.removeprefix(SERVICE_PREFIX).partition(":")
+        namespace, slash, name = reference.partition("/")
+        if not (slash and _dns_label(namespace) and _dns_label(name)) or (colon and not _port(port)):
+            raise ValueError(f"--delegate-to {text!r}: expected service:NAMESPACE/NAME[:PORT]")
+        return cls(namespace, name, int(port) if colon else 443)
+
+    @property
+    def key(self) -> ServiceKey:
+        return self.namespace, self.name
+
+    @property
+    def host(self) -> str:
+        """The DNS name of the Service, which its serving certificate names (as kube-apiserver checks)."""
+        return f"{self.name}.{self.namespace}.svc"
+
+    def __str__(self) -> str:
+        return f"{SERVICE_PREFIX}{self.namespace}/{self.name}:{self.port}"
+
+
+def _dns_label(text: str) -> bool:
+    """A namespace or Service name: an RFC 1123 label."""
+    return len(text) <= 63 and DNS_LABEL.fullmatch(text) is not None
+
+
+def _port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 0 < int(text) < 65536
+
+
 @dataclass(frozen=True)
 class Delegate:
-    """One adapter behind ours."""
+    """One adapter behind ours: at an https://host:port URL, or behind a Service (cluster mode)."""
 
-    url: str
+    to: str | ServiceRef
     credentials: Credentials = Credentials()
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
+        if isinstance(self.to, ServiceRef):
+            return
+        parts = urlsplit(self.to)
         if parts.scheme != "https" or not parts.hostname or parts.path.strip("/") or parts.query:
-            raise ValueError(f"--delegate-to {self.url!r}: expected https://host:port")
+            raise ValueError(f"--delegate-to {self.to!r}: expected https://host:port or service:NAMESPACE/NAME[:PORT]")
 
 
 _FILE_OPTIONS = ("ca", "cert", "key")
 
 
 def parse_delegate(value: str, defaults: Credentials) -> Delegate:
-    """A `--delegate-to` value, `URL[,ca=FILE][,cert=FILE,key=FILE]`: the files of that delegate
-    alone; what it does not name comes from `defaults` (--delegate-ca-file and the others). A
-    delegate naming its own cert= and key= never presents the default client certificate."""
+    """A `--delegate-to` value, `URL|service:NAMESPACE/NAME[:PORT]` then `[,ca=FILE][,cert=FILE,key=FILE]`:
+    the files of that delegate alone; what it does not name comes from `defaults` (--delegate-ca-file
+    and the others). A delegate naming its own cert= and key= never presents the default client
+    certificate."""
     url, *options = (part.strip() for part in value.split(","))
+    to = ServiceRef.parse(url) if url.startswith(SERVICE_PREFIX) else url
     files: dict[str, Path] = {}
     for option in options:
         name, equals, file = option.partition("=")
@@ -99,7 +165,7 @@ def parse_delegate(value: str, defaults: Credentials) -> Delegate:
         )
     except ValueError as exc:
         raise ValueError(f"--delegate-to {url}: {exc}") from None
-    return Delegate(url, credentials)
+    return Delegate(to, credentials)
 
 
 @dataclass(frozen=True)
@@ -109,6 +175,11 @@ class DelegateConfig:
     delegates: tuple[Delegate, ...]
     timeout: float = 2.0
     open_for: float = 10.0
+
+    @property
+    def services(self) -> list[ServiceRef]:
+        """The delegates named as Services (cluster mode only)."""
+        return [delegate.to for delegate in self.delegates if isinstance(delegate.to, ServiceRef)]
 
 
 @dataclass(frozen=True)
@@ -125,7 +196,8 @@ class _Connection(asyncio.Protocol):
     """One keep-alive HTTPS connection to a delegate, one request at a time, its answer parsed
     with httptools: a third less CPU per forwarded GET than aiohttp's client (`bench delegation`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: Address) -> None:
+        self.address = address
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.answer: asyncio.Future[Answer] | None = None
@@ -178,14 +250,18 @@ class _Connection(asyncio.Protocol):
         return await self.answer
 
 
+Addresses = Callable[[], list[Address]]  # where a delegate may be reached now
+
+
 class _Forwarder:
     """One delegate's idle connections and breaker."""
 
-    def __init__(self, url: str, context: ssl.SSLContext, timeout: float, open_for: float) -> None:
-        self.url = url.rstrip("/")
-        parts = urlsplit(self.url)
-        self.host, self.port = parts.hostname or "", parts.port or 443
-        self.head = f"Host: {parts.netloc}\r\nAccept: application/json\r\n".encode()
+    def __init__(self, name: str, addresses: Addresses, host: str, authority: str, context: ssl.SSLContext,
+                 timeout: float, open_for: float) -> None:
+        self.name = name
+        self.addresses = addresses
+        self.host = host  # the name the delegate's serving certificate is checked for
+        self.head = f"Host: {authority}\r\nAccept: application/json\r\n".encode()
         self.context = context
         self.timeout = timeout
         self.idle: list[_Connection] = []
@@ -193,18 +269,40 @@ class _Forwarder:
         self.closed_until = 0.0  # monotonic time before which the breaker stays open
         self.last_error = ""
 
+    @classmethod
+    def at_url(cls, url: str, context: ssl.SSLContext, timeout: float, open_for: float) -> _Forwarder:
+        parts = urlsplit(url.rstrip("/"))
+        host, port = parts.hostname or "", parts.port or 443
+        return cls(url.rstrip("/"), lambda: [(host, port)], host, parts.netloc, context, timeout, open_for)
+
+    @classmethod
+    def at_service(cls, service: ServiceRef, index: EndpointIndex, context: ssl.SSLContext, timeout: float,
+                   open_for: float) -> _Forwarder:
+        forwarder = cls(str(service), lambda: index.addresses(service.key, str(service.port)), service.host,
+                        f"{service.host}:{service.port}", context, timeout, open_for)
+        index.listeners.append(lambda _: forwarder.reset())
+        return forwarder
+
     @property
     def open(self) -> bool:
         return time.monotonic() < self.closed_until
 
+    def reset(self) -> None:
+        """Close the breaker: where the delegate is reached has changed."""
+        self.closed_until = 0.0
+
     async def get(self, target: bytes, identity: bytes) -> Answer:
-        """The delegate's answer to GET `target`: on an idle connection if one is left (one the
-        delegate closed while idle is passed over), else on a new one."""
+        """The delegate's answer to GET `target`: on an idle connection to a ready address if one
+        is left (one the delegate closed while idle is passed over), else on a new one."""
+        ready = self.addresses()
+        if not ready:
+            raise NoReadyEndpoint()
         request = b"GET " + target + b" HTTP/1.1\r\n" + self.head + identity + b"\r\n"
         async with asyncio.timeout(self.timeout):
             while self.idle:
                 connection = self.idle.pop()
-                if connection.lost:
+                if connection.lost or connection.address not in ready:
+                    connection.close()
                     continue
                 try:
                     return self._keep(connection, await connection.request(request))
@@ -214,14 +312,26 @@ class _Forwarder:
                 except BaseException:
                     connection.close()
                     raise
-            loop = asyncio.get_running_loop()
-            _, connection = await loop.create_connection(_Connection, self.host, self.port, ssl=self.context,
-                                                         server_hostname=self.host)
+            connection = await self._connect(ready)
             try:
                 return self._keep(connection, await connection.request(request))
             except BaseException:
                 connection.close()
                 raise
+
+    async def _connect(self, ready: list[Address]) -> _Connection:
+        """A new connection to one of the ready addresses, in random order; the next after a failure."""
+        loop = asyncio.get_running_loop()
+        failure: OSError | None = None
+        for address in random.sample(ready, len(ready)):
+            try:
+                _, connection = await loop.create_connection(partial(_Connection, address), *address,
+                                                             ssl=self.context, server_hostname=self.host)
+                return connection
+            except OSError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
 
     def _keep(self, connection: _Connection, answer: Answer) -> Answer:
         if len(self.idle) >= MAX_IDLE:
@@ -233,7 +343,7 @@ class _Forwarder:
     def failed(self, error: Exception) -> None:
         self.closed_until = time.monotonic() + self.open_for
         self.last_error = self._reason(error)
-        log.warning("delegate=%s failed (%s): skipped for %gs", self.url, self.last_error, self.open_for)
+        log.warning("delegate=%s failed (%s): skipped for %gs", self.name, self.last_error, self.open_for)
 
     def _reason(self, error: Exception) -> str:
         """What went wrong, in words (never the exception's text, which may quote a URL's secrets)."""
@@ -256,11 +366,36 @@ class _Forwarder:
 
 
 class Delegates:
-    """The delegates, in order, each with its idle keep-alive connections and a breaker."""
+    """The delegates, in order, each with its idle keep-alive connections and a breaker. Those
+    named as Services each have an `EndpointIndex` in `endpoints`, kept by `run`'s watches when
+    `api` is given (cluster mode)."""
 
-    def __init__(self, config: DelegateConfig) -> None:
-        self._delegates = [_Forwarder(delegate.url, delegate.credentials.ssl_context(), config.timeout, config.open_for)
-                           for delegate in config.delegates]
+    def __init__(self, config: DelegateConfig, api: KubeApi | None = None, resync: float = 1800.0) -> None:
+        self.endpoints: dict[ServiceRef, EndpointIndex] = {}
+        self.reflectors: list[Reflector[Object]] = []
+        self._delegates = [self._forwarder(delegate, config) for delegate in config.delegates]
+        if api is not None:
+            for service, index in self.endpoints.items():
+                services, slices = service_watches(service.key)
+                self.reflectors += [Reflector(api, services, index, strip_service, resync=resync),
+                                    Reflector(api, slices, index, strip_slice, resync=resync)]
+
+    def _forwarder(self, delegate: Delegate, config: DelegateConfig) -> _Forwarder:
+        context = delegate.credentials.ssl_context()
+        if not isinstance(delegate.to, ServiceRef):
+            return _Forwarder.at_url(delegate.to, context, config.timeout, config.open_for)
+        index = self.endpoints.setdefault(delegate.to, EndpointIndex())
+        return _Forwarder.at_service(delegate.to, index, context, config.timeout, config.open_for)
+
+    @property
+    def synced(self) -> bool:
+        """Every Service delegate's watches have listed."""
+        return all(reflector.listed.is_set() for reflector in self.reflectors)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for reflector in self.reflectors:
+                group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
 
     async def forward(self, path: str, query_string: bytes, user: UserInfo) -> Answer | None:
         """The first answer that is not a 404; a 503 naming the delegates that failed; or None
@@ -273,13 +408,17 @@ class Delegates:
         unavailable: list[str] = []
         for delegate in self._delegates:
             if delegate.open:
-                unavailable.append(f"{delegate.url} ({delegate.last_error}, retried in at most {delegate.open_for:g}s)")
+                unavailable.append(f"{delegate.name} ({delegate.last_error}, "
+                                   f"retried in at most {delegate.open_for:g}s)")
                 continue
             try:
                 answer = await delegate.get(target, identity)
+            except NoReadyEndpoint:
+                unavailable.append(f"{delegate.name} (no ready endpoint)")
+                continue
             except (TimeoutError, OSError, AnswerTooLarge, httptools.HttpParserError) as exc:
                 delegate.failed(exc)
-                unavailable.append(f"{delegate.url} ({delegate.last_error})")
+                unavailable.append(f"{delegate.name} ({delegate.last_error})")
                 continue
             if answer.status != 404:
                 return answer

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from adapter.kube.resources import DEPLOYMENTS, Resource
+from adapter.kube.resources import DEPLOYMENTS, ENDPOINT_SLICES, SERVICES, Resource
 
 BUNDLED_NAMESPACE = "eventscale"
 BUNDLED_IMAGE = "eventscale"  # the image name manifests/ gives the containers (tagged by kustomize)
@@ -28,12 +28,11 @@ FIELD_MANAGER = "eventscale-install"
 CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
 APISERVICES = Resource("apiregistration.k8s.io", "v1", "apiservices", "APIService", False)
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", False)
-SERVICES = Resource("", "v1", "services", "Service")
 RESOURCES = {r.kind: r for r in (
     NAMESPACES, CRD, APISERVICES, SERVICES, DEPLOYMENTS,
     Resource("", "v1", "serviceaccounts", "ServiceAccount"),
     Resource("", "v1", "endpoints", "Endpoints"),
-    Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+    ENDPOINT_SLICES,
     Resource("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from adapter.certs import CertLayout
-from adapter.install.bundle import SERVICES, Manifest
+from adapter.install.bundle import Manifest
 from adapter.install.cluster_install import APISERVICE, LOCAL_ENDPOINTS
 from adapter.kube.client import ApiStatusError, KubeApi
+from adapter.kube.resources import SERVICES
 
 SERVICE_NAME = "eventscale-adapter"
 WORKLOAD_KINDS = frozenset({"Deployment", "PodDisruptionBudget", "Service", "APIService"})

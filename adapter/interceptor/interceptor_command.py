@@ -34,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from adapter.interceptor.admin import AdminListener
-from adapter.interceptor.endpoints import EndpointIndex, ProbedUpstreams
+from adapter.interceptor.endpoints import ClusterEndpoints, ProbedUpstreams
 from adapter.interceptor.proxy import Proxy, server_context
 from adapter.interceptor.push import CountsPusher, PushTarget, Token, token_file
-from adapter.interceptor.routing import HoldBounds, ServiceKey
+from adapter.interceptor.routing import HoldBounds
 from adapter.interceptor.sources import ClusterSources, DirectorySource, RouteBook
 from adapter.interceptor.upstream import UpstreamPool
 from adapter.kube.client import SERVICE_ACCOUNT_DIR, KubeApi, load_configuration
+from adapter.kube.endpoints import ServiceKey
 
 log = logging.getLogger("eventscale.interceptor")
 
@@ -209,7 +210,7 @@ class Interceptor:
     async def _cluster(cls, options: InterceptorOptions, pool: UpstreamPool) -> Interceptor:
         configuration = load_configuration(options.kubeconfig)
         api = KubeApi(configuration)
-        index = EndpointIndex()
+        index = ClusterEndpoints()
         proxy = Proxy(index, keep_alive_timeout=options.keep_alive_timeout, pool=pool)
         sources = ClusterSources(api, RouteBook(proxy.set_routes, options.hold), index)
         ca = options.adapter_ca.read_bytes() if options.adapter_ca else await _apiservice_ca(api)

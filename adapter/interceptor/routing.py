@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapter.keda.objects import InvalidObject, parse_scaled_object
+from adapter.kube.endpoints import ServiceKey
 from scalers.http.http_trigger_config import HttpTriggerConfig, RouteKey, parse_config
 from scalers.params import ParameterError, TriggerParams
 
 log = logging.getLogger("eventscale.interceptor.routes")
-
-ServiceKey = tuple[str, str]  # namespace, Service name
 
 
 @dataclass(frozen=True)

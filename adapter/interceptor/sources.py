@@ -22,14 +22,14 @@ from typing import Any
 
 import yaml
 
-from adapter.interceptor.endpoints import ENDPOINT_SLICES, SERVICES, EndpointIndex, strip_service, strip_slice
 from adapter.interceptor.routing import HoldBounds, Route, routes_of
 from adapter.keda.http_scaled_object import HTTP_SCALED_OBJECT_KIND, scaled_object_for
 from adapter.keda.names import SCALED_OBJECTS
 from adapter.keda.objects import InvalidObject
 from adapter.kube.client import KubeApi, Object
+from adapter.kube.endpoints import EndpointIndex, strip_service, strip_slice
 from adapter.kube.manifest_files import Stamp, documents, manifest_files, stamp
-from adapter.kube.resources import Resource
+from adapter.kube.resources import ENDPOINT_SLICES, SERVICES, Resource
 from adapter.kube.watch import Reflector
 
 log = logging.getLogger("eventscale.interceptor.sources")

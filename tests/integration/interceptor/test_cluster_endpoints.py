@@ -1,4 +1,4 @@
-"""Cluster-mode endpoints in a running proxy: the EndpointIndex fed Services and EndpointSlices
+"""Cluster-mode endpoints in a running proxy: the ClusterEndpoints fed Services and EndpointSlices
 exactly as the watches hand them over, real sockets, the real upstream.
 
 (kube-apiserver refuses loopback addresses in EndpointSlices, so the end-to-end tests put the
@@ -16,9 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from adapter.interceptor.endpoints import ENDPOINT_SLICES, SERVICES, EndpointIndex, strip_service, strip_slice
+from adapter.interceptor.endpoints import ClusterEndpoints
 from adapter.interceptor.proxy import Proxy
 from adapter.interceptor.routing import HoldBounds, routes_of
+from adapter.kube.endpoints import strip_service, strip_slice
+from adapter.kube.resources import ENDPOINT_SLICES, SERVICES
 from tests.harness.http_upstream import UpstreamProcess
 from tests.harness.interceptor_process import http_scaled_object
 from tests.harness.ports import free_port
@@ -34,8 +36,8 @@ def slice_of(*addresses: tuple[str, int]) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def proxied() -> AsyncIterator[tuple[Proxy, EndpointIndex, str]]:
-    index = EndpointIndex()
+async def proxied() -> AsyncIterator[tuple[Proxy, ClusterEndpoints, str]]:
+    index = ClusterEndpoints()
     proxy = Proxy(index)
     proxy.set_routes(routes_of(http_scaled_object("web", "shop", holdTimeout="5s"), HoldBounds()))
     index.listed(SERVICES, [strip_service({"metadata": {"name": "web", "namespace": "shop"},
@@ -51,7 +53,8 @@ async def proxied() -> AsyncIterator[tuple[Proxy, EndpointIndex, str]]:
 
 
 async def test_a_request_that_never_reached_an_endpoint_is_retried_on_another(
-        proxied: tuple[Proxy, EndpointIndex, str], upstream: UpstreamProcess, caplog: pytest.LogCaptureFixture) -> None:
+        proxied: tuple[Proxy, ClusterEndpoints, str], upstream: UpstreamProcess,
+        caplog: pytest.LogCaptureFixture) -> None:
     _, index, url = proxied
     dead = ("127.0.0.2", upstream.port)  # nothing listens there
     two = strip_slice({"metadata": {"name": "web-abc", "namespace": "shop",
@@ -67,7 +70,7 @@ async def test_a_request_that_never_reached_an_endpoint_is_retried_on_another(
 
 
 async def test_a_held_request_goes_out_when_its_endpoint_slice_appears(
-        proxied: tuple[Proxy, EndpointIndex, str], upstream: UpstreamProcess) -> None:
+        proxied: tuple[Proxy, ClusterEndpoints, str], upstream: UpstreamProcess) -> None:
     proxy, index, url = proxied
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         request = asyncio.ensure_future(client.get("/hello"))
@@ -82,7 +85,7 @@ async def test_a_held_request_goes_out_when_its_endpoint_slice_appears(
 
 
 async def test_many_held_requests_all_go_out_and_spread_over_endpoints(
-        proxied: tuple[Proxy, EndpointIndex, str], tmp_path: Any) -> None:
+        proxied: tuple[Proxy, ClusterEndpoints, str], tmp_path: Any) -> None:
     proxy, index, url = proxied
     port = free_port()
     with UpstreamProcess("127.0.0.1", port, tmp_path / "a.log", name="a") as a, \
@@ -99,7 +102,7 @@ async def test_many_held_requests_all_go_out_and_spread_over_endpoints(
 
 
 async def test_an_endpoint_listed_before_it_listens_is_tried_again(
-        proxied: tuple[Proxy, EndpointIndex, str], tmp_path: Any) -> None:
+        proxied: tuple[Proxy, ClusterEndpoints, str], tmp_path: Any) -> None:
     proxy, index, url = proxied
     port = free_port()
     index.changed(ENDPOINT_SLICES, slice_of(("127.0.0.1", port)), deleted=False)  # ready, says the slice

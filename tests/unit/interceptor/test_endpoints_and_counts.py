@@ -6,8 +6,10 @@ import asyncio
 from typing import Any
 
 from adapter.interceptor.counting import Counters, RouteCounter
-from adapter.interceptor.endpoints import ENDPOINT_SLICES, SERVICES, EndpointIndex, strip_service, strip_slice
+from adapter.interceptor.endpoints import ClusterEndpoints
 from adapter.interceptor.routing import HoldBounds, Route
+from adapter.kube.endpoints import strip_service, strip_slice
+from adapter.kube.resources import ENDPOINT_SLICES, SERVICES
 from scalers.http.http_trigger_config import RouteKey
 
 KEY = RouteKey("shop", "web", (), ("/",))
@@ -32,7 +34,7 @@ def endpoint_slice(name: str, ports: list[dict[str, Any]], *endpoints: tuple[str
 
 
 def test_ports_resolve_by_number_and_name_and_only_ready_endpoints_count() -> None:
-    index = EndpointIndex()
+    index = ClusterEndpoints()
     index.listed(SERVICES, [service([{"name": "http", "port": 80, "targetPort": 8080},
                                      {"name": "admin", "port": 9000, "targetPort": "admin"}])])
     index.listed(ENDPOINT_SLICES, [
@@ -47,7 +49,7 @@ def test_ports_resolve_by_number_and_name_and_only_ready_endpoints_count() -> No
 
 
 async def test_changes_wake_waiters_and_refresh_the_cache() -> None:
-    index = EndpointIndex()
+    index = ClusterEndpoints()
     index.listed(SERVICES, [service([{"name": "", "port": 80}])])
     index.listed(ENDPOINT_SLICES, [])
     assert index.ready(route()) == []
