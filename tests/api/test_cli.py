@@ -67,6 +67,9 @@ def test_serve_without_certificates_explains(tmp_path: Path) -> None:
     ("http://prometheus-adapter:443/apis", "--delegate-to 'http://prometheus-adapter:443/apis': expected https://host:port"),
     ("https://prometheus-adapter:443,cert=/c.crt", "--delegate-to https://prometheus-adapter:443: a client certificate "
                                                    "needs its key"),
+    ("service:monitoring/prometheus-adapter", "--delegate-to service:monitoring/prometheus-adapter:443: a delegate "
+                                              "named as a Service needs cluster mode"),
+    ("service:monitoring/Prometheus", "expected service:NAMESPACE/NAME[:PORT]"),
 ])
 def test_serve_refuses_a_delegate_it_cannot_use(tmp_path: Path, value: str, error: str) -> None:
     result = run_cli("serve", "--local-dir", str(tmp_path), "--cert-dir", str(tmp_path), "--delegate-to", value)

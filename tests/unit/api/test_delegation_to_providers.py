@@ -23,8 +23,18 @@ from typing import Any
 import pytest
 
 from adapter import certs
-from adapter.api.delegation import Credentials, Delegate, DelegateConfig, Delegates, identity_headers, parse_delegate
+from adapter.api.delegation import (
+    Credentials,
+    Delegate,
+    DelegateConfig,
+    Delegates,
+    ServiceRef,
+    identity_headers,
+    parse_delegate,
+)
 from adapter.auth.authentication import UserInfo
+from adapter.kube.endpoints import EndpointIndex, strip_service, strip_slice
+from adapter.kube.resources import ENDPOINT_SLICES, SERVICES
 
 PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue-depth"
 USER = UserInfo("alice", groups=("devs", "system:authenticated"), extra={"scopes.example/x y": ("a", "b")})
@@ -69,12 +79,13 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def new_pki(directory: Path, client: str = "front-proxy-client") -> Path:
-    """A CA, a provider's serving certificate and a client certificate `client` it trusts, in `directory`."""
+def new_pki(directory: Path, client: str = "front-proxy-client", hosts: tuple[str, ...] = ("127.0.0.1",)) -> Path:
+    """A CA, a provider's serving certificate for `hosts` and a client certificate `client` it
+    trusts, in `directory`."""
     directory.mkdir(exist_ok=True)
     ca = certs.new_ca(f"{directory.name}-ca")
     (directory / "ca.crt").write_bytes(ca.cert_pem)
-    certs.issue(ca, "provider", hosts=["127.0.0.1"], server=True).write(directory / "tls.crt", directory / "tls.key")
+    certs.issue(ca, "provider", hosts=list(hosts), server=True).write(directory / "tls.crt", directory / "tls.key")
     certs.issue(ca, client, client=True).write(directory / "client.crt", directory / "client.key")
     return directory
 
@@ -240,6 +251,12 @@ DEFAULTS = Credentials(Path("/d/ca.crt"), Path("/d/client.crt"), Path("/d/client
      Delegate("https://a:443", Credentials(DEFAULTS.ca_file, Path("/a/c.crt"), Path("/a/c.key")))),
     ("https://a:443,key=/a/c.key,ca=/a/ca.crt,cert=/a/c.crt",
      Delegate("https://a:443", Credentials(Path("/a/ca.crt"), Path("/a/c.crt"), Path("/a/c.key")))),
+    ("service:monitoring/prometheus-adapter", Delegate(ServiceRef("monitoring", "prometheus-adapter", 443), DEFAULTS)),
+    ("service:monitoring/prometheus-adapter:6443,ca=/a/ca.crt",
+     Delegate(ServiceRef("monitoring", "prometheus-adapter", 6443),
+              Credentials(Path("/a/ca.crt"), DEFAULTS.client_cert, DEFAULTS.client_key))),
+    ("service:a1/b-2:1,cert=/a/c.crt,key=/a/c.key",
+     Delegate(ServiceRef("a1", "b-2", 1), Credentials(DEFAULTS.ca_file, Path("/a/c.crt"), Path("/a/c.key")))),
 ])
 def test_parse_delegate(value: str, expected: Delegate) -> None:
     assert parse_delegate(value, DEFAULTS) == expected
@@ -258,6 +275,21 @@ def test_parse_delegate_without_defaults_uses_the_system_trust_store_and_no_cert
     ("https://a:443,/a/ca.crt", "'/a/ca.crt' is not one of"),
     ("http://a:80", "expected https://host:port"),
     ("https://a:443/path", "expected https://host:port"),
+    ("prometheus-adapter.monitoring.svc:443", "expected https://host:port or service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring", "--delegate-to 'service:monitoring': expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:/prometheus-adapter", "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring/", "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring/Prometheus", "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring/prometheus_adapter", "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring/-adapter", "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:mon/itoring/adapter", "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring/" + "a" * 64, "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring/adapter:", "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring/adapter:0", "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring/adapter:65536", "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring/adapter:https", "expected service:NAMESPACE/NAME[:PORT]"),
+    ("service:monitoring/adapter:443,cert=/a/c.crt",
+     "--delegate-to service:monitoring/adapter:443: a client certificate needs its key"),
 ])
 def test_parse_delegate_refuses(value: str, error: str) -> None:
     with pytest.raises(ValueError, match=re.escape(error)):
@@ -294,3 +326,113 @@ def test_a_delegate_refusing_our_client_certificate_is_a_503_naming_it(start: An
     message = json.loads(answer.body)["message"]
     assert answer.status == 503 and other.url in message and other.seen == []
     assert "(TLS failed)" in message or "(connection failed)" in message, message
+
+
+# -- a delegate named as a Service: endpoints from its EndpointSlices, its certificate for NAME.NAMESPACE.svc --
+
+THEIRS = ServiceRef("monitoring", "theirs", 443)
+SERVICE_TARGET = PATH + "?labelSelector=app%3Dqueue"
+
+
+@pytest.fixture
+def service_pki(tmp_path: Path) -> Path:
+    """Serving certificates for `theirs.monitoring.svc` only: an endpoint's IP would not pass the check."""
+    return new_pki(tmp_path / "service-providers", hosts=("theirs.monitoring.svc",))
+
+
+def endpoint_slice(name: str, service: ServiceRef, *addresses: tuple[str, int]) -> dict[str, Any]:
+    """An EndpointSlice of `service` with `addresses` ready (one port, as one slice's endpoints share)."""
+    ports = {port for _, port in addresses}
+    assert len(ports) <= 1
+    return strip_slice({
+        "metadata": {"name": name, "namespace": service.namespace,
+                     "labels": {"kubernetes.io/service-name": service.name}},
+        "ports": [{"name": "https", "port": port} for port in ports],
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}} for address, _ in addresses]})
+
+
+def publish(index: EndpointIndex, service: ServiceRef, *addresses: tuple[str, int]) -> None:
+    """The Service (port 443, named `https`) and its one EndpointSlice, as the watches hand them over."""
+    meta = {"name": service.name, "namespace": service.namespace}
+    index.listed(SERVICES, [strip_service({"metadata": meta, "spec": {"ports": [
+        {"name": "https", "port": 443, "targetPort": "https"}]}})])
+    index.listed(ENDPOINT_SLICES, [endpoint_slice(f"{service.name}-a", service, *addresses)])
+
+
+def served(provider: Provider) -> tuple[str, int]:
+    assert provider.server is not None
+    return "127.0.0.1", int(provider.server.server_address[1])
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening: a connect is refused
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def service_delegates(pki: Path, *services: ServiceRef) -> Delegates:
+    return Delegates(DelegateConfig(tuple(Delegate(service, credentials(pki)) for service in services),
+                                    timeout=1, open_for=30))
+
+
+def test_a_service_delegate_is_reached_at_its_ready_endpoint_with_its_certificate_checked_for_its_dns_name(
+        start: Any, service_pki: Path) -> None:
+    provider = start({SERVICE_TARGET: (200, {"kind": "ExternalMetricValueList", "items": []})}, service_pki)
+    provider.drop_idle = True  # a new connection per GET: each picks an endpoint again
+    delegates = service_delegates(service_pki, THEIRS)
+    dead = ("127.0.0.1", closed_port())
+    index = delegates.endpoints[THEIRS]
+    publish(index, THEIRS, served(provider))
+    index.changed(ENDPOINT_SLICES, endpoint_slice("theirs-b", THEIRS, dead), deleted=False)
+    assert set(index.addresses(THEIRS.key, "443")) == {served(provider), dead}
+
+    async def ten() -> list[int]:
+        try:
+            statuses = []
+            for _ in range(10):
+                answer = await delegates.forward(PATH, b"labelSelector=app%3Dqueue", USER)
+                assert answer is not None
+                statuses.append(answer.status)
+            return statuses
+        finally:
+            await delegates.aclose()
+
+    assert asyncio.run(ten()) == [200] * 10  # the refused endpoint, tried first half the time, is passed over
+    assert len(provider.seen) == 10 and provider.seen[0]["peer"] == "front-proxy-client"
+
+
+def test_a_service_whose_certificate_names_another_service_fails_tls(start: Any, service_pki: Path) -> None:
+    other = ServiceRef("monitoring", "other", 443)  # its endpoint serves theirs.monitoring.svc's certificate
+    provider = start({SERVICE_TARGET: (200, {"kind": "ExternalMetricValueList", "items": []})}, service_pki)
+    delegates = service_delegates(service_pki, other)
+    publish(delegates.endpoints[other], other, served(provider))
+    answer = forward(delegates)
+    assert answer.status == 503 and "service:monitoring/other:443 (TLS failed)" in json.loads(answer.body)["message"]
+    assert provider.seen == []
+
+
+def test_a_service_without_ready_endpoints_is_a_quick_503_and_answers_once_refilled(
+        start: Any, service_pki: Path) -> None:
+    provider = start({SERVICE_TARGET: (200, {"kind": "ExternalMetricValueList", "items": []})}, service_pki)
+    delegates = service_delegates(service_pki, THEIRS)
+    index = delegates.endpoints[THEIRS]
+
+    async def run() -> list[tuple[int, str, float]]:
+        found = []
+        try:
+            for addresses in ([], [served(provider)], [], [("127.0.0.1", closed_port())], [served(provider)]):
+                publish(index, THEIRS, *addresses)
+                started = time.monotonic()
+                answer = await delegates.forward(PATH, b"labelSelector=app%3Dqueue", USER)
+                assert answer is not None
+                found.append((answer.status, json.loads(answer.body).get("message", ""), time.monotonic() - started))
+            return found
+        finally:
+            await delegates.aclose()
+
+    empty, filled, emptied, refused, refilled = asyncio.run(run())
+    assert empty[:2] == (503, f"{PATH} is not served here, and delegates are unavailable: "
+                              "service:monitoring/theirs:443 (no ready endpoint)") and empty[2] < 0.05
+    assert filled[0] == 200 and emptied[0] == 503 and "(no ready endpoint)" in emptied[1]
+    assert refused[0] == 503 and "service:monitoring/theirs:443 (connection failed)" in refused[1]
+    assert refilled[0] == 200  # new endpoints close the breaker the refused one opened
