@@ -3,8 +3,8 @@
 There is no kubelet, so pods never run. `PlayedKubelet` does its part for one Deployment: when
 `spec.replicas` rises above 0 it starts the workload (the aiohttp upstream, inside a network
 namespace, optionally after a start delay) and, once it listens, publishes an EndpointSlice of
-the workload's Service with that address ready; when replicas fall to 0 it empties the slice and
-stops the process. With `prestarted` the process runs from the start and a scale-up only waits
+the workload's Service with that address ready (`publish_endpoints`); when replicas fall to 0 it
+empties the slice and stops the process. With `prestarted` the process runs from the start and a scale-up only waits
 `start_delay` before publishing (a workload ready at once, or after exactly that long, without
 the cost of starting Python). Every change is timed, so a benchmark can split a cold start.
 
@@ -46,6 +46,23 @@ def cluster_interceptor(cp: ControlPlane, work: Path, adapters: list[AdapterProc
     urls = [arg for a in adapters for arg in ("--adapter-url", a.base_url)]
     return InterceptorProcess(("--kubeconfig", str(kubeconfig), *urls, "--adapter-ca", str(bundle), *extra),
                               work / "interceptor.log")
+
+
+def publish_endpoints(api: client.ApiClient, namespace: str, name: str, addresses: list[str]) -> None:
+    """The kubelet's part for Service `name`: its one EndpointSlice, with `addresses` ready on UPSTREAM_PORT."""
+    body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{name}-played", "namespace": namespace,
+                         "labels": {"kubernetes.io/service-name": name,
+                                    "endpointslice.kubernetes.io/managed-by": "e2e-played-kubelet"}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": UPSTREAM_PORT, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses]}
+    discovery = client.DiscoveryV1Api(api)  # its annotations want a V1EndpointSlice; it sends a dict as is
+    try:
+        discovery.replace_namespaced_endpoint_slice(f"{name}-played", namespace, body)  # type: ignore[arg-type]
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        discovery.create_namespaced_endpoint_slice(namespace, body)  # type: ignore[arg-type]
 
 
 class PlayedKubelet:
@@ -114,19 +131,7 @@ class PlayedKubelet:
             self.events.append((time.time(), "stopped"))
 
     def _publish(self, addresses: list[str]) -> None:
-        body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": f"{self.name}-played", "namespace": self.namespace,
-                             "labels": {"kubernetes.io/service-name": self.name,
-                                        "endpointslice.kubernetes.io/managed-by": "e2e-played-kubelet"}},
-                "addressType": "IPv4", "ports": [{"name": "http", "port": UPSTREAM_PORT, "protocol": "TCP"}],
-                "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses]}
-        discovery = client.DiscoveryV1Api(self._api)  # its annotations want a V1EndpointSlice; it sends a dict as is
-        try:
-            discovery.replace_namespaced_endpoint_slice(f"{self.name}-played", self.namespace, body)  # type: ignore[arg-type]
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
-            discovery.create_namespaced_endpoint_slice(self.namespace, body)  # type: ignore[arg-type]
+        publish_endpoints(self._api, self.namespace, self.name, addresses)
 
     def stop(self) -> None:
         self._stop.set()

@@ -6,6 +6,12 @@ own objects, certificates and front-proxy CA, which trusts our requests because 
 front-proxy client certificate and pass the caller in `X-Remote-*` headers. kube-apiserver
 reaches only ours; `kubectl get --raw` and two real HPAs read a metric of each. With the second
 provider stopped, its metrics are a quick 503 naming it and ours keep their answers.
+
+A third provider is named as a Service, `--delegate-to service:default/far:80`: it listens in a
+network namespace (kube-apiserver refuses loopback addresses in EndpointSlices) with a serving
+certificate for `far.default.svc` and not for its address, published as a selector-less Service
+and an EndpointSlice, as a kubelet would. Emptying the slice makes its metrics a quick 503
+naming it; refilling it brings them back.
 """
 
 from __future__ import annotations
@@ -13,39 +19,74 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster_adapter import apply, delegating_adapter, deployment, metric_path, metric_value, raw, scaled_object
 from controlplane import ControlPlane, wait_for
+from http_stack import UPSTREAM_PORT, publish_endpoints, service
 
 from tests.harness.adapter_process import AdapterProcess
+from tests.harness.netns import NetworkNamespace
 
 pytestmark = pytest.mark.e2e
 
 ALWAYS = {"timezone": "UTC", "start": "0 0 1 1 *", "end": "59 23 31 12 *"}
 CRON_METRIC = "s0-cron-UTC-0011x-59233112x"
+FAR = "far"  # the Service in `default` of the provider named as a Service
+FAR_DELEGATE = f"service:default/{FAR}:80"  # port 80 of `service()`, target port UPSTREAM_PORT
 
 
 def cron(replicas: int) -> dict[str, Any]:
     return {"type": "cron", "metadata": {**ALWAYS, "desiredReplicas": str(replicas)}}
 
 
+def provider_objects(directory: Path, name: str, replicas: int) -> Path:
+    """A standalone provider's directory: ScaledObject default/`name`, a cron at `replicas`."""
+    directory.mkdir()
+    (directory / f"{name}.yaml").write_text(json.dumps({**scaled_object(name, cron(replicas)),
+                                                        "metadata": {"name": name, "namespace": "default"}}))
+    return directory
+
+
 @pytest.fixture(scope="module")
-def providers(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+def far(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdapterProcess]:
+    """The provider behind Service default/far, in a network namespace; serves default/far at 7."""
+    work = tmp_path_factory.mktemp("service-delegate")
+    with NetworkNamespace() as netns:
+        adapter = AdapterProcess(provider_objects(work / "objects", FAR, 7), work / "certs", work / "far.log",
+                                 port=UPSTREAM_PORT, certs_args=("--service", FAR, "--namespace", "default"),
+                                 host=netns.address, netns=netns.name, tls_name=f"{FAR}.default.svc")
+        api = control_plane.api_client()
+        try:
+            adapter.start()
+            apply(control_plane, "default", service(FAR))
+            publish_endpoints(api, "default", FAR, [adapter.host])
+            yield adapter
+        finally:
+            adapter.stop()
+            control_plane.kubectl("delete", f"service/{FAR}", f"endpointslice/{FAR}-played", "-n", "default",
+                                  "--ignore-not-found", check=False)
+            api.close()
+
+
+@pytest.fixture(scope="module")
+def providers(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory, far: AdapterProcess
               ) -> Iterator[tuple[AdapterProcess, AdapterProcess]]:
-    """(ours, theirs): theirs serves ScaledObject default/theirs from its directory."""
+    """(ours, theirs): theirs serves ScaledObject default/theirs from its directory; ours asks
+    theirs, then `far`, each with its own CA and front-proxy client certificate."""
     work = tmp_path_factory.mktemp("delegation")
-    objects = work / "their-objects"
-    objects.mkdir()
-    (objects / "theirs.yaml").write_text(json.dumps({**scaled_object("theirs", cron(42)),
-                                                     "metadata": {"name": "theirs", "namespace": "default"}}))
-    theirs = AdapterProcess(objects, work / "their-certs", work / "theirs.log")
-    certs = theirs.cert_dir
+    theirs = AdapterProcess(provider_objects(work / "their-objects", "theirs", 42), work / "their-certs",
+                            work / "theirs.log")
+    certs, far_certs = theirs.cert_dir, far.cert_dir
     with delegating_adapter(control_plane, work / "ours", theirs, "--delegate-to", theirs.base_url,
                             "--delegate-ca-file", str(certs / "ca.crt"),
                             "--delegate-client-cert", str(certs / "front-proxy-client.crt"),
                             "--delegate-client-key", str(certs / "front-proxy-client.key"),
+                            "--delegate-to", f"{FAR_DELEGATE},ca={far_certs / 'ca.crt'},"
+                                             f"cert={far_certs / 'front-proxy-client.crt'},"
+                                             f"key={far_certs / 'front-proxy-client.key'}",
                             "--delegate-timeout", "1") as ours:
         yield ours, theirs
 
@@ -103,3 +144,29 @@ def test_a_stopped_provider_costs_only_its_metrics(control_plane: ControlPlane, 
     assert metric_value(cp, namespace, CRON_METRIC, "ours") == "3"
     assert time.monotonic() - started < 5
     assert "delegate=" + theirs.base_url in ours.log()
+
+
+def test_a_delegate_named_as_a_service_follows_its_endpoint_slices(control_plane: ControlPlane,
+                                                                    providers: tuple[AdapterProcess, AdapterProcess],
+                                                                    far: AdapterProcess) -> None:
+    cp = control_plane
+    wait_for(lambda: metric_value(cp, "default", CRON_METRIC, FAR) == "7", timeout=30,
+             what="the metric of the provider named as a Service, through kube-apiserver")
+    api = cp.api_client()
+    try:
+        publish_endpoints(api, "default", FAR, [])  # no ready endpoint
+
+        def refused() -> str | None:
+            ok, out = raw(cp, metric_path("default", CRON_METRIC, FAR))
+            return out if not ok and f"{FAR_DELEGATE} (no ready endpoint)" in out else None
+
+        wait_for(refused, timeout=30, what="a 503 naming the Service delegate")
+        started = time.monotonic()
+        assert "delegates are unavailable" in (refused() or "")
+        assert time.monotonic() - started < 5  # kubectl's own start-up included
+        publish_endpoints(api, "default", FAR, [far.host])
+        wait_for(lambda: metric_value(cp, "default", CRON_METRIC, FAR) == "7", timeout=30,
+                 what="the Service delegate's metric once its endpoint is back")
+    finally:
+        publish_endpoints(api, "default", FAR, [far.host])
+        api.close()

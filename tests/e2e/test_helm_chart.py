@@ -119,19 +119,26 @@ def test_template_with_delegates(helm: Path) -> None:
     rendered = objects(run_helm(helm, "template", RELEASE, str(CHART), "--namespace", "ops", "--set",
                                 "delegation.delegates[0].url=https://prometheus-adapter.monitoring.svc:443,"
                                 "delegation.delegates[0].secretName=to-prometheus-adapter,"
-                                "delegation.delegates[1].url=https://datadog.dd.svc:8443,delegation.timeout=1.5"))
+                                "delegation.delegates[1].url=https://datadog.dd.svc:8443,"
+                                "delegation.delegates[2].service.name=other,"
+                                "delegation.delegates[3].service.name=far,delegation.delegates[3].service.namespace=mon,"
+                                "delegation.delegates[3].service.port=6443,delegation.delegates[3].secretName=to-far,"
+                                "delegation.timeout=1.5"))
     pod = rendered[("Deployment", "ops", "eventscale-adapter")]["spec"]["template"]["spec"]
     adapter = pod["containers"][0]
     assert [a for a in adapter["args"] if a.startswith("--delegate")] == [
         "--delegate-to=https://prometheus-adapter.monitoring.svc:443,"
         "ca=/delegates/0/ca.crt,cert=/delegates/0/tls.crt,key=/delegates/0/tls.key",
-        "--delegate-to=https://datadog.dd.svc:8443", "--delegate-timeout=1.5"]
+        "--delegate-to=https://datadog.dd.svc:8443", "--delegate-to=service:ops/other:443",
+        "--delegate-to=service:mon/far:6443,ca=/delegates/3/ca.crt,cert=/delegates/3/tls.crt,key=/delegates/3/tls.key",
+        "--delegate-timeout=1.5"]
     assert {"name": "delegate-0", "mountPath": "/delegates/0", "readOnly": True} in adapter["volumeMounts"]
     assert not any(m["name"] == "delegate-1" for m in adapter["volumeMounts"])
     assert {"name": "delegate-0", "secret": {"secretName": "to-prometheus-adapter", "items": [
         {"key": "ca.crt", "path": "ca.crt"}, {"key": "tls.crt", "path": "tls.crt"},
         {"key": "tls.key", "path": "tls.key"}]}} in pod["volumes"]
-    run_helm(helm, "lint", "--strict", str(CHART), "--set", "delegation.delegates[0].url=https://a.b.svc:443")
+    run_helm(helm, "lint", "--strict", str(CHART), "--set", "delegation.delegates[0].url=https://a.b.svc:443,"
+                                                            "delegation.delegates[1].service.name=b")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,9 @@
 
 `AdapterProcess` generates certificates with the CLI, starts the server on a free loopback
 port, waits for `/readyz`, and keeps its log in a file so tests can assert on what it said.
-Without a `local_dir` it runs in cluster mode (pass `--kubeconfig` in `extra_args`).
+Without a `local_dir` it runs in cluster mode (pass `--kubeconfig` in `extra_args`). With `netns`
+it runs inside that network namespace (`ip netns exec`), listening on `host` there, its
+readiness checked over the namespace's link with the certificate checked for `tls_name`.
 `Identity` builds httpx clients that present one of the generated client certificates.
 """
 
@@ -46,11 +48,14 @@ class AdapterProcess:
     extra_args: tuple[str, ...] = ()
     certs_args: tuple[str, ...] = ()  # e.g. ("--service", name, "--namespace", ns)
     root: Path = ROOT  # the source tree to run (benchmarks compare an older checkout)
+    host: str = "127.0.0.1"  # where it listens
+    netns: str | None = None  # a network namespace to run in (tests.harness.netns)
+    tls_name: str | None = None  # the name the readiness check wants in the serving certificate (default: host)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
         result = run_cli("certs", "--cert-dir", str(self.cert_dir), "--port", str(self.port), *self.certs_args,
@@ -59,18 +64,20 @@ class AdapterProcess:
             raise RuntimeError(f"certs failed: {result.stderr}")
         self._log = self.log_path.open("ab")
         source = ["--local-dir", str(self.local_dir)] if self.local_dir is not None else []
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "adapter", "serve", *source, "--cert-dir",
-             str(self.cert_dir), "--secure-port", str(self.port), *self.extra_args],
+            [*inside, sys.executable, "-m", "adapter", "serve", *source, "--cert-dir", str(self.cert_dir),
+             "--secure-port", str(self.port), "--bind-address", self.host, *self.extra_args],
             cwd=self.root, stdout=self._log, stderr=subprocess.STDOUT, env=source_env(self.root),
         )
         deadline = time.monotonic() + timeout
+        sni = {"sni_hostname": self.tls_name} if self.tls_name else {}
         with httpx.Client(verify=self.tls(None), timeout=2) as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"adapter exited with {self.process.returncode}:\n{self.log()}")
                 try:
-                    if client.get(f"{self.base_url}/readyz").status_code == 200:
+                    if client.get(f"{self.base_url}/readyz", extensions=sni).status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass

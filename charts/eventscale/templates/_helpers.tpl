@@ -18,3 +18,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "eventscale.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
+
+{{/* Where a delegation.delegates entry is reached: its `url`, or its `service` (namespace defaults to the release's, port to 443). */}}
+{{- define "eventscale.delegateTarget" -}}
+{{- if .delegate.service -}}
+service:{{ .delegate.service.namespace | default .namespace }}/{{ required "delegation.delegates[].service.name is required" .delegate.service.name }}:{{ .delegate.service.port | default 443 }}
+{{- else -}}
+{{ required "each delegation.delegates entry needs a url or a service" .delegate.url }}
+{{- end -}}
+{{- end }}
