@@ -272,8 +272,9 @@ class _Forwarder:
     @classmethod
     def at_url(cls, url: str, context: ssl.SSLContext, timeout: float, open_for: float) -> _Forwarder:
         parts = urlsplit(url.rstrip("/"))
-        host, port = parts.hostname or "", parts.port or 443
-        return cls(url.rstrip("/"), lambda: [(host, port)], host, parts.netloc, context, timeout, open_for)
+        host = parts.hostname or ""
+        addresses = [(host, parts.port or 443)]
+        return cls(url.rstrip("/"), lambda: addresses, host, parts.netloc, context, timeout, open_for)
 
     @classmethod
     def at_service(cls, service: ServiceRef, index: EndpointIndex, context: ssl.SSLContext, timeout: float,

@@ -52,7 +52,8 @@ def provider_objects(directory: Path, name: str, replicas: int) -> Path:
 
 @pytest.fixture(scope="module")
 def far(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdapterProcess]:
-    """The provider behind Service default/far, in a network namespace; serves default/far at 7."""
+    """The provider behind Service default/far, in a network namespace; serves default/far at 7.
+    Launched, not waited for: it gets ready while the other two start (`wait_ready` before use)."""
     work = tmp_path_factory.mktemp("service-delegate")
     with NetworkNamespace() as netns:
         adapter = AdapterProcess(provider_objects(work / "objects", FAR, 7), work / "certs", work / "far.log",
@@ -60,7 +61,7 @@ def far(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
                                  host=netns.address, netns=netns.name, tls_name=f"{FAR}.default.svc")
         api = control_plane.api_client()
         try:
-            adapter.start()
+            adapter.launch()
             apply(control_plane, "default", service(FAR))
             publish_endpoints(api, "default", FAR, [adapter.host])
             yield adapter
@@ -150,6 +151,7 @@ def test_a_delegate_named_as_a_service_follows_its_endpoint_slices(control_plane
                                                                     providers: tuple[AdapterProcess, AdapterProcess],
                                                                     far: AdapterProcess) -> None:
     cp = control_plane
+    far.wait_ready()
     wait_for(lambda: metric_value(cp, "default", CRON_METRIC, FAR) == "7", timeout=30,
              what="the metric of the provider named as a Service, through kube-apiserver")
     api = cp.api_client()

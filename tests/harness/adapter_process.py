@@ -58,6 +58,11 @@ class AdapterProcess:
         return f"https://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Certificates, then the process, without waiting for it (`wait_ready`): so several start at once."""
         result = run_cli("certs", "--cert-dir", str(self.cert_dir), "--port", str(self.port), *self.certs_args,
                          cwd=self.root)
         if result.returncode != 0:
@@ -70,6 +75,9 @@ class AdapterProcess:
              "--secure-port", str(self.port), "--bind-address", self.host, *self.extra_args],
             cwd=self.root, stdout=self._log, stderr=subprocess.STDOUT, env=source_env(self.root),
         )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         sni = {"sni_hostname": self.tls_name} if self.tls_name else {}
         with httpx.Client(verify=self.tls(None), timeout=2) as client:
