@@ -16,6 +16,7 @@ naming it; refilling it brings them back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ import pytest
 from cluster_adapter import apply, delegating_adapter, deployment, metric_path, metric_value, raw, scaled_object
 from controlplane import ControlPlane, wait_for
 from http_stack import UPSTREAM_PORT, publish_endpoints, service
+from kubernetes import client
 
 from tests.harness.adapter_process import AdapterProcess
 from tests.harness.netns import NetworkNamespace
@@ -60,15 +62,18 @@ def far(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
                                  port=UPSTREAM_PORT, certs_args=("--service", FAR, "--namespace", "default"),
                                  host=netns.address, netns=netns.name, tls_name=f"{FAR}.default.svc")
         api = control_plane.api_client()
+        core = client.CoreV1Api(api)
         try:
             adapter.launch()
-            apply(control_plane, "default", service(FAR))
+            core.create_namespaced_service("default", service(FAR))  # a dict is sent as is
             publish_endpoints(api, "default", FAR, [adapter.host])
             yield adapter
         finally:
             adapter.stop()
-            control_plane.kubectl("delete", f"service/{FAR}", f"endpointslice/{FAR}-played", "-n", "default",
-                                  "--ignore-not-found", check=False)
+            with contextlib.suppress(client.ApiException):
+                core.delete_namespaced_service(FAR, "default")
+            with contextlib.suppress(client.ApiException):
+                client.DiscoveryV1Api(api).delete_namespaced_endpoint_slice(f"{FAR}-played", "default")
             api.close()
 
 
