@@ -31,6 +31,7 @@ import asyncio
 import ctypes
 import logging
 import ssl
+import typing
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -120,19 +121,28 @@ def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
 READ_BUFFER = memoryview(bytearray(64 * 1024))  # what every connection's decrypted bytes are read into
 
 
-def _shared_read_buffer(sizehint: int) -> memoryview:
+def shared_read_buffer(sizehint: int) -> memoryview:
+    """`get_buffer` of every TLS protocol of this process, server or client side: reads happen one
+    at a time, on the event loop, and are copied out before anything else runs. As a plain
+    Protocol, the loop's TLS layer allocates a 256 KiB chunk for every read, which the fixed mmap
+    threshold (`Glibc`) turns into an mmap and an munmap per read."""
     return READ_BUFFER
 
 
-class _FeedsWeakly:
-    """A protocol's `buffer_updated`, holding the protocol weakly.
+class _Reader(typing.Protocol):
+    def data_received(self, data: bytes) -> None: ...
+
+
+class FeedsWeakly:
+    """A protocol's `buffer_updated` (the bytes read into `READ_BUFFER`, passed to its
+    `data_received`), holding the protocol weakly.
 
     The event loop's TLS layer keeps the app protocol's `get_buffer` and `buffer_updated` after the
     connection is lost (found with CPython 3.11's); bound methods would keep the protocol, its
     transport and the TLS layer's 256 KiB buffer alive until the cyclic garbage collector runs.
     """
 
-    def __get__(self, protocol: PeerCertificateProtocol, owner: type) -> Callable[[int], None]:
+    def __get__(self, protocol: _Reader, owner: type) -> Callable[[int], None]:
         alive = weakref.ref(protocol)
 
         def buffer_updated(nbytes: int) -> None:
@@ -179,16 +189,13 @@ class _JoinedWrites:
 class PeerCertificateProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
     """uvicorn's httptools protocol, plus the ASGI TLS extension and the limits of `HttpLimits`.
 
-    It reads as a BufferedProtocol, into one buffer shared by all connections (reads happen one at a
-    time, on the event loop, and are copied out before parsing): as a plain Protocol, the loop's TLS
-    layer allocates a 256 KiB chunk for every read, which the fixed mmap threshold (`Glibc`) turns
-    into an mmap and an munmap per read; that cost half of a metric GET's throughput at 32
-    connections.
+    It reads as a BufferedProtocol, into one buffer shared by all connections (`shared_read_buffer`):
+    as a plain Protocol it lost half of a metric GET's throughput at 32 connections.
     """
 
     limits: ClassVar[HttpLimits] = HttpLimits()
-    get_buffer = staticmethod(_shared_read_buffer)
-    buffer_updated = _FeedsWeakly()  # type: ignore[assignment]  # the method, holding its protocol weakly
+    get_buffer = staticmethod(shared_read_buffer)
+    buffer_updated = FeedsWeakly()  # type: ignore[assignment]  # the method, holding its protocol weakly
 
     @classmethod
     def with_limits(cls, limits: HttpLimits) -> type[PeerCertificateProtocol]:
