@@ -45,7 +45,7 @@ from adapter.auth.authentication import UserInfo
 from adapter.auth.tls_server import FeedsWeakly, shared_read_buffer
 from adapter.kube.client import KubeApi, Object
 from adapter.kube.endpoints import Address, EndpointIndex, ServiceKey, service_watches, strip_service, strip_slice
-from adapter.kube.watch import Reflector
+from adapter.kube.watch import Reflector, all_listed, run_reflectors
 from adapter.kube.wire import status_body
 
 log = logging.getLogger("eventscale.delegation")
@@ -396,12 +396,10 @@ class Delegates:
     @property
     def synced(self) -> bool:
         """Every Service delegate's watches have listed."""
-        return all(reflector.listed.is_set() for reflector in self.reflectors)
+        return all_listed(self.reflectors)
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            for reflector in self.reflectors:
-                group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
+        await run_reflectors(self.reflectors)
 
     async def forward(self, path: str, query_string: bytes, user: UserInfo) -> Answer | None:
         """The first answer that is not a 404; a 503 naming the delegates that failed; or None

@@ -30,7 +30,7 @@ from adapter.kube.client import KubeApi, Object
 from adapter.kube.endpoints import EndpointIndex, strip_service, strip_slice
 from adapter.kube.manifest_files import Stamp, documents, manifest_files, stamp
 from adapter.kube.resources import ENDPOINT_SLICES, SERVICES, Resource
-from adapter.kube.watch import Reflector
+from adapter.kube.watch import Reflector, all_listed, run_reflectors
 
 log = logging.getLogger("eventscale.interceptor.sources")
 
@@ -111,12 +111,10 @@ class ClusterSources:
 
     @property
     def synced(self) -> bool:
-        return all(r.listed.is_set() for r in self.reflectors)
+        return all_listed(self.reflectors)
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            for reflector in self.reflectors:
-                group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
+        await run_reflectors(self.reflectors)
 
 
 def read_scaled_objects(directory: Path) -> list[Mapping[str, Any]]:

@@ -18,8 +18,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
@@ -167,6 +167,18 @@ class Reflector(Generic[T]):
         self.sink.listed(self.resource, [])
         self.listed.set()
         await asyncio.sleep(self.absent_retry)
+
+
+def all_listed(reflectors: Sequence[Reflector[Any]]) -> bool:
+    """Every reflector has listed once."""
+    return all(reflector.listed.is_set() for reflector in reflectors)
+
+
+async def run_reflectors(reflectors: Sequence[Reflector[Any]]) -> None:
+    """Run them all, each a task named after its resource, until cancelled (or one fails)."""
+    async with asyncio.TaskGroup() as group:
+        for reflector in reflectors:
+            group.create_task(reflector.run(), name=f"watch-{reflector.resource}")
 
 
 def _classify(exc: ApiStatusError) -> Exception:

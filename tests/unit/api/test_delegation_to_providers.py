@@ -136,6 +136,23 @@ def forward(delegates: Delegates, query: bytes = b"labelSelector=app%3Dqueue", u
     return asyncio.run(run())
 
 
+def statuses(delegates: Delegates, count: int, pause: float = 0.0) -> list[int]:
+    """The statuses of `count` forwards in a row, `pause` seconds after each."""
+    async def run() -> list[int]:
+        try:
+            found = []
+            for _ in range(count):
+                answer = await delegates.forward(PATH, b"labelSelector=app%3Dqueue", USER)
+                assert answer is not None
+                found.append(answer.status)
+                await asyncio.sleep(pause)
+            return found
+        finally:
+            await delegates.aclose()
+
+    return asyncio.run(run())
+
+
 def forward_twice(delegates: Delegates) -> list[tuple[Any, float]]:
     """Two forwards in a row, each with the seconds it took (the second meets what the first left)."""
     async def run() -> list[tuple[Any, float]]:
@@ -181,20 +198,8 @@ def test_connections_are_kept_alive_and_one_the_delegate_closed_is_passed_over(
     provider = start({target: (200, {"kind": "ExternalMetricValueList", "items": []})})
     provider.drop_idle = drop_idle
     delegates = Delegates(config(pki, provider.url))
-
-    async def three() -> list[int]:
-        try:
-            statuses = []
-            for _ in range(3):
-                answer = await delegates.forward(PATH, b"labelSelector=app%3Dqueue", USER)
-                assert answer is not None
-                statuses.append(answer.status)
-                await asyncio.sleep(0.05)  # the delegate's close arrives while the connection is idle
-            return statuses
-        finally:
-            await delegates.aclose()
-
-    assert asyncio.run(three()) == [200, 200, 200]
+    # a pause after each: the delegate's close arrives while the connection is idle
+    assert statuses(delegates, 3, pause=0.05) == [200, 200, 200]
     assert len({seen["port"] for seen in provider.seen}) == connections
 
 
@@ -385,19 +390,7 @@ def test_a_service_delegate_is_reached_at_its_ready_endpoint_with_its_certificat
     publish(index, THEIRS, served(provider))
     index.changed(ENDPOINT_SLICES, endpoint_slice("theirs-b", THEIRS, dead), deleted=False)
     assert set(index.addresses(THEIRS.key, "443")) == {served(provider), dead}
-
-    async def ten() -> list[int]:
-        try:
-            statuses = []
-            for _ in range(10):
-                answer = await delegates.forward(PATH, b"labelSelector=app%3Dqueue", USER)
-                assert answer is not None
-                statuses.append(answer.status)
-            return statuses
-        finally:
-            await delegates.aclose()
-
-    assert asyncio.run(ten()) == [200] * 10  # the refused endpoint, tried first half the time, is passed over
+    assert statuses(delegates, 10) == [200] * 10  # the refused endpoint, tried first half the time, is passed over
     assert len(provider.seen) == 10 and provider.seen[0]["peer"] == "front-proxy-client"
 
 
