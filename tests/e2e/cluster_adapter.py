@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import ssl
 import time
@@ -23,6 +24,9 @@ import yaml
 from controlplane import ControlPlane, wait_for
 
 from adapter.keda.names import SCALED_OBJECT_LABEL
+from scalers.base import metric_name
+from scalers.cron import CronScaler
+from scalers.params import TriggerParams
 from tests.harness.adapter_process import AdapterProcess
 
 NAMESPACE = "eventscale"
@@ -178,6 +182,25 @@ def redis_auth(name: str, username: str, password: str) -> list[dict[str, Any]]:
             "spec": {"secretTargetRef": [{"parameter": "username", "name": name, "key": "username"},
                                          {"parameter": "password", "name": name, "key": "password"}]}}
     return [secret, auth]
+
+
+def rabbitmq_auth(name: str, amqp_url: str) -> list[dict[str, Any]]:
+    """A Secret with a RabbitMQ connection URL and the TriggerAuthentication that reads it as `host`."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"host": amqp_url}}
+    auth = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": name},
+            "spec": {"secretTargetRef": [{"parameter": "host", "name": name, "key": "host"}]}}
+    return [secret, auth]
+
+
+def cron_in_window(desired_replicas: int) -> tuple[dict[str, str], str]:
+    """Cron trigger metadata whose window holds now (from 10 minutes ago to 3 hours on), and the
+    name of the metric it is served as."""
+    now = dt.datetime.now(dt.UTC)
+    start, end = now - dt.timedelta(minutes=10), now + dt.timedelta(hours=3)
+    metadata = {"timezone": "UTC", "start": f"{start.minute} {start.hour} * * *",
+                "end": f"{end.minute} {end.hour} * * *", "desiredReplicas": str(desired_replicas)}
+    scaler = CronScaler()
+    return metadata, metric_name(0, scaler.metric(scaler.parse("cron", TriggerParams(metadata))).name)
 
 
 def metric_value(cp: ControlPlane, namespace: str, metric: str, so: str) -> str | None:

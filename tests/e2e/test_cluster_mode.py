@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import json
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from cluster_adapter import (
     apply,
     available,
     cluster_adapter,
+    cron_in_window,
     deployment,
     direct_client,
     install,
@@ -49,9 +49,6 @@ from controlplane import ControlPlane, wait_for
 
 from adapter.certs import KeyPair, issue, new_ca
 from adapter.kube.client import KubeApi, Object
-from scalers.base import metric_name
-from scalers.cron import CronScaler
-from scalers.params import TriggerParams
 from tests.harness.adapter_process import ROOT, AdapterProcess
 from tests.harness.ports import free_port
 from tests.harness.redis_servers import ACL_PASSWORD, ACL_USER, RedisServer
@@ -105,12 +102,7 @@ def report(request: pytest.FixtureRequest, line: str) -> None:
 @pytest.fixture
 def cron(deployed: Deployed, namespace: str) -> tuple[str, str]:
     """A cron ScaledObject inside its window (desiredReplicas 3): (ScaledObject, metric name)."""
-    now = dt.datetime.now(dt.UTC)
-    start, end = now - dt.timedelta(minutes=10), now + dt.timedelta(hours=3)
-    metadata = {"timezone": "UTC", "start": f"{start.minute} {start.hour} * * *",
-                "end": f"{end.minute} {end.hour} * * *", "desiredReplicas": "3"}
-    scaler = CronScaler()
-    name = metric_name(0, scaler.metric(scaler.parse("cron", TriggerParams(metadata))).name)
+    metadata, name = cron_in_window(3)
     apply(deployed.cp, namespace, scaled_object("office", {"type": "cron", "metadata": metadata}))
     wait_for(lambda: metric_value(deployed.cp, namespace, name, "office") == "3", timeout=30,
              what="the cron metric through kube-apiserver")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pika
 import pytest
-from cluster_adapter import apply, metric_value
+from cluster_adapter import apply, metric_value, rabbitmq_auth
 from controller_stack import (
     FAST_HPA,
     LEASE_SECONDS,
@@ -131,14 +131,11 @@ def test_redis_list_story(stack: Stack, redis: RedisServer, namespace: str) -> N
 
 def test_rabbitmq_queue_story(stack: Stack, rabbitmq: RabbitMQServer, namespace: str) -> None:
     cp, ns, queue = stack.cp, namespace, f"{namespace}-orders"
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "broker"},
-              "stringData": {"host": f"amqp://{USER}:{PASSWORD}@127.0.0.1:{rabbitmq.amqp_port}/"}}
-    auth = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "broker"},
-            "spec": {"secretTargetRef": [{"parameter": "host", "name": "broker", "key": "host"}]}}
+    broker = rabbitmq_auth("broker", f"amqp://{USER}:{PASSWORD}@127.0.0.1:{rabbitmq.amqp_port}/")
     trigger = {"type": "rabbitmq", "metadata": {"queueName": queue, "mode": "QueueLength", "value": "5"},
                "authenticationRef": {"name": "broker"}}
     rabbitmq.fill("/", {queue: 0})
-    apply(cp, ns, secret, auth, deployment("orders", 0), scaled_object("orders", [trigger]))
+    apply(cp, ns, *broker, deployment("orders", 0), scaled_object("orders", [trigger]))
 
     def purge() -> None:
         with rabbitmq.amqp() as channel:

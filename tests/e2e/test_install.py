@@ -13,7 +13,6 @@ first and the namespace is gone (not terminating) at the end, as the next module
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shlex
 import subprocess
@@ -24,14 +23,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cluster_adapter import APISERVICE, CRDS, NAMESPACE, WITH_LEGACY_CRD, apply, metric_value, scaled_object
+from cluster_adapter import (
+    APISERVICE,
+    CRDS,
+    NAMESPACE,
+    WITH_LEGACY_CRD,
+    apply,
+    cron_in_window,
+    metric_value,
+    scaled_object,
+)
 from controlplane import ControlPlane, wait_for
 
 from adapter.install.bundle import bundled
 from adapter.keda.names import FINALIZER
-from scalers.base import metric_name
-from scalers.cron import CronScaler
-from scalers.params import TriggerParams
 from tests.harness.adapter_process import ROOT, AdapterProcess, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -116,12 +121,7 @@ def test_dev_cluster_makes_the_apiservice_available_for_a_local_adapter(cluster:
         assert f"apiservice/{APISERVICE} Available" in waited.stdout
         discovery = json.loads(cluster.kubectl("get", "--raw", "/apis/external.metrics.k8s.io/v1beta1").stdout)
         assert discovery["groupVersion"] == "external.metrics.k8s.io/v1beta1"
-        now = dt.datetime.now(dt.UTC)
-        start, end = now - dt.timedelta(minutes=10), now + dt.timedelta(hours=3)
-        metadata = {"timezone": "UTC", "start": f"{start.minute} {start.hour} * * *",
-                    "end": f"{end.minute} {end.hour} * * *", "desiredReplicas": "4"}
-        scaler = CronScaler()
-        name = metric_name(0, scaler.metric(scaler.parse("cron", TriggerParams(metadata))).name)
+        metadata, name = cron_in_window(4)
         apply(cluster, namespace, scaled_object("office", {"type": "cron", "metadata": metadata}))
         wait_for(lambda: metric_value(cluster, namespace, name, "office") == "4", timeout=30,
                  what="the cron metric of the local adapter through kubectl get --raw")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_adapter import apply
+from cluster_adapter import apply, rabbitmq_auth
 from controller_stack import (
     Stack,
     condition,
@@ -215,14 +215,11 @@ def test_jobs_are_created_for_queued_messages_up_to_the_maximum_then_pruned(
 def test_rabbitmq_messages_become_jobs_through_a_trigger_authentication(
         stack: Stack, rabbitmq: RabbitMQServer, namespace: str) -> None:
     cp, queue = stack.cp, f"{namespace}-videos"
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "broker"},
-              "stringData": {"host": f"amqp://{USER}:{PASSWORD}@127.0.0.1:{rabbitmq.amqp_port}/"}}
-    auth = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "broker"},
-            "spec": {"secretTargetRef": [{"parameter": "host", "name": "broker", "key": "host"}]}}
+    broker = rabbitmq_auth("broker", f"amqp://{USER}:{PASSWORD}@127.0.0.1:{rabbitmq.amqp_port}/")
     trigger = {"type": "rabbitmq", "metadata": {"queueName": queue, "mode": "QueueLength", "value": "1"},
                "authenticationRef": {"name": "broker"}}
     rabbitmq.fill("/", {queue: 0})
-    apply(cp, namespace, secret, auth, scaled_job("videos", [trigger], maxReplicaCount=5))
+    apply(cp, namespace, *broker, scaled_job("videos", [trigger], maxReplicaCount=5))
     status = wait_condition(cp, namespace, "videos", "Ready", ("True", "ScaledJobReady"), resource=SJ)
     assert (status["triggersTypes"], status["authenticationsTypes"]) == ("rabbitmq", "broker")
     assert jobs(cp, namespace, "videos") == []

@@ -16,16 +16,9 @@ import pytest
 from adapter.catalog.catalog import Catalog
 from adapter.catalog.directory_source import DirectorySource
 from scalers.registry import ScalerRegistry
+from tests.unit.catalog.test_directory_source import SCALED_OBJECT
 
-ORDERS = """apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {name: orders, namespace: shop}
-spec:
-  scaleTargetRef: {name: worker}
-  triggers:
-    - type: cron
-      metadata: {timezone: UTC, start: "0 0 1 1 *", end: "59 23 31 12 *", desiredReplicas: "2"}
-"""
+ORDERS = SCALED_OBJECT  # orders in shop, one cron trigger
 GOOD = ORDERS.replace("orders", "fine")
 ALL_AT_ONCE = ORDERS.replace("  triggers:", "  cooldownPeriod: soon\n  triggers:\n    - metadata: {}\n"
                              "    - type: cron\n      metricType: Most\n      metadata: {}")
