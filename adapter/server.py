@@ -246,7 +246,7 @@ async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext
         adapter.app,
         host=options.bind_address,
         port=options.secure_port,
-        http=PeerCertificateProtocol.with_limits(options.http_limits),
+        http=PeerCertificateProtocol.serving(options.http_limits),  # type: ignore[arg-type]  # uvicorn calls it as a class
         lifespan="off",
         access_log=False,
         log_config=None,

@@ -186,20 +186,50 @@ class _JoinedWrites:
         return getattr(self._transport, name)
 
 
-class PeerCertificateProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
-    """uvicorn's httptools protocol, plus the ASGI TLS extension and the limits of `HttpLimits`.
+class BufferedReads(asyncio.BufferedProtocol):
+    """What the event loop's TLS layer is given for a server connection: uvicorn's protocol, read
+    as a BufferedProtocol into the buffer all connections share (`shared_read_buffer`).
 
-    It reads as a BufferedProtocol, into one buffer shared by all connections (`shared_read_buffer`):
-    as a plain Protocol it lost half of a metric GET's throughput at 32 connections.
+    uvicorn's protocol is an asyncio.Protocol, and uvloop reads into a protocol's buffer only when it
+    is not one (the standard loop asks only for `BufferedProtocol`); read as a plain Protocol, every
+    read took a fresh 256 KiB chunk (an mmap, an mremap and an munmap under the fixed threshold) and
+    asyncio's loop lost half of a metric GET's throughput at 32 connections.
     """
 
-    limits: ClassVar[HttpLimits] = HttpLimits()
+    __slots__ = ("__weakref__", "data_received", "protocol")
     get_buffer = staticmethod(shared_read_buffer)
-    buffer_updated = FeedsWeakly()  # type: ignore[assignment]  # the method, holding its protocol weakly
+    buffer_updated = FeedsWeakly()  # type: ignore[assignment]  # the method, holding this object weakly
+
+    def __init__(self, protocol: asyncio.Protocol) -> None:
+        self.protocol = protocol
+        self.data_received: Callable[[bytes], None] = protocol.data_received  # what `buffer_updated` feeds
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.protocol.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return self.protocol.eof_received()
+
+    def pause_writing(self) -> None:
+        self.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.protocol.resume_writing()
+
+
+class PeerCertificateProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus the ASGI TLS extension and the limits of `HttpLimits`."""
+
+    limits: ClassVar[HttpLimits] = HttpLimits()
 
     @classmethod
-    def with_limits(cls, limits: HttpLimits) -> type[PeerCertificateProtocol]:
-        return type("BoundedPeerCertificateProtocol", (cls,), {"limits": limits})
+    def serving(cls, limits: HttpLimits) -> Callable[..., BufferedReads]:
+        """uvicorn's `http` protocol factory: one connection's protocol, with these limits, read buffered."""
+        bounded = type("BoundedPeerCertificateProtocol", (cls,), {"limits": limits})
+        return lambda **options: BufferedReads(bounded(**options))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_JoinedWrites(transport))  # type: ignore[arg-type]  # a Transport in all it is used for
