@@ -24,12 +24,11 @@ import re
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiomysql
 import pymysql
 
-from scalers.base import ClientOptions, MetricSpec, ScalerClient, ScalerError, ServerScaler, masked_error
+from scalers.base import ClientOptions, ScalerClient, ScalerError, Served, ServerScaler, masked_error
 from scalers.params import (
     ALL_SOURCES,
     METADATA_ONLY,
@@ -240,14 +239,8 @@ def _connect_failure(exc: BaseException) -> str:
     return f"cannot connect: {_describe(exc)}"
 
 
-class MySQLScaler(ServerScaler[MySQLConfig]):
+class MySQLScaler(ServerScaler[MySQLConfig, Endpoint], parse=parse_config, client=MySQLClient):
     types = ("mysql",)
-    parse_config = staticmethod(parse_config)
-    client_type = staticmethod(MySQLClient)
 
-    def metric(self, config: MySQLConfig) -> MetricSpec:
-        return MetricSpec(name=f"mysql-{config.db_name}", target=config.query_value,
-                          activation=config.activation_query_value)
-
-    def server_key(self, config: MySQLConfig) -> Any:
-        return config.endpoint
+    def served(self, config: MySQLConfig) -> Served[Endpoint]:
+        return Served(config.endpoint, f"mysql-{config.db_name}", config.query_value, config.activation_query_value)
