@@ -33,9 +33,8 @@ class RedisListConfig:
         return self.list_name, "l"
 
 
-class RedisScaler(RedisScalerBase[RedisListConfig]):
+class RedisScaler(RedisScalerBase[RedisListConfig], config=RedisListConfig):
     types = ("redis", "redis-cluster", "redis-sentinel")
-    config_type = RedisListConfig
 
     def served(self, config: RedisListConfig) -> Served[RedisConnection]:
         return Served(config.connection, f"redis-{config.list_name}", config.list_length, config.activation_list_length)

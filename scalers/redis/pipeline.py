@@ -225,9 +225,14 @@ def _raise_if_server_wide(error: ResponseError) -> None:
 class RedisScalerBase(ServedScaler[T, RedisConnection]):
     """A Redis trigger family: its config is `config_type`'s parameters plus the connection its
     trigger type and parameters name, and every config of one connection shares one `RedisClient`.
-    A subclass sets `types` and `config_type` and writes `served`."""
+    A subclass names its config class in its header (`class TheScaler(RedisScalerBase[TheConfig],
+    config=TheConfig)`), sets `types` and writes `served`."""
 
     config_type: ClassVar[type[Any]]
+
+    def __init_subclass__(cls, *, config: type[Any], **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.config_type = config
 
     def parse(self, trigger_type: str, params: TriggerParams) -> T:
         config: T = parse_params(self.config_type, params, connection=parse_connection(trigger_type, params))

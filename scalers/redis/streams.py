@@ -50,9 +50,8 @@ class RedisStreamsConfig:
         return self.stream, "t"
 
 
-class RedisStreamsScaler(RedisScalerBase[RedisStreamsConfig]):
+class RedisStreamsScaler(RedisScalerBase[RedisStreamsConfig], config=RedisStreamsConfig):
     types = ("redis-streams", "redis-cluster-streams", "redis-sentinel-streams")
-    config_type = RedisStreamsConfig
 
     def served(self, config: RedisStreamsConfig) -> Served[RedisConnection]:
         return Served(config.connection, f"redis-streams-{config.stream}", config.target, config.activation_lag_count)
