@@ -1,4 +1,5 @@
-"""ScaledObject status conditions, with KEDA's types, reasons and messages.
+"""ScaledObject status conditions (and the Ready ones of a ScaledJob), with KEDA's types, reasons
+and messages.
 
 Users and dashboards match on these exact strings, so they are constants here and nowhere
 else (the `Condition` type and KEDA's ordering are in `adapter.keda.scaled_object_status`).
@@ -8,16 +9,21 @@ from __future__ import annotations
 
 from adapter.keda.scaled_object_status import Condition
 
-READY = Condition("Ready", "True", "ScaledObjectReady", "ScaledObject is defined correctly and is ready for scaling")
-TRIGGER_ERROR = Condition("Ready", "False", "TriggerError",
-                          "Triggers defined in ScaledObject are not working correctly")
-PARTIAL_TRIGGER_ERROR = Condition("Ready", "Unknown", "PartialTriggerError",
-                                  "Some triggers defined in ScaledObject are not working correctly")
+
+def ready_conditions(kind: str) -> tuple[Condition, Condition, Condition]:
+    """Ready, TriggerError and PartialTriggerError: KEDA's words name the object's kind
+    (ScaledObject or ScaledJob) and are otherwise the same for both."""
+    return (Condition("Ready", "True", f"{kind}Ready", f"{kind} is defined correctly and is ready for scaling"),
+            Condition("Ready", "False", "TriggerError", f"Triggers defined in {kind} are not working correctly"),
+            Condition("Ready", "Unknown", "PartialTriggerError",
+                      f"Some triggers defined in {kind} are not working correctly"))
 
 
-def check_failed(message: str) -> Condition:
-    return Condition("Ready", "False", "ScaledObjectCheckFailed", message)
+def check_failed(message: str, kind: str = "ScaledObject") -> Condition:
+    return Condition("Ready", "False", f"{kind}CheckFailed", message)
 
+
+READY, TRIGGER_ERROR, PARTIAL_TRIGGER_ERROR = ready_conditions("ScaledObject")
 
 ACTIVE = Condition("Active", "True", "ScalerActive", "Scaling is performed because triggers are active")
 FORCED_ACTIVE = Condition("Active", "True", "ScalerActive",
