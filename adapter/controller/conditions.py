@@ -20,7 +20,18 @@ def ready_conditions(kind: str) -> tuple[Condition, Condition, Condition]:
 
 
 def check_failed(message: str, kind: str = "ScaledObject") -> Condition:
+    """Ready when the object cannot be served (`message` says why)."""
     return Condition("Ready", "False", f"{kind}CheckFailed", message)
+
+
+def active_unknown(kind: str) -> Condition:
+    """Active while the object's check fails: nothing is known of its triggers."""
+    return Condition("Active", "Unknown", "UnknownState", f"{kind} check failed")
+
+
+def paused(kind: str) -> Condition:
+    """Paused by the `autoscaling.keda.sh/paused` annotations."""
+    return Condition("Paused", "True", f"{kind}Paused", f"{kind} is paused")
 
 
 READY, TRIGGER_ERROR, PARTIAL_TRIGGER_ERROR = ready_conditions("ScaledObject")
@@ -30,10 +41,10 @@ FORCED_ACTIVE = Condition("Active", "True", "ScalerActive",
                           "Scaling is performed because activation is being forced by annotation")
 NOT_ACTIVE = Condition("Active", "False", "ScalerNotActive", "Scaling is not performed because triggers are not active")
 COOLDOWN = Condition("Active", "False", "ScalerCooldown", "Scaler cooling down because triggers are not active")
-ACTIVE_UNKNOWN = Condition("Active", "Unknown", "UnknownState", "ScaledObject check failed")
+ACTIVE_UNKNOWN = active_unknown("ScaledObject")
 
 FALLBACK = Condition("Fallback", "True", "FallbackExists", "At least one trigger is falling back on this scaled object")
 NO_FALLBACK = Condition("Fallback", "False", "NoFallbackFound", "No fallbacks are active on this scaled object")
 
-PAUSED = Condition("Paused", "True", "ScaledObjectPaused", "ScaledObject is paused")
+PAUSED = paused("ScaledObject")
 UNPAUSED = Condition("Paused", "False", "ScaledObjectUnpaused", "pause annotation removed for ScaledObject")

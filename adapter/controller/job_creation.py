@@ -71,10 +71,10 @@ DELETED = "ScaledJobDeleted"
 RETRY = 2.0  # seconds before a failed poll is tried again (at most its pollingInterval)
 
 READY, TRIGGER_ERROR, PARTIAL_TRIGGER_ERROR = c.ready_conditions("ScaledJob")
-PAUSED = Condition("Paused", "True", "ScaledJobPaused", "ScaledJob is paused")
+PAUSED = c.paused("ScaledJob")
 UNPAUSED = Condition("Paused", "False", "ScaledJobUnpaused", "ScaledJob is unpaused")
 NEVER_PAUSED = Condition("Paused", "False")  # as KEDA initializes it
-CHECK_FAILED_ACTIVE = Condition("Active", "Unknown", "UnknownState", "ScaledJob check failed")
+CHECK_FAILED_ACTIVE = c.active_unknown("ScaledJob")
 
 
 def jobs_path(namespace: str, name: str = "") -> str:
