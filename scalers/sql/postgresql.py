@@ -22,11 +22,10 @@ import dataclasses
 import ssl
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
-from scalers.base import MetricSpec, Scaler
+from scalers.base import Served, ServedScaler
 from scalers.params import (
     AUTH_OR_METADATA,
     METADATA_ONLY,
@@ -223,7 +222,7 @@ def _connect_failure(exc: BaseException) -> str:
     return f"cannot connect: {_describe(exc)}"
 
 
-class PostgreSQLScaler(Scaler[PostgreSQLConfig]):
+class PostgreSQLScaler(ServedScaler[PostgreSQLConfig, tuple[str, str]]):
     types = ("postgresql",)
 
     def __init__(self, *, timeout: float = 4.0) -> None:
@@ -232,12 +231,9 @@ class PostgreSQLScaler(Scaler[PostgreSQLConfig]):
     def parse(self, trigger_type: str, params: TriggerParams) -> PostgreSQLConfig:
         return parse_config(params)
 
-    def metric(self, config: PostgreSQLConfig) -> MetricSpec:
-        return MetricSpec(name="postgresql", target=config.target_query_value,
-                          activation=config.activation_target_query_value)
-
-    def server_key(self, config: PostgreSQLConfig) -> Any:
-        return ("postgresql", config.dsn)
+    def served(self, config: PostgreSQLConfig) -> Served[tuple[str, str]]:
+        return Served(("postgresql", config.dsn), "postgresql", config.target_query_value,
+                      config.activation_target_query_value)
 
     def open_client(self, config: PostgreSQLConfig) -> PostgreSQLClient:
         return PostgreSQLClient(config, timeout=self._timeout)
