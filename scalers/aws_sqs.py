@@ -34,7 +34,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scalers.base import ClientOptions, MetricSpec, ScalerClient, ScalerError, ServerScaler, ask_once, masked_error
+from scalers.base import ClientOptions, ScalerClient, ScalerError, Served, ServerScaler, ask_once, masked_error
 from scalers.params import (
     AUTH_ONLY,
     METADATA_ONLY,
@@ -212,15 +212,10 @@ def _client_error(exc: ClientError) -> str:
     return f"GetQueueAttributes refused ({code}): {message}".rstrip(": ")
 
 
-class AwsSqsScaler(ServerScaler[AwsSqsConfig]):
+class AwsSqsScaler(ServerScaler[AwsSqsConfig, Account], parse=parse_config, client=AwsSqsClient):
     types = ("aws-sqs-queue",)
     activation_probes = False  # billed per call: no 1 s probes at zero
-    parse_config = staticmethod(parse_config)
-    client_type = staticmethod(AwsSqsClient)
 
-    def metric(self, config: AwsSqsConfig) -> MetricSpec:
-        return MetricSpec(name=f"aws-sqs-{config.queue_name}", target=float(config.queue_length),
-                          activation=float(config.activation_queue_length))
-
-    def server_key(self, config: AwsSqsConfig) -> Account:
-        return config.account
+    def served(self, config: AwsSqsConfig) -> Served[Account]:
+        return Served(config.account, f"aws-sqs-{config.queue_name}",
+                      config.queue_length, config.activation_queue_length)

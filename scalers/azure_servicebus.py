@@ -53,7 +53,7 @@ from azure.servicebus.aio._base_handler_async import ServiceBusSharedKeyCredenti
 from azure.servicebus.aio.management import ServiceBusAdministrationClient
 
 from scalers.azure_cloud import cloud_suffix
-from scalers.base import MetricSpec, Scaler, ScalerClient, ScalerError, masked_error
+from scalers.base import ScalerClient, ScalerError, Served, ServedScaler, masked_error
 from scalers.params import (
     AUTH_ONLY,
     METADATA_ONLY,
@@ -412,7 +412,7 @@ def _reason(exc: BaseException) -> str:
 
 
 
-class AzureServiceBusScaler(Scaler[AzureServiceBusConfig]):
+class AzureServiceBusScaler(ServedScaler[AzureServiceBusConfig, Namespace]):
     types = ("azure-servicebus",)
     activation_probes = False  # billed per call: no 1 s probes at zero
 
@@ -422,15 +422,12 @@ class AzureServiceBusScaler(Scaler[AzureServiceBusConfig]):
     def parse(self, trigger_type: str, params: TriggerParams) -> AzureServiceBusConfig:
         return parse_config(params)
 
-    def metric(self, config: AzureServiceBusConfig) -> MetricSpec:
+    def served(self, config: AzureServiceBusConfig) -> Served[Namespace]:
         kind, entity = ("queue", config.queue_name) if config.queue_name else ("topic", config.topic_name)
         name = f"azure-servicebus-{kind}-regex" if config.use_regex else f"azure-servicebus-{entity}"
-        return MetricSpec(name=name, target=float(config.message_count),
-                          activation=float(config.activation_message_count))
-
-    def server_key(self, config: AzureServiceBusConfig) -> Namespace:
         namespace = parse_connection(config.connection)
-        return Namespace(namespace.host, namespace.key_name, namespace.credential, config.ca)
+        server = Namespace(namespace.host, namespace.key_name, namespace.credential, config.ca)
+        return Served(server, name, config.message_count, config.activation_message_count)
 
     def open_client(self, config: AzureServiceBusConfig) -> AzureServiceBusClient:
         return AzureServiceBusClient(config, timeout=self._timeout)

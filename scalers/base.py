@@ -166,18 +166,57 @@ class ClientOptions:
     request_hooks: tuple[Callable[..., Any], ...] = ()
 
 
-class ServerScaler(Scaler[ConfigT]):
+KeyT = TypeVar("KeyT", bound=Hashable)
+
+
+@dataclass(frozen=True, slots=True)
+class Served(Generic[KeyT]):
+    """What a `ServedScaler` says of one config: the server it is read from (the key its clients
+    share) and its metric (the scaler part of the name, the HPA target, the activation target)."""
+
+    server: KeyT
+    name: str
+    target: float
+    activation: float = 0.0
+
+
+class ServedScaler(Scaler[ConfigT], Generic[ConfigT, KeyT]):
+    """A scaler whose config names one server and one metric against two targets, as most do:
+    a subclass writes `served(config)` once and the metric and server key follow from it."""
+
+    @abstractmethod
+    def served(self, config: ConfigT) -> Served[KeyT]:
+        """The server `config` is read from and the metric it serves."""
+
+    def metric(self, config: ConfigT) -> MetricSpec:
+        served = self.served(config)
+        return MetricSpec(name=served.name, target=float(served.target), activation=float(served.activation))
+
+    def server_key(self, config: ConfigT) -> KeyT:
+        """What identifies the server: equal keys share a client, opened on that key."""
+        return self.served(config).server
+
+
+ParseConfig = Callable[[TriggerParams], Any]
+ClientType = Callable[[Any, ClientOptions], ScalerClient[Any]]
+
+
+class ServerScaler(ServedScaler[ConfigT, KeyT]):
     """The shape most scalers have, declared rather than written out each time.
 
-    `parse_config` is the module's parse entry, `server_key` names the server, and a client is
-    `client_type(server_key(config), options)`. A subclass sets `types`, those two class attributes
-    (as static methods: `client_type = staticmethod(TheClient)`) and `default_timeout` where it
-    differs, and writes `metric` and `server_key`.
+    A subclass names the module's parse entry and its client class in its header
+    (`class TheScaler(ServerScaler[TheConfig, TheKey], parse=parse_config, client=TheClient)`),
+    sets `types` and `default_timeout` where it differs, and writes `served`. A client is
+    `client(server_key(config), options)`.
     """
 
-    parse_config: ClassVar[staticmethod[[TriggerParams], Any]]
-    client_type: ClassVar[staticmethod[[Any, ClientOptions], ScalerClient[Any]]]
+    parse_config: ClassVar[ParseConfig]
+    client_type: ClassVar[ClientType]
     default_timeout: ClassVar[float] = 4.0
+
+    def __init_subclass__(cls, *, parse: ParseConfig, client: ClientType, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.parse_config, cls.client_type = staticmethod(parse), staticmethod(client)
 
     def __init__(self, *, timeout: float | None = None, request_hooks: Iterable[Callable[..., Any]] = ()) -> None:
         self.options = ClientOptions(self.default_timeout if timeout is None else timeout, tuple(request_hooks))
@@ -185,10 +224,6 @@ class ServerScaler(Scaler[ConfigT]):
     def parse(self, trigger_type: str, params: TriggerParams) -> ConfigT:
         config: ConfigT = type(self).parse_config(params)
         return config
-
-    @abstractmethod
-    def server_key(self, config: ConfigT) -> Hashable:
-        """What identifies the server: equal keys share a client, opened on that key."""
 
     def open_client(self, config: ConfigT) -> ScalerClient[ConfigT]:
         client: ScalerClient[ConfigT] = type(self).client_type(self.server_key(config), self.options)

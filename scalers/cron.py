@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from scalers.base import MetricSpec, Scaler, ScalerClient, ScalerError
+from scalers.base import ScalerClient, ScalerError, Served, ServedScaler
 from scalers.params import ParameterError, TriggerParams, param, parse_params
 
 
@@ -65,7 +65,7 @@ class CronClient(ScalerClient[CronConfig]):
         return [float(c.desired_replicas) if is_within_window(c, now) else 0.0 for c in configs]
 
 
-class CronScaler(Scaler[CronConfig]):
+class CronScaler(ServedScaler[CronConfig, str]):
     types = ("cron",)
 
     def __init__(self, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
@@ -74,12 +74,9 @@ class CronScaler(Scaler[CronConfig]):
     def parse(self, trigger_type: str, params: TriggerParams) -> CronConfig:
         return parse_config(params)
 
-    def metric(self, config: CronConfig) -> MetricSpec:
+    def served(self, config: CronConfig) -> Served[str]:
         name = f"cron-{config.timezone}-{_compact(config.start)}-{_compact(config.end)}"
-        return MetricSpec(name=name, target=1.0)
-
-    def server_key(self, config: CronConfig) -> str:
-        return "cron"
+        return Served("cron", name, target=1.0)
 
     def open_client(self, config: CronConfig) -> CronClient:
         return CronClient(self._clock)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from scalers.base import MetricSpec, Scaler, ScalerClient, ScalerError
+from scalers.base import ScalerClient, ScalerError, Served, ServedScaler
 from scalers.cluster import ClusterView
 from scalers.params import METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
 
@@ -65,18 +65,15 @@ class WorkloadClient(ScalerClient[WorkloadConfig]):
         return [counts[(c.namespace, c.pod_selector, c.group_by_node)] for c in configs]
 
 
-class KubernetesWorkloadScaler(Scaler[WorkloadConfig]):
+class KubernetesWorkloadScaler(ServedScaler[WorkloadConfig, Hashable]):
     types = ("kubernetes-workload",)
 
     def parse(self, trigger_type: str, params: TriggerParams) -> WorkloadConfig:
         return parse_config(params)
 
-    def metric(self, config: WorkloadConfig) -> MetricSpec:
-        return MetricSpec(name=f"workload-{config.namespace}", target=config.value,
-                          activation=config.activation_value)
-
-    def server_key(self, config: WorkloadConfig) -> Hashable:
-        return ("pods", id(config.cluster))  # one client per catalog
+    def served(self, config: WorkloadConfig) -> Served[Hashable]:
+        one_per_catalog = ("pods", id(config.cluster))
+        return Served(one_per_catalog, f"workload-{config.namespace}", config.value, config.activation_value)
 
     def open_client(self, config: WorkloadConfig) -> WorkloadClient:
         return WorkloadClient()

@@ -36,7 +36,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from scalers.base import MetricSpec, ScalerError, ServerScaler, ask_once
+from scalers.base import ScalerError, Served, ServerScaler, ask_once
 from scalers.cluster import ClusterView
 from scalers.http_client import (
     TRANSPORT_ERRORS,
@@ -353,15 +353,10 @@ class _ValueCache:
             return str(exc)
 
 
-class MetricsApiScaler(ServerScaler[MetricsApiConfig]):
+class MetricsApiScaler(ServerScaler[MetricsApiConfig, HttpServer], parse=parse_config, client=MetricsApiClient):
     types = ("metrics-api",)
-    parse_config = staticmethod(parse_config)
-    client_type = staticmethod(MetricsApiClient)
 
-    def metric(self, config: MetricsApiConfig) -> MetricSpec:
-        return MetricSpec(name=f"metric-api-{config.value_location}", target=config.target_value,
-                          activation=config.activation_target_value)
-
-    def server_key(self, config: MetricsApiConfig) -> HttpServer:
-        return config.server
+    def served(self, config: MetricsApiConfig) -> Served[HttpServer]:
+        return Served(config.server, f"metric-api-{config.value_location}",
+                      config.target_value, config.activation_target_value)
 

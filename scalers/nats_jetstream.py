@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from scalers.base import ClientOptions, MetricSpec, ScalerClient, ScalerError, ServerScaler
+from scalers.base import ClientOptions, ScalerClient, ScalerError, Served, ServerScaler
 from scalers.params import AUTH_OR_METADATA, METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
 
 MAX_CONNECTIONS = 4
@@ -197,14 +197,10 @@ def _find(view: Mapping[str, Any], config: NatsJetStreamConfig) -> tuple[bool, C
     return stream_found, None
 
 
-class NatsJetStreamScaler(ServerScaler[NatsJetStreamConfig]):
+class NatsJetStreamScaler(ServerScaler[NatsJetStreamConfig, Monitoring],
+                          parse=parse_config, client=NatsJetStreamClient):
     types = ("nats-jetstream",)
-    parse_config = staticmethod(parse_config)
-    client_type = staticmethod(NatsJetStreamClient)
 
-    def metric(self, config: NatsJetStreamConfig) -> MetricSpec:
-        return MetricSpec(name=f"nats-jetstream-{config.stream}", target=float(config.lag_threshold),
-                          activation=float(config.activation_lag_threshold))
-
-    def server_key(self, config: NatsJetStreamConfig) -> Monitoring:
-        return Monitoring("https" if config.use_https else "http", config.endpoint)
+    def served(self, config: NatsJetStreamConfig) -> Served[Monitoring]:
+        return Served(Monitoring("https" if config.use_https else "http", config.endpoint),
+                      f"nats-jetstream-{config.stream}", config.lag_threshold, config.activation_lag_threshold)

@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from scalers.base import ClientOptions, MetricSpec, ScalerError, ServerScaler, ask_once
+from scalers.base import ClientOptions, ScalerError, Served, ServerScaler, ask_once
 from scalers.http_client import (
     TRANSPORT_ERRORS,
     HttpServer,
@@ -249,13 +249,8 @@ def _reason(response: httpx.Response) -> str:
     return f": {str(error)[:300]}" if error else ""
 
 
-class PrometheusScaler(ServerScaler[PrometheusConfig]):
+class PrometheusScaler(ServerScaler[PrometheusConfig, HttpServer], parse=parse_config, client=PrometheusClient):
     types = ("prometheus",)
-    parse_config = staticmethod(parse_config)
-    client_type = staticmethod(PrometheusClient)
 
-    def metric(self, config: PrometheusConfig) -> MetricSpec:
-        return MetricSpec(name="prometheus", target=config.threshold, activation=config.activation_threshold)
-
-    def server_key(self, config: PrometheusConfig) -> HttpServer:
-        return config.server
+    def served(self, config: PrometheusConfig) -> Served[HttpServer]:
+        return Served(config.server, "prometheus", config.threshold, config.activation_threshold)

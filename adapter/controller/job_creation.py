@@ -70,18 +70,11 @@ SCALER_FAILED = "KEDAScalerFailed"
 DELETED = "ScaledJobDeleted"
 RETRY = 2.0  # seconds before a failed poll is tried again (at most its pollingInterval)
 
-READY = Condition("Ready", "True", "ScaledJobReady", "ScaledJob is defined correctly and is ready for scaling")
-TRIGGER_ERROR = Condition("Ready", "False", "TriggerError", "Triggers defined in ScaledJob are not working correctly")
-PARTIAL_TRIGGER_ERROR = Condition("Ready", "Unknown", "PartialTriggerError",
-                                  "Some triggers defined in ScaledJob are not working correctly")
-PAUSED = Condition("Paused", "True", "ScaledJobPaused", "ScaledJob is paused")
+READY, TRIGGER_ERROR, PARTIAL_TRIGGER_ERROR = c.ready_conditions("ScaledJob")
+PAUSED = c.paused("ScaledJob")
 UNPAUSED = Condition("Paused", "False", "ScaledJobUnpaused", "ScaledJob is unpaused")
 NEVER_PAUSED = Condition("Paused", "False")  # as KEDA initializes it
-CHECK_FAILED_ACTIVE = Condition("Active", "Unknown", "UnknownState", "ScaledJob check failed")
-
-
-def check_failed(message: str) -> Condition:
-    return Condition("Ready", "False", "ScaledJobCheckFailed", message)
+CHECK_FAILED_ACTIVE = c.active_unknown("ScaledJob")
 
 
 def jobs_path(namespace: str, name: str = "") -> str:
@@ -333,14 +326,14 @@ class ScaledJobs:
             self.events.record(involved, "Normal", UNPAUSED.reason, UNPAUSED.message)
 
     async def _check_failed(self, obj: Object, job: ScaledJob | None, message: str) -> None:
-        written = parse_status(obj.get("status"))
-        if written.condition("Ready") != check_failed(message):
+        written, failed = parse_status(obj.get("status")), c.check_failed(message, "ScaledJob")
+        if written.condition("Ready") != failed:
             meta = obj.get("metadata") or {}
             involved = _involved(job, obj) if job is not None else Involved(
                 str(obj.get("apiVersion") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""),
                 str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""), str(obj.get("kind") or ""))
             self.events.record(involved, "Warning", CHECK_FAILED, message)
-        await self._write_status(obj, job, [check_failed(message), CHECK_FAILED_ACTIVE, *_unpaused(written)])
+        await self._write_status(obj, job, [failed, CHECK_FAILED_ACTIVE, *_unpaused(written)])
 
     async def _roll_out(self, job: ScaledJob, obj: Object, jobs: list[CachedJob]) -> list[CachedJob]:
         """Rollout default (or immediate): delete the Jobs made from another generation of the spec."""

@@ -33,6 +33,9 @@ class HoldBounds:
 
 @dataclass(frozen=True)
 class Route:
+    """What the interceptor knows of one HTTP ScaledObject: where its requests go, how many may
+    wait and for how long, and the window its request rate is counted over."""
+
     key: RouteKey
     service: ServiceKey
     port: str  # Service port number or name

@@ -51,6 +51,8 @@ class EvaluationError(FormulaError):
 
 
 class Type(Enum):
+    """What a sub-formula is known to give when it is checked (ANY: known only when it runs)."""
+
     NUMBER = "number"
     INT = "integer"
     BOOL = "boolean"

@@ -54,6 +54,8 @@ class InvalidObject(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
+    """The kind, namespace and name of an object: what a log line or an event names."""
+
     kind: str
     namespace: str
     name: str
@@ -64,6 +66,9 @@ class ObjectRef:
 
 @dataclass(frozen=True, slots=True)
 class ScaleTarget:
+    """`scaleTargetRef`: the workload the HPA scales and, for `FromEnv` parameters, the container
+    whose environment they are read from (`envSourceContainerName`, the first one when unset)."""
+
     name: str
     api_version: str = "apps/v1"
     kind: str = "Deployment"
@@ -72,12 +77,17 @@ class ScaleTarget:
 
 @dataclass(frozen=True, slots=True)
 class AuthRef:
+    """`authenticationRef`: the (Cluster)TriggerAuthentication a trigger takes parameters from."""
+
     name: str
     kind: str = "TriggerAuthentication"
 
 
 @dataclass(frozen=True, slots=True)
 class TriggerSpec:
+    """One entry of `triggers`: its position (the `s<index>-` of its metric), type, metadata as
+    written and how the HPA targets its metric."""
+
     index: int
     type: str
     name: str
@@ -95,6 +105,9 @@ class TriggerSpec:
 
 @dataclass(frozen=True, slots=True)
 class Fallback:
+    """`fallback`: the replicas served after `failure_threshold` failed reads in a row, and how
+    `behavior` weighs them against the current replicas."""
+
     failure_threshold: int
     replicas: int
     behavior: str = "static"
@@ -113,6 +126,9 @@ class ScalingModifiers:
 
 @dataclass(frozen=True, slots=True)
 class ScaledObject:
+    """A ScaledObject of either API version, validated: what the catalog resolves and the
+    controller reconciles."""
+
     api_version: str
     namespace: str
     name: str
@@ -153,6 +169,10 @@ class ScaledObject:
 
 @dataclass(frozen=True, slots=True)
 class TargetRef:
+    """One entry of `secretTargetRef`, `configMapTargetRef` or `env`: the trigger `parameter` it
+    provides, read from the Secret or ConfigMap `name` at `key` (for `env`: the variable `name` of
+    the container `key`, the scale target's when empty)."""
+
     parameter: str
     name: str
     key: str = ""
@@ -160,6 +180,9 @@ class TargetRef:
 
 @dataclass(frozen=True, slots=True)
 class TriggerAuthentication:
+    """A TriggerAuthentication or ClusterTriggerAuthentication (`kind`): where each parameter it
+    provides is read from."""
+
     kind: str
     namespace: str
     name: str

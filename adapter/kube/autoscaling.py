@@ -45,6 +45,8 @@ class OwnerRef:
 
 @dataclass(frozen=True, slots=True)
 class ScaleTargetRef:
+    """`spec.scaleTargetRef` of an HPA: the workload it scales."""
+
     api_version: str
     kind: str
     name: str

@@ -21,6 +21,8 @@ class SelectorError(ValueError):
 
 
 class Op(Enum):
+    """The operator of one requirement of a label or field selector."""
+
     EXISTS = "exists"
     DOES_NOT_EXIST = "!"
     EQUALS = "="

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.eventhub.aio import EventHubProducerClient
@@ -40,10 +39,10 @@ from scalers.azure_eventhub.checkpoints import CheckpointError, Layout, layout, 
 from scalers.azure_storage.account import Account, RequestHook, each, parse_account, storage_failure, transport
 from scalers.base import (
     ClientOptions,
-    MetricSpec,
     Reading,
     ScalerClient,
     ScalerError,
+    Served,
     ServerScaler,
     ask_once,
     masked_error,
@@ -279,15 +278,10 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-class AzureEventHubScaler(ServerScaler[AzureEventHubConfig]):
+class AzureEventHubScaler(ServerScaler[AzureEventHubConfig, Hub], parse=parse_config, client=AzureEventHubClient):
     types = ("azure-eventhub",)
     activation_probes = False  # billed per call: no 1 s probes at zero
-    parse_config = staticmethod(parse_config)
-    client_type = staticmethod(AzureEventHubClient)
 
-    def metric(self, config: AzureEventHubConfig) -> MetricSpec:
-        return MetricSpec(name=f"azure-eventhub-{config.consumer_group}", target=float(config.threshold),
-                          activation=float(config.activation_threshold))
-
-    def server_key(self, config: AzureEventHubConfig) -> Any:
-        return config.hub
+    def served(self, config: AzureEventHubConfig) -> Served[Hub]:
+        return Served(config.hub, f"azure-eventhub-{config.consumer_group}",
+                      config.threshold, config.activation_threshold)

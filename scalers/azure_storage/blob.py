@@ -33,7 +33,7 @@ from scalers.azure_storage.account import (
     StorageClient,
     trigger_account,
 )
-from scalers.base import MetricSpec, ScalerError, ServerScaler, ask_once
+from scalers.base import ScalerError, Served, ServerScaler, ask_once
 from scalers.params import METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
 
 
@@ -103,15 +103,9 @@ class AzureBlobClient(StorageClient[AzureBlobConfig, BlobServiceClient]):
         return float(count)
 
 
-class AzureBlobScaler(ServerScaler[AzureBlobConfig]):
+class AzureBlobScaler(ServerScaler[AzureBlobConfig, Account], parse=parse_config, client=AzureBlobClient):
     types = ("azure-blob",)
     activation_probes = False  # billed per call: no 1 s probes at zero
-    parse_config = staticmethod(parse_config)
-    client_type = staticmethod(AzureBlobClient)
 
-    def metric(self, config: AzureBlobConfig) -> MetricSpec:
-        return MetricSpec(name=f"azure-blob-{config.container}", target=float(config.blob_count),
-                          activation=float(config.activation_blob_count))
-
-    def server_key(self, config: AzureBlobConfig) -> Account:
-        return config.account
+    def served(self, config: AzureBlobConfig) -> Served[Account]:
+        return Served(config.account, f"azure-blob-{config.container}", config.blob_count, config.activation_blob_count)

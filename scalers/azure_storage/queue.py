@@ -23,7 +23,7 @@ from scalers.azure_storage.account import (
     StorageClient,
     trigger_account,
 )
-from scalers.base import MetricSpec, ScalerError, ServerScaler, ask_once
+from scalers.base import ScalerError, Served, ServerScaler, ask_once
 from scalers.params import METADATA_ONLY, TriggerParams, param, parse_params
 
 PEEK = 32  # KEDA's maxPeekMessages
@@ -70,15 +70,10 @@ class AzureQueueClient(StorageClient[AzureQueueConfig, QueueServiceClient]):
         return float(properties.approximate_message_count or 0)
 
 
-class AzureQueueScaler(ServerScaler[AzureQueueConfig]):
+class AzureQueueScaler(ServerScaler[AzureQueueConfig, Account], parse=parse_config, client=AzureQueueClient):
     types = ("azure-queue",)
     activation_probes = False  # billed per call: no 1 s probes at zero
-    parse_config = staticmethod(parse_config)
-    client_type = staticmethod(AzureQueueClient)
 
-    def metric(self, config: AzureQueueConfig) -> MetricSpec:
-        return MetricSpec(name=f"azure-queue-{config.queue_name}", target=float(config.queue_length),
-                          activation=float(config.activation_queue_length))
-
-    def server_key(self, config: AzureQueueConfig) -> Account:
-        return config.account
+    def served(self, config: AzureQueueConfig) -> Served[Account]:
+        return Served(config.account, f"azure-queue-{config.queue_name}",
+                      config.queue_length, config.activation_queue_length)

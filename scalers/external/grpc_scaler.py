@@ -57,6 +57,8 @@ MAX_READS_IN_FLIGHT = 16  # triggers read at once on one channel: bounded load o
 
 @dataclass(frozen=True, kw_only=True)
 class _Keys:
+    """The trigger's connection parameters as KEDA names them, before they become a `ChannelKey`."""
+
     scaler_address: str = param("scalerAddress", required=True, sources=METADATA_ONLY)
     enable_tls: bool = param("enableTLS", default=False, sources=METADATA_ONLY)
     unsafe_ssl: bool = param("unsafeSsl", default=False, sources=METADATA_ONLY)
@@ -68,7 +70,8 @@ class _Keys:
 
 @dataclass(frozen=True, kw_only=True)
 class ExternalConfig:
-    """One trigger: the channel, and the ScaledObjectRef sent with every call."""
+    """One trigger: the channel it is read on (equal channels share one client), and what the
+    ScaledObjectRef sent with every call carries (name, namespace, the scaler metadata)."""
 
     channel: ChannelKey
     push: bool

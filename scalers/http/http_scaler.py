@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scalers.base import MetricSpec, Reading, Scaler, ScalerClient
+from scalers.base import Reading, ScalerClient, Served, ServedScaler
 from scalers.http.http_trigger_config import HttpTriggerConfig, parse_config
 from scalers.http.table import CountsTable
 from scalers.params import TriggerParams
@@ -35,7 +35,7 @@ class HttpCountsClient(ScalerClient[HttpTriggerConfig]):
         return [reading(config, self.table) for config in configs]
 
 
-class HttpScaler(Scaler[HttpTriggerConfig]):
+class HttpScaler(ServedScaler[HttpTriggerConfig, str]):
     types = ("http",)
 
     def __init__(self, table: CountsTable | None = None) -> None:
@@ -44,13 +44,10 @@ class HttpScaler(Scaler[HttpTriggerConfig]):
     def parse(self, trigger_type: str, params: TriggerParams) -> HttpTriggerConfig:
         return parse_config(params)
 
-    def metric(self, config: HttpTriggerConfig) -> MetricSpec:
+    def served(self, config: HttpTriggerConfig) -> Served[str]:
         host = config.hosts[0] if config.hosts else "any"
         suffix = "-rate" if config.metric == "requestRate" else ""
-        return MetricSpec(name=f"http-{host}{suffix}", target=config.target, activation=config.activation_value)
-
-    def server_key(self, config: HttpTriggerConfig) -> str:
-        return "interceptor-counts"
+        return Served("interceptor-counts", f"http-{host}{suffix}", config.target, config.activation_value)
 
     def open_client(self, config: HttpTriggerConfig) -> HttpCountsClient:
         return HttpCountsClient(self.table)

@@ -29,6 +29,8 @@ MAX_REPORT_BYTES = 8 * 1024 * 1024
 
 @dataclass(frozen=True)
 class RouteCounts:
+    """One route's figures in a report: requests in the interceptor, those held, the rate."""
+
     route: RouteKey
     pending: int = 0
     held: int = 0
@@ -37,6 +39,9 @@ class RouteCounts:
 
 @dataclass(frozen=True)
 class CountsReport:
+    """One push of one interceptor: every route it serves, valid for `ttl` seconds; a higher
+    `sequence` of the same interceptor replaces a lower one."""
+
     interceptor: str
     sequence: int
     ttl: float

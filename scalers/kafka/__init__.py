@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scalers.base import MetricSpec, Scaler
+from scalers.base import Served, ServedScaler
 from scalers.kafka.kafka_config import KafkaCluster, KafkaConfig, parse_config
 from scalers.kafka.offsets import KafkaClient, RequestHook
 from scalers.params import TriggerParams
 
 
-class KafkaScaler(Scaler[KafkaConfig]):
+class KafkaScaler(ServedScaler[KafkaConfig, KafkaCluster]):
     types = ("kafka",)
 
     def __init__(self, request_hooks: Sequence[RequestHook] = ()) -> None:
@@ -26,13 +26,9 @@ class KafkaScaler(Scaler[KafkaConfig]):
     def parse(self, trigger_type: str, params: TriggerParams) -> KafkaConfig:
         return parse_config(params)
 
-    def metric(self, config: KafkaConfig) -> MetricSpec:
+    def served(self, config: KafkaConfig) -> Served[KafkaCluster]:
         name = f"kafka-{config.topic}" if config.topic else f"kafka-{config.consumer_group}-topics"
-        return MetricSpec(name=name, target=float(config.lag_threshold),
-                          activation=float(config.activation_lag_threshold))
-
-    def server_key(self, config: KafkaConfig) -> KafkaCluster:
-        return config.cluster
+        return Served(config.cluster, name, config.lag_threshold, config.activation_lag_threshold)
 
     def open_client(self, config: KafkaConfig) -> KafkaClient:
         return KafkaClient(config.cluster, self._hooks)

@@ -140,6 +140,9 @@ def _uvarint(value: int) -> bytes:
 
 
 class OffsetFetchResponse_v8(Response):  # type: ignore[misc]  # aiokafka is untyped
+    """OffsetFetch v8's answer (KIP-709): for each group asked, the committed offset of every
+    partition of its topics and the group's own error code."""
+
     API_KEY = 9
     API_VERSION = 8
     SCHEMA = Schema(
@@ -189,6 +192,8 @@ class OffsetFetchResponse_v8(Response):  # type: ignore[misc]  # aiokafka is unt
 
 
 class OffsetFetchRequest_v8(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
+    """OffsetFetch v8: the committed offsets of many groups in one request."""
+
     API_KEY = 9
     API_VERSION = 8
     FLEXIBLE_VERSION = True
@@ -241,6 +246,8 @@ class GroupsOffsetFetchRequest(Request[OffsetFetchRequest_v8]):  # type: ignore[
 
 
 class FindCoordinatorResponse_v4(Response):  # type: ignore[misc]  # aiokafka is untyped
+    """FindCoordinator v4's answer (KIP-699): the coordinator of each group asked, or its error."""
+
     API_KEY = 10
     API_VERSION = 4
     SCHEMA = Schema(
@@ -259,6 +266,8 @@ class FindCoordinatorResponse_v4(Response):  # type: ignore[misc]  # aiokafka is
 
 
 class FindCoordinatorRequest_v4(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
+    """FindCoordinator v4: the coordinators of many groups (keys of `key_type` group) in one request."""
+
     API_KEY = 10
     API_VERSION = 4
     FLEXIBLE_VERSION = True
@@ -283,6 +292,8 @@ class GroupsFindCoordinatorRequest(Request[FindCoordinatorRequest_v4]):  # type:
 
 
 class ListOffsetsResponse_v1(Response):  # type: ignore[misc]  # aiokafka is untyped
+    """ListOffsets v1's answer: an offset (here the latest) of each partition asked, by topic."""
+
     API_KEY = 2
     API_VERSION = 1
     SCHEMA = Schema(
@@ -304,6 +315,8 @@ class ListOffsetsResponse_v1(Response):  # type: ignore[misc]  # aiokafka is unt
 
 
 class ListOffsetsRequest_v1(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
+    """ListOffsets v1: an offset of each partition at a timestamp (-1: the latest), by topic."""
+
     API_KEY = 2
     API_VERSION = 1
     RESPONSE_TYPE = ListOffsetsResponse_v1

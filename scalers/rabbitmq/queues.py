@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote_plus
 
-from scalers.base import MetricSpec, Scaler, ScalerClient
+from scalers.base import ScalerClient, Served, ServedScaler
 from scalers.params import TriggerParams
 from scalers.rabbitmq.amqp_client import AmqpClient
 from scalers.rabbitmq.management_client import ManagementClient
 from scalers.rabbitmq.queue_config import Broker, RabbitMQConfig, RequestHook, parse_config
 
 
-class RabbitMQScaler(Scaler[RabbitMQConfig]):
+class RabbitMQScaler(ServedScaler[RabbitMQConfig, Broker]):
     """`http_request_hooks` are given to every management API client (tests count requests)."""
 
     types = ("rabbitmq",)
@@ -28,15 +28,9 @@ class RabbitMQScaler(Scaler[RabbitMQConfig]):
     def parse(self, trigger_type: str, params: TriggerParams) -> RabbitMQConfig:
         return parse_config(params)
 
-    def metric(self, config: RabbitMQConfig) -> MetricSpec:
-        return MetricSpec(
-            name=f"rabbitmq-{quote_plus(config.queue_name, safe='')}",
-            target=config.value,
-            activation=config.activation_value,
-        )
-
-    def server_key(self, config: RabbitMQConfig) -> Broker:
-        return config.broker
+    def served(self, config: RabbitMQConfig) -> Served[Broker]:
+        return Served(config.broker, f"rabbitmq-{quote_plus(config.queue_name, safe='')}", config.value,
+                      config.activation_value)
 
     def open_client(self, config: RabbitMQConfig) -> ScalerClient[RabbitMQConfig]:
         if config.broker.protocol == "amqp":

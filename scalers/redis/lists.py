@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scalers.base import MetricSpec
+from scalers.base import Served
 from scalers.params import METADATA_ONLY, param
 from scalers.redis.connection import RedisConnection
 from scalers.redis.pipeline import Probe, RedisScalerBase
@@ -33,13 +33,8 @@ class RedisListConfig:
         return self.list_name, "l"
 
 
-class RedisScaler(RedisScalerBase[RedisListConfig]):
+class RedisScaler(RedisScalerBase[RedisListConfig], config=RedisListConfig):
     types = ("redis", "redis-cluster", "redis-sentinel")
-    config_type = RedisListConfig
 
-    def metric(self, config: RedisListConfig) -> MetricSpec:
-        return MetricSpec(
-            name=f"redis-{config.list_name}",
-            target=float(config.list_length),
-            activation=float(config.activation_list_length),
-        )
+    def served(self, config: RedisListConfig) -> Served[RedisConnection]:
+        return Served(config.connection, f"redis-{config.list_name}", config.list_length, config.activation_list_length)

@@ -25,7 +25,7 @@ from redis.asyncio.sentinel import MasterNotFoundError
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
-from scalers.base import Scaler, ScalerClient, ScalerError, masked_error
+from scalers.base import ScalerClient, ScalerError, ServedScaler, masked_error
 from scalers.params import TriggerParams, parse_params
 from scalers.redis.connection import RedisConnection, RedisHandle, parse_connection
 from scalers.redis.keyspace import KeyspaceWatch, Notifications
@@ -222,19 +222,21 @@ def _raise_if_server_wide(error: ResponseError) -> None:
         raise error
 
 
-class RedisScalerBase(Scaler[T]):
+class RedisScalerBase(ServedScaler[T, RedisConnection]):
     """A Redis trigger family: its config is `config_type`'s parameters plus the connection its
     trigger type and parameters name, and every config of one connection shares one `RedisClient`.
-    A subclass sets `types` and `config_type` and writes `metric`."""
+    A subclass names its config class in its header (`class TheScaler(RedisScalerBase[TheConfig],
+    config=TheConfig)`), sets `types` and writes `served`."""
 
     config_type: ClassVar[type[Any]]
+
+    def __init_subclass__(cls, *, config: type[Any], **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.config_type = config
 
     def parse(self, trigger_type: str, params: TriggerParams) -> T:
         config: T = parse_params(self.config_type, params, connection=parse_connection(trigger_type, params))
         return config
-
-    def server_key(self, config: T) -> RedisConnection:
-        return config.connection
 
     def open_client(self, config: T) -> RedisClient[T]:
         return RedisClient(config.connection)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scalers.base import MetricSpec
+from scalers.base import Served
 from scalers.params import METADATA_ONLY, param
 from scalers.redis.connection import RedisConnection
 from scalers.redis.pipeline import Measure, Probe, RedisScalerBase
@@ -50,13 +50,8 @@ class RedisStreamsConfig:
         return self.stream, "t"
 
 
-class RedisStreamsScaler(RedisScalerBase[RedisStreamsConfig]):
+class RedisStreamsScaler(RedisScalerBase[RedisStreamsConfig], config=RedisStreamsConfig):
     types = ("redis-streams", "redis-cluster-streams", "redis-sentinel-streams")
-    config_type = RedisStreamsConfig
 
-    def metric(self, config: RedisStreamsConfig) -> MetricSpec:
-        return MetricSpec(
-            name=f"redis-streams-{config.stream}",
-            target=float(config.target),
-            activation=float(config.activation_lag_count),
-        )
+    def served(self, config: RedisStreamsConfig) -> Served[RedisConnection]:
+        return Served(config.connection, f"redis-streams-{config.stream}", config.target, config.activation_lag_count)

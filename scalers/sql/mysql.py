@@ -22,14 +22,12 @@ import asyncio
 import contextlib
 import re
 import ssl
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiomysql
 import pymysql
 
-from scalers.base import ClientOptions, MetricSpec, ScalerClient, ScalerError, ServerScaler, masked_error
+from scalers.base import ClientOptions, Served, ServerScaler
 from scalers.params import (
     ALL_SOURCES,
     METADATA_ONLY,
@@ -41,7 +39,7 @@ from scalers.params import (
     parse_params,
     secret_field,
 )
-from scalers.sql.query import MAX_CONCURRENT_QUERIES, run_queries, value_of
+from scalers.sql.query import MAX_CONCURRENT_QUERIES, PoolClient, value_of
 
 DSN = re.compile(r"^(?:(?P<user>[^:@]*)(?::(?P<password>.*))?@)?(?:(?P<net>\w+)(?:\((?P<addr>[^)]*)\))?)?"
                  r"/(?P<db>[^?]*)(?:\?(?P<params>.*))?$", re.S)
@@ -137,39 +135,25 @@ def parse_config(params: TriggerParams) -> MySQLConfig:
     return parse_params(MySQLConfig, params, endpoint=endpoint, db_name=db_name)
 
 
-class MySQLClient(ScalerClient[MySQLConfig]):
+class MySQLClient(PoolClient[MySQLConfig, aiomysql.Pool]):
     """One aiomysql pool of at most MAX_CONCURRENT_QUERIES connections, opened on the first read."""
 
     def __init__(self, endpoint: Endpoint, options: ClientOptions) -> None:
+        super().__init__(endpoint, endpoint, timeout=options.timeout, describe=_describe,
+                         connect_failure=_connect_failure)
         self._endpoint = endpoint
-        self._timeout = options.timeout
-        self._pool: aiomysql.Pool | None = None
         self._kills: set[asyncio.Task[None]] = set()
 
-    async def read(self, configs: Sequence[MySQLConfig]) -> list[float | ScalerError]:
-        pool = await self._open()
-        answers = await run_queries([c.query for c in configs], lambda q: self._run(pool, q),
-                                    timeout=self._timeout, describe=_describe)
-        return [a if isinstance(a, float) else self._error(str(a)) for a in (answers[c.query] for c in configs)]
-
-    async def _open(self) -> aiomysql.Pool:
-        if self._pool is None:
-            e = self._endpoint
-            try:
-                self._pool = await aiomysql.create_pool(
-                    minsize=0, maxsize=MAX_CONCURRENT_QUERIES, host=e.host, port=e.port or 3306,
-                    unix_socket=e.unix_socket, user=e.user, password=e.password, db=e.database or None,
-                    connect_timeout=e.connect_timeout or self._timeout, autocommit=True, ssl=_ssl(e.tls),
-                    program_name="eventscale")
-            except Exception as exc:
-                raise self._error(_connect_failure(exc)) from None
-        return self._pool
+    async def _create_pool(self) -> aiomysql.Pool:
+        e = self._endpoint
+        return await aiomysql.create_pool(
+            minsize=0, maxsize=MAX_CONCURRENT_QUERIES, host=e.host, port=e.port or 3306,
+            unix_socket=e.unix_socket, user=e.user, password=e.password, db=e.database or None,
+            connect_timeout=e.connect_timeout or self._timeout, autocommit=True, ssl=_ssl(e.tls),
+            program_name="eventscale")
 
     async def _run(self, pool: aiomysql.Pool, query: str) -> float:
-        try:
-            connection = await pool.acquire()
-        except Exception as exc:
-            raise self._error(_connect_failure(exc)) from None
+        connection = await self._connection(pool.acquire())
         finished = False
         try:
             async with connection.cursor() as cursor:
@@ -204,14 +188,12 @@ class MySQLClient(ScalerClient[MySQLConfig]):
                 finally:
                     connection.close()
 
-    def _error(self, what: str) -> ScalerError:
-        return masked_error(f"{self._endpoint}: {what}", self._endpoint)
+    async def _close(self, pool: aiomysql.Pool) -> None:
+        pool.close()
+        await pool.wait_closed()
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
-            await pool.wait_closed()
+        await super().aclose()
         if self._kills:
             await asyncio.gather(*self._kills, return_exceptions=True)
 
@@ -240,14 +222,8 @@ def _connect_failure(exc: BaseException) -> str:
     return f"cannot connect: {_describe(exc)}"
 
 
-class MySQLScaler(ServerScaler[MySQLConfig]):
+class MySQLScaler(ServerScaler[MySQLConfig, Endpoint], parse=parse_config, client=MySQLClient):
     types = ("mysql",)
-    parse_config = staticmethod(parse_config)
-    client_type = staticmethod(MySQLClient)
 
-    def metric(self, config: MySQLConfig) -> MetricSpec:
-        return MetricSpec(name=f"mysql-{config.db_name}", target=config.query_value,
-                          activation=config.activation_query_value)
-
-    def server_key(self, config: MySQLConfig) -> Any:
-        return config.endpoint
+    def served(self, config: MySQLConfig) -> Served[Endpoint]:
+        return Served(config.endpoint, f"mysql-{config.db_name}", config.query_value, config.activation_query_value)

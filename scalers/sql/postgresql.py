@@ -21,13 +21,11 @@ from __future__ import annotations
 import dataclasses
 import ssl
 import urllib.parse
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
-from scalers.base import MetricSpec, Scaler, ScalerClient, ScalerError, masked_error
+from scalers.base import Served, ServedScaler
 from scalers.params import (
     AUTH_OR_METADATA,
     METADATA_ONLY,
@@ -38,7 +36,7 @@ from scalers.params import (
     parse_params,
     secret_field,
 )
-from scalers.sql.query import MAX_CONCURRENT_QUERIES, run_queries, value_of
+from scalers.sql.query import MAX_CONCURRENT_QUERIES, PoolClient, value_of
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # libpq keys that map onto the URI asyncpg reads; anything else is refused by name
@@ -180,53 +178,30 @@ class Server:
         return f"postgresql {self.hosts}/{self.database} (user {self.user or 'default'})"
 
 
-class PostgreSQLClient(ScalerClient[PostgreSQLConfig]):
+class PostgreSQLClient(PoolClient[PostgreSQLConfig, asyncpg.Pool]):
     """One asyncpg pool of at most MAX_CONCURRENT_QUERIES connections, opened on the first read."""
 
     def __init__(self, config: PostgreSQLConfig, *, timeout: float) -> None:
-        self._config = config  # its secrets are masked in every error
+        # errors name the server, database and user; the config's secrets are masked in every one
+        super().__init__(Server.of(config.dsn), config, timeout=timeout, describe=_describe,
+                         connect_failure=_connect_failure)
         self._dsn = config.dsn
-        self._server = Server.of(config.dsn)
-        self._timeout = timeout
-        self._pool: asyncpg.Pool | None = None
 
-    async def read(self, configs: Sequence[PostgreSQLConfig]) -> list[float | ScalerError]:
-        pool = await self._open()
-        answers = await run_queries([c.query for c in configs], lambda q: self._run(pool, q),
-                                    timeout=self._timeout, describe=_describe)
-        return [self._named(answers[c.query]) for c in configs]
-
-    async def _open(self) -> asyncpg.Pool:
-        if self._pool is None:
-            try:
-                self._pool = await asyncpg.create_pool(
-                    self._dsn, min_size=0, max_size=MAX_CONCURRENT_QUERIES, timeout=self._timeout,
-                    command_timeout=self._timeout, server_settings={"application_name": "eventscale"})
-            except Exception as exc:
-                raise self._error(_connect_failure(exc)) from None
-        return self._pool
+    async def _create_pool(self) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            self._dsn, min_size=0, max_size=MAX_CONCURRENT_QUERIES, timeout=self._timeout,
+            command_timeout=self._timeout, server_settings={"application_name": "eventscale"})
 
     async def _run(self, pool: asyncpg.Pool, query: str) -> float:
-        try:
-            connection = await pool.acquire(timeout=self._timeout)
-        except Exception as exc:  # a new connection of the pool could not be made
-            raise self._error(_connect_failure(exc)) from None
+        connection = await self._connection(pool.acquire(timeout=self._timeout))
         try:
             rows = await connection.fetch(query, timeout=self._timeout)
         finally:
             await pool.release(connection)
         return value_of([tuple(r.values()) for r in rows[:1]])
 
-    def _named(self, answer: float | ScalerError) -> float | ScalerError:
-        return answer if isinstance(answer, float) else self._error(str(answer))
-
-    def _error(self, what: str) -> ScalerError:
-        return masked_error(f"{self._server}: {what}", self._config)
-
-    async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
+    async def _close(self, pool: asyncpg.Pool) -> None:
+        pool.terminate()
 
 
 def _describe(exc: BaseException) -> str:
@@ -247,7 +222,7 @@ def _connect_failure(exc: BaseException) -> str:
     return f"cannot connect: {_describe(exc)}"
 
 
-class PostgreSQLScaler(Scaler[PostgreSQLConfig]):
+class PostgreSQLScaler(ServedScaler[PostgreSQLConfig, tuple[str, str]]):
     types = ("postgresql",)
 
     def __init__(self, *, timeout: float = 4.0) -> None:
@@ -256,12 +231,9 @@ class PostgreSQLScaler(Scaler[PostgreSQLConfig]):
     def parse(self, trigger_type: str, params: TriggerParams) -> PostgreSQLConfig:
         return parse_config(params)
 
-    def metric(self, config: PostgreSQLConfig) -> MetricSpec:
-        return MetricSpec(name="postgresql", target=config.target_query_value,
-                          activation=config.activation_target_query_value)
-
-    def server_key(self, config: PostgreSQLConfig) -> Any:
-        return ("postgresql", config.dsn)
+    def served(self, config: PostgreSQLConfig) -> Served[tuple[str, str]]:
+        return Served(("postgresql", config.dsn), "postgresql", config.target_query_value,
+                      config.activation_target_query_value)
 
     def open_client(self, config: PostgreSQLConfig) -> PostgreSQLClient:
         return PostgreSQLClient(config, timeout=self._timeout)
