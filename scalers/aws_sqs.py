@@ -35,18 +35,8 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scalers.base import ClientOptions, ScalerClient, ScalerError, Served, ServerScaler, ask_once, masked_error
-from scalers.params import (
-    AUTH_ONLY,
-    METADATA_ONLY,
-    METADATA_OR_AUTH,
-    METADATA_OR_ENV,
-    ParameterError,
-    Source,
-    TriggerParams,
-    param,
-    parse_params,
-    secret_field,
-)
+from scalers.params import ParameterError, TriggerParams, param, parse_params, secret_field
+from scalers.sources import AUTH_ONLY, METADATA_ONLY, METADATA_OR_AUTH, METADATA_OR_ENV, Source
 
 MAX_CONCURRENT_CALLS = 8
 VISIBLE, IN_FLIGHT, DELAYED = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from scalers.params import METADATA_ONLY, ParameterError, TriggerParams
+from scalers.params import ParameterError, TriggerParams
+from scalers.sources import METADATA_ONLY
 
 PUBLIC_CLOUD = "azurepubliccloud"
 WORKLOAD_IDENTITY_PROVIDERS = ("azure-workload", "azure")

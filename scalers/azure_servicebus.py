@@ -54,16 +54,8 @@ from azure.servicebus.aio.management import ServiceBusAdministrationClient
 
 from scalers.azure_cloud import cloud_suffix
 from scalers.base import ScalerClient, ScalerError, Served, ServedScaler, masked_error
-from scalers.params import (
-    AUTH_ONLY,
-    METADATA_ONLY,
-    SECRET_SOURCES,
-    ParameterError,
-    TriggerParams,
-    param,
-    parse_params,
-    secret_field,
-)
+from scalers.params import ParameterError, TriggerParams, param, parse_params, secret_field
+from scalers.sources import AUTH_ONLY, METADATA_ONLY, SECRET_SOURCES
 from scalers.tls import TLSMaterialError, TLSSettings, client_context
 
 SAS_PREFIX = "SharedAccessSignature "

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from scalers.base import MetricSpec, ResourceTarget, Scaler, ScalerClient, ScalerError
-from scalers.params import METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
+from scalers.params import ParameterError, TriggerParams, param, parse_params
 from scalers.quantity import QuantityError, canonical, quantity_value
+from scalers.sources import METADATA_ONLY
 
 TargetType = Literal["Utilization", "AverageValue"]
 

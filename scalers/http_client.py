@@ -29,16 +29,8 @@ from typing import Literal
 import httpx
 
 from scalers.base import ClientOptions, ConfigT, ScalerClient
-from scalers.params import (
-    AUTH_ONLY,
-    METADATA_ONLY,
-    METADATA_OR_AUTH,
-    ParameterError,
-    TriggerParams,
-    param,
-    parse_params,
-    secret_field,
-)
+from scalers.params import ParameterError, TriggerParams, param, parse_params, secret_field
+from scalers.sources import AUTH_ONLY, METADATA_ONLY, METADATA_OR_AUTH
 from scalers.tls import TLSSettings, check_settings, client_context
 
 MAX_CONNECTIONS = 2

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from scalers.base import ScalerClient, ScalerError, Served, ServedScaler
 from scalers.cluster import ClusterView
-from scalers.params import METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
+from scalers.params import ParameterError, TriggerParams, param, parse_params
+from scalers.sources import METADATA_ONLY
 
 
 @dataclass(frozen=True, kw_only=True)

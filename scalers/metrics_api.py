@@ -46,8 +46,9 @@ from scalers.http_client import (
     describe_http_error,
     parse_server,
 )
-from scalers.params import METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
+from scalers.params import ParameterError, TriggerParams, param, parse_params
 from scalers.quantity import QuantityError, quantity_value
+from scalers.sources import METADATA_ONLY
 
 Format = Literal["json", "xml", "yaml", "prometheus"]
 Aggregation = Literal["average", "sum", "max", "min"]

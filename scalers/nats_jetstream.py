@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from scalers.base import ClientOptions, ScalerClient, ScalerError, Served, ServerScaler
-from scalers.params import AUTH_OR_METADATA, METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
+from scalers.params import ParameterError, TriggerParams, param, parse_params
+from scalers.sources import AUTH_OR_METADATA, METADATA_ONLY
 
 MAX_CONNECTIONS = 4
 

@@ -19,32 +19,14 @@ import typing
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Literal, TypeVar
 
 from scalers.cluster import ClusterView
+from scalers.sources import ALL_SOURCES, Source
 
 
 class ParameterError(ValueError):
     """Trigger metadata that cannot be turned into a config; the message names the key."""
-
-
-class Source(Enum):
-    """Where a parameter may come from, in KEDA's fixed order of precedence."""
-
-    METADATA = "metadata"
-    AUTH = "authParams"
-    ENV = "env"
-
-
-# In order of precedence: the first source that has the key gives the value.
-ALL_SOURCES = (Source.METADATA, Source.AUTH, Source.ENV)
-SECRET_SOURCES = (Source.AUTH, Source.ENV)  # credentials: never from plain metadata
-METADATA_ONLY = (Source.METADATA,)
-AUTH_ONLY = (Source.AUTH,)
-METADATA_OR_AUTH = (Source.METADATA, Source.AUTH)
-AUTH_OR_METADATA = (Source.AUTH, Source.METADATA)
-METADATA_OR_ENV = (Source.METADATA, Source.ENV)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ from scalers.http_client import (
     key_values,
     parse_server,
 )
-from scalers.params import METADATA_ONLY, TriggerParams, param, parse_params
+from scalers.params import TriggerParams, param, parse_params
+from scalers.sources import METADATA_ONLY
 
 QUERIES_PER_REQUEST = 100
 QUERY_LABEL = "__eventscale_query"

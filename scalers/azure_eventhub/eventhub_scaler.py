@@ -47,16 +47,8 @@ from scalers.base import (
     ask_once,
     masked_error,
 )
-from scalers.params import (
-    METADATA_ONLY,
-    METADATA_OR_ENV,
-    SECRET_SOURCES,
-    ParameterError,
-    TriggerParams,
-    param,
-    parse_params,
-    secret_field,
-)
+from scalers.params import ParameterError, TriggerParams, param, parse_params, secret_field
+from scalers.sources import METADATA_ONLY, METADATA_OR_ENV, SECRET_SOURCES
 
 INT64_MAX = 2**63 - 1
 SERVICE_BUS_SUFFIXES = {

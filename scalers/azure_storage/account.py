@@ -27,7 +27,8 @@ from azure.core.pipeline.transport import AioHttpTransport
 
 from scalers.azure_cloud import cloud_suffix, refuse_pod_identity
 from scalers.base import ClientOptions, ConfigT, ScalerClient, ScalerError, masked_error
-from scalers.params import METADATA_ONLY, ParameterError, Source, TriggerParams, secret_field
+from scalers.params import ParameterError, TriggerParams, secret_field
+from scalers.sources import METADATA_ONLY, Source
 
 MAX_CONCURRENT_CALLS = 8
 CONNECTION_SOURCES = (Source.AUTH, Source.METADATA, Source.ENV)  # KEDA: authParams;triggerMetadata;resolvedEnv

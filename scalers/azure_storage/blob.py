@@ -34,7 +34,8 @@ from scalers.azure_storage.account import (
     trigger_account,
 )
 from scalers.base import ScalerError, Served, ServerScaler, ask_once
-from scalers.params import METADATA_ONLY, ParameterError, TriggerParams, param, parse_params
+from scalers.params import ParameterError, TriggerParams, param, parse_params
+from scalers.sources import METADATA_ONLY
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,7 +24,8 @@ from scalers.azure_storage.account import (
     trigger_account,
 )
 from scalers.base import ScalerError, Served, ServerScaler, ask_once
-from scalers.params import METADATA_ONLY, TriggerParams, param, parse_params
+from scalers.params import TriggerParams, param, parse_params
+from scalers.sources import METADATA_ONLY
 
 PEEK = 32  # KEDA's maxPeekMessages
 

@@ -39,17 +39,8 @@ from scalers.base import MetricSpec, Reading, Scaler, ScalerClient, ScalerError,
 from scalers.external import grpc_protocol
 from scalers.external.channels import ChannelKey, Channels, read_ca_file
 from scalers.external.specs import FIRST_RETRY, LAST_RETRY, SpecCache, SpecError
-from scalers.params import (
-    AUTH_ONLY,
-    METADATA_ONLY,
-    ParameterError,
-    TriggerParams,
-    mask,
-    param,
-    parse_params,
-    secret_field,
-    secret_values,
-)
+from scalers.params import ParameterError, TriggerParams, mask, param, parse_params, secret_field, secret_values
+from scalers.sources import AUTH_ONLY, METADATA_ONLY
 
 log = logging.getLogger("eventscale.scalers.external")
 MAX_READS_IN_FLIGHT = 16  # triggers read at once on one channel: bounded load on the scaler

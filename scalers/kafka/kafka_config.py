@@ -23,17 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from scalers.params import (
-    AUTH_ONLY,
-    METADATA_ONLY,
-    METADATA_OR_AUTH,
-    METADATA_OR_ENV,
-    ParameterError,
-    TriggerParams,
-    param,
-    parse_params,
-    secret_field,
-)
+from scalers.params import ParameterError, TriggerParams, param, parse_params, secret_field
+from scalers.sources import AUTH_ONLY, METADATA_ONLY, METADATA_OR_AUTH, METADATA_OR_ENV
 from scalers.tls import TLSSettings, check_settings
 
 SASL_MECHANISMS = {"plaintext": "PLAIN", "scram_sha256": "SCRAM-SHA-256", "scram_sha512": "SCRAM-SHA-512"}

@@ -143,8 +143,7 @@ class OffsetFetchResponse_v8(Response):  # type: ignore[misc]  # aiokafka is unt
     """OffsetFetch v8's answer (KIP-709): for each group asked, the committed offset of every
     partition of its topics and the group's own error code."""
 
-    API_KEY = 9
-    API_VERSION = 8
+    API_KEY, API_VERSION = 9, 8
     SCHEMA = Schema(
         ("throttle_time_ms", Int32),
         ("groups", CompactArray(
@@ -194,8 +193,7 @@ class OffsetFetchResponse_v8(Response):  # type: ignore[misc]  # aiokafka is unt
 class OffsetFetchRequest_v8(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
     """OffsetFetch v8: the committed offsets of many groups in one request."""
 
-    API_KEY = 9
-    API_VERSION = 8
+    API_KEY, API_VERSION = 9, 8
     FLEXIBLE_VERSION = True
     RESPONSE_TYPE = OffsetFetchResponse_v8
     SCHEMA = Schema(
@@ -248,8 +246,7 @@ class GroupsOffsetFetchRequest(Request[OffsetFetchRequest_v8]):  # type: ignore[
 class FindCoordinatorResponse_v4(Response):  # type: ignore[misc]  # aiokafka is untyped
     """FindCoordinator v4's answer (KIP-699): the coordinator of each group asked, or its error."""
 
-    API_KEY = 10
-    API_VERSION = 4
+    API_KEY, API_VERSION = 10, 4
     SCHEMA = Schema(
         ("throttle_time_ms", Int32),
         ("coordinators", CompactArray(
@@ -268,15 +265,11 @@ class FindCoordinatorResponse_v4(Response):  # type: ignore[misc]  # aiokafka is
 class FindCoordinatorRequest_v4(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
     """FindCoordinator v4: the coordinators of many groups (keys of `key_type` group) in one request."""
 
-    API_KEY = 10
-    API_VERSION = 4
+    API_KEY, API_VERSION = 10, 4
     FLEXIBLE_VERSION = True
     RESPONSE_TYPE = FindCoordinatorResponse_v4
-    SCHEMA = Schema(
-        ("key_type", Int8),
-        ("coordinator_keys", CompactArray(CompactString("utf-8"))),
-        ("tags", TaggedFields),
-    )
+    SCHEMA = Schema(("key_type", Int8), ("coordinator_keys", CompactArray(CompactString("utf-8"))),
+                    ("tags", TaggedFields))
 
 
 class GroupsFindCoordinatorRequest(Request[FindCoordinatorRequest_v4]):  # type: ignore[misc]  # aiokafka is untyped
@@ -294,8 +287,7 @@ class GroupsFindCoordinatorRequest(Request[FindCoordinatorRequest_v4]):  # type:
 class ListOffsetsResponse_v1(Response):  # type: ignore[misc]  # aiokafka is untyped
     """ListOffsets v1's answer: an offset (here the latest) of each partition asked, by topic."""
 
-    API_KEY = 2
-    API_VERSION = 1
+    API_KEY, API_VERSION = 2, 1
     SCHEMA = Schema(
         ("topics", Array(
             ("topic", String("utf-8")),
@@ -317,8 +309,7 @@ class ListOffsetsResponse_v1(Response):  # type: ignore[misc]  # aiokafka is unt
 class ListOffsetsRequest_v1(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
     """ListOffsets v1: an offset of each partition at a timestamp (-1: the latest), by topic."""
 
-    API_KEY = 2
-    API_VERSION = 1
+    API_KEY, API_VERSION = 2, 1
     RESPONSE_TYPE = ListOffsetsResponse_v1
     SCHEMA = Schema(
         ("replica_id", Int32),

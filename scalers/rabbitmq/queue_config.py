@@ -34,20 +34,8 @@ from urllib.parse import SplitResult, quote, unquote, urlsplit
 import httpx
 
 from scalers.base import ScalerError
-from scalers.params import (
-    ALL_SOURCES,
-    AUTH_ONLY,
-    METADATA_ONLY,
-    METADATA_OR_AUTH,
-    SECRET_SOURCES,
-    ParameterError,
-    TriggerParams,
-    mask,
-    param,
-    parse_params,
-    secret_field,
-    secret_values,
-)
+from scalers.params import ParameterError, TriggerParams, mask, param, parse_params, secret_field, secret_values
+from scalers.sources import ALL_SOURCES, AUTH_ONLY, METADATA_ONLY, METADATA_OR_AUTH, SECRET_SOURCES
 from scalers.tls import TLSSettings, check_settings
 
 Mode = Literal[

@@ -28,17 +28,8 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import NoBackoff
 
-from scalers.params import (
-    ALL_SOURCES,
-    AUTH_ONLY,
-    METADATA_ONLY,
-    ParameterError,
-    Source,
-    TriggerParams,
-    param,
-    parse_params,
-    secret_field,
-)
+from scalers.params import ParameterError, TriggerParams, param, parse_params, secret_field
+from scalers.sources import ALL_SOURCES, AUTH_ONLY, METADATA_ONLY, Source
 from scalers.tls import TLSSettings, client_context
 
 Kind = Literal["standalone", "cluster", "sentinel"]

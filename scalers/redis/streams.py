@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from scalers.base import Served
-from scalers.params import METADATA_ONLY, param
+from scalers.params import param
 from scalers.redis.connection import RedisConnection
 from scalers.redis.pipeline import Measure, Probe, RedisScalerBase
+from scalers.sources import METADATA_ONLY
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,17 +28,8 @@ import aiomysql
 import pymysql
 
 from scalers.base import ClientOptions, Served, ServerScaler
-from scalers.params import (
-    ALL_SOURCES,
-    METADATA_ONLY,
-    METADATA_OR_AUTH,
-    SECRET_SOURCES,
-    ParameterError,
-    TriggerParams,
-    param,
-    parse_params,
-    secret_field,
-)
+from scalers.params import ParameterError, TriggerParams, param, parse_params, secret_field
+from scalers.sources import ALL_SOURCES, METADATA_ONLY, METADATA_OR_AUTH, SECRET_SOURCES
 from scalers.sql.query import MAX_CONCURRENT_QUERIES, PoolClient, value_of
 
 DSN = re.compile(r"^(?:(?P<user>[^:@]*)(?::(?P<password>.*))?@)?(?:(?P<net>\w+)(?:\((?P<addr>[^)]*)\))?)?"

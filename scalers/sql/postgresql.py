@@ -26,16 +26,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from scalers.base import Served, ServedScaler
-from scalers.params import (
-    AUTH_OR_METADATA,
-    METADATA_ONLY,
-    SECRET_SOURCES,
-    ParameterError,
-    TriggerParams,
-    param,
-    parse_params,
-    secret_field,
-)
+from scalers.params import ParameterError, TriggerParams, param, parse_params, secret_field
+from scalers.sources import AUTH_OR_METADATA, METADATA_ONLY, SECRET_SOURCES
 from scalers.sql.query import MAX_CONCURRENT_QUERIES, PoolClient, value_of
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")

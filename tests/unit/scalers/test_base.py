@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import pytest
 
 from scalers import REGISTRY, ParameterError, TriggerParams, mask, param, parse_params, secret_values
-from scalers.params import SECRET_SOURCES, secret_field
+from scalers.params import secret_field
 from scalers.registry import ENTRIES, Entry
+from scalers.sources import SECRET_SOURCES
 
 
 @dataclass(frozen=True, kw_only=True)
