@@ -252,6 +252,7 @@ async def serve(adapter: Adapter, options: ServeOptions, context: ssl.SSLContext
         log_config=None,
         ssl_context_factory=lambda _config, _default: context,
         timeout_keep_alive=60,
+        proxy_headers=False,  # callers are kube-apiserver and kubectl, never behind a proxy that says X-Forwarded-For
         ws="none",  # no websocket upgrades: an Upgrade request is served as plain (authenticated) HTTP
     )
     server = uvicorn.Server(config)
