@@ -46,6 +46,8 @@ class Provider:
     seen: list[dict[str, Any]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     drop_idle: bool = False  # close each connection after its answer, without saying so
+    answered_before_stalling: int | None = None  # then hold every request unanswered until `released`
+    released: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -67,6 +69,11 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
                                   "extra": self.headers.get_all("X-Remote-Extra-scopes.example%2Fx%20y") or [],
                                   "peer": dict(pair[0] for pair in peer.get("subject", ())).get("commonName"),
                                   "port": self.client_address[1]})
+            stall_after = provider.answered_before_stalling
+            if stall_after is not None and len(provider.seen) > stall_after:
+                provider.released.wait(10)
+                self.close_connection = True
+                return
             status, body = provider.answers.get(self.path, (404, {"kind": "Status", "code": 404}))
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -98,9 +105,11 @@ def pki(tmp_path: Path) -> Path:
 @pytest.fixture
 def start(pki: Path) -> Iterator[Any]:
     running: list[ThreadingHTTPServer] = []
+    providers: list[Provider] = []
 
     def started(answers: dict[str, tuple[int, dict[str, Any]]], own_pki: Path = pki) -> Provider:
         provider = Provider(answers)
+        providers.append(provider)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(own_pki / "tls.crt", own_pki / "tls.key")
         context.verify_mode = ssl.CERT_REQUIRED
@@ -113,6 +122,8 @@ def start(pki: Path) -> Iterator[Any]:
         return provider
 
     yield started
+    for provider in providers:
+        provider.released.set()
     for server in running:
         server.shutdown()
         server.server_close()
@@ -243,6 +254,15 @@ def test_a_delegate_that_never_answers_costs_its_timeout_once(pki: Path) -> None
         (first, first_took), (second, second_took) = forward_twice(Delegates(config(pki, url)))
     assert first.status == 503 and f"{url} (no answer within 1s)" in json.loads(first.body)["message"]
     assert 0.9 < first_took < 3 and second.status == 503 and second_took < 0.05
+
+
+def test_a_kept_connection_whose_delegate_stops_answering_costs_its_timeout(start: Any, pki: Path) -> None:
+    provider = start({PATH: (200, {"kind": "ExternalMetricValueList", "items": []})})
+    provider.answered_before_stalling = 1
+    (first, _), (second, second_took) = forward_twice(Delegates(config(pki, provider.url)))
+    assert first.status == 200 and second.status == 503
+    assert f"{provider.url} (no answer within 1s)" in json.loads(second.body)["message"]
+    assert 0.9 < second_took < 3 and provider.seen[0]["port"] == provider.seen[1]["port"]  # the kept connection
 
 
 DEFAULTS = Credentials(Path("/d/ca.crt"), Path("/d/client.crt"), Path("/d/client.key"))
