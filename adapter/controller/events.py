@@ -6,6 +6,8 @@ is best effort: `record` only queues it, one task sends the queue in order with 
 limit (`ControllerKube`'s event bucket), so Events never hold up a reconcile nor take the API
 calls HPAs and statuses need (1,000 new ScaledObjects make 1,000 `ScaledObjectReady` Events);
 a failure is logged, and past `BACKLOG` waiting Events the oldest are dropped and counted.
+A replica that loses its Lease with Events still queued drops them (counted, one line per
+Event at info level): it writes nothing while not leading, and the next leader reports what it finds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from adapter.controller.guarded_api import ControllerKube, SoKey
+from adapter.controller.guarded_api import ControllerKube, NotLeading, SoKey
 from adapter.kube.client import ApiStatusError
 from adapter.kube.wire import timestamp
 
@@ -114,6 +116,9 @@ class EventRecorder:
             await self.kube.create_event(namespace, event)
             self._written[key] = _Written(event["metadata"]["name"], 1, now)
             self._forget_old(now)
+        except NotLeading:
+            self.dropped += 1
+            log.info("event reason=%s object=%s/%s not recorded: not leading", reason, namespace, obj.name)
         except (ApiStatusError, httpx.HTTPError, ValueError) as exc:
             log.warning("event reason=%s object=%s/%s not recorded: %s", reason, namespace, obj.name, exc)
 

@@ -391,6 +391,14 @@ class ControlPlane:
         proc.kill()
         proc.wait(timeout=10)
 
+    def stop_controller_manager(self) -> None:
+        """Stop kube-controller-manager (the HPA controller with it) for good: benchmarks at a scale
+        where its work would be what is measured."""
+        proc = self.procs.pop("kube-controller-manager", None)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
     def restart_apiserver(self) -> None:
         """Start kube-apiserver again on the same port with the same flags, and wait until ready."""
         self._start_apiserver()

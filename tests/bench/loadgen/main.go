@@ -5,7 +5,9 @@
 // fixed total rate, cycling through the URLs given on standard input. It prints one JSON
 // object: requests, errors, seconds, throughput and latency percentiles in milliseconds.
 // Written in Go so that the load generator is not the bottleneck when measuring a Python
-// server on the same machine. With -serve it is instead the benchmark's fastest upstream.
+// server on the same machine. With -serve it is instead the benchmark's fastest upstream. With
+// -create it POSTs the objects given on standard input (a collection path, a tab, the object's
+// JSON, a line each) to kube-apiserver: the setup of 100,000 ScaledObjects, at the server's pace.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -44,9 +47,14 @@ func main() {
 	rate := flag.Float64("rate", 0, "total requests per second (0: as fast as possible)")
 	warmup := flag.Duration("warmup", time.Second, "time before measuring")
 	serve := flag.String("serve", "", "instead of loading: answer \"hello\" on this address (an upstream)")
+	create := flag.String("create", "", "instead of loading: POST the objects on standard input to this server")
 	flag.Parse()
 	if *serve != "" {
 		serveHello(*serve)
+		return
+	}
+	if *create != "" {
+		createAll(newClient(*ca, *cert, *key, *concurrency), *create, *concurrency)
 		return
 	}
 
@@ -164,7 +172,7 @@ func report(latencies []time.Duration, errors int, elapsed time.Duration, concur
 	out := result{
 		Requests: len(latencies), Errors: errors, Seconds: elapsed.Seconds(),
 		PerSecond: float64(len(latencies)) / elapsed.Seconds(),
-		P50: pick(0.50), P99: pick(0.99), Max: pick(1.0), Concurrency: concurrency, Rate: rate,
+		P50:       pick(0.50), P99: pick(0.99), Max: pick(1.0), Concurrency: concurrency, Rate: rate,
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(out)
 }
@@ -185,4 +193,69 @@ func serveHello(address string) {
 	if err := http.ListenAndServe(address, handler); err != nil {
 		fail(err.Error())
 	}
+}
+
+// createAll POSTs each "path<TAB>json" line of standard input to server, `workers` at a time; an
+// object that exists already (409) counts as created, 429 and 5xx are retried up to five times.
+func createAll(client *http.Client, server string, workers int) {
+	lines := make(chan string, workers)
+	var mu sync.Mutex
+	created, errors := 0, 0
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for line := range lines {
+				ok := post(client, server, line)
+				mu.Lock()
+				if ok {
+					created++
+				} else {
+					errors++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	scanner := bufio.NewScanner(os.Stdin)
+	scanner.Buffer(make([]byte, 1<<20), 1<<20)
+	for scanner.Scan() {
+		if line := scanner.Text(); line != "" {
+			lines <- line
+		}
+	}
+	close(lines)
+	wg.Wait()
+	elapsed := time.Since(start)
+	out := result{Requests: created, Errors: errors, Seconds: elapsed.Seconds(),
+		PerSecond: float64(created) / elapsed.Seconds(), Concurrency: workers}
+	_ = json.NewEncoder(os.Stdout).Encode(out)
+}
+
+func post(client *http.Client, server, line string) bool {
+	path, body, found := strings.Cut(line, "\t")
+	if !found {
+		return false
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		response, err := client.Post(server+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			time.Sleep(time.Second)
+			continue
+		}
+		_, _ = io.Copy(io.Discard, response.Body)
+		response.Body.Close()
+		switch code := response.StatusCode; {
+		case code == http.StatusCreated || code == http.StatusConflict:
+			return true
+		case code == http.StatusTooManyRequests || code >= 500:
+			time.Sleep(time.Second)
+		default:
+			fmt.Fprintln(os.Stderr, "loadgen: POST", path, "answered", code)
+			return false
+		}
+	}
+	return false
 }
