@@ -367,7 +367,8 @@ class Controller:
             try:
                 await self.activity.report_targets(TargetsReport(items, complete=True))
             except httpx.HTTPError as exc:
-                log.warning("adapter=%s targets not reported: %s", self.options.adapter_url, exc)
+                log.warning("adapter=%s targets not reported: error=%r", self.options.adapter_url,
+                            str(exc) or type(exc).__name__)
                 self._targets_changed.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.5):

@@ -3,6 +3,10 @@
 A `Reflector` lists its resource in pages, hands the complete set to its sink, then watches
 from the list's resourceVersion with bookmarks on, handing each event over. When the server
 ends a watch (`timeoutSeconds`, 5 to 10 minutes) it watches again from the last version seen.
+A list is read in pages; should a page's continue token expire (etcd compacted past the list's
+version, as happens when a list of 100,000 objects outlasts the compaction window on a busy
+server), the list is read again in one request, which cannot expire, rather than page by page
+from the start without end, as client-go's pager falls back to a full list.
 A 410 Gone (the version was compacted away) means list again; so does the periodic resync,
 which makes events lost to any bug or network partition heal within `resync` seconds. Errors
 back off exponentially (0.5 s to 30 s, with jitter). A resource the server does not know (404:
@@ -107,7 +111,15 @@ class Reflector(Generic[T]):
         objects: list[T] = []
         params = {**self._params(), "limit": str(self.page_size)}
         while True:
-            page = await self._call(self.api.get(self.resource.path, params))
+            try:
+                page = await self._call(self.api.get(self.resource.path, params))
+            except Gone:
+                if "continue" not in params:
+                    raise
+                log.info("resource=%s list continuation expired after %d objects; listing all at once",
+                         self.resource, len(objects))
+                objects, params = [], self._params()  # one request: nothing left to expire
+                continue
             objects.extend(self._transform(raw) for raw in page.get("items") or [])
             meta = page.get("metadata") or {}
             if not meta.get("continue"):

@@ -370,6 +370,9 @@ class ControlPlane:
             f"--proxy-client-key-file={self.front_proxy_client_key}",
             "--enable-aggregator-routing=false",
             "--profiling=false",
+            # PodTemplates (used by nothing here) bypass the watch cache, so their lists are read
+            # from etcd page by page and a continuation can expire (tests/e2e/test_cluster_watches.py)
+            "--watch-cache-sizes=podtemplates#0",
         ]
         binary = str(self.bin_dir / "kube-apiserver")
         if _supports_flag(binary, "--requestheader-uid-headers"):

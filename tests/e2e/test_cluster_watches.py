@@ -2,8 +2,10 @@
 
 A resource the server does not serve, the authentication ConfigMap followed as it changes, and
 the 10-second review caches counted by the reviews really sent. (410 Gone cannot be provoked on
-demand here: kube-apiserver's watch cache replays any old resourceVersion until its buffer
-wraps, so tests/unit/cluster/test_watch.py covers it with a stand-in.)
+demand for a watch here: kube-apiserver's watch cache replays any old resourceVersion until its
+buffer wraps, so tests/unit/kube/test_watch.py covers it with a stand-in. A list's continue
+token does expire on demand, for a resource read from etcd (the control plane keeps PodTemplates
+out of the watch cache): etcd compacted past it.)
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -71,6 +75,53 @@ async def running(work: Callable[[], Coroutine[Any, Any, None]], body: Callable[
 def configmap(cp: ControlPlane, namespace: str, name: str, data: dict[str, str]) -> None:
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": data}
     cp.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+
+def pod_template(namespace: str, name: str) -> Object:
+    return {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name, "namespace": namespace},
+            "template": {"spec": {"containers": [{"name": "c", "image": "example.invalid/c"}]}}}
+
+
+def compact_etcd(cp: ControlPlane) -> None:
+    """etcd compacted up to its newest revision: every older continue token has expired."""
+    def post(path: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(cp.etcd_url + path, json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    revision = post("/v3/kv/range", {"key": "Lw=="})["header"]["revision"]  # key "/"
+    try:
+        post("/v3/kv/compaction", {"revision": revision, "physical": True})
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"compaction at {revision}: {exc.read()!r}") from None
+
+
+async def test_a_list_whose_continuation_expired_is_listed_whole(control_plane: ControlPlane, namespace: str,
+                                                                 api: KubeApi) -> None:
+    """At 100,000 objects on a busy server, listing page by page outlasted etcd's compaction
+    window: each continuation expired and the list began again, without end. Here every page
+    read compacts etcd past the list's version; the list is then made whole in one request."""
+    names = [f"page-{i}" for i in range(4)]
+    for name in names:
+        control_plane.kubectl("apply", "-f", "-", input=json.dumps(pod_template(namespace, name)))
+    recorder, reads = Recorder(), 0
+
+    def compacting(raw: Object) -> Object:
+        nonlocal reads
+        reads += 1
+        configmap(control_plane, namespace, "newer", {"read": str(reads)})  # a newer revision
+        compact_etcd(control_plane)
+        return raw
+
+    reflector = Reflector(api, Resource("", "v1", "podtemplates", "PodTemplate", namespace=namespace), recorder,
+                          compacting, page_size=1)
+
+    async def body() -> None:
+        await asyncio.wait_for(reflector.listed.wait(), 60)
+        assert set(names) <= set(recorder.lists[0])
+
+    await running(reflector.run, body)
+    assert reflector.lists == 1
 
 
 async def test_missing_resource_counts_as_listed_and_empty(api: KubeApi) -> None:
