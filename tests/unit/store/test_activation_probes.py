@@ -4,7 +4,6 @@ of targets at zero."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -27,28 +26,52 @@ def store_of(scaler: CounterScaler, *objects: dict[str, Any], now: list[float]) 
     return store
 
 
-async def reads_until(store: MetricStore, world: World, now: list[float], until: float) -> list[tuple[float, int]]:
-    """Step the clock by 0.25 s to `until`, reading what is due: (time, configs read) per batch."""
-    batches = []
+async def probes_until(store: MetricStore, world: World, now: list[float], until: float) -> list[int]:
+    """Step the clock by 0.25 s to `until`, reading what is due and probing once a second: the
+    configs each read carried."""
+    sizes, steps = [], 0
     while now[0] < until:
         now[0] += 0.25
+        steps += 1
         before = len(world.reads)
         await store.refresh(store.due())
-        batches += [(now[0], len(keys)) for _, keys in world.reads[before:]]
-    return batches
+        if steps % 4 == 0:
+            await store.probe_once()
+            await asyncio.sleep(0.01)  # the reads the probe woke
+        sizes += [len(keys) for _, keys in world.reads[before:]]
+    return sizes
 
 
-async def test_objects_at_zero_are_probed_every_second_in_one_batch_per_server() -> None:
+async def test_objects_at_zero_are_probed_in_one_read_per_server_and_only_news_is_read_again() -> None:
     now, world = [0.3], World(values={f"k{i}": 0 for i in range(50)})
     objects = [scaled_object(f"o{i}", "s1", f"k{i}", interval=30) for i in range(50)]
     store = store_of(CounterScaler(world), *objects, now=now)
     await store.refresh(store.due())  # the first reads, at 0.3 s
     store.set_targets(at_zero(*(f"o{i}" for i in range(40))))  # 10 objects are scaled up
-    batches = await reads_until(store, world, now, 5.0)
-    assert [size for _, size in batches] == [40] * 5  # one read per server per second, at most
-    assert all(later - earlier > 0.7 for (earlier, _), (later, _) in itertools.pairwise(batches))
+    changed: list[set[tuple[str, str]]] = []
+    store.subscribe(changed.append)
+    assert await probes_until(store, world, now, 5.3) == [40] * 5  # one read per server per second
+    assert changed == []  # nothing new: nothing recorded, rendered or told
+    world.values["k7"] = 3  # work for an object at zero
+    assert await probes_until(store, world, now, 6.3) == [40, 1]  # the probe, then that trigger's read
+    assert changed == [{("default", "o7")}]
+    entry = store.entries_of("default", "o7")[0]
+    assert entry.value == 3 and entry.active
     store.set_targets(at_zero())  # all scaled up: back to pollingInterval
-    assert await reads_until(store, world, now, 29.0) == []
+    assert await probes_until(store, world, now, 29.0) == []
+    await store.aclose()
+
+
+async def test_a_failed_probe_changes_nothing() -> None:
+    now, world = [0.0], World(values={"a": 2})
+    store = store_of(CounterScaler(world), scaled_object("x", "s1", "a", interval=30), now=now)
+    await store.refresh(store.due())
+    store.set_targets(at_zero("x"))
+    world.fail = True
+    await store.probe_once()
+    entry = store.entries_of("default", "x")[0]
+    assert entry.value == 2 and entry.error is None  # the next poll reports the failure
+    await store.aclose()
 
 
 async def test_sources_billed_per_call_are_not_probed() -> None:
@@ -59,7 +82,8 @@ async def test_sources_billed_per_call_are_not_probed() -> None:
     store = store_of(Billed(world), scaled_object("x", "s1", "a", interval=30), now=now)
     await store.refresh(store.due())
     store.set_targets(at_zero("x"))
-    assert await reads_until(store, world, now, 10.0) == []
+    assert await probes_until(store, world, now, 10.0) == []
+    await store.aclose()
 
 
 async def test_a_report_without_zero_keeps_the_current_counts() -> None:
