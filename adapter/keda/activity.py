@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -258,7 +259,7 @@ def _str(raw: Mapping[str, Any], key: str, default: str | None = None) -> str:
         return default
     if not isinstance(value, str):
         raise ValueError(f"{key} must be a string")
-    return value
+    return sys.intern(value)  # names, types and metric names: one copy in the reader's view
 
 
 def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
