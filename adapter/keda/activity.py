@@ -152,7 +152,7 @@ class ActivityDocument:
     deleted: tuple[Key, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetState:
     """What the controller knows of one ScaledObject's target, told to the adapter beside it.
 

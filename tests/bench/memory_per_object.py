@@ -5,8 +5,8 @@ serves them: tests/harness/served_objects.py) go through the code paths of the r
 a list page of 500 at a time as the Reflector hands them over:
 
 * adapter: the KubernetesSource's transforms and cache, the catalog (parse, resolve), the
-  metric store following it, one read recorded and rendered per trigger, the activity feed's
-  full document, the `/metrics` per-object series;
+  metric store following it, one read recorded and rendered per trigger, the controller's report
+  of every target at zero, the activity feed's full document, the `/metrics` per-object series;
 * controller: the watches' transforms into the typed caches, and the activity view decoding
   the adapter's full document (the one the adapter above produced).
 
@@ -99,6 +99,7 @@ async def adapter(n: int, trace: bool, document: Path) -> dict[str, Any]:
     from adapter.api.metrics_endpoint import Exposition
     from adapter.catalog.catalog import Catalog
     from adapter.catalog.kubernetes_source import KubernetesSource
+    from adapter.keda.activity import TargetsReport, TargetState
     from adapter.keda.names import SCALED_OBJECTS
     from adapter.kube.client import KubeApi
     from adapter.kube.resources import STATEFUL_SETS
@@ -133,8 +134,10 @@ async def adapter(n: int, trace: bool, document: Path) -> dict[str, Any]:
         entry.render(store.target(entry.object_key))
         keys.add(entry.object_key)
     store.notify(keys)
-    del keys
     phases.mark("one read per trigger")
+    store.set_targets(TargetsReport(tuple(TargetState(*key, at_zero=True) for key in sorted(keys)), complete=True))
+    del keys
+    phases.mark("targets at zero")
     body = feed.document()
     document.write_bytes(body)
     del body
