@@ -37,13 +37,14 @@ from adapter.auth.authorization import AllowAuthenticated, Authorizer
 from adapter.auth.delegated_authentication import AuthConfigWatch, TokenReviewer
 from adapter.auth.delegated_authorization import SubjectAccessReviewAuthorizer
 from adapter.auth.serving_certs import SECRET_NAME, SharedServingCerts
-from adapter.auth.tls_server import GLIBC, HttpLimits, PeerCertificateProtocol, server_context
+from adapter.auth.tls_server import HttpLimits, PeerCertificateProtocol, server_context
 from adapter.catalog.catalog import Catalog, raised_at
 from adapter.catalog.directory_source import DirectorySource
 from adapter.catalog.kubernetes_source import KubernetesSource
 from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger
 from adapter.certs import FRONT_PROXY_CLIENT_CN, CertLayout
 from adapter.kube.client import KubeApi
+from adapter.kube.glibc import GLIBC
 from adapter.store.store import MetricStore
 from scalers.http.http_scaler import HttpScaler
 from scalers.http.table import CountsTable

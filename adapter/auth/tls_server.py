@@ -17,7 +17,7 @@ the head's first byte (408 otherwise: a slowloris trickle, an HTTP/0.9 line that
 at most `max_connections` open connections (503 to the next one). Every such answer, and every
 request the HTTP parser rejects (400), is a metav1.Status body, then the connection is closed.
 
-Memory per connection is given back when it closes (`Glibc`): each TLS connection holds a 256 KiB
+Memory per connection is given back when it closes (`adapter.kube.glibc`): each TLS connection holds a 256 KiB
 read buffer (the event loop's SSLProtocol, uvloop's or asyncio's) and OpenSSL state; left to its
 defaults glibc serves later buffers from the heap and keeps the heap after a burst of connections
 (1,000 connections kept about 300 MB for the life of the process). A fixed mmap threshold keeps every large buffer in a
@@ -28,7 +28,6 @@ returns the small allocations' free pages.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import ssl
 import typing
@@ -40,6 +39,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from adapter.kube.glibc import GLIBC
 from adapter.kube.wire import status_body
 
 log = logging.getLogger("eventscale.http")
@@ -55,36 +55,6 @@ class HttpLimits:
     max_connections: int = 2000
 
 
-class Glibc:
-    """The C allocator's knobs for giving memory back; does nothing where libc is not glibc."""
-
-    M_MMAP_THRESHOLD = -3
-    MMAP_THRESHOLD = 128 * 1024  # glibc's initial default, kept from rising
-    TRIM_DELAY = 1.0  # seconds after a connection closes; later closes join the same trim
-
-    def __init__(self) -> None:
-        try:
-            self._libc: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
-            self._libc.malloc_trim  # noqa: B018 - glibc only
-        except (OSError, AttributeError):
-            self._libc = None
-        self._trim: asyncio.TimerHandle | None = None
-
-    def keep_large_buffers_apart(self) -> None:
-        if self._libc is not None:
-            self._libc.mallopt(self.M_MMAP_THRESHOLD, self.MMAP_THRESHOLD)
-
-    def trim_soon(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._libc is not None and self._trim is None:
-            self._trim = loop.call_later(self.TRIM_DELAY, self._trim_now)
-
-    def _trim_now(self) -> None:
-        self._trim = None
-        if self._libc is not None:
-            self._libc.malloc_trim(0)
-
-
-GLIBC = Glibc()
 
 
 class _StopParsing(Exception):
@@ -125,7 +95,7 @@ def shared_read_buffer(sizehint: int) -> memoryview:
     """`get_buffer` of every TLS protocol of this process, server or client side: reads happen one
     at a time, on the event loop, and are copied out before anything else runs. As a plain
     Protocol, the loop's TLS layer allocates a 256 KiB chunk for every read, which the fixed mmap
-    threshold (`Glibc`) turns into an mmap and an munmap per read."""
+    threshold (`adapter.kube.glibc`) turns into an mmap and an munmap per read."""
     return READ_BUFFER
 
 

@@ -24,12 +24,15 @@ ScaledObject share a name, the latest event wins and deleting one brings the oth
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sys
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from adapter.catalog.catalog import Catalog
+from adapter.catalog.catalog import READERS, Catalog
 from adapter.keda.names import (
     CLUSTER_TRIGGER_AUTHENTICATIONS,
     LEGACY_SCALED_OBJECTS,
@@ -55,9 +58,14 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 
+def _text(value: Any) -> Any:
+    """A name, namespace, kind or apiVersion: one copy however many objects and caches hold it."""
+    return sys.intern(value) if type(value) is str else value
+
+
 def _metadata(obj: Object, full: bool = False) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
-    kept = {k: meta[k] for k in ("name", "namespace") if meta.get(k)}
+    kept = {k: _text(meta[k]) for k in ("name", "namespace") if meta.get(k)}
     if full:
         kept.update({k: meta[k] for k in ("uid", "generation", "creationTimestamp", "labels") if meta.get(k)})
         annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
@@ -67,7 +75,24 @@ def _metadata(obj: Object, full: bool = False) -> dict[str, Any]:
 
 
 def _head(obj: Object, full: bool = False) -> Object:
-    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": _metadata(obj, full)}
+    return {"apiVersion": _text(obj.get("apiVersion")), "kind": _text(obj.get("kind")),
+            "metadata": _metadata(obj, full)}
+
+
+_SHARED: dict[str, Any] = {}  # canonical JSON -> the one value kept for it
+_SHARED_MAX = 4096
+
+
+def _shared(value: Any) -> Any:
+    """One copy of equal parts of many objects (the stripped pod template of workloads made from
+    one chart), read-only: the catalog and the resolver only read what a source hands over."""
+    key = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    found = _SHARED.get(key)
+    if found is None:
+        found = value
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[key] = value
+    return found
 
 
 def strip_scaled_object(obj: Object) -> Object:
@@ -101,7 +126,8 @@ def strip_data(obj: Object) -> Object:
 
 def strip_workload(obj: Object) -> Object:
     template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return {**_head(obj), "spec": {"template": {"spec": {"containers": _env_of(template.get("containers") or [])}}}}
+    return {**_head(obj), "spec": _shared({"template": {"spec": {"containers": _env_of(template.get("containers")
+                                                                                       or [])}}})}
 
 
 def strip_pod(obj: Object) -> Object:
@@ -137,6 +163,24 @@ WATCHED: tuple[tuple[Resource, Transform[Object]], ...] = (
 )
 
 Key = tuple[str, str]
+Kept = Object | bytes  # what the cache holds of an object: itself, or (READERS) its compressed JSON
+
+
+def _kept(resource: Resource, obj: Object) -> Kept:
+    """The catalog keeps ScaledObjects and ScaledJobs parsed and lets their dicts go; the cache
+    needs them only to compare (relists, no-op updates) and to hand back a twin, so it keeps them
+    as compressed canonical JSON, a fifth of the dicts' memory. Other kinds are the very dicts
+    the catalog reads: kept as they are, never twice."""
+    if resource.kind not in READERS:
+        return obj
+    return zlib.compress(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode(), 1)
+
+
+def _restored(kept: Kept) -> Object:
+    if isinstance(kept, bytes):
+        found: Object = json.loads(zlib.decompress(kept))
+        return found
+    return kept
 
 
 def _key(obj: Object) -> Key:
@@ -152,38 +196,40 @@ class KubernetesSource:
         self.catalog = catalog
         self.reflectors = [Reflector(api, resource, self, transform, **reflector_options)
                            for resource, transform in watched]
-        self._cache: dict[Resource, dict[Key, Object]] = {r.resource: {} for r in self.reflectors}
+        self._cache: dict[Resource, dict[Key, Kept]] = {r.resource: {} for r in self.reflectors}
         self.synced = False
         self.applied = 0  # events that reached the catalog (no-op updates do not)
 
     def objects(self) -> Iterator[tuple[Object, str]]:
         for resource, objects in self._cache.items():
-            for obj in objects.values():
-                yield obj, str(resource)
+            source = str(resource)  # one string for all its objects: the catalog keeps it per object
+            for kept in objects.values():
+                yield _restored(kept), source
 
     # -- Sink -----------------------------------------------------------------------------
 
     def listed(self, resource: Resource, objects: list[Object]) -> None:
-        old, new = self._cache[resource], {_key(o): o for o in objects}
+        old, new = self._cache[resource], {_key(o): _kept(resource, o) for o in objects}
         self._cache[resource] = new
         if not self.synced:
             return
-        for key, obj in old.items():
+        for key, kept in old.items():
             if key not in new:
-                self._apply(resource, obj, deleted=True)
-        for key, obj in new.items():
-            if old.get(key) != obj:
-                self._apply(resource, obj, deleted=False)
+                self._apply(resource, _restored(kept), deleted=True)
+        for key, kept in new.items():
+            if old.get(key) != kept:
+                self._apply(resource, _restored(kept), deleted=False)
 
     def changed(self, resource: Resource, obj: Object, deleted: bool) -> None:
         cache, key = self._cache[resource], _key(obj)
         if deleted:
             if cache.pop(key, None) is None:
                 return
-        elif cache.get(key) == obj:
-            return
         else:
-            cache[key] = obj
+            kept = _kept(resource, obj)
+            if cache.get(key) == kept:
+                return
+            cache[key] = kept
         if self.synced:
             self._apply(resource, obj, deleted)
 
@@ -199,7 +245,7 @@ class KubernetesSource:
     def _twin(self, resource: Resource, key: Key) -> Object | None:
         for other, objects in self._cache.items():
             if other != resource and other.kind == resource.kind and key in objects:
-                return objects[key]
+                return _restored(objects[key])
         return None
 
     # -- running ----------------------------------------------------------------------------

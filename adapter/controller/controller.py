@@ -65,6 +65,7 @@ from adapter.keda.fallback import any_in_fallback, needs_ready_count
 from adapter.keda.names import KEDA_GROUPS, LEGACY_SCALED_OBJECTS, SCALED_JOBS
 from adapter.kube.autoscaling import Hpa, Scale
 from adapter.kube.client import ApiStatusError, KubeApi
+from adapter.kube.glibc import GLIBC
 from adapter.kube.resources import DEPLOYMENTS, HPAS, STATEFUL_SETS, Resource
 from adapter.kube.watch import Reflector
 
@@ -130,6 +131,7 @@ class Controller:
     # -- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        GLIBC.keep_large_buffers_apart()  # list pages are megabytes: each in a mapping of its own, unmapped when freed
         self.reconciler.native_zero = await resolve(self.options.native_scale_to_zero, self.api,
                                                     self.options.lease_namespace)
         try:
@@ -212,6 +214,7 @@ class Controller:
             self.ready_after = time.monotonic() - self.started
             log.info("ready in %.2fs: every ScaledObject reconciled once reconciles=%d", self.ready_after,
                      self.reconciles)
+            GLIBC.trim_soon(asyncio.get_running_loop())  # start-up's garbage (activity document, first pass) is free
 
     def _backoff(self, key: SoKey, exc: BaseException) -> float:
         if isinstance(exc, ApiStatusError) and exc.code == 409:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,7 +152,7 @@ class ActivityDocument:
     deleted: tuple[Key, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetState:
     """What the controller knows of one ScaledObject's target, told to the adapter beside it.
 
@@ -258,7 +259,7 @@ def _str(raw: Mapping[str, Any], key: str, default: str | None = None) -> str:
         return default
     if not isinstance(value, str):
         raise ValueError(f"{key} must be a string")
-    return value
+    return sys.intern(value)  # names, types and metric names: one copy in the reader's view
 
 
 def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:

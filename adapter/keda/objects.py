@@ -14,6 +14,7 @@ text is exponentially large).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -212,7 +213,7 @@ def _string(value: Any, where: str, default: str = "") -> str:
         return str(value).lower()
     if not isinstance(value, _SCALARS):
         raise InvalidObject(f"{where} must be a string")
-    return str(value)
+    return sys.intern(str(value))  # one copy of a name however many objects and caches hold it
 
 
 def _flag(value: Any, where: str) -> bool:
@@ -253,7 +254,7 @@ def _meta(obj: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
     namespace = meta.get("namespace") or "default"
     if not isinstance(namespace, str):
         raise InvalidObject("metadata.namespace must be a string")
-    return namespace, name, meta
+    return sys.intern(namespace), sys.intern(name), meta
 
 
 def _generation(meta: Mapping[str, Any]) -> int:
@@ -324,7 +325,7 @@ def parse_scaled_object(obj: Mapping[str, Any]) -> ScaledObject:
         fallback=problems.part(lambda: _parse_fallback(spec.get("fallback")), None),
         hpa_name=problems.part(lambda: _string(hpa_config.get("name"),
                                                "spec.advanced.horizontalPodAutoscalerConfig.name"), "")
-        or f"{HPA_NAME_PREFIX}{target.name if legacy else name}",
+        or sys.intern(f"{HPA_NAME_PREFIX}{target.name if legacy else name}"),
         hpa_behavior=problems.part(lambda: mapping(hpa_config.get("behavior"), "behavior"), _EMPTY) or None,
         restore_to_original_replica_count=problems.part(lambda: _flag(
             advanced.get("restoreToOriginalReplicaCount"), "spec.advanced.restoreToOriginalReplicaCount"), False),
@@ -464,7 +465,7 @@ def _parse_trigger(index: int, item: Any, legacy: bool) -> TriggerSpec:
         auth_ref = AuthRef(auth_name, kind)
     return TriggerSpec(
         index=index,
-        type=trigger_type,
+        type=sys.intern(trigger_type),
         name=_string(raw.get("name"), f"{where}.name"),
         metadata=metadata,
         auth_ref=auth_ref,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -96,7 +97,7 @@ class ScaledObjectStatus:
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return sys.intern(value) if isinstance(value, str) else None
 
 
 def _int(value: Any) -> int | None:
@@ -107,35 +108,49 @@ def _mapping(value: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
-_SHARED: dict[tuple[str, str, str, str], Condition] = {}  # most objects hold the same few conditions
-_SHARED_MAX = 1024
+_SHARED: dict[Any, Any] = {}  # most objects hold the same few conditions, GVKR, health: one copy of each
+_SHARED_MAX = 4096
 
 
-def _condition(kind: str, status: ConditionStatus, reason: str, message: str) -> Condition:
-    key = (kind, status, reason, message)
-    found = _SHARED.get(key)
+def _shared(key: Any, make: Any) -> Any:
+    """The one `make(key)` kept for equal keys (at most _SHARED_MAX kinds of them), read-only by
+    convention: a ScaledObjectStatus is never changed, only replaced."""
+    found = _SHARED.get((make, key))
     if found is None:
-        found = Condition(*key)
+        found = make(key)
         if len(_SHARED) < _SHARED_MAX:
-            _SHARED[key] = found
+            _SHARED[(make, key)] = found
     return found
 
 
-def _conditions(raw: Any) -> dict[str, Condition]:
+def _condition(key: tuple[str, ConditionStatus, str, str]) -> Condition:
+    return Condition(*key)
+
+
+def _health_of(key: tuple[int, str]) -> TriggerHealth:
+    return TriggerHealth(*key)
+
+
+def _read_only(items: tuple[tuple[str, Any], ...]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(items))
+
+
+def _conditions(raw: Any) -> Mapping[str, Condition]:
     found: dict[str, Condition] = {}
     for item in raw if isinstance(raw, list) else []:
         if isinstance(item, Mapping) and item.get("type") in CONDITION_TYPES and \
                 item.get("status") in ("True", "False", "Unknown"):
-            found[item["type"]] = _condition(item["type"], item["status"], str(item.get("reason") or ""),
-                                             str(item.get("message") or ""))
-    return found
+            key = (item["type"], item["status"], str(item.get("reason") or ""), str(item.get("message") or ""))
+            found[item["type"]] = _shared(key, _condition)
+    shared: Mapping[str, Condition] = _shared(tuple(found.items()), _read_only)
+    return shared
 
 
 def _health(raw: Any) -> dict[str, TriggerHealth] | None:
     found = _mapping(raw)
     if found is None:
         return None
-    return {str(k): TriggerHealth(_int(v.get("numberOfFailures")) or 0, str(v.get("status") or ""))
+    return {sys.intern(str(k)): _shared((_int(v.get("numberOfFailures")) or 0, str(v.get("status") or "")), _health_of)
             for k, v in found.items() if isinstance(v, Mapping)}
 
 
@@ -146,16 +161,16 @@ def parse_status(raw: Any) -> ScaledObjectStatus:
     activity = _mapping(status.get("triggersActivity"))
     return ScaledObjectStatus(
         scale_target_kind=_str(status.get("scaleTargetKind")),
-        scale_target_gvkr={sys.intern(str(k)): sys.intern(str(v)) for k, v in gvkr.items()}
+        scale_target_gvkr=_shared(tuple((str(k), str(v)) for k, v in gvkr.items()), _read_only)
         if gvkr is not None else None,
         original_replica_count=_int(status.get("originalReplicaCount")),
         last_active_time=_str(status.get("lastActiveTime")),
-        external_metric_names=tuple(str(n) for n in names) if isinstance(names, list) else None,
+        external_metric_names=tuple(sys.intern(str(n)) for n in names) if isinstance(names, list) else None,
         hpa_name=_str(status.get("hpaName")),
         composite_scaler_name=_str(status.get("compositeScalerName")),
         health=_health(status.get("health")),
-        triggers_activity={str(k): bool(v.get("isActive")) for k, v in activity.items() if isinstance(v, Mapping)}
-        if activity is not None else None,
+        triggers_activity={sys.intern(str(k)): bool(v.get("isActive")) for k, v in activity.items()
+                           if isinstance(v, Mapping)} if activity is not None else None,
         paused_replica_count=_int(status.get("pausedReplicaCount")),
         conditions=_conditions(status.get("conditions")),
     )

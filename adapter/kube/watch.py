@@ -28,6 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import httpx
 
 from adapter.kube.client import ApiStatusError, KubeApi, Object
+from adapter.kube.glibc import GLIBC
 from adapter.kube.resources import Resource
 
 log = logging.getLogger("eventscale.watch")
@@ -133,6 +134,7 @@ class Reflector(Generic[T]):
             self._absent = False
         self.sink.listed(self.resource, objects)
         self.listed.set()
+        GLIBC.trim_soon(asyncio.get_running_loop())  # the decoded pages are free now: give them back
 
     async def _watch(self) -> int:
         """Watch until the server ends the request; return the number of events seen."""

@@ -2,7 +2,7 @@
 
     python -m tests.bench            # everything
     python -m tests.bench api        # one part: api, brokers, controller, faults, servers, scalers,
-                                     #   streams, interceptor, delegation, activation, scaledjobs
+                                     #   streams, interceptor, delegation, activation, scaledjobs, memory
 
 Figures are ratios against a baseline measured in the same command where one exists; the
 machine is shared and noisy, so read them as such.
@@ -18,7 +18,7 @@ import sys
 PARTS = {"api": "api", "brokers": "brokers", "controller": "controller_load", "faults": "faults",
          "servers": "server_startup", "scalers": "scalers", "streams": "streams_and_queries",
          "interceptor": "interceptor", "delegation": "delegation_latency", "activation": "activation",
-         "scaledjobs": "scaled_jobs"}
+         "scaledjobs": "scaled_jobs", "memory": "memory_per_object"}
 
 
 def main(argv: list[str]) -> int:

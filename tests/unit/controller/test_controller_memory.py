@@ -1,0 +1,28 @@
+"""Memory per ScaledObject in the controller, caches and activity view together, measured and bounded.
+
+Beside its typed caches (tests/unit/controller/test_cache_memory.py), each ScaledObject costs
+the controller its entry in the activity view, decoded from the adapter's full document. The
+objects are shaped as kube-apiserver serves them (a StatefulSet target, an HPA, a ScaledObject
+with managedFields, the last-applied annotation and the controller's status) and go through the
+watches' transforms, the cache and the activity client (tests/bench/memory_per_object.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.bench.memory_per_object import adapter, controller
+
+OBJECTS = 1000
+BOUND_BYTES = 6 * 1024  # about 5.0 KB measured (9.2 before interning, shared status parts, single-key indexes)
+
+
+def test_memory_per_scaled_object_is_bounded(tmp_path: Path) -> None:
+    for n, document in ((20, tmp_path / "warm.json"), (OBJECTS, tmp_path / "document.json")):
+        asyncio.run(adapter(n, False, document))  # the activity document the controller decodes
+    asyncio.run(controller(20, True, tmp_path / "warm.json"))  # imports and first-use tables are not per object
+    traced = asyncio.run(controller(OBJECTS, True, tmp_path / "document.json"))["traced"]
+    per_object = traced["activity view"] / OBJECTS
+    print(f"\ncontroller: {per_object / 1024:.1f} KB per ScaledObject (its HPA, Scale and activity)")
+    assert per_object < BOUND_BYTES
