@@ -12,6 +12,8 @@ Per run: Redis requests per second while all 1,000 are idle (script calls: one p
 to 500 keys), then `SAMPLES` LPUSHes to distinct idle lists, spread over one pollingInterval,
 each timed from the LPUSH to the store holding the trigger active (what the controller's long
 poll reads next; the controller and the scale write add about 0.1 s on the e2e control plane).
+Then the CPU the catalog and store spend while 10,000 objects sit idle at zero, with 1 s
+probes and without (what probes cost at scale).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from scalers.registry import ScalerRegistry
 from tests.harness.redis_servers import RedisServer, Traffic
 
 OBJECTS, SAMPLES, POLLING_INTERVAL, IDLE_WINDOW = 1000, 20, 30, 5.0
+IDLE_CPU_OBJECTS, IDLE_CPU_SECONDS = 10_000, 10.0
 RUNS = {"push": ("use", 1.0), "probe": ("off", 1.0), "poll": ("off", 0.0)}
 
 
@@ -80,16 +83,44 @@ async def push_one(store: MetricStore, pusher: Redis, run: str, i: int) -> float
     return time.perf_counter() - pushed
 
 
+async def idle_cpu(redis: RedisServer, objects: int, probe_interval: float) -> float:
+    """% of a core the catalog and store spend while `objects` ScaledObjects sit idle at zero."""
+    catalog = Catalog(ScalerRegistry())
+    store = MetricStore(timeout=30, probe_interval=probe_interval)
+    store.follow(catalog)
+    catalog.replace_all([(scaled_object("cpu", i, redis.address, "off"), "bench") for i in range(objects)])
+    store.set_targets(TargetsReport(tuple(TargetState("b", f"o{i}", at_zero=True) for i in range(objects)),
+                                    complete=True))
+    poller = asyncio.create_task(store.poll_forever())
+    try:
+        while not all(e.read_at > float("-inf") for e in store.entries()):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(2.0)  # the first reads are over
+        started, cpu = time.monotonic(), time.process_time()
+        await asyncio.sleep(IDLE_CPU_SECONDS)
+        return 100 * (time.process_time() - cpu) / (time.monotonic() - started)
+    finally:
+        poller.cancel()
+        await store.aclose()
+
+
 def run() -> dict[str, Any]:
     with RedisServer(extra_args=["--notify-keyspace-events", "Kl"]) as redis:
-        return {name: asyncio.run(one_run(redis, name)) for name in RUNS}
+        result: dict[str, Any] = {name: asyncio.run(one_run(redis, name)) for name in RUNS}
+        result["idle_cpu_pct"] = {interval: asyncio.run(idle_cpu(redis, IDLE_CPU_OBJECTS, interval))
+                                  for interval in (1.0, 0.0)}
+        return result
 
 
 def print_report(result: dict[str, Any]) -> None:
     print(f"activation: {OBJECTS} idle ScaledObjects on one Redis, pollingInterval {POLLING_INTERVAL}s, "
           f"LPUSH -> trigger active in the store ({SAMPLES} samples each)")
-    for name, figures in result.items():
+    for name in RUNS:
+        figures = result[name]
         print(f"  {name:5s} p50={figures['p50_s']:.3f}s p95={figures['p95_s']:.3f}s max={figures['max_s']:.3f}s  "
               f"idle Redis requests/s={figures['idle_requests_per_s']:.2f}")
     push, poll = result["push"]["p50_s"], result["poll"]["p50_s"]
     print(f"  poll/push p50 ratio {poll / push:.0f}x")
+    cpu = result["idle_cpu_pct"]
+    print(f"  {IDLE_CPU_OBJECTS:,} objects idle at zero (keyspace notifications off): catalog and store CPU "
+          f"{cpu[1.0]:.1f} % of a core with 1 s probes, {cpu[0.0]:.1f} % without")

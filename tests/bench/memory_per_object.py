@@ -187,10 +187,11 @@ async def controller(n: int, trace: bool, document: Path) -> dict[str, Any]:
 PROCESSES = {"adapter": adapter, "controller": controller}
 
 
-def measure(which: str, n: int, trace: bool, document: Path) -> dict[str, Any]:
-    """One process's figures, in a fresh interpreter."""
+def measure(which: str, n: int, trace: bool, document: Path, warm: Path | None = None) -> dict[str, Any]:
+    """One process's figures, in a fresh interpreter (first warmed with 20 objects and the
+    document `warm`, if given: imports and first-use tables are then not counted per object)."""
     command = [sys.executable, "-m", "tests.bench.memory_per_object", which, str(n), str(document),
-               *(["--trace"] if trace else [])]
+               *(["--trace"] if trace else []), *(["--warm", str(warm)] if warm else [])]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=900)
     found: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return found
@@ -228,6 +229,8 @@ def print_report(results: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     which, n, document = argv[0], int(argv[1]), Path(argv[2])
+    if "--warm" in argv:
+        asyncio.run(PROCESSES[which](20, "--trace" in argv, Path(argv[argv.index("--warm") + 1])))
     found = asyncio.run(PROCESSES[which](n, "--trace" in argv, document))
     print(json.dumps(found))
     return 0
