@@ -20,7 +20,9 @@ Activation probes: the controller tells the store which ScaledObjects have their
 triggers of those objects are probed besides their pollingInterval reads: one
 `ScalerClient.read` per server for all of them, whatever the number of objects, whose results
 are only compared with what each entry holds; an entry whose value or activity differs is
-woken (read through the usual path, recorded, rendered, listeners told). A probe that finds
+woken (read through the usual path, recorded, rendered, listeners told). Past
+`PROBES_PER_SECOND` triggers at zero the probes are spaced further apart, so that their cost
+stays bounded (10,000 at zero: a probe every 2 s). A probe that finds
 nothing new costs a comparison per trigger and no rendering, rescheduling or notification:
 10,000 objects at zero cost 48 % of a core when every probe was a full read, about 2 % now
 (docs/performance.md). A failed probe changes nothing (the polls report errors). Scalers billed
@@ -72,6 +74,8 @@ from adapter.kube.wire import internal_error, render_value_list
 from scalers import Reading, ReadResult, ScalerClient, ScalerError, mask, secret_values
 
 log = logging.getLogger("eventscale.store")
+
+PROBES_PER_SECOND = 5_000  # the most triggers activation probes read a second, all servers together
 
 Clock = Callable[[], float]
 ObjectKey = tuple[str, str]  # the object_key of a ScaledObject or ScaledJob (adapter.keda.activity)
@@ -583,15 +587,23 @@ class MetricStore:
                     found.setdefault(server, []).append(entry)
         return found
 
-    async def probe_once(self) -> None:
-        """One probe of every server with triggers at zero, the servers in parallel."""
-        await asyncio.gather(*(server.probe(entries) for server, entries in self.probed().items()))
+    async def probe_once(self) -> int:
+        """One probe of every server with triggers at zero, the servers in parallel; how many
+        triggers it read."""
+        probed = self.probed()
+        await asyncio.gather(*(server.probe(entries) for server, entries in probed.items()))
+        return sum(len(entries) for entries in probed.values())
+
+    def probe_period(self, probed: int) -> float:
+        """Seconds from one probe to the next: `probe_interval`, stretched so that probes read at
+        most `PROBES_PER_SECOND` triggers a second (10,000 at zero: every 2 s)."""
+        return max(self.probe_interval, probed / PROBES_PER_SECOND)
 
     async def probe_forever(self) -> None:
         while True:
             started = self.clock()
-            await self.probe_once()
-            await asyncio.sleep(max(0.0, self.probe_interval - (self.clock() - started)))
+            probed = await self.probe_once()
+            await asyncio.sleep(max(0.0, self.probe_period(probed) - (self.clock() - started)))
 
     def schedule(self, entry: MetricEntry) -> None:
         """Put `entry` in the poll heap at its next due time, unless it is already there."""

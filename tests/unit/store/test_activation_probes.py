@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from adapter.catalog.catalog import Catalog
 from adapter.keda.activity import TargetsReport, TargetState
-from adapter.store.store import MetricStore
+from adapter.store.store import PROBES_PER_SECOND, MetricStore
 from scalers import ScalerRegistry
 from tests.unit.store.test_store import CounterConfig, CounterScaler, PushClient, PushScaler, World, scaled_object
 
@@ -133,3 +133,9 @@ def test_only_sources_billed_per_call_opt_out_of_probes() -> None:
     registry = ScalerRegistry()
     opted_out = {kind for kind in registry.types if not getattr(registry.get(kind), "activation_probes", True)}
     assert opted_out == BILLED_PER_CALL
+
+
+def test_probes_are_spaced_so_that_they_read_a_bounded_number_of_triggers_a_second() -> None:
+    store = MetricStore(probe_interval=1.0)
+    assert store.probe_period(0) == store.probe_period(PROBES_PER_SECOND) == 1.0
+    assert store.probe_period(2 * PROBES_PER_SECOND) == 2.0  # 10,000 at zero: every 2 s
