@@ -259,14 +259,18 @@ class _Server:
             for entry in again:
                 self.request(entry)
 
+    def _opened(self) -> ScalerClient[Any]:
+        """The server's client, opened (and told what to watch) on first use."""
+        if self.client is None:
+            self.client = self.scaler.open_client(self.sample_config)
+            self.client.watch(self.watched_configs(self.client), self.woken)
+        return self.client
+
     async def _read(self, batch: list[MetricEntry]) -> None:
         started = time.perf_counter()
         try:
-            if self.client is None:
-                self.client = self.scaler.open_client(self.sample_config)
-                self.client.watch(self.watched_configs(self.client), self.woken)
             async with asyncio.timeout(self.store.timeout):
-                results: Sequence[ReadResult] = await self.client.read([e.trigger.config for e in batch])
+                results: Sequence[ReadResult] = await self._opened().read([e.trigger.config for e in batch])
         except Exception as exc:  # a scaler's bug must fail this batch, not the worker
             error = ScalerError(mask(str(_as_scaler_error(exc, self.store.timeout)),
                                      tuple({s for e in batch for s in e.secrets})))
@@ -294,11 +298,8 @@ class _Server:
     async def probe(self, entries: list[MetricEntry]) -> None:
         """Read `entries` in one call and wake those whose reading differs from what they hold."""
         try:
-            if self.client is None:
-                self.client = self.scaler.open_client(self.sample_config)
-                self.client.watch(self.watched_configs(self.client), self.woken)
             async with asyncio.timeout(self.store.timeout):
-                results: Sequence[ReadResult] = await self.client.read([e.trigger.config for e in entries])
+                results: Sequence[ReadResult] = await self._opened().read([e.trigger.config for e in entries])
         except Exception as exc:  # the next poll of these triggers reports what is wrong
             log.debug("scaler=%s probe of %d triggers failed: %s", self.name, len(entries), type(exc).__name__)
             return
