@@ -118,6 +118,7 @@ class Controller:
         self.job_cache_reflectors = [Reflector(api, r, self.jobs, job_transform_for(r), resync=options.resync_period)
                                      for r in (*JOB_RESOURCES, *POD_RESOURCES)]
         self.reconciles = 0
+        self.waits_for_renewal = 0  # workers that found the Lease's renewal late
         self.started = time.monotonic()
         self.ready_after: float | None = None  # seconds from start to the first pass over every object
         self._first_pass: set[SoKey] | None = None
@@ -186,27 +187,41 @@ class Controller:
         while True:
             key = await self.queue.get()
             delay: float | None = None
+            late = False
             try:
                 delay = await self.reconciler.reconcile(key)
                 self._failures.pop(key, None)
-            except NotLeading:  # a renewal is late: look again then (a lost Lease requeues all when regained)
-                log.info("object=%s/%s not reconciled: not leading", key[1], key[2])
-                delay = self.options.retry_period
+            except NotLeading:
+                late = True
             except (ApiStatusError, httpx.HTTPError) as exc:
                 delay = self._backoff(key, exc)
             except Exception as exc:  # one object's bug must not stop the others
                 log.exception("object=%s/%s reconcile failed", key[1], key[2])
                 delay = self._backoff(key, exc)
             finally:
-                self.reconciles += 1
                 self.queue.done(key)
-                if self._first_pass is not None:
-                    self._first_pass.discard(key)
-                    self._note_first_pass()
+            if late:
+                await self._wait_for_renewal(key)
+                continue
+            self.reconciles += 1
+            if self._first_pass is not None:
+                self._first_pass.discard(key)
+                self._note_first_pass()
             if delay is not None and self.elector.leading:
                 self.queue.add_after(key, delay)
             else:
                 self.queue.forget(key)
+
+    async def _wait_for_renewal(self, key: SoKey) -> None:
+        """The Lease's renewal is late, so nothing may be written: wait until it goes through,
+        then start again with `key`. Trying every queued object in turn instead (each refused
+        before it reached the network, the queue never yielding the loop) was, at 100,000
+        objects on a saturated API server, a storm of attempts and log lines that kept the
+        renewal itself from being read. A lost Lease cancels the workers (`_stop_leading`)."""
+        self.queue.add(key, urgent=True)
+        self.waits_for_renewal += 1
+        log.info("object=%s/%s waits: the lease's renewal is late", key[1], key[2])
+        await self.elector.until_valid()
 
     def _note_first_pass(self) -> None:
         if self._first_pass is not None and not self._first_pass:

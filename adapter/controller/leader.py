@@ -50,6 +50,7 @@ class LeaderElector:
         self.leading = False
         self.transitions = 0
         self._renewed_at = float("-inf")
+        self._renewal = asyncio.Event()  # set (and replaced) at each renewal, for `until_valid`
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = float("-inf")
 
@@ -57,10 +58,20 @@ class LeaderElector:
         """True while this replica may act: leading, and renewed within the renew deadline."""
         return self.leading and self.clock() - self._renewed_at < self.renew_deadline
 
+    async def until_valid(self) -> None:
+        """Return once this replica may act: at once while valid, else after a renewal."""
+        while not self.valid():
+            await self._renewal.wait()
+
+    def _renewed(self) -> None:
+        self._renewed_at = self.clock()
+        self._renewal.set()
+        self._renewal = asyncio.Event()
+
     async def run(self, on_started: Callable[[], None], on_stopped: Callable[[], None]) -> None:
         while True:
             if await self._try():
-                self._renewed_at = self.clock()
+                self._renewed()
                 if not self.leading:
                     self.leading = True
                     log.info("lease=%s/%s identity=%s leading", self.namespace, self.name, self.identity)
