@@ -21,13 +21,14 @@ import asyncio
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adapter.catalog.catalog import Catalog
-from adapter.catalog.resolve import MetricKey, ResolvedScaledObject, ResolvedTrigger
 from adapter.kube.client import ApiStatusError, KubeApi
-from adapter.server import ServeOptions, kubectl_get_raw, load_cluster, load_directory
-from adapter.store.store import MetricEntry, MetricStore
+
+if TYPE_CHECKING:  # imported when the command runs: the other commands' processes never load the server
+    from adapter.catalog.catalog import Catalog
+    from adapter.catalog.resolve import MetricKey, ResolvedScaledObject, ResolvedTrigger
+    from adapter.store.store import MetricEntry, MetricStore
 
 HEADER = ("SCALEDOBJECT", "TRIGGER", "METRIC", "VALUE")
 GROUP_VERSION = "external.metrics.k8s.io/v1beta1"
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _local(args: argparse.Namespace) -> tuple[Catalog, list[Row]]:
+    from adapter.server import ServeOptions, load_directory
+
     options = ServeOptions(cert_dir=Path(args.cert_dir), local_dir=Path(args.local_dir),
                            scaler_timeout=args.scaler_timeout, activation_probe_interval=0)
     catalog, store = load_directory(options)
@@ -72,6 +75,8 @@ def _local(args: argparse.Namespace) -> tuple[Catalog, list[Row]]:
 
 
 async def _cluster(args: argparse.Namespace) -> tuple[Catalog, list[Row]]:
+    from adapter.server import ServeOptions, load_cluster
+
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
     api = KubeApi.connect(kubeconfig, args.context)
     try:
@@ -123,6 +128,8 @@ def _served(catalog: Catalog) -> Iterator[tuple[ResolvedScaledObject, ResolvedTr
 
 def _rows(catalog: Catalog, values: Mapping[MetricKey, Value], kubeconfig: Path | None,
           context: str | None = None) -> Iterator[Row]:
+    from adapter.server import kubectl_get_raw
+
     for resolved in sorted(catalog.scaled_objects(), key=lambda r: (r.so.namespace, r.so.name)):
         name = f"{resolved.so.namespace}/{resolved.so.name}"
         if resolved.error is not None:

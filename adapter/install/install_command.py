@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from kubernetes.config.config_exception import ConfigException
 
 from adapter.install import cluster_install, dev_cluster
 from adapter.install.bundle import BUNDLED_NAMESPACE, BundleError, bundled, in_namespace, with_image
 from adapter.kube.client import ApiStatusError, KubeApi
+from adapter.kube.credentials import KubeconfigError
 
 
 def _say(line: str) -> None:
@@ -68,7 +68,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _run(args: argparse.Namespace, command: Callable[[KubeApi, argparse.Namespace], Awaitable[int]]) -> int:
     try:
         api = KubeApi.connect(Path(args.kubeconfig) if args.kubeconfig else None, args.context)
-    except (ConfigException, OSError) as exc:
+    except (KubeconfigError, OSError) as exc:
         print(f"cannot load the kubeconfig: {exc}", file=sys.stderr)
         return 1
 

@@ -40,7 +40,7 @@ from adapter.interceptor.push import CountsPusher, PushTarget, Token, token_file
 from adapter.interceptor.routing import HoldBounds
 from adapter.interceptor.sources import ClusterSources, DirectorySource, RouteBook
 from adapter.interceptor.upstream import UpstreamPool
-from adapter.kube.client import SERVICE_ACCOUNT_DIR, KubeApi, load_configuration
+from adapter.kube.client import KubeApi
 from adapter.kube.endpoints import ServiceKey
 
 log = logging.getLogger("eventscale.interceptor")
@@ -208,8 +208,7 @@ class Interceptor:
 
     @classmethod
     async def _cluster(cls, options: InterceptorOptions, pool: UpstreamPool) -> Interceptor:
-        configuration = load_configuration(options.kubeconfig)
-        api = KubeApi(configuration)
+        api = KubeApi.connect(options.kubeconfig)
         index = ClusterEndpoints()
         proxy = Proxy(index, keep_alive_timeout=options.keep_alive_timeout, pool=pool)
         sources = ClusterSources(api, RouteBook(proxy.set_routes, options.hold), index)
@@ -225,7 +224,7 @@ class Interceptor:
             return static + [PushTarget(f"https://{_host(address)}:{port}", name)
                              for address, port in index.addresses(service, options.adapter_port)]
 
-        token = cls._token(options, configuration)
+        token = cls._token(options, api)
         pusher = cls._pusher(options, proxy, targets, context, token)
         return cls(options, proxy, pusher, [sources.run, pusher.run], lambda: sources.synced,
                    [pusher.aclose, api.aclose])
@@ -239,17 +238,11 @@ class Interceptor:
         return pusher
 
     @staticmethod
-    def _token(options: InterceptorOptions, configuration: Any) -> Token | None:
+    def _token(options: InterceptorOptions, api: KubeApi | None) -> Token | None:
+        """`--token-file`, else the token we reach kube-apiserver with (the service account's)."""
         if options.token_file is not None:
             return token_file(options.token_file)
-        if (SERVICE_ACCOUNT_DIR / "token").exists() and options.kubeconfig is None and configuration is not None:
-            return token_file(SERVICE_ACCOUNT_DIR / "token")
-        if configuration is not None:
-            def from_kubeconfig() -> str | None:
-                value = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
-                return str(value).removeprefix("Bearer ").strip() if value else None
-            return from_kubeconfig
-        return None
+        return api.credentials.bearer if api is not None else None
 
     async def serve(self, stop: asyncio.Event) -> None:
         await self.start()

@@ -12,10 +12,9 @@ Why an async client (httpx) and not the official `kubernetes` client in worker t
 * TokenReviews and SubjectAccessReviews are made on the request path; awaiting them keeps the
   event loop free without a thread hop per request.
 
-The official package is still used for what it does well: reading a kubeconfig (client
-certificates, tokens, exec plugins) or the in-cluster service account, and refreshing that
-token, through `kubernetes.client.Configuration`. Every call has a timeout; large JSON bodies
-(list pages) are parsed off the event loop.
+Credentials (a kubeconfig or the in-cluster service account) come from credentials.py, which
+hands only exec plugins and auth-providers to the official package. Every call has a timeout;
+large JSON bodies (list pages) are parsed off the event loop.
 """
 
 from __future__ import annotations
@@ -23,22 +22,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import ssl
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
+
+from adapter.kube import credentials
+from adapter.kube.credentials import SERVICE_ACCOUNT_DIR, Credentials
 
 log = logging.getLogger("eventscale.kube")
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply; JSON is YAML
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 Object = dict[str, Any]
 
 
@@ -52,38 +49,12 @@ class ApiStatusError(Exception):
         self.message = message
 
 
-def in_cluster() -> bool:
-    return "KUBERNETES_SERVICE_HOST" in os.environ and (SERVICE_ACCOUNT_DIR / "token").exists()
-
-
 def pod_namespace(default: str) -> str:
     """The namespace this pod runs in, from the service account mount (or `default` outside)."""
     try:
         return (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip() or default
     except OSError:
         return default
-
-
-def load_configuration(kubeconfig: Path | None, context: str | None = None) -> k8s_client.Configuration:
-    """Client settings from `kubeconfig`, else in-cluster, else $KUBECONFIG / ~/.kube/config; `context`
-    names a kubeconfig context other than the current one."""
-    configuration = k8s_client.Configuration()
-    if kubeconfig is None and context is None and in_cluster():
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    else:
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(kubeconfig) if kubeconfig else None, context=context,
-            client_configuration=configuration)
-    return configuration
-
-
-def _ssl_context(configuration: k8s_client.Configuration) -> ssl.SSLContext | bool:
-    if not configuration.verify_ssl:
-        return False
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file)
-    return context
 
 
 def _status_error(response: httpx.Response) -> ApiStatusError:
@@ -98,11 +69,11 @@ class KubeApi:
     """GET, POST, PUT, merge-PATCH, server-side apply, DELETE and watch against kube-apiserver, with the
     loaded credentials."""
 
-    def __init__(self, configuration: k8s_client.Configuration, *, timeout: float = 30.0) -> None:
-        self._configuration = configuration
-        self.host = configuration.host.rstrip("/")
+    def __init__(self, credentials: Credentials, *, timeout: float = 30.0) -> None:
+        self.credentials = credentials
+        self.host = credentials.host.rstrip("/")
         self._client = httpx.AsyncClient(
-            base_url=self.host, verify=_ssl_context(configuration),
+            base_url=self.host, verify=credentials.ssl_context(),
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
             headers={"Accept": JSON, "User-Agent": "eventscale-adapter"},
@@ -110,20 +81,24 @@ class KubeApi:
 
     @classmethod
     def connect(cls, kubeconfig: Path | None = None, context: str | None = None) -> KubeApi:
-        return cls(load_configuration(kubeconfig, context))
+        return cls(credentials.load(kubeconfig, context))
 
     def _headers(self) -> dict[str, str]:
-        token = self._configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
-        return {"Authorization": token} if token else {}
+        authorization = self.credentials.authorization()
+        return {"Authorization": authorization} if authorization else {}
 
     async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                      body: Object | None = None, content_type: str = JSON) -> Object:
+                      body: Object | None = None, content_type: str = JSON,
+                      read_timeout: float | None = None) -> Object:
+        """`read_timeout` replaces the client's for a call whose answer may take long (a whole list)."""
         headers = self._headers()
         content = None
         if body is not None:
             headers["Content-Type"] = content_type
             content = json.dumps(body, separators=(",", ":")).encode()
-        response = await self._client.request(method, path, params=params, content=content, headers=headers)
+        timeout = self._client.timeout if read_timeout is None else httpx.Timeout(read_timeout, connect=10.0)
+        response = await self._client.request(method, path, params=params, content=content, headers=headers,
+                                              timeout=timeout)
         if response.status_code >= 400:
             raise _status_error(response)
         if len(response.content) > 64 * 1024:  # a list page: parse it off the event loop
@@ -131,8 +106,9 @@ class KubeApi:
             return parsed
         return dict(response.json())
 
-    async def get(self, path: str, params: Mapping[str, str] | None = None) -> Object:
-        return await self.request("GET", path, params=params)
+    async def get(self, path: str, params: Mapping[str, str] | None = None,
+                  read_timeout: float | None = None) -> Object:
+        return await self.request("GET", path, params=params, read_timeout=read_timeout)
 
     async def post(self, path: str, body: Object) -> Object:
         return await self.request("POST", path, body=body)

@@ -34,6 +34,7 @@ from adapter.kube.resources import Resource
 log = logging.getLogger("eventscale.watch")
 
 T = TypeVar("T")
+WHOLE_LIST_TIMEOUT = 300.0  # seconds for a list in one request (a page's continuation expired)
 Transform = Callable[[Object], T]  # what a sink keeps of each object, made as the object arrives
 
 
@@ -112,8 +113,10 @@ class Reflector(Generic[T]):
         objects: list[T] = []
         params = {**self._params(), "limit": str(self.page_size)}
         while True:
+            whole = "limit" not in params  # 100,000 objects at once take minutes on a busy server
             try:
-                page = await self._call(self.api.get(self.resource.path, params))
+                page = await self._call(self.api.get(self.resource.path, params,
+                                                     read_timeout=WHOLE_LIST_TIMEOUT if whole else None))
             except Gone:
                 if "continue" not in params:
                     raise

@@ -93,8 +93,6 @@ def _pages(make: Callable[[int], dict[str, Any]], n: int) -> Iterator[list[dict[
 # -- the adapter --------------------------------------------------------------------------------
 
 async def adapter(n: int, trace: bool, document: Path) -> dict[str, Any]:
-    from kubernetes.client import Configuration
-
     from adapter.api.activity_feed import ActivityFeed
     from adapter.api.metrics_endpoint import Exposition
     from adapter.catalog.catalog import Catalog
@@ -102,6 +100,7 @@ async def adapter(n: int, trace: bool, document: Path) -> dict[str, Any]:
     from adapter.keda.activity import TargetsReport, TargetState
     from adapter.keda.names import SCALED_OBJECTS
     from adapter.kube.client import KubeApi
+    from adapter.kube.credentials import Credentials
     from adapter.kube.resources import STATEFUL_SETS
     from adapter.store.store import MetricStore
     from scalers import ScalerRegistry
@@ -109,7 +108,7 @@ async def adapter(n: int, trace: bool, document: Path) -> dict[str, Any]:
 
     catalog, store = Catalog(ScalerRegistry()), MetricStore(timeout=5)
     store.follow(catalog)
-    api = KubeApi(Configuration(host="https://127.0.0.1:1"))  # never called: the lists are fed by hand
+    api = KubeApi(Credentials("https://127.0.0.1:1"))  # never called: the lists are fed by hand
     source = KubernetesSource(api, catalog)
     made = {SCALED_OBJECTS: scaled_object, STATEFUL_SETS: stateful_set}
     phases = Phases(trace)

@@ -7,7 +7,6 @@ import copy
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s_client
 
 from adapter.catalog.catalog import Catalog
 from adapter.catalog.kubernetes_source import (
@@ -19,6 +18,7 @@ from adapter.catalog.kubernetes_source import (
 )
 from adapter.keda.names import LEGACY_SCALED_OBJECTS, SCALED_OBJECTS, TRIGGER_AUTHENTICATIONS
 from adapter.kube.client import KubeApi, Object
+from adapter.kube.credentials import Credentials
 from adapter.kube.resources import DEPLOYMENTS, SECRETS
 from scalers.registry import REGISTRY
 
@@ -54,7 +54,7 @@ WORKLOAD: Object = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
 
 @pytest.fixture
 def source() -> KubernetesSource:
-    api = KubeApi(k8s_client.Configuration(host="http://127.0.0.1:1"))  # never called: no run()
+    api = KubeApi(Credentials("http://127.0.0.1:1"))  # never called: no run()
     source = KubernetesSource(api, Catalog(REGISTRY))
     for reflector in source.reflectors:
         source.listed(reflector.resource, [])

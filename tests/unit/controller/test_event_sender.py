@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
-from kubernetes import client as k8s_client
-
 from adapter.controller.events import READY, EventRecorder, Involved
 from adapter.controller.guarded_api import ControllerKube
 from adapter.controller.work_queue import RateLimiter
 from adapter.kube.client import KubeApi
+from adapter.kube.credentials import Credentials
 from tests.harness.ports import free_port
 
 OBJECT = Involved("keda.sh/v1alpha1", "default", "orders", "uid-1", "1")
@@ -21,9 +20,7 @@ OBJECT = Involved("keda.sh/v1alpha1", "default", "orders", "uid-1", "1")
 
 async def test_events_queued_when_the_lease_is_lost_are_dropped_and_the_sender_keeps_running() -> None:
     leading = False
-    configuration = k8s_client.Configuration()
-    configuration.host = f"https://127.0.0.1:{free_port()}"  # nothing listens there
-    api = KubeApi(configuration, timeout=5)
+    api = KubeApi(Credentials(f"https://127.0.0.1:{free_port()}"), timeout=5)  # nothing listens there
     recorder = EventRecorder(ControllerKube(api, RateLimiter(50, 100), may_write=lambda: leading), "test")
     sender = asyncio.create_task(recorder.run())
     try:

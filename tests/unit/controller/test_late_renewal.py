@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 
-from kubernetes import client as k8s_client
-
 from adapter.controller.controller import Controller, ControllerOptions
 from adapter.controller.object_cache import parse_cached_scaled_object
 from adapter.keda.names import SCALED_OBJECTS
 from adapter.kube.client import KubeApi
+from adapter.kube.credentials import Credentials
 from tests.harness.ports import free_port
 
 OBJECTS = 200
@@ -44,9 +43,7 @@ async def wait_until(probe: object, what: str) -> None:
 
 
 async def test_workers_wait_for_a_late_renewal_then_try_every_object() -> None:
-    configuration = k8s_client.Configuration()
-    configuration.host = f"https://127.0.0.1:{free_port()}"  # nothing listens there
-    api = KubeApi(configuration, timeout=5)
+    api = KubeApi(Credentials(f"https://127.0.0.1:{free_port()}"), timeout=5)  # nothing listens there
     controller = Controller(api, ControllerOptions(identity="late", workers=WORKERS, activity_wait=0))
     for i in range(OBJECTS):
         controller.cache.changed(SCALED_OBJECTS, parse_cached_scaled_object(scaled_object(f"so-{i:03d}")),

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from kubernetes import client as k8s_client
 
 from adapter.catalog.kubernetes_source import strip_data
 from adapter.kube.client import KubeApi, Object
+from adapter.kube.credentials import Credentials
 from adapter.kube.resources import Resource
 from adapter.kube.watch import Reflector
 from tests.harness.ports import free_port
@@ -92,7 +92,7 @@ async def serve(server: StandIn, port: int = 0) -> web.AppRunner:
 
 
 def api_for(port: int) -> KubeApi:
-    return KubeApi(k8s_client.Configuration(host=f"http://127.0.0.1:{port}"))
+    return KubeApi(Credentials(f"http://127.0.0.1:{port}"))
 
 
 @pytest.fixture
