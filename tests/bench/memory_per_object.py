@@ -15,7 +15,9 @@ object by structure and by allocating line) and once without (resident memory ab
 process, after `gc.collect()`, and after `malloc_trim(0)`).
 
     python -m tests.bench memory
-    python -m tests.bench.memory_per_object adapter 10000 --trace   # one process, one way
+    python -m tests.bench.memory_per_object adapter 10000 doc.json --trace   # one process, one way
+
+(the adapter writes its activity document to the file given, the controller decodes it from there).
 """
 
 from __future__ import annotations
