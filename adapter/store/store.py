@@ -24,7 +24,7 @@ woken (read through the usual path, recorded, rendered, listeners told). Past
 `PROBES_PER_SECOND` triggers at zero the probes are spaced further apart, so that their cost
 stays bounded (10,000 at zero: a probe every 2 s). A probe that finds
 nothing new costs a comparison per trigger and no rendering, rescheduling or notification:
-10,000 objects at zero cost 48 % of a core when every probe was a full read, about 2 % now
+10,000 objects at zero cost 48 % of a core when every probe was a full read, about 5 % now
 (docs/performance.md). A failed probe changes nothing (the polls report errors). Scalers billed
 per call opt out (`Scaler.activation_probes`).
 

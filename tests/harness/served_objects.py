@@ -130,22 +130,27 @@ def hpa(i: int) -> dict[str, Any]:
             "metadata": _metadata(f"keda-hpa-{name}", i, 3, labels=labels, ownerReferences=[owner],
                                   annotations={"eventscale.io/hpa-spec-hash": "0123456789abcdef"},
                                   managedFields=managed),
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name},
-                     "minReplicas": 1, "maxReplicas": 10,
-                     "metrics": [{"type": "External", "external": {
-                         "metric": {"name": metric, "selector": {"matchLabels": {"scaledobject.keda.sh/name": name}}},
-                         "target": {"type": "AverageValue", "averageValue": "5"}}}],
-                     "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-                                              "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15},
-                                                           {"type": "Percent", "value": 100, "periodSeconds": 15}]},
-                                  "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
-                                                "policies": [{"type": "Percent", "value": 100,
-                                                              "periodSeconds": 15}]}}},
+            "spec": hpa_spec("StatefulSet", name, metric),
             "status": {"currentReplicas": 0, "desiredReplicas": 0, "currentMetrics": None, "conditions": [
                 {"type": t, "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z",
                  "reason": "ScalingDisabled",
                  "message": "scaling is disabled since the replica count of the target is zero"}
                 for t in ("AbleToScale", "ScalingActive", "ScalingLimited")]}}
+
+
+def hpa_spec(target_kind: str, name: str, metric: str) -> dict[str, Any]:
+    """The spec of the HPA the controller makes for ScaledObject `name` (one external metric),
+    with the behavior the API server defaults."""
+    return {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": name},
+            "minReplicas": 1, "maxReplicas": 10,
+            "metrics": [{"type": "External", "external": {
+                "metric": {"name": metric, "selector": {"matchLabels": {"scaledobject.keda.sh/name": name}}},
+                "target": {"type": "AverageValue", "averageValue": "5"}}}],
+            "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                                     "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15},
+                                                  {"type": "Percent", "value": 100, "periodSeconds": 15}]},
+                         "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
+                                       "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}}}
 
 
 def page(make: Any, first: int, last: int) -> list[dict[str, Any]]:

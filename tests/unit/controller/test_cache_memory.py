@@ -17,6 +17,7 @@ from adapter.controller.object_cache import ObjectCache, transform_for
 from adapter.keda.names import SCALED_OBJECTS
 from adapter.keda.scaled_object_status import merged
 from adapter.kube.resources import DEPLOYMENTS, HPAS
+from tests.harness.served_objects import hpa_spec
 
 OBJECTS = 1000
 BOUND_BYTES = 4 * 1024  # per ScaledObject with its HPA and Scale, cache indexes included (about 3.2 KB measured)
@@ -56,18 +57,7 @@ def hpa(i: int) -> dict[str, Any]:
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
             "metadata": metadata(f"keda-hpa-{name}", i, labels=labels, ownerReferences=[owner],
                                  annotations={"eventscale.io/hpa-spec-hash": "0123456789abcdef"}),
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                     "minReplicas": 1, "maxReplicas": 10,
-                     "metrics": [{"type": "External", "external": {
-                         "metric": {"name": f"s0-redis-jobs-{i}",
-                                    "selector": {"matchLabels": {"scaledobject.keda.sh/name": name}}},
-                         "target": {"type": "AverageValue", "averageValue": "5"}}}],
-                     "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-                                              "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15},
-                                                           {"type": "Percent", "value": 100, "periodSeconds": 15}]},
-                                  "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
-                                                "policies": [{"type": "Percent", "value": 100,
-                                                              "periodSeconds": 15}]}}},
+            "spec": hpa_spec("Deployment", name, f"s0-redis-jobs-{i}"),
             "status": {"currentReplicas": 0, "desiredReplicas": 0, "conditions": [
                 {"type": t, "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z",
                  "reason": "ScalingDisabled",
