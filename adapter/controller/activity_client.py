@@ -69,7 +69,7 @@ class ActivityClient:
             self._answered()
             return
         response.raise_for_status()
-        self.update(decode_document(response.json()))
+        self.update(decode_document(response.content))
 
     def _answered(self) -> None:
         stale = not self.fresh

@@ -176,7 +176,7 @@ async def controller(n: int, trace: bool, document: Path) -> dict[str, Any]:
         del items
     phases.mark("typed caches")
     raw = document.read_bytes()
-    activity.update(decode_document(json.loads(raw)))
+    activity.update(decode_document(raw))
     del raw
     phases.mark("activity view")
     assert len(activity.objects) == n and cache.count(HPAS) == n

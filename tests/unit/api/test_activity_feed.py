@@ -144,7 +144,7 @@ def test_cpu_triggers_travel_as_resource_metrics_and_keep_keda_activity() -> Non
     mixed = ObjectActivity("ns", "mixed", "u", 1, None, (cpu, cron))
     assert only.active and only.known
     assert not mixed.active and mixed.known
-    document = decode_document(json.loads(encode_document("g", True, [encode_object(only), encode_object(mixed)])))
+    document = decode_document(encode_document("g", True, [encode_object(only), encode_object(mixed)]))
     decoded = {(o.namespace, o.name): o for o in document.objects}
     assert decoded[("ns", "only")].triggers[0].resource == ResourceMetric("cpu", "Utilization", "50", "app")
     assert decoded[("ns", "mixed")] == mixed

@@ -89,7 +89,7 @@ async def test_the_2019_scale_type_job_object_reads_env_from_its_first_container
 async def test_the_activity_document_carries_scaled_jobs_with_their_kind(world: Any) -> None:
     catalog, store, client = world
     await store.refresh(store.entries_of("ns", "ScaledJob/same"))
-    document = decode_document((await client.get("/activity")).json())
+    document = decode_document((await client.get("/activity")).content)
     by_key = {o.key: o for o in document.objects}
     job = by_key[("ns", "ScaledJob/same")]
     assert (job.kind, job.uid, job.generation, job.api_version) == ("ScaledJob", "uid-sj-same", 3, "keda.sh/v1alpha1")
@@ -104,7 +104,7 @@ async def test_the_activity_document_carries_scaled_jobs_with_their_kind(world: 
     catalog.apply(scaled_job("same", []), deleted=True)
     delta = await client.get("/activity", params={"since": document.generation})
     assert {"namespace": "ns", "name": "same", "kind": "ScaledJob"} in delta.json()["deleted"]
-    assert decode_document(delta.json()).deleted == (("ns", "ScaledJob/same"),)
+    assert decode_document(delta.content).deleted == (("ns", "ScaledJob/same"),)
     assert store.entries_of("ns", "ScaledJob/same") == () and len(store.entries_of("ns", "same")) == 1
 
 
