@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from adapter.kube.json_walk import decode_members
 
 Key = tuple[str, str]  # namespace, name (a ScaledJob's name prefixed "ScaledJob/": see object_key)
 SCALED_OBJECT_KIND = "ScaledObject"
@@ -348,70 +349,15 @@ def decode_object(raw: Any) -> ObjectActivity:
 
 
 def decode_document(body: bytes | str) -> ActivityDocument:
-    """A document from its JSON text, walked one member at a time: each entry of `scaledObjects`
-    becomes its `ObjectActivity` as it is reached, so the decoded form of the whole document
-    (several times its size: about 400 MB at 100,000 objects) never exists at once, and what the
-    allocator keeps of it afterwards is one entry's worth, not the document's."""
-    text = body.decode() if isinstance(body, bytes) else body
-    members: dict[str, Any] = {}
+    """A document from its JSON text, each entry of `scaledObjects` decoded as it is reached
+    (adapter.kube.json_walk: the decoded form of a full document at 100,000 objects would be
+    about 400 MB at once)."""
     objects: list[ObjectActivity] = []
-
-    def member(key: str, pos: int) -> int:
-        if key == "scaledObjects" and text.startswith("[", pos):
-            return _each_entry(text, pos, lambda raw: objects.append(decode_object(raw)))
-        members[key], pos = _JSON.raw_decode(text, pos)
-        return pos
-
-    _each_member(text, member)
+    members = decode_members(body, {"scaledObjects": lambda raw: objects.append(decode_object(raw))})
     objects += [decode_object(o) for o in _list(members.get("scaledObjects"), "scaledObjects")]  # null, or not a list
     deleted = tuple(object_key(_str(d, "kind", SCALED_OBJECT_KIND), _str(d, "namespace"), _str(d, "name"))
                     for d in (_mapping(item, "deleted") for item in _list(members.get("deleted"), "deleted")))
     return ActivityDocument(_str(members, "generation"), bool(members.get("full", True)), tuple(objects), deleted)
-
-
-_JSON = json.JSONDecoder()
-_SPACE = re.compile(r"[ \t\n\r]*")
-
-
-def _expect(text: str, pos: int, among: str, where: str) -> tuple[str, int]:
-    """The character at `pos` after any whitespace, which must be one of `among`; and the
-    position after it, whitespace skipped."""
-    pos = _SPACE.match(text, pos).end()  # type: ignore[union-attr]  # matches the empty string
-    found = text[pos:pos + 1]
-    if not found or found not in among:
-        raise ValueError(f"{where}: expected one of {among!r} at character {pos}")
-    return found, _SPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
-
-
-def _each_member(text: str, member: Callable[[str, int], int]) -> None:
-    """Walk a JSON object's members: `member(key, position of its value)` reads the value and
-    answers the position after it."""
-    _, pos = _expect(text, 0, "{", "document")
-    if text.startswith("}", pos):
-        return
-    while True:
-        key, pos = _JSON.raw_decode(text, pos)
-        if not isinstance(key, str):
-            raise ValueError(f"document: a member name must be a string at character {pos}")
-        _, pos = _expect(text, pos, ":", "document")
-        found, pos = _expect(text, member(key, pos), ",}", "document")
-        if found == "}":
-            if text[pos:].strip():
-                raise ValueError(f"document: extra data at character {pos}")
-            return
-
-
-def _each_entry(text: str, pos: int, entry: Callable[[Any], None]) -> int:
-    """Decode a JSON array's entries one at a time into `entry`; the position after the array."""
-    _, pos = _expect(text, pos, "[", "scaledObjects")
-    if text.startswith("]", pos):
-        return pos + 1
-    while True:
-        raw, pos = _JSON.raw_decode(text, pos)
-        entry(raw)
-        found, pos = _expect(text, pos, ",]", "scaledObjects")
-        if found == "]":
-            return pos
 
 
 MAX_REPLICAS = 2**31 - 1  # replica counts are int32 in Kubernetes

@@ -19,7 +19,6 @@ large JSON bodies (list pages) are parsed off the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -30,6 +29,7 @@ import httpx
 
 from adapter.kube import credentials
 from adapter.kube.credentials import SERVICE_ACCOUNT_DIR, Credentials
+from adapter.kube.json_walk import Entry, decode_members
 
 log = logging.getLogger("eventscale.kube")
 
@@ -88,27 +88,31 @@ class KubeApi:
         return {"Authorization": authorization} if authorization else {}
 
     async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                      body: Object | None = None, content_type: str = JSON,
-                      read_timeout: float | None = None) -> Object:
-        """`read_timeout` replaces the client's for a call whose answer may take long (a whole list)."""
+                      body: Object | None = None, content_type: str = JSON) -> Object:
         headers = self._headers()
         content = None
         if body is not None:
             headers["Content-Type"] = content_type
             content = json.dumps(body, separators=(",", ":")).encode()
-        timeout = self._client.timeout if read_timeout is None else httpx.Timeout(read_timeout, connect=10.0)
-        response = await self._client.request(method, path, params=params, content=content, headers=headers,
-                                              timeout=timeout)
+        response = await self._client.request(method, path, params=params, content=content, headers=headers)
         if response.status_code >= 400:
             raise _status_error(response)
-        if len(response.content) > 64 * 1024:  # a list page: parse it off the event loop
-            parsed: Object = await asyncio.to_thread(json.loads, response.content)
-            return parsed
         return dict(response.json())
 
-    async def get(self, path: str, params: Mapping[str, str] | None = None,
-                  read_timeout: float | None = None) -> Object:
-        return await self.request("GET", path, params=params, read_timeout=read_timeout)
+    async def get(self, path: str, params: Mapping[str, str] | None = None) -> Object:
+        return await self.request("GET", path, params=params)
+
+    async def get_list(self, path: str, params: Mapping[str, str], item: Entry,
+                       read_timeout: float | None = None) -> Object:
+        """A list (or one page of it): each of its `items` handed to `item` as it is decoded
+        (adapter.kube.json_walk), the rest of the answer (`metadata`: continue,
+        resourceVersion) returned. `read_timeout` replaces the client's for a list whose answer
+        may take long (100,000 objects at once)."""
+        timeout = self._client.timeout if read_timeout is None else httpx.Timeout(read_timeout, connect=10.0)
+        response = await self._client.get(path, params=params, headers=self._headers(), timeout=timeout)
+        if response.status_code >= 400:
+            raise _status_error(response)
+        return decode_members(response.content, {"items": item})
 
     async def post(self, path: str, body: Object) -> Object:
         return await self.request("POST", path, body=body)

@@ -111,20 +111,24 @@ class Reflector(Generic[T]):
 
     async def _list(self) -> None:
         objects: list[T] = []
+
+        def keep(raw: Object) -> None:  # each item as it is decoded: a page is never whole in memory
+            objects.append(self._transform(raw))
+
         params = {**self._params(), "limit": str(self.page_size)}
         while True:
             whole = "limit" not in params  # 100,000 objects at once take minutes on a busy server
             try:
-                page = await self._call(self.api.get(self.resource.path, params,
-                                                     read_timeout=WHOLE_LIST_TIMEOUT if whole else None))
+                page = await self._call(self.api.get_list(self.resource.path, params, keep,
+                                                          read_timeout=WHOLE_LIST_TIMEOUT if whole else None))
             except Gone:
                 if "continue" not in params:
                     raise
                 log.info("resource=%s list continuation expired after %d objects; listing all at once",
                          self.resource, len(objects))
-                objects, params = [], self._params()  # one request: nothing left to expire
+                objects.clear()
+                params = self._params()  # one request: nothing left to expire
                 continue
-            objects.extend(self._transform(raw) for raw in page.get("items") or [])
             meta = page.get("metadata") or {}
             if not meta.get("continue"):
                 break

@@ -31,14 +31,14 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 OBJECTS = 10_000
 PAGE = 500
-TOP = 30
+TOP = int(os.environ.get("TOP", "30"))
 
 
 def rss_mb() -> float:
@@ -85,11 +85,27 @@ class Phases:
         return {"traced": self.found, "top": top}
 
 
-def _pages(make: Callable[[int], dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:
-    """The list pages of `n` objects, one decoded at a time, as the Reflector reads them."""
+def _served(made: dict[Any, Callable[[int], dict[str, Any]]], n: int, where: Path) -> dict[Any, list[Path]]:
+    """The list pages of `n` objects of each resource as kube-apiserver serves them, 500 to a
+    page, written to files before measuring: read back, a page is one block of bytes, as off
+    the network, not the dicts that made it."""
     from tests.harness.served_objects import page
-    for first in range(0, n, PAGE):
-        yield page(make, first, min(n, first + PAGE))
+    where.mkdir(exist_ok=True)
+    pages: dict[Any, list[Path]] = {}
+    for resource, make in made.items():
+        for first in range(0, n, PAGE):
+            pages.setdefault(resource, []).append(where / f"{resource.plural}-{first}.json")
+            pages[resource][-1].write_bytes(page(make, first, min(n, first + PAGE)))
+    return pages
+
+
+def _listed(pages: list[Path], transform: Callable[[Any], Any]) -> list[Any]:
+    """Objects listed as the Reflector lists them: each item transformed as it is decoded."""
+    from adapter.kube.json_walk import decode_members
+    kept: list[Any] = []
+    for body in pages:
+        decode_members(body.read_bytes(), {"items": lambda raw: kept.append(transform(raw))})
+    return kept
 
 
 # -- the adapter --------------------------------------------------------------------------------
@@ -112,19 +128,14 @@ async def adapter(n: int, trace: bool, document: Path) -> dict[str, Any]:
     store.follow(catalog)
     api = KubeApi(Credentials("https://127.0.0.1:1"))  # never called: the lists are fed by hand
     source = KubernetesSource(api, catalog)
-    made = {SCALED_OBJECTS: scaled_object, STATEFUL_SETS: stateful_set}
+    pages = _served({SCALED_OBJECTS: scaled_object, STATEFUL_SETS: stateful_set}, n, document.parent / "adapter-pages")
     phases = Phases(trace)
     feed = ActivityFeed(catalog, store)
     exposition = Exposition(store)
     exposition.render()
     feed.document()
     for reflector in source.reflectors:
-        items: list[Any] = []
-        for page in _pages(made[reflector.resource], n) if reflector.resource in made else []:
-            items += [reflector._transform(raw) for raw in page]
-            del page
-        source.listed(reflector.resource, items)
-        del items
+        source.listed(reflector.resource, _listed(pages.get(reflector.resource, []), reflector._transform))
     phases.mark("source cache")
     source.sync()
     phases.mark("catalog + store")
@@ -165,15 +176,11 @@ async def controller(n: int, trace: bool, document: Path) -> dict[str, Any]:
 
     cache = ObjectCache(lambda resource, old, new: None)
     activity = ActivityClient("http://127.0.0.1:1", lambda keys: None)
-    made = {SCALED_OBJECTS: scaled_object, HPAS: hpa, STATEFUL_SETS: stateful_set}
+    pages = _served({SCALED_OBJECTS: scaled_object, HPAS: hpa, STATEFUL_SETS: stateful_set}, n,
+                    document.parent / "controller-pages")
     phases = Phases(trace)
     for resource in (*SCALED_OBJECT_RESOURCES, HPAS, DEPLOYMENTS, STATEFUL_SETS):
-        transform, items = transform_for(resource), []
-        for page in _pages(made[resource], n) if resource in made else []:
-            items += [transform(raw) for raw in page]
-            del page
-        cache.listed(resource, items)
-        del items
+        cache.listed(resource, _listed(pages.get(resource, []), transform_for(resource)))
     phases.mark("typed caches")
     raw = document.read_bytes()
     activity.update(decode_document(raw))

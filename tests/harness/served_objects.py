@@ -153,7 +153,7 @@ def hpa_spec(target_kind: str, name: str, metric: str) -> dict[str, Any]:
                                        "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}}}
 
 
-def page(make: Any, first: int, last: int) -> list[dict[str, Any]]:
-    """Objects `first` to `last` (excluded) as decoding one list page gives them: fresh strings."""
-    decoded: list[dict[str, Any]] = json.loads(json.dumps([make(i) for i in range(first, last)]))
-    return decoded
+def page(make: Any, first: int, last: int) -> bytes:
+    """Objects `first` to `last` (excluded) as one list page's body, as kube-apiserver serves it."""
+    return json.dumps({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1000", "continue": "x"},
+                       "items": [make(i) for i in range(first, last)]}, separators=(",", ":")).encode()
