@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -342,5 +343,8 @@ def raised_at(exc: BaseException) -> str:
 
 
 def _text(value: Any) -> str:
-    """A key part: sources pass strings; anything else is a key no lookup matches, never its text."""
-    return value if isinstance(value, str) else "" if value is None else f"<{type(value).__name__}>"
+    """A key part: sources pass strings (interned: the keys of 100,000 objects share one copy of
+    each kind and namespace); anything else is a key no lookup matches, never its text."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    return "" if value is None else f"<{type(value).__name__}>"

@@ -185,7 +185,7 @@ def _restored(kept: Kept) -> Object:
 
 def _key(obj: Object) -> Key:
     meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    return _text(str(meta.get("namespace") or "")), _text(str(meta.get("name") or ""))
 
 
 class KubernetesSource:
