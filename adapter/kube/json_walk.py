@@ -71,7 +71,12 @@ def _expect(text: str, pos: int, among: str) -> tuple[str, int]:
 
 
 def _skip(text: str, pos: int) -> int:
+    if text[pos:pos + 1] not in _BLANKS:  # compact JSON, as kube-apiserver writes it: no regex call
+        return pos
     return _SPACE.match(text, pos).end()  # type: ignore[union-attr]  # the pattern matches the empty string
+
+
+_BLANKS = frozenset(" \t\n\r")
 
 
 def _end(text: str, pos: int, members: dict[str, Any]) -> dict[str, Any]:
