@@ -14,7 +14,8 @@ Why an async client (httpx) and not the official `kubernetes` client in worker t
 
 Credentials (a kubeconfig or the in-cluster service account) come from credentials.py, which
 hands only exec plugins and auth-providers to the official package. Every call has a timeout;
-large JSON bodies (list pages) are parsed off the event loop.
+list answers are decoded an item at a time, each handed to the caller's transform at once
+(json_walk.py), so a page never exists whole as dicts.
 """
 
 from __future__ import annotations
