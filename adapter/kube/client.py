@@ -88,16 +88,25 @@ class KubeApi:
         authorization = self.credentials.authorization()
         return {"Authorization": authorization} if authorization else {}
 
-    async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                      body: Object | None = None, content_type: str = JSON) -> Object:
+    async def _send(self, method: str, path: str, params: Mapping[str, str] | None, *, body: Object | None = None,
+                    content_type: str = JSON, read_timeout: float | None = None) -> httpx.Response:
+        """The answer to one call, or its error status raised. `read_timeout` replaces the
+        client's for a call whose answer may take long (a list of 100,000 objects at once)."""
         headers = self._headers()
         content = None
         if body is not None:
             headers["Content-Type"] = content_type
             content = json.dumps(body, separators=(",", ":")).encode()
-        response = await self._client.request(method, path, params=params, content=content, headers=headers)
+        timeout = self._client.timeout if read_timeout is None else httpx.Timeout(read_timeout, connect=10.0)
+        response = await self._client.request(method, path, params=params, content=content, headers=headers,
+                                              timeout=timeout)
         if response.status_code >= 400:
             raise _status_error(response)
+        return response
+
+    async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                      body: Object | None = None, content_type: str = JSON) -> Object:
+        response = await self._send(method, path, params, body=body, content_type=content_type)
         return dict(response.json())
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Object:
@@ -107,12 +116,8 @@ class KubeApi:
                        read_timeout: float | None = None) -> Object:
         """A list (or one page of it): each of its `items` handed to `item` as it is decoded
         (adapter.kube.json_walk), the rest of the answer (`metadata`: continue,
-        resourceVersion) returned. `read_timeout` replaces the client's for a list whose answer
-        may take long (100,000 objects at once)."""
-        timeout = self._client.timeout if read_timeout is None else httpx.Timeout(read_timeout, connect=10.0)
-        response = await self._client.get(path, params=params, headers=self._headers(), timeout=timeout)
-        if response.status_code >= 400:
-            raise _status_error(response)
+        resourceVersion) returned."""
+        response = await self._send("GET", path, params, read_timeout=read_timeout)
         return decode_members(response.content, {"items": item})
 
     async def post(self, path: str, body: Object) -> Object:

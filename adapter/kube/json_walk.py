@@ -23,6 +23,7 @@ Entry = Callable[[Any], None]
 
 _JSON = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
+_BLANKS = frozenset(" \t\n\r")
 
 
 def decode_members(body: bytes | str, arrays: Mapping[str, Entry]) -> dict[str, Any]:
@@ -74,9 +75,6 @@ def _skip(text: str, pos: int) -> int:
     if text[pos:pos + 1] not in _BLANKS:  # compact JSON, as kube-apiserver writes it: no regex call
         return pos
     return _SPACE.match(text, pos).end()  # type: ignore[union-attr]  # the pattern matches the empty string
-
-
-_BLANKS = frozenset(" \t\n\r")
 
 
 def _end(text: str, pos: int, members: dict[str, Any]) -> dict[str, Any]:

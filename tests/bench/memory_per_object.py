@@ -26,9 +26,9 @@ import asyncio
 import ctypes
 import gc
 import json
-import os
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 OBJECTS = 10_000
 PAGE = 500
-TOP = int(os.environ.get("TOP", "30"))
+TOP = 30
 
 
 def rss_mb() -> float:
@@ -91,11 +91,12 @@ def _served(made: dict[Any, Callable[[int], dict[str, Any]]], n: int, where: Pat
     the network, not the dicts that made it."""
     from tests.harness.served_objects import page
     where.mkdir(exist_ok=True)
-    pages: dict[Any, list[Path]] = {}
+    pages: dict[Any, list[Path]] = {resource: [] for resource in made}
     for resource, make in made.items():
         for first in range(0, n, PAGE):
-            pages.setdefault(resource, []).append(where / f"{resource.plural}-{first}.json")
-            pages[resource][-1].write_bytes(page(make, first, min(n, first + PAGE)))
+            body = where / f"{resource.plural}-{first}.json"
+            body.write_bytes(page(make, first, min(n, first + PAGE)))
+            pages[resource].append(body)
     return pages
 
 
@@ -206,16 +207,14 @@ def measure(which: str, n: int, trace: bool, document: Path, warm: Path | None =
 
 
 def run(n: int = OBJECTS) -> dict[str, Any]:
-    document = Path(f"/tmp/activity-document-{os.getpid()}.json")
-    try:
+    with tempfile.TemporaryDirectory() as tmp:  # the document, and the list pages written beside it
+        document = Path(tmp) / "activity-document.json"
         results: dict[str, Any] = {"objects": n}
         for which in PROCESSES:  # the adapter first: it writes the document the controller decodes
             began = time.monotonic()
             results[which] = {**measure(which, n, False, document), **measure(which, n, True, document),
                               "seconds": time.monotonic() - began}
         return results
-    finally:
-        document.unlink(missing_ok=True)
 
 
 def print_report(results: dict[str, Any]) -> None:
