@@ -282,7 +282,8 @@ class Controller:
             self.queue.add(owner, urgent=True)
         if owner is not None and new is not None:
             self._note_replicas(owner, new)
-        if old is None or new is None or old.target != new.target or old.owners != new.owners:
+        moved = old is None or new is None or old.target != new.target or old.owners != new.owners
+        if moved and self.elector.leading:  # else leadership, when it comes, looks at every object
             for kind, name in {(h.target.kind, h.target.name) for h in (old, new) if h is not None}:
                 self._wake_target(current.namespace, kind, name, but=owner)  # conflicts appeared or cleared
             for obj in self.cache.scaled_objects_of_hpa_name(current.namespace, current.name):
@@ -298,6 +299,8 @@ class Controller:
         self._wake_target(current.namespace, resource.kind, current.name)
 
     def _wake_target(self, namespace: str, kind: str, name: str, but: SoKey | None = None) -> None:
+        if not self.elector.leading:
+            return  # leadership, when it comes, looks at every object (the initial lists: 100,000 lookups less)
         for obj in self.cache.scaled_objects_of_target(namespace, kind, name):
             if obj.key != but:
                 self.queue.add(obj.key)
@@ -362,9 +365,9 @@ class Controller:
     def _note_target(self, key: Key, **changes: Any) -> bool:
         """Change what the adapter is told of this target; True when something changed."""
         before = self._targets.get(key) or TargetState(*key)
+        if all(getattr(before, field) == value for field, value in changes.items()):
+            return False  # the common case, at every reconcile: no new state object made
         after = replace(before, **changes)
-        if after == before:
-            return False
         self._targets[key] = after
         self._targets_changed.set()
         return True

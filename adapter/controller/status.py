@@ -41,6 +41,8 @@ def merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[s
     patch: dict[str, Any] = {}
     for key, value in wanted.items():
         old = current.get(key)
+        if old == value and value is not None:
+            continue  # most fields of a status rewritten as it was: settled at C speed
         if value is None:
             if key in current:
                 patch[key] = None

@@ -195,6 +195,8 @@ class TriggerAuthentication:
 
 def mapping(value: Any, where: str) -> Mapping[str, Any]:
     """A field that must be an object (None is empty): the object kinds of keda.sh read theirs so."""
+    if type(value) is dict:  # the common case, without the abstract class check
+        return value
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -207,13 +209,15 @@ _SCALARS = (str, int, float, bool)
 
 def _string(value: Any, where: str, default: str = "") -> str:
     """A scalar as text (booleans as KEDA spells them); None is `default`; anything else is refused."""
+    if type(value) is str:  # the common case first
+        return sys.intern(value)  # one copy of a name however many objects and caches hold it
     if value is None:
         return default
     if isinstance(value, bool):
         return str(value).lower()
     if not isinstance(value, _SCALARS):
         raise InvalidObject(f"{where} must be a string")
-    return sys.intern(str(value))  # one copy of a name however many objects and caches hold it
+    return sys.intern(str(value))
 
 
 def _flag(value: Any, where: str) -> bool:

@@ -105,7 +105,7 @@ def _int(value: Any) -> int | None:
 
 
 def _mapping(value: Any) -> Mapping[str, Any] | None:
-    return value if isinstance(value, Mapping) else None
+    return value if type(value) is dict or isinstance(value, Mapping) else None  # dict: the common case, fast
 
 
 _SHARED: dict[Any, Any] = {}  # most objects hold the same few conditions, GVKR, health: one copy of each
