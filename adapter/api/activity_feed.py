@@ -19,7 +19,10 @@ a second time, so it reads what the store already knows:
                                   of a Value metric), which are at zero (probed for activity),
                                   which the HPA takes to zero itself and from when their metrics
                                   may be served as 0 (native scale-to-zero); `complete`: every
-                                  object, those left out having nothing to report
+                                  object, those left out having nothing to report; otherwise
+                                  the listed objects change. The answer's X-Eventscale-Adapter
+                                  names this process; a report whose `base` names another is
+                                  409 (the adapter restarted: send a complete one)
     GET  /healthz
 
 The long poll is why activation is quick: a read that changes a value wakes the controller at
@@ -60,6 +63,7 @@ from adapter.catalog.catalog import READERS, Catalog
 from adapter.catalog.resolve import ResolvedScaledObject, ResolvedTrigger
 from adapter.catalog.scaled_job_triggers import ResolvedScaledJob
 from adapter.keda.activity import (
+    ADAPTER_HEADER,
     SCALED_OBJECT_KIND,
     Key,
     ObjectActivity,
@@ -265,8 +269,12 @@ def build_internal_app(feed: ActivityFeed) -> FastAPI:
             message = ('expected {"items": [{"namespace", "name", "replicas", "atZero", "native", "zeroFrom", '
                        f'"readyReplicas"}}]}}: {exc}')
             return Response(json.dumps({"error": message}), 400, media_type="application/json")
+        headers = {ADAPTER_HEADER: feed.boot}
+        if report.base is not None and report.base != feed.boot and not report.complete:
+            message = "the report changes what another adapter process was told: send a complete one"
+            return Response(json.dumps({"error": message}), 409, headers, media_type="application/json")
         feed.store.set_targets(report)
-        return Response(status_code=204)
+        return Response(status_code=204, headers=headers)
 
     return app
 

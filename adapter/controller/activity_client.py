@@ -22,7 +22,15 @@ from collections.abc import Callable
 
 import httpx
 
-from adapter.keda.activity import ActivityDocument, Key, ObjectActivity, TargetsReport, decode_document, encode_targets
+from adapter.keda.activity import (
+    ADAPTER_HEADER,
+    ActivityDocument,
+    Key,
+    ObjectActivity,
+    TargetsReport,
+    decode_document,
+    encode_targets,
+)
 
 log = logging.getLogger("eventscale.activity")
 
@@ -101,9 +109,15 @@ class ActivityClient:
         if changed:
             self.on_change(changed)
 
-    async def report_targets(self, report: TargetsReport) -> None:
+    async def report_targets(self, report: TargetsReport) -> str | None:
+        """Send `report`; the adapter process that took it, or None when it took a report that
+        is not complete from no one, or refused one based on another process (409)."""
         response = await self._client.post("/replicas", json=encode_targets(report))
+        if response.status_code == 409 and not report.complete:
+            return None
         response.raise_for_status()
+        told: str | None = response.headers.get(ADAPTER_HEADER)
+        return told
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -125,6 +125,8 @@ class Controller:
         self._failures: dict[SoKey, int] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._targets: dict[Key, TargetState] = {}  # reported to the adapter
+        self._unsent: set[Key] = set()  # targets changed since the adapter's last report
+        self._told: str | None = None  # the adapter process told every target (see TargetsReport)
         self._targets_changed = asyncio.Event()
         self._ready_changed = asyncio.Event()  # a ready count is reported at once (see _report_targets)
         self.ready_pods = ReadyPods(self.kube, self._note_ready)
@@ -260,6 +262,7 @@ class Controller:
             self.reconciler.forget(current.key)
             self.ready_pods.want((current.namespace, current.name), None)
             if self._targets.pop((current.namespace, current.name), None) is not None:
+                self._unsent.add((current.namespace, current.name))
                 self._targets_changed.set()
         else:
             self._note_native(new)
@@ -369,12 +372,14 @@ class Controller:
             return False  # the common case, at every reconcile: no new state object made
         after = replace(before, **changes)
         self._targets[key] = after
+        self._unsent.add(key)
         self._targets_changed.set()
         return True
 
     async def _report_targets(self) -> None:
-        """Send every state when one changes, and again every 30 s (a restarted adapter). The
-        report is complete: objects left out are scaled up and need no current count. A follower
+        """Tell the adapter the states that changed, when some do, and at least every 30 s (an
+        adapter that restarted refuses a report based on its predecessor: it is then told
+        every state, objects left out being scaled up with no current count to know). A follower
         reports none at zero, so its adapter neither probes nor listens to pushes for them.
         Reports are at least 0.5 s apart, but for a changed ready count: the HPA counts the same
         pods, and an answer computed from the old count makes it compute the wrong replicas."""
@@ -384,16 +389,29 @@ class Controller:
                     await self._targets_changed.wait()
             self._targets_changed.clear()
             self._ready_changed.clear()
-            items = tuple(t for t in self._targets.values() if t.reported)
+            report, unsent = self._next_report(), self._unsent
+            self._unsent = set()
             try:
-                await self.activity.report_targets(TargetsReport(items, complete=True))
+                told = await self.activity.report_targets(report)
             except httpx.HTTPError as exc:
                 log.warning("adapter=%s targets not reported: error=%r", self.options.adapter_url,
                             str(exc) or type(exc).__name__)
+                self._unsent |= unsent
                 self._targets_changed.set()
+            else:
+                self._told = told
+                if told is None and not report.complete:  # another adapter process: tell it all
+                    self._targets_changed.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.5):
                     await self._ready_changed.wait()
+
+    def _next_report(self) -> TargetsReport:
+        """Every state the adapter needs, or, once an adapter process was told them, the changes."""
+        if self._told is None:
+            return TargetsReport(tuple(t for t in self._targets.values() if t.reported), complete=True)
+        changed = (self._targets.get(key) or TargetState(*key) for key in sorted(self._unsent))
+        return TargetsReport(tuple(changed), base=self._told)
 
     async def _log_stats(self) -> None:
         """What the controller holds and has done, when it changed: for operators and benchmarks."""

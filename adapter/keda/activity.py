@@ -190,10 +190,21 @@ class TargetState:
 @dataclass(frozen=True)
 class TargetsReport:
     """One POST /replicas: some objects' states, or (`complete`) every object the controller
-    reports, objects left out having nothing to report (scaled up, no fallback)."""
+    reports, objects left out having nothing to report (scaled up, no fallback).
+
+    A report that is not complete changes the objects it lists: one that says nothing drops
+    what the adapter held of it. `base` names the adapter process its sender last told
+    everything (`ADAPTER_HEADER` of that answer): an adapter that is another process refuses
+    the report with 409, and the controller sends a complete one. So the controller sends what
+    changed, not every object at every change.
+    """
 
     items: tuple[TargetState, ...]
     complete: bool = False
+    base: str | None = None
+
+
+ADAPTER_HEADER = "X-Eventscale-Adapter"  # POST /replicas answers: the adapter process that took it
 
 
 # -- encoding ------------------------------------------------------------------------------------
@@ -247,7 +258,8 @@ def encode_document(generation: str, full: bool, encoded_objects: Iterable[bytes
 
 
 def encode_targets(report: TargetsReport) -> dict[str, Any]:
-    return {"complete": report.complete,
+    base = {} if report.base is None else {"base": report.base}
+    return {"complete": report.complete, **base,
             "items": [{"namespace": t.namespace, "name": t.name, "replicas": t.replicas, "atZero": t.at_zero,
                        "native": t.native, "zeroFrom": t.zero_from, "readyReplicas": t.ready} for t in report.items]}
 
@@ -389,4 +401,4 @@ def decode_targets(raw: Any) -> TargetsReport:
         items.append(TargetState(_str(item, "namespace"), _str(item, "name"), _replicas(item),
                                  at_zero=bool(item.get("atZero")), native=bool(item.get("native")),
                                  zero_from=_epoch(item.get("zeroFrom")), ready=_replicas(item, "readyReplicas")))
-    return TargetsReport(tuple(items), complete=bool(body.get("complete")))
+    return TargetsReport(tuple(items), complete=bool(body.get("complete")), base=_optional_str(body, "base"))

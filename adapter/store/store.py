@@ -393,7 +393,7 @@ class MetricStore:
         """Take the controller's report (replica and ready counts, objects at zero); the
         objects whose state changed are rendered again, rescheduled and re-watched."""
         incoming = {t.key: t for t in report.items if t.reported}
-        keys = set(incoming) | (set(self._targets) if report.complete else set())
+        keys = {t.key for t in report.items} | (set(self._targets) if report.complete else set())
         if report.complete and not self._targets_complete:
             self._targets_complete = True
             keys |= set(self._by_object)  # "not reported yet" becomes "not at zero"
