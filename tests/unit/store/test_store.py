@@ -14,7 +14,7 @@ from typing import Any
 
 from adapter.catalog.catalog import Catalog
 from adapter.keda.activity import TargetsReport, TargetState
-from adapter.store.store import MetricStore
+from adapter.store.store import READ_BATCH, MetricStore
 from scalers import MetricSpec, Scaler, ScalerClient, ScalerError, ScalerRegistry, TriggerParams, param, parse_params
 
 
@@ -170,6 +170,18 @@ async def test_poll_reads_due_entries_in_one_batch_and_tracks_activity() -> None
     now[0] = 15
     assert [e.trigger.scaled_object for e in store.due()] == ["x"]
     assert [e.active for e in store.entries()] == [False, True]  # value > activation (1)
+
+
+async def test_a_large_batch_is_read_in_calls_of_at_most_read_batch() -> None:
+    """100,000 triggers of one Redis in one call outlived the read timeout, and all failed."""
+    n = 2 * READ_BATCH + 7
+    world = World(values={f"k{i}": 1 for i in range(n)})
+    _, store = setup(world, *(scaled_object(f"o{i}", "s1", f"k{i}") for i in range(n)))
+    await store.refresh(store.entries())
+    assert [len(keys) for _, keys in world.reads] == [READ_BATCH, READ_BATCH, 7]
+    assert {k for _, keys in world.reads for k in keys} == set(world.values)  # each read once
+    assert all(e.value == 1 and e.error is None for e in store.entries())
+    await store.aclose()
 
 
 def with_fallback(obj: dict[str, Any], threshold: int, replicas: int, behavior: str = "static") -> dict[str, Any]:
