@@ -110,8 +110,8 @@ class ActivityClient:
             self.on_change(changed)
 
     async def report_targets(self, report: TargetsReport) -> str | None:
-        """Send `report`; the adapter process that took it, or None when it took a report that
-        is not complete from no one, or refused one based on another process (409)."""
+        """Send `report`; the adapter process that took it, or None: a report based on another
+        process was refused (409), or the adapter did not name itself (the next report is complete)."""
         response = await self._client.post("/replicas", json=encode_targets(report))
         if response.status_code == 409 and not report.complete:
             return None
