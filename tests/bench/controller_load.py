@@ -428,10 +428,10 @@ def restart_pair(stack: Stack) -> dict[str, float]:
     pod.adapter.start(timeout=600)
     adapter_ready = time.monotonic() - started
     pod.controller.flags = pod.controller.flags[:-len(SETUP_FLAGS)]
-    lines = pod.controller.log().count("ready in ")
+    since = pod.controller.log_size()
     controller_started = time.monotonic()
     pod.controller.start()
-    wait_for(lambda: pod.controller.log().count("ready in ") > lines, 900, "the controller ready", 0.2)
+    wait_for(lambda: "ready in " in pod.controller.log(since), 900, "the controller ready", 0.2)
     return {"adapter_ready_s": adapter_ready, "controller_ready_s": time.monotonic() - controller_started}
 
 

@@ -55,5 +55,14 @@ class ControllerProcess:
                 self.process.kill()
                 self.process.wait()
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def log(self, since: int = 0) -> str:
+        """The log from byte `since` on (`log_size()` taken earlier): a wait on the next line
+        need not reread what a long run wrote before."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(since)
+            return log.read().decode(errors="replace")
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
