@@ -33,6 +33,11 @@ again (once per change, whatever the number of readers), and a delta is found by
 objects newest first until one is older than `since`: an answer costs what changed, not what
 exists. The full document (a first request, a restart) is the encoded objects joined.
 
+Encoding runs in the event loop that also times the scalers' reads, so it yields every
+`ENCODE_SLICE` objects: at start-up every object is new, and encoding 100,000 at once held the
+loop long enough for reads already sent to outlive their timeout and fail as if the broker had
+not answered. One settle runs at a time; an answer waits for the one under way.
+
 ScaledJobs (and 2019 `scaleType: job` ScaledObjects) are in the same document, a ScaledJob
 with `"kind": "ScaledJob"`: the controller counts the Jobs to create from the same per-trigger
 view.
@@ -86,6 +91,7 @@ log = logging.getLogger("eventscale.internal")
 MAX_WAIT = 60.0
 SETTLE = 0.02  # after a change, let the rest of a batch of reads land in the same answer
 MIN_TOMBSTONES = 1000  # deletions remembered for deltas, at least; more when there are many objects
+ENCODE_SLICE = 500  # objects encoded between yields to the event loop (about 5 ms of work)
 
 
 @dataclass(slots=True)
@@ -109,12 +115,13 @@ class ActivityFeed:
         self._floor = 0  # deltas since a version below this cannot list every deletion
         self._dirty: set[Key] = set(self._known())
         self._changed = asyncio.Event()
+        self._settling = asyncio.Lock()
         catalog.subscribe(self._mark)
         store.subscribe(self._mark)
 
     @property
     def generation(self) -> str:
-        self._settle()
+        """The generation of what is encoded so far (`settled()` first encodes what changed)."""
         return f"{self.boot}-{self.version}"
 
     def _mark(self, keys: set[Key]) -> None:
@@ -126,10 +133,21 @@ class ActivityFeed:
         problems = [p.ref for p in self.catalog.problems if p.ref.kind in READERS]
         return [*self.catalog.readers(), *(object_key(r.kind, r.namespace, r.name) for r in problems)]
 
-    def _settle(self) -> None:
-        """Encode the objects marked changed; those that really differ get a new version."""
-        dirty, self._dirty = self._dirty, set()
-        for key in sorted(dirty):
+    async def settled(self) -> str:
+        """Encode the objects marked changed, a slice at a time; those that really differ get a
+        new version. Returns the generation that includes every change marked before the call."""
+        async with self._settling:
+            while self._dirty:
+                dirty, self._dirty = sorted(self._dirty), set()
+                for first in range(0, len(dirty), ENCODE_SLICE):
+                    if first:
+                        await asyncio.sleep(0)
+                    self._encode(dirty[first:first + ENCODE_SLICE])
+            self._forget_tombstones()
+        return self.generation
+
+    def _encode(self, keys: list[Key]) -> None:
+        for key in keys:
             found = self._of_key(key)
             body = encode_object(found) if found is not None else None
             old = self._objects.get(key)
@@ -140,7 +158,6 @@ class ActivityFeed:
             self._tombstones += (body is None) - (old is not None and old.body is None)
             self._objects[key] = _Encoded(self.version, body)
             self._objects.move_to_end(key)
-        self._forget_tombstones()
 
     def _forget_tombstones(self) -> None:
         if self._tombstones <= max(MIN_TOMBSTONES, len(self._objects) // 10):
@@ -161,7 +178,7 @@ class ActivityFeed:
     async def wait(self, generation: str | None, timeout: float) -> None:
         """Return when something changed since `generation`, or after `timeout` seconds."""
         deadline = self.clock() + timeout
-        while self.generation == generation:
+        while await self.settled() == generation:
             changed = self._changed
             remaining = deadline - self.clock()
             if remaining <= 0:
@@ -171,9 +188,9 @@ class ActivityFeed:
                     await changed.wait()
                     await asyncio.sleep(SETTLE)
 
-    def document(self, since: str | None = None) -> bytes:
+    async def document(self, since: str | None = None) -> bytes:
         """The full document, or the delta since `since` when it can be answered."""
-        generation = self.generation  # settles
+        generation = await self.settled()
         version = self._since(since)
         if version is None:
             return encode_document(generation, True, (e.body for e in self._objects.values() if e.body is not None))
@@ -249,9 +266,9 @@ def build_internal_app(feed: ActivityFeed) -> FastAPI:
     async def activity(since: str | None = None, wait: float = 0.0) -> Response:
         if since is not None:
             await feed.wait(since, min(max(wait, 0.0), MAX_WAIT))
-            if feed.generation == since:
+            if await feed.settled() == since:
                 return Response(status_code=304)
-        return Response(feed.document(since), media_type="application/json")
+        return Response(await feed.document(since), media_type="application/json")
 
     @app.get("/activity/{namespace}/{name}")
     async def one(namespace: str, name: str, kind: str = SCALED_OBJECT_KIND) -> Response:

@@ -94,9 +94,9 @@ class ControllerOptions:
 
 class Controller:
     def __init__(self, api: KubeApi, options: ControllerOptions,
-                 activity_transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 activity_transport: httpx.AsyncBaseTransport | None = None, lease_api: KubeApi | None = None) -> None:
         self.api, self.options = api, options
-        self.elector = LeaderElector(api, options.lease_namespace, options.lease_name, options.identity,
+        self.elector = LeaderElector(lease_api or api, options.lease_namespace, options.lease_name, options.identity,
                                      lease_duration=options.lease_duration, renew_deadline=options.renew_deadline,
                                      retry_period=options.retry_period)
         self.kube = ControllerKube(api, RateLimiter(options.qps, options.burst), self.elector.valid)
@@ -437,8 +437,11 @@ def _hpa_essence(hpa: Hpa) -> tuple[object, ...]:
 
 
 async def run_controller(api: KubeApi, options: ControllerOptions, stop: asyncio.Event) -> None:
-    """Run until `stop` is set; then release the Lease and close clients."""
-    controller = Controller(api, options)
+    """Run until `stop` is set; then release the Lease and close clients. The Lease is renewed
+    over a connection of its own: with many workers busy, a renewal waiting for a pooled
+    connection was late (PoolTimeout) and leadership was lost mid-work."""
+    lease_api = KubeApi(api.credentials, timeout=options.renew_deadline)
+    controller = Controller(api, options, lease_api=lease_api)
     mirror = HttpScaledObjectMirror(api, controller.kube, lambda: controller.elector.leading,
                                     resync=min(options.resync_period, 30.0))
     task = asyncio.create_task(_together(controller.run(), mirror.run()))
@@ -448,6 +451,7 @@ async def run_controller(api: KubeApi, options: ControllerOptions, stop: asyncio
     with contextlib.suppress(asyncio.CancelledError):
         await task
     stopping.cancel()
+    await lease_api.aclose()
     await api.aclose()
 
 

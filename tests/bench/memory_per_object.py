@@ -134,7 +134,7 @@ async def adapter(n: int, trace: bool, document: Path) -> dict[str, Any]:
     feed = ActivityFeed(catalog, store)
     exposition = Exposition(store)
     exposition.render()
-    feed.document()
+    await feed.document()
     for reflector in source.reflectors:
         source.listed(reflector.resource, _listed(pages.get(reflector.resource, []), reflector._transform))
     phases.mark("source cache")
@@ -151,7 +151,7 @@ async def adapter(n: int, trace: bool, document: Path) -> dict[str, Any]:
     store.set_targets(TargetsReport(tuple(TargetState(*key, at_zero=True) for key in sorted(keys)), complete=True))
     del keys
     phases.mark("targets at zero")
-    body = feed.document()
+    body = await feed.document()
     document.write_bytes(body)
     del body
     phases.mark("activity feed")

@@ -7,6 +7,7 @@ in-process transport.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapter.api.activity_feed import ActivityFeed, build_internal_app
+from adapter.api.activity_feed import ENCODE_SLICE, ActivityFeed, build_internal_app
 from adapter.catalog.catalog import Catalog
 from adapter.keda.activity import (
     ObjectActivity,
@@ -147,3 +148,36 @@ def test_cpu_triggers_travel_as_resource_metrics_and_keep_keda_activity() -> Non
     decoded = {(o.namespace, o.name): o for o in document.objects}
     assert decoded[("ns", "only")].triggers[0].resource == ResourceMetric("cpu", "Utilization", "50", "app")
     assert decoded[("ns", "mixed")] == mixed
+
+
+async def test_encoding_many_objects_gives_way_to_the_event_loop() -> None:
+    """At start-up every object is new: encoding them all in one go held the loop for seconds,
+    and scaler reads in flight outlived their timeouts. A reader arriving meanwhile waits for
+    the settle under way and sees every object."""
+    catalog, store = Catalog(REGISTRY), MetricStore()
+    store.follow(catalog)
+    feed = ActivityFeed(catalog, store)
+    objects = 4 * ENCODE_SLICE + 1
+    catalog.replace_all([(scaled_object(f"so-{i}", [{"type": "cron", "metadata": ALWAYS}]), "t")
+                         for i in range(objects)])
+    turns = 0
+    first_encoded = asyncio.Event()
+
+    async def other_task() -> None:
+        nonlocal turns
+        while feed.encodings < objects:
+            turns += feed.encodings > 0
+            if feed.encodings:
+                first_encoded.set()
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_task())
+    settling = asyncio.create_task(feed.settled())
+    await first_encoded.wait()
+    late_reader = json.loads(await feed.document())  # arrives mid-settle
+    generation = await settling
+    await other
+    await store.aclose()
+
+    assert turns >= 4  # the other task ran between slices, not only before and after
+    assert late_reader["generation"] == generation and len(late_reader["scaledObjects"]) == objects

@@ -32,14 +32,14 @@ async def test_one_change_among_many_is_encoded_and_rendered_once() -> None:
     feed, metrics = ActivityFeed(catalog, store), Exposition(store)
     catalog.replace_all([(scaled_object(f"so-{i}"), "t") for i in range(OBJECTS)])
     await store.refresh(store.entries())
-    start = json.loads(feed.document())
+    start = json.loads(await feed.document())
     assert start["full"] and len(start["scaledObjects"]) == OBJECTS
     before = metrics.render()
     encodings, rendered = feed.encodings, metrics.objects.rendered
 
     catalog.apply(scaled_object("so-7", replicas="9"))
     await store.refresh(store.entries_of("ns", "so-7"))
-    delta = json.loads(feed.document(start["generation"]))
+    delta = json.loads(await feed.document(start["generation"]))
     after = metrics.render()
 
     assert [o["name"] for o in delta["scaledObjects"]] == ["so-7"] and not delta["full"]
