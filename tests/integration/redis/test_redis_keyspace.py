@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from scalers.redis import keyspace
 from scalers.redis.keyspace import missing_flags
 from tests.harness.redis_servers import RedisServer
 
@@ -62,6 +63,19 @@ async def subscribed(server: RedisServer, channel: str, count: int) -> None:
     while (found := dict(server.admin().pubsub_numsub(channel)).get(channel.encode(), 0)) != count:
         assert time.monotonic() < deadline, f"{channel}: {found} subscribers, expected {count}"
         await asyncio.sleep(0.02)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def config_gets(server: RedisServer) -> int:
+    """CONFIG GET calls the server has answered (how often the watch looked at its flags)."""
+    stats = server.admin().info("commandstats")
+    return int((stats.get("cmdstat_config|get") or {}).get("calls", 0))
 
 
 @pytest.mark.parametrize(("current", "classes", "missing"), [
@@ -114,17 +128,28 @@ async def test_watching_fewer_keys_unsubscribes(notifying: RedisServer, prefix: 
 
 
 async def test_a_silent_server_is_left_alone_and_said_so(silent: RedisServer, prefix: str, parse: Parse,
-                                                         open_client: Open, caplog: pytest.LogCaptureFixture) -> None:
+                                                         open_client: Open, caplog: pytest.LogCaptureFixture,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keyspace, "CONFIG_RECHECK", 0.2)
     config = parse("redis", {"address": silent.address, "listName": f"{prefix}q"})
     client, woken = open_client(config), Woken()
+    channel = f"__keyspace@0__:{prefix}q"
     with caplog.at_level(logging.WARNING, logger="eventscale.scalers.redis"):
         client.watch([config], woken)
-        await subscribed(silent, f"__keyspace@0__:{prefix}q", 1)
-    assert "keyspace notifications are off" in caplog.text and 'needs "Kl"' in caplog.text
+        await until(lambda: "keyspace notifications are off" in caplog.text)
+    assert 'needs "Kl"' in caplog.text
     assert silent.admin().config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
+    looks = config_gets(silent)
+    await until(lambda: config_gets(silent) >= looks + 2)  # looked twice more: still nothing subscribed
+    assert dict(silent.admin().pubsub_numsub(channel)).get(channel.encode(), 0) == 0
+    assert caplog.text.count("keyspace notifications are off") == 1
     silent.admin().lpush(f"{prefix}q", "job")
     with pytest.raises(TimeoutError):
         await woken.next(timeout=0.5)
+    silent.admin().config_set("notify-keyspace-events", "Kl")  # the operator turns them on later
+    await subscribed(silent, channel, 1)
+    silent.admin().lpush(f"{prefix}q", "job")
+    assert await woken.next() == [config]
 
 
 async def test_enable_sets_the_flags_it_needs(silent: RedisServer, prefix: str, parse: Parse,
